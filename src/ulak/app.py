@@ -1,0 +1,160 @@
+"""The web application: API, customer pages, dev inbox, and (optionally) the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ulak.channels.service import email_transport
+from ulak.clock import Clock, SystemClock
+from ulak.config import Settings, get_settings
+from ulak.customers.api import router as customers_router
+from ulak.db import Database
+from ulak.errors import UlakError
+from ulak.events.api import router as events_router
+from ulak.messages.pages import dev_inbox_router, unsubscribe_router
+from ulak.web.pages import render_page, texts_for
+from ulak.worker import Workers
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(UlakError):
+    status_code = 413
+    code = "too_large"
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit, whether or not they declare their length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(f"the body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": {
+                    "code": "too_large",
+                    "message": f"the body is larger than {self.limit} bytes",
+                }
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/v1/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    run_workers: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or Database(settings.database_url)
+    clock = clock or SystemClock()
+    transport = email_transport(settings, database, clock)
+    workers = Workers(database, settings, clock, transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(workers.run()) if run_workers else None
+        try:
+            yield
+        finally:
+            workers.stop()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            await transport.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="ulak",
+        version="0.1.0",
+        description="Events in, customer journeys, email out.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock
+    app.state.workers = workers
+    app.state.wake = workers.wake
+
+    @app.exception_handler(UlakError)
+    async def domain_error(request: Request, error: UlakError) -> Response:
+        if _wants_html(request):
+            return render_page(
+                request,
+                "error.html",
+                {"title": texts_for("en")["error_title"], "message": error.message},
+                status_code=error.status_code,
+            )
+        body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}
+        if error.details is not None:
+            body["error"]["details"] = error.details
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, error: RequestValidationError) -> Response:
+        details = [
+            {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        return JSONResponse(
+            {"error": {"code": "invalid", "message": "the request is invalid", "details": details}},
+            status_code=422,
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        async with database.transaction() as session:
+            await session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    app.include_router(events_router)
+    app.include_router(customers_router)
+    app.include_router(unsubscribe_router)
+    if not settings.smtp_url:
+        app.include_router(dev_inbox_router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

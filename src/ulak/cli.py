@@ -1,0 +1,342 @@
+"""`ulak`: serve, run workers, migrate, and manage stores and journeys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ulak.clock import SystemClock
+from ulak.config import Settings, get_settings
+from ulak.db import Database
+from ulak.errors import UlakError
+from ulak.journeys.definition import JourneyFileError, load_journey_file
+from ulak.journeys.service import apply_journey, install_library, list_journeys
+from ulak.migrate import upgrade
+from ulak.stores.schemas import StoreCreate, StoreCreated, StoreOut
+from ulak.stores.service import create_store, get_store, list_stores
+
+app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
+stores_app = typer.Typer(help="Stores (tenants) and their API keys.", no_args_is_help=True)
+journeys_app = typer.Typer(help="Journey definitions.", no_args_is_help=True)
+app.add_typer(stores_app, name="stores")
+app.add_typer(journeys_app, name="journeys")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except UlakError as error:
+        err.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(2) from error
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings.database_url)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    upgrade(get_settings().database_url)
+    console.print("database is up to date")
+
+
+@app.command()
+def serve(
+    workers: Annotated[bool, typer.Option(help="Run the workers in this process too.")] = True,
+    host: Annotated[str | None, typer.Option(help="Overrides ULAK_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides ULAK_PORT.")] = None,
+) -> None:
+    """Serve the API, pages and dev inbox (and, by default, the workers)."""
+    import uvicorn
+
+    from ulak.app import create_app
+
+    settings = get_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    _logging(settings)
+    upgrade(settings.database_url)
+    application = create_app(settings, run_workers=workers)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
+    from ulak.channels.service import email_transport
+    from ulak.worker import Workers
+
+    settings = get_settings()
+    _logging(settings)
+    if settings.is_sqlite:
+        err.print("[yellow]note:[/yellow] on SQLite, `ulak serve` already runs the workers")
+
+    async def main() -> None:
+        database = _database(settings)
+        clock = SystemClock()
+        transport = email_transport(settings, database, clock)
+        try:
+            await Workers(database, settings, clock, transport).run()
+        finally:
+            await transport.close()
+            await database.dispose()
+
+    asyncio.run(main())
+
+
+@stores_app.command("create")
+def stores_create(
+    name: Annotated[str, typer.Option(help="The store's name, shown in every message.")],
+    locale: Annotated[str, typer.Option()] = "tr",
+    timezone: Annotated[str, typer.Option()] = "Europe/Istanbul",
+    currency: Annotated[str, typer.Option()] = "TRY",
+    sender_email: Annotated[
+        str, typer.Option(help="From address of the store's email.")
+    ] = "shop@example.com",
+    sender_name: Annotated[str | None, typer.Option()] = None,
+    reply_to: Annotated[str | None, typer.Option()] = None,
+    contact_email: Annotated[str | None, typer.Option()] = None,
+    contact_phone: Annotated[str | None, typer.Option()] = None,
+    postal_address: Annotated[str | None, typer.Option()] = None,
+    logo_url: Annotated[str | None, typer.Option()] = None,
+    website_url: Annotated[str | None, typer.Option()] = None,
+    brand_color: Annotated[str, typer.Option()] = "#1f6feb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a store with the shipped journeys switched on; prints its API key once."""
+    try:
+        data = StoreCreate(
+            name=name,
+            locale=locale,
+            timezone=timezone,
+            currency=currency,
+            sender_email=sender_email,
+            sender_name=sender_name,
+            reply_to=reply_to,
+            contact_email=contact_email,
+            contact_phone=contact_phone,
+            postal_address=postal_address,
+            logo_url=logo_url,
+            website_url=website_url,
+            brand_color=brand_color,
+        )
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
+        raise typer.Exit(2) from error
+    created = _run(_create_store(get_settings(), data))
+    if as_json:
+        sys.stdout.write(created.model_dump_json() + "\n")
+        return
+    console.print(f"store [bold]{created.id}[/bold] ({created.name}) created")
+    console.print(f"API key (shown only now): [bold]{created.api_key}[/bold]")
+
+
+async def _create_store(settings: Settings, data: StoreCreate) -> StoreCreated:
+    await asyncio.to_thread(upgrade, settings.database_url)
+    database = _database(settings)
+    try:
+        async with database.transaction() as session:
+            clock = SystemClock()
+            store, key = await create_store(session, data, clock=clock)
+            await install_library(session, store_id=store.id, clock=clock)
+            return StoreCreated(**StoreOut.model_validate(store).model_dump(), api_key=key)
+    finally:
+        await database.dispose()
+
+
+@stores_app.command("list")
+def stores_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the stores."""
+
+    async def main() -> list[StoreOut]:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                return [StoreOut.model_validate(s) for s in await list_stores(session)]
+        finally:
+            await database.dispose()
+
+    stores = _run(main())
+    if as_json:
+        sys.stdout.write(json.dumps([s.model_dump() for s in stores], ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "name", "locale", "time zone", "currency", "sender")
+    for s in stores:
+        table.add_row(str(s.id), s.name, s.locale, s.timezone, s.currency, s.sender_email)
+    console.print(table)
+
+
+@journeys_app.command("validate")
+def journeys_validate(paths: list[Path]) -> None:
+    """Check journey files; errors name the file, line and field."""
+    failed = False
+    for path in paths:
+        try:
+            definition = load_journey_file(path)
+        except JourneyFileError as error:
+            failed = True
+            for problem in error.problems:
+                err.print(str(problem), markup=False, highlight=False)
+            continue
+        except OSError as error:
+            failed = True
+            err.print(f"{path}: {error.strerror}", markup=False)
+            continue
+        console.print(f"{path}: ok ({definition.key}, {len(definition.steps)} steps)", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@journeys_app.command("apply")
+def journeys_apply(
+    paths: list[Path], store: Annotated[int, typer.Option(help="Store id.")]
+) -> None:
+    """Store journey files as new versions (running enrollments keep theirs)."""
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((load_journey_file(path), path.read_text(encoding="utf-8")))
+        except JourneyFileError as error:
+            for problem in error.problems:
+                err.print(str(problem), markup=False, highlight=False)
+            raise typer.Exit(1) from error
+
+    async def main() -> list[tuple[str, int, bool]]:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                out = []
+                for definition, source in loaded:
+                    journey, version, changed = await apply_journey(
+                        session,
+                        store_id=store,
+                        definition=definition,
+                        source=source,
+                        clock=SystemClock(),
+                    )
+                    out.append((journey.key, version, changed))
+                return out
+        finally:
+            await database.dispose()
+
+    for key, version, changed in _run(main()):
+        state = "new version" if changed else "unchanged"
+        console.print(f"{key}: version {version} ({state})", markup=False)
+
+
+@journeys_app.command("list")
+def journeys_list(
+    store: Annotated[int, typer.Option(help="Store id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List a store's journeys with their versions and live enrollments."""
+
+    async def main() -> list[dict[str, Any]]:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                return await list_journeys(session, store_id=store)
+        finally:
+            await database.dispose()
+
+    rows = _run(main())
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    table = Table("key", "name", "trigger", "version", "enabled", "live")
+    for r in rows:
+        table.add_row(
+            r["key"],
+            r["name"],
+            r["trigger"],
+            str(r["version"]),
+            "yes" if r["enabled"] else "no",
+            str(r["live_enrollments"]),
+        )
+    console.print(table)
+
+
+DEMO_FILE = Path(".ulak-demo.json")
+
+
+@app.command()
+def demo() -> None:
+    """Create a demo store once (kept in .ulak-demo.json) and print how to use it."""
+    settings = get_settings()
+
+    async def existing(store_id: int) -> bool:
+        database = _database(settings)
+        try:
+            async with database.transaction() as session:
+                return any(s.id == store_id for s in await list_stores(session))
+        finally:
+            await database.dispose()
+
+    saved: dict[str, Any] | None = None
+    if DEMO_FILE.exists():
+        saved = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+        if saved is None or not _run(existing(int(saved["id"]))):
+            saved = None
+    if saved is None:
+        created = _run(
+            _create_store(
+                settings,
+                StoreCreate(
+                    name="Ayşe'nin Dükkanı",
+                    sender_email="merhaba@aysenin-dukkani.example",
+                    contact_email="destek@aysenin-dukkani.example",
+                    contact_phone="+90 212 555 01 23",
+                    postal_address="Moda Cad. 12, 34710 Kadıköy / İstanbul",
+                    website_url="https://aysenin-dukkani.example",
+                ),
+            )
+        )
+        saved = {"id": created.id, "name": created.name, "api_key": created.api_key}
+        DEMO_FILE.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
+        DEMO_FILE.chmod(0o600)
+    base = settings.base_url
+    console.print(f"demo store [bold]{saved['id']}[/bold] ({saved['name']})")
+    console.print(f"API key:   [bold]{saved['api_key']}[/bold]  (kept in {DEMO_FILE})")
+    console.print(f"API docs:  {base}/docs")
+    if not settings.smtp_url:
+        console.print(f"dev inbox: {base}/dev/inbox")
+    console.print(
+        "try:\n"
+        f"  curl -X POST {base}/v1/events -H 'Authorization: Bearer {saved['api_key']}' "
+        "-H 'Content-Type: application/json' -d @examples/order-placed.json",
+        markup=False,
+        soft_wrap=True,
+    )

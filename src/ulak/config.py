@@ -1,0 +1,52 @@
+"""The one settings object. Nothing else in ulak reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ULAK_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Links in messages point here; defaults to http://host:port.
+    public_url: str = ""
+    database_url: str = "sqlite+aiosqlite:///./ulak.db"
+    # smtp://user:pass@host:port (STARTTLS when offered) or smtps://...; empty = dev inbox.
+    smtp_url: str = ""
+    smtp_pool_size: int = Field(default=10, ge=1, le=100)
+    smtp_timeout_seconds: float = 30.0
+    # Secret for signed links (unsubscribe, pages). Generated into the data dir when empty.
+    secret_key: str = ""
+    # DKIM: selector and a PEM private key file (RSA or ed25519); signing is off when unset.
+    dkim_selector: str = ""
+    dkim_private_key_path: Path | None = None
+    # Largest request body the API accepts.
+    max_body_bytes: int = 1_048_576
+    # Workers: how many rows one claim takes, and how long a claim is held before it
+    # comes back to other workers (a crashed worker's rows).
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    lease_seconds: int = Field(default=120, ge=5)
+    # How often idle workers look for due rows when nothing woke them.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    send_max_attempts: int = Field(default=8, ge=1)
+    step_max_attempts: int = Field(default=6, ge=1)
+    log_level: str = "info"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

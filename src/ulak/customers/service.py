@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.clock import Clock
+from ulak.customers.identity import normalize_email, normalize_phone
+from ulak.customers.models import Customer
+from ulak.errors import NotFound
+
+PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
+
+
+async def resolve_customer(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    phone_region: str,
+    profile: dict[str, Any],
+    clock: Clock,
+) -> Customer:
+    """Find the customer an event speaks of, creating or merging profiles as needed.
+
+    The shop's id wins, then the email, then the phone. When the identifiers point at two
+    profiles (a guest who ordered by email, then signed up with an id), they are one person:
+    the others are merged into the first.
+    """
+    external_id = profile.get("id") or None
+    email = normalize_email(profile["email"]) if profile.get("email") else None
+    phone = normalize_phone(profile["phone"], phone_region) if profile.get("phone") else None
+    conditions = []
+    if external_id:
+        conditions.append(Customer.external_id == external_id)
+    if email:
+        conditions.append(Customer.email == email)
+    if phone:
+        conditions.append(Customer.phone == phone)
+    found: list[Customer] = []
+    if conditions:
+        rows = await session.execute(
+            select(Customer).where(Customer.store_id == store_id, or_(*conditions))
+        )
+        found = list(rows.scalars())
+
+    def rank(c: Customer) -> int:
+        if external_id and c.external_id == external_id:
+            return 0
+        return 1 if email and c.email == email else 2
+
+    found.sort(key=rank)
+    now = clock.now()
+    if found:
+        customer = found[0]
+        for other in found[1:]:
+            await _merge(session, survivor=customer, absorbed=other, clock=clock)
+    else:
+        customer = Customer(store_id=store_id, attributes={}, created_at=now, updated_at=now)
+        session.add(customer)
+    # The newest event's identifiers and profile fields win.
+    if external_id:
+        customer.external_id = external_id
+    if email:
+        customer.email = email
+    if phone:
+        customer.phone = phone
+    for field in PROFILE_FIELDS:
+        if profile.get(field) is not None:
+            setattr(customer, field, profile[field])
+    if profile.get("attributes"):
+        customer.attributes = {**customer.attributes, **profile["attributes"]}
+    customer.updated_at = now
+    await session.flush()
+    return customer
+
+
+async def _merge(
+    session: AsyncSession, *, survivor: Customer, absorbed: Customer, clock: Clock
+) -> None:
+    from ulak.events.models import Event
+    from ulak.journeys.service import move_enrollments
+    from ulak.messages.models import Message
+    from ulak.orders.models import Cart, Order
+
+    for model in (Event, Order, Cart, Message):
+        await session.execute(
+            update(model).where(model.customer_id == absorbed.id).values(customer_id=survivor.id)
+        )
+    await move_enrollments(session, from_customer=absorbed.id, to_customer=survivor.id)
+    for field in (*PROFILE_FIELDS, "email", "phone", "external_id"):
+        if getattr(survivor, field) is None:
+            setattr(survivor, field, getattr(absorbed, field))
+    survivor.attributes = {**absorbed.attributes, **survivor.attributes}
+    absorbed.external_id = absorbed.email = absorbed.phone = None
+    absorbed.merged_into_id = survivor.id
+    absorbed.updated_at = clock.now()
+    # Free the unique identifiers before the survivor takes them.
+    await session.flush()
+
+
+async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:
+    """A customer by the shop's id, or by email address."""
+    condition = Customer.external_id == ref
+    email = normalize_email(ref) if "@" in ref else None
+    if email:
+        condition = or_(condition, Customer.email == email)
+    row = await session.execute(
+        select(Customer).where(Customer.store_id == store_id, condition).limit(1)
+    )
+    customer = row.scalar_one_or_none()
+    if customer is None:
+        raise NotFound(f"no customer {ref!r} in this store")
+    return customer
+
+
+def customer_view(customer: Customer) -> dict[str, Any]:
+    """The customer as journeys and templates see it."""
+    view = {
+        "id": customer.external_id,
+        "email": customer.email,
+        "phone": customer.phone,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "locale": customer.locale,
+        "timezone": customer.timezone,
+        "birthday": customer.birthday.isoformat() if customer.birthday else None,
+        "attributes": customer.attributes,
+        "unsubscribed": customer.email_unsubscribed_at is not None,
+    }
+    # Absent rather than None: templates print nothing and `is defined` tells the truth.
+    return {k: v for k, v in view.items() if v is not None}

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from ulak.errors import Invalid, UlakError
+from ulak.events.schemas import (
+    MAX_BATCH,
+    EventIn,
+    IngestResult,
+    Problem,
+    Rejected,
+    validate_event,
+)
+from ulak.events.service import ingest
+from ulak.web.deps import AppClock, AppDatabase, CurrentStore
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+class BadJson(UlakError):
+    status_code = 400
+    code = "bad_json"
+
+
+_BODY_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/EventIn"},
+        {
+            "type": "object",
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/EventIn"},
+                    "maxItems": MAX_BATCH,
+                }
+            },
+            "required": ["events"],
+        },
+    ]
+}
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestResult,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+    },
+    summary="Send one event, or a batch of up to 1,000",
+)
+async def post_events(
+    request: Request, store: CurrentStore, database: AppDatabase, clock: AppClock
+) -> IngestResult:
+    """Answered 202 once the accepted events are committed. A batch keeps its valid events
+    and lists each rejected one with the field path and the reason."""
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadJson(f"the body is not valid JSON: {error}") from error
+    if isinstance(body, dict) and "events" in body and "type" not in body:
+        raw = body["events"]
+        if not isinstance(raw, list):
+            raise Invalid(
+                "events must be a list", details=[Problem(path="events", message="must be a list")]
+            )
+        if len(raw) > MAX_BATCH:
+            raise Invalid(f"a batch holds at most {MAX_BATCH} events, this one has {len(raw)}")
+        prefix = "events"
+    else:
+        raw, prefix = [body], ""
+    valid: list[tuple[int, EventIn]] = []
+    rejected: list[Rejected] = []
+    for index, item in enumerate(raw):
+        event, problems = validate_event(item, f"{prefix}[{index}]" if prefix else "")
+        if event is None:
+            rejected.append(Rejected(index=index, errors=problems))
+        else:
+            valid.append((index, event))
+    if not valid:
+        problems = [p for r in rejected for p in r.errors]
+        raise Invalid(
+            "; ".join(f"{p.path}: {p.message}" for p in problems[:5]),
+            details=[p.model_dump() for p in problems],
+        )
+    async with database.transaction() as session:
+        accepted = await ingest(session, store_id=store.id, events=valid, source="api", clock=clock)
+    request.app.state.wake()
+    return IngestResult(accepted=accepted, rejected=rejected)

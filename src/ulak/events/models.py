@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ulak.db import Base, BigId, JSONType, UTCDateTime
+
+# How many ordering lanes events are spread over. A customer's events share one lane, and a
+# lane is applied by one worker at a time, in order; lanes run in parallel on PostgreSQL.
+LANES = 64
+
+
+class Event(Base):
+    """The durable inbox: a row is written (and committed) before the API answers 202."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # The same idempotency key twice stores one event.
+        UniqueConstraint("store_id", "key"),
+        # Applier: the pending events of one lane, in order.
+        Index(
+            "ix_events_pending",
+            "lane",
+            "occurred_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # Customer timeline.
+        Index("ix_events_customer", "customer_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    # The shop's id for the event, or one ulak made up when the shop sent none.
+    key: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    lane: Mapped[int] = mapped_column(Integer)
+    customer: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # pending -> applied | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,246 @@
+"""The event contract (see shared/events.md): the envelope and the data of each known type."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('money must be a decimal string like "1249.90", not a JSON number')
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Url = Annotated[str, Field(max_length=2000)]
+
+
+class Loose(BaseModel):
+    # Unknown fields are kept: shops send more than we read.
+    model_config = ConfigDict(extra="allow")
+
+
+class CustomerIn(Loose):
+    id: Id | None = None
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    first_name: Annotated[str, Field(max_length=200)] | None = None
+    last_name: Annotated[str, Field(max_length=200)] | None = None
+    locale: Annotated[str, Field(max_length=16)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    birthday: date | None = None
+    attributes: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> CustomerIn:
+        if not (self.id or self.email or self.phone):
+            raise ValueError("a customer needs at least one of id, email or phone")
+        return self
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Id | None = None
+    type: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$", max_length=100)]
+    occurred_at: AwareDatetime | None = None
+    customer: CustomerIn | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Item(Loose):
+    product_id: Id | None = None
+    variant_id: Id | None = None
+    sku: Annotated[str, Field(max_length=200)] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=500)]
+    quantity: Annotated[int, Field(ge=1)] = 1
+    price: Money
+    url: Url | None = None
+    image_url: Url | None = None
+
+
+class ProductData(Loose):
+    product_id: Id
+    variant_id: Id | None = None
+    title: Annotated[str, Field(max_length=500)] | None = None
+    url: Url | None = None
+    image_url: Url | None = None
+    price: Money | None = None
+    currency: Currency | None = None
+    inventory: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    replenish_days: Annotated[int, Field(ge=1)] | None = None
+
+
+class ProductViewedData(Loose):
+    product_id: Id
+    variant_id: Id | None = None
+
+
+class CartData(Loose):
+    cart_id: Id
+    items: list[Item] = Field(default_factory=list)
+    total: Money | None = None
+    currency: Currency | None = None
+    recovery_url: Url | None = None
+
+
+Channel = Literal[
+    "web", "instagram", "facebook", "trendyol", "hepsiburada", "amazon", "ebay", "other"
+]
+
+
+class OrderPlacedData(Loose):
+    order_id: Id
+    number: Annotated[str, Field(max_length=100)] | None = None
+    items: list[Item] = Field(default_factory=list)
+    subtotal: Money | None = None
+    discount: Money | None = None
+    shipping: Money | None = None
+    tax: Money | None = None
+    total: Money
+    currency: Currency | None = None
+    discount_codes: list[str] = Field(default_factory=list)
+    channel: Channel = "web"
+    cart_id: Id | None = None
+    shipping_address: dict[str, Any] | None = None
+    payment_method: Annotated[str, Field(max_length=100)] | None = None
+
+
+class OrderChangeData(Loose):
+    order_id: Id
+    amount: Money | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class OrderShippedData(Loose):
+    order_id: Id
+    shipment_id: Id | None = None
+    carrier: Annotated[str, Field(max_length=100)] | None = None
+    tracking_number: Annotated[str, Field(max_length=200)] | None = None
+    tracking_url: Url | None = None
+    items: list[Item] = Field(default_factory=list)
+
+
+ShipmentStatus = Literal[
+    "pending",
+    "info_received",
+    "in_transit",
+    "out_for_delivery",
+    "attempt_failed",
+    "available_for_pickup",
+    "delivered",
+    "exception",
+    "returned_to_sender",
+]
+
+
+class ShipmentUpdatedData(Loose):
+    shipment_id: Id
+    order_id: Id | None = None
+    status: ShipmentStatus
+    location: Annotated[str, Field(max_length=300)] | None = None
+    message: Annotated[str, Field(max_length=1000)] | None = None
+    estimated_delivery: Annotated[str, Field(max_length=40)] | None = None
+
+
+class OrderDeliveredData(Loose):
+    order_id: Id
+    shipment_id: Id | None = None
+
+
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    "product.updated": ProductData,
+    "product.viewed": ProductViewedData,
+    "cart.updated": CartData,
+    "checkout.started": CartData,
+    "order.placed": OrderPlacedData,
+    "order.paid": OrderChangeData,
+    "order.preparing": OrderChangeData,
+    "order.cancelled": OrderChangeData,
+    "order.refunded": OrderChangeData,
+    "order.shipped": OrderShippedData,
+    "shipment.updated": ShipmentUpdatedData,
+    "order.delivered": OrderDeliveredData,
+}
+
+# Types about the catalogue rather than a person; every other event names its customer.
+WITHOUT_CUSTOMER = frozenset({"product.updated"})
+
+MAX_BATCH = 1000
+
+
+class Problem(BaseModel):
+    path: str
+    message: str
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def problems_of(error: ValidationError, prefix: str = "") -> list[Problem]:
+    return [
+        Problem(path=_path(prefix, tuple(e["loc"])) or "(body)", message=e["msg"])
+        for e in error.errors(include_url=False)
+    ]
+
+
+def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Problem]]:
+    """Validate one event: the envelope, then the data of its type."""
+    try:
+        event = EventIn.model_validate(raw)
+    except ValidationError as error:
+        return None, problems_of(error, prefix)
+    problems: list[Problem] = []
+    model = DATA_MODELS.get(event.type)
+    if model is not None:
+        try:
+            model.model_validate(event.data)
+        except ValidationError as error:
+            problems += problems_of(error, _path(prefix, ("data",)))
+    if event.customer is None and event.type not in WITHOUT_CUSTOMER:
+        problems.append(
+            Problem(
+                path=_path(prefix, ("customer",)),
+                message=f"a {event.type} event needs a customer with an id, email or phone",
+            )
+        )
+    return (None if problems else event), problems
+
+
+class Accepted(BaseModel):
+    index: int
+    id: int
+    key: str
+    duplicate: bool
+
+
+class Rejected(BaseModel):
+    index: int
+    errors: list[Problem]
+
+
+class IngestResult(BaseModel):
+    accepted: list[Accepted]
+    rejected: list[Rejected]

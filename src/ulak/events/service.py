@@ -1,0 +1,231 @@
+"""The inbox: events are stored on arrival and applied later, in order, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.catalog.service import upsert_product
+from ulak.clock import Clock
+from ulak.customers.models import Customer
+from ulak.customers.service import resolve_customer
+from ulak.db import insert_ignoring_conflicts, is_postgres
+from ulak.events.models import LANES, Event
+from ulak.events.schemas import (
+    DATA_MODELS,
+    Accepted,
+    CartData,
+    EventIn,
+    OrderChangeData,
+    OrderDeliveredData,
+    OrderPlacedData,
+    OrderShippedData,
+    ProductData,
+    ShipmentUpdatedData,
+)
+from ulak.journeys.context import build_context
+from ulak.journeys.service import on_event
+from ulak.orders.service import (
+    apply_cart,
+    apply_order_change,
+    apply_order_placed,
+    apply_shipment_update,
+)
+from ulak.stores.models import Store
+
+log = logging.getLogger(__name__)
+
+
+def lane_of(event: EventIn) -> int:
+    """Events of one customer share a lane so they apply in order.
+
+    The shop's id is preferred, then email, then phone: a customer named by different
+    identifiers in different events may land in two lanes, which only matters when several
+    workers apply at once (PostgreSQL).
+    """
+    if event.customer is not None:
+        who = (
+            event.customer.id
+            or (event.customer.email or "").strip().lower()
+            or event.customer.phone
+        )
+    else:
+        who = str(event.data.get("product_id", ""))
+    return zlib.crc32((who or "").encode()) % LANES
+
+
+async def ingest(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    events: Sequence[tuple[int, EventIn]],
+    source: str,
+    clock: Clock,
+) -> list[Accepted]:
+    """Write validated events to the inbox. The same id twice stores one event."""
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    for _, event in events:
+        rows.append(
+            {
+                "store_id": store_id,
+                "key": event.id or f"ulak:{secrets.token_hex(12)}",
+                "type": event.type,
+                "occurred_at": event.occurred_at or now,
+                "received_at": now,
+                "source": source,
+                "lane": lane_of(event),
+                "customer": event.customer.model_dump(mode="json", exclude_none=True)
+                if event.customer
+                else {},
+                "data": event.data,
+                "status": "pending",
+            }
+        )
+    if not rows:
+        return []
+    statement = insert_ignoring_conflicts(session, Event).returning(Event.id, Event.key)
+    inserted: dict[str, int] = {}
+    for row in rows:
+        result = await session.execute(statement.values(**row))
+        got = result.first()
+        if got is not None:
+            inserted[got.key] = got.id
+    missing = [r["key"] for r in rows if r["key"] not in inserted]
+    existing: dict[str, int] = {}
+    if missing:
+        found = await session.execute(
+            select(Event.key, Event.id).where(Event.store_id == store_id, Event.key.in_(missing))
+        )
+        existing = {key: id_ for key, id_ in found.all()}
+    accepted = []
+    seen: set[str] = set()
+    for (index, _), row in zip(events, rows, strict=True):
+        key = row["key"]
+        duplicate = key not in inserted or key in seen
+        seen.add(key)
+        accepted.append(
+            Accepted(
+                index=index, id=inserted.get(key) or existing[key], key=key, duplicate=duplicate
+            )
+        )
+    return accepted
+
+
+async def pending_lanes(session: AsyncSession, *, limit: int) -> list[int]:
+    rows = await session.execute(
+        select(Event.lane).where(Event.status == "pending").group_by(Event.lane).limit(limit)
+    )
+    return [lane for (lane,) in rows.all()]
+
+
+async def apply_lane(session: AsyncSession, *, lane: int, clock: Clock, limit: int) -> int:
+    """Apply the oldest pending events of one lane, each in its own savepoint.
+
+    On PostgreSQL a transaction-scoped advisory lock makes one worker own the lane until it
+    commits; a crash releases it with the rollback, and the events are still pending.
+    """
+    if is_postgres(session):
+        got = (
+            await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(7071, :lane)"), {"lane": lane}
+            )
+        ).scalar_one()
+        if not got:
+            return 0
+    events = list(
+        (
+            await session.execute(
+                select(Event)
+                .where(Event.lane == lane, Event.status == "pending")
+                .order_by(Event.occurred_at, Event.id)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    stores: dict[int, Store] = {}
+    for event in events:
+        store = stores.get(event.store_id) or await session.get(Store, event.store_id)
+        assert store is not None
+        stores[store.id] = store
+        try:
+            async with session.begin_nested():
+                await apply_event(session, store=store, event=event, clock=clock)
+                event.status = "applied"
+                event.applied_at = clock.now()
+        except Exception as error:  # a bad event is set aside with its reason
+            log.exception("event %s (%s) could not be applied", event.id, event.type)
+            await session.refresh(event)
+            event.status = "failed"
+            event.error = f"{type(error).__name__}: {error}"
+    await session.flush()
+    return len(events)
+
+
+async def apply_event(session: AsyncSession, *, store: Store, event: Event, clock: Clock) -> None:
+    now = clock.now()
+    customer: Customer | None = None
+    if event.customer:
+        customer = await resolve_customer(
+            session,
+            store_id=store.id,
+            phone_region=store.phone_region,
+            profile=event.customer,
+            clock=clock,
+        )
+        event.customer_id = customer.id
+    model = DATA_MODELS.get(event.type)
+    data: Any = model.model_validate(event.data) if model else None
+    if isinstance(data, ProductData):
+        await upsert_product(session, store_id=store.id, data=data, clock=clock)
+    if customer is None:
+        return
+    common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}
+    if isinstance(data, CartData):
+        await apply_cart(
+            session, **common, data=data, checkout=event.type == "checkout.started", now=now
+        )
+    elif isinstance(data, OrderPlacedData):
+        await apply_order_placed(
+            session,
+            **common,
+            data=data,
+            currency=store.currency,
+            event_id=event.id,
+            occurred_at=event.occurred_at,
+            now=now,
+        )
+    elif isinstance(data, OrderChangeData | OrderShippedData | OrderDeliveredData):
+        await apply_order_change(
+            session,
+            **common,
+            event_type=event.type,
+            data=data,
+            currency=store.currency,
+            event_id=event.id,
+            occurred_at=event.occurred_at,
+            now=now,
+        )
+    elif isinstance(data, ShipmentUpdatedData):
+        await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+    context = await build_context(
+        session,
+        store_id=store.id,
+        customer=customer,
+        order_id=event.data.get("order_id"),
+        cart_id=event.data.get("cart_id"),
+        shipment_id=event.data.get("shipment_id"),
+    )
+    await on_event(session, event=event, customer=customer, context=context, clock=clock)
+
+
+async def count_pending(session: AsyncSession) -> int:
+    return int(
+        (await session.execute(select(func.count()).where(Event.status == "pending"))).scalar_one()
+    )

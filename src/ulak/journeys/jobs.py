@@ -1,0 +1,168 @@
+"""The step runner: takes due enrollments and runs their steps until the next wait."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.clock import Clock
+from ulak.customers.models import Customer
+from ulak.db import is_postgres
+from ulak.events.models import Event
+from ulak.journeys.context import build_context
+from ulak.journeys.definition import (
+    BranchOp,
+    JumpOp,
+    SendOp,
+    WaitForOp,
+    WaitOp,
+    next_wait_time,
+)
+from ulak.journeys.expressions import truthy
+from ulak.journeys.models import LIVE, Enrollment
+from ulak.journeys.service import (
+    compiled_version,
+    enrollment_view,
+    event_view,
+    finish,
+    trace,
+)
+from ulak.messages.service import create_email
+from ulak.stores.models import Store
+
+log = logging.getLogger(__name__)
+
+# A journey never jumps backwards, so this only bounds a pathological definition.
+MAX_OPS_PER_RUN = 1000
+
+
+async def run_due_enrollments(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    limit: int,
+    max_attempts: int,
+    base_url: str,
+) -> int:
+    """Run the due enrollments of one batch; returns how many were taken."""
+    now = clock.now()
+    query = (
+        select(Enrollment)
+        .where(Enrollment.status.in_(LIVE), Enrollment.next_run_at <= now)
+        .order_by(Enrollment.next_run_at)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    enrollments = list((await session.execute(query)).scalars())
+    for enrollment in enrollments:
+        try:
+            async with session.begin_nested():
+                await _run(session, enrollment, clock=clock, base_url=base_url)
+        except Exception as error:  # a step's failure is recorded on its enrollment
+            log.exception("enrollment %s failed at step %s", enrollment.id, enrollment.pc)
+            await session.refresh(enrollment)
+            enrollment.attempts += 1
+            reason = f"step {enrollment.pc}: {type(error).__name__}: {error}"
+            if enrollment.attempts >= max_attempts:
+                finish(enrollment, "failed", at=now, reason=f"gave up: {reason}")
+            else:
+                enrollment.failure_reason = reason
+                enrollment.next_run_at = now + timedelta(
+                    seconds=30 * 2 ** (enrollment.attempts - 1)
+                )
+            trace(session, enrollment, at=now, kind="error", note=reason)
+    await session.flush()
+    return len(enrollments)
+
+
+async def _run(
+    session: AsyncSession, enrollment: Enrollment, *, clock: Clock, base_url: str
+) -> None:
+    now = clock.now()
+    compiled = await compiled_version(session, enrollment.journey_version_id)
+    definition, ops = compiled.definition, compiled.program.ops
+    store = await session.get(Store, enrollment.store_id)
+    customer = await session.get(Customer, enrollment.customer_id)
+    assert store is not None
+    assert customer is not None
+    if enrollment.status == "waiting":
+        trace(session, enrollment, at=now, kind="wait_for", note="timed out")
+        enrollment.status = "active"
+        enrollment.waiting_for = None
+        enrollment.pc += 1
+    context = await build_context(
+        session,
+        store_id=store.id,
+        customer=customer,
+        order_id=enrollment.order_id,
+        cart_id=enrollment.cart_id,
+        shipment_id=enrollment.shipment_id,
+    )
+    event = await session.get(Event, enrollment.event_id) if enrollment.event_id else None
+    if event is not None:
+        context["event"] = event_view(event)
+    context["enrollment"] = enrollment_view(enrollment)
+    for _ in range(MAX_OPS_PER_RUN):
+        if enrollment.pc >= len(ops):
+            trace(session, enrollment, at=now, kind="complete", note="journey completed")
+            finish(enrollment, "completed", at=now)
+            return
+        if definition.guard and not truthy(definition.guard, context):
+            trace(session, enrollment, at=now, kind="exit", note=f"guard: {definition.guard}")
+            finish(
+                enrollment, "exited", at=now, reason=f"guard no longer holds: {definition.guard}"
+            )
+            return
+        op = ops[enrollment.pc]
+        if isinstance(op, WaitOp):
+            due = next_wait_time(op, now, ZoneInfo(customer.timezone or store.timezone))
+            trace(session, enrollment, at=now, kind="wait", note=f"until {due.isoformat()}")
+            enrollment.pc += 1
+            enrollment.next_run_at = due
+            return
+        if isinstance(op, WaitForOp):
+            due = now + timedelta(seconds=op.timeout_seconds)
+            trace(
+                session,
+                enrollment,
+                at=now,
+                kind="wait_for",
+                note=f"{op.event} until {due.isoformat()}",
+            )
+            enrollment.status = "waiting"
+            enrollment.waiting_for = op.event
+            enrollment.next_run_at = due
+            return
+        if isinstance(op, BranchOp):
+            taken = truthy(op.condition, context)
+            trace(session, enrollment, at=now, kind="if", note=f"{op.condition} -> {taken}")
+            enrollment.pc = enrollment.pc + 1 if taken else op.else_pc
+        elif isinstance(op, JumpOp):
+            enrollment.pc = op.target
+        elif isinstance(op, SendOp):
+            if op.guard and not truthy(op.guard, context):
+                trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
+            else:
+                message = await create_email(
+                    session,
+                    store=store,
+                    customer=customer,
+                    enrollment_id=enrollment.id,
+                    step=enrollment.pc,
+                    template=op.template,
+                    legal_class=definition.legal_class,
+                    context=context,
+                    base_url=base_url,
+                    clock=clock,
+                )
+                note = f"{op.template} -> message {message.id} ({message.status})"
+                trace(session, enrollment, at=now, kind="send", note=note)
+            enrollment.pc += 1
+        else:  # pragma: no cover - the compiler emits only the kinds above
+            raise TypeError(f"unknown step {op!r}")
+    raise RuntimeError(f"more than {MAX_OPS_PER_RUN} steps without a wait")

@@ -1,0 +1,363 @@
+"""Journey definitions (versioned) and how events move customers into, through and out of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.clock import Clock
+from ulak.customers.models import Customer
+from ulak.errors import NotFound
+from ulak.events.models import Event
+from ulak.journeys.definition import (
+    JourneyDefinition,
+    Program,
+    WaitForOp,
+    compile_program,
+    load_journey,
+)
+from ulak.journeys.expressions import ExpressionError, truthy
+from ulak.journeys.models import LIVE, Enrollment, EnrollmentStep, Journey, JourneyVersion
+
+REENTRY_FIELD = {
+    "once_per_order": "order_id",
+    "once_per_cart": "cart_id",
+    "once_per_shipment": "shipment_id",
+}
+
+
+@dataclass(frozen=True)
+class CompiledJourney:
+    definition: JourneyDefinition
+    program: Program
+
+
+@lru_cache(maxsize=1024)
+def _compile(version_id: int, definition_json: str) -> CompiledJourney:
+    import json
+
+    definition = JourneyDefinition.model_validate(json.loads(definition_json))
+    return CompiledJourney(definition, compile_program(definition))
+
+
+async def compiled_version(session: AsyncSession, version_id: int) -> CompiledJourney:
+    """Versions never change once written, so their compiled form is cached by id."""
+    import json
+
+    version = await session.get(JourneyVersion, version_id)
+    if version is None:
+        raise NotFound(f"journey version {version_id} does not exist")
+    return _compile(version_id, json.dumps(version.definition, sort_keys=True))
+
+
+async def apply_journey(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    definition: JourneyDefinition,
+    source: str,
+    clock: Clock,
+) -> tuple[Journey, int, bool]:
+    """Store a definition as the journey's next version (when it differs from the current).
+
+    Returns the journey, its current version number and whether a new version was written.
+    Running enrollments keep the version they started on.
+    """
+    now = clock.now()
+    dumped = definition.model_dump(mode="json", by_alias=True)
+    journey = (
+        await session.execute(
+            select(Journey).where(Journey.store_id == store_id, Journey.key == definition.key)
+        )
+    ).scalar_one_or_none()
+    if journey is not None:
+        current = (
+            await session.execute(
+                select(JourneyVersion).where(
+                    JourneyVersion.journey_id == journey.id,
+                    JourneyVersion.version == journey.current_version,
+                )
+            )
+        ).scalar_one()
+        if current.definition == dumped:
+            journey.enabled = definition.enabled
+            return journey, journey.current_version, False
+        journey.current_version += 1
+    else:
+        journey = Journey(store_id=store_id, key=definition.key, current_version=1, created_at=now)
+        session.add(journey)
+    journey.name = definition.name
+    journey.enabled = definition.enabled
+    journey.trigger_event = definition.trigger.event
+    journey.updated_at = now
+    await session.flush()
+    session.add(
+        JourneyVersion(
+            journey_id=journey.id,
+            version=journey.current_version,
+            definition=dumped,
+            source=source,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return journey, journey.current_version, True
+
+
+def library() -> list[tuple[str, str]]:
+    """The shipped journeys: (file name, YAML source)."""
+    folder = resources.files("ulak.journeys") / "library"
+    return sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+async def install_library(session: AsyncSession, *, store_id: int, clock: Clock) -> list[str]:
+    keys = []
+    for name, source in library():
+        definition = load_journey(source, name)
+        await apply_journey(
+            session, store_id=store_id, definition=definition, source=source, clock=clock
+        )
+        keys.append(definition.key)
+    return keys
+
+
+async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[str, Any]]:
+    from sqlalchemy import func
+
+    counts = dict(
+        (
+            await session.execute(
+                select(Enrollment.journey_id, func.count())
+                .where(Enrollment.store_id == store_id, Enrollment.status.in_(LIVE))
+                .group_by(Enrollment.journey_id)
+            )
+        ).all()
+    )
+    journeys = (
+        await session.execute(
+            select(Journey).where(Journey.store_id == store_id).order_by(Journey.key)
+        )
+    ).scalars()
+    return [
+        {
+            "key": j.key,
+            "name": j.name,
+            "enabled": j.enabled,
+            "version": j.current_version,
+            "trigger": j.trigger_event,
+            "live_enrollments": counts.get(j.id, 0),
+        }
+        for j in journeys
+    ]
+
+
+def trace(
+    session: AsyncSession, enrollment: Enrollment, *, at: datetime, kind: str, note: str
+) -> None:
+    session.add(
+        EnrollmentStep(
+            enrollment_id=enrollment.id, at=at, pc=enrollment.pc, kind=kind, note=note[:1000]
+        )
+    )
+
+
+def finish(enrollment: Enrollment, status: str, *, at: datetime, reason: str | None = None) -> None:
+    enrollment.status = status
+    enrollment.next_run_at = None
+    enrollment.waiting_for = None
+    enrollment.finished_at = at
+    if status == "exited":
+        enrollment.exit_reason = reason
+    elif status == "failed":
+        enrollment.failure_reason = reason
+
+
+def enrollment_view(enrollment: Enrollment) -> dict[str, Any]:
+    view = {
+        "order_id": enrollment.order_id,
+        "cart_id": enrollment.cart_id,
+        "shipment_id": enrollment.shipment_id,
+        "started_at": enrollment.started_at,
+    }
+    return {k: v for k, v in view.items() if v is not None}
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.key,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "data": event.data,
+    }
+
+
+async def on_event(
+    session: AsyncSession,
+    *,
+    event: Event,
+    customer: Customer,
+    context: dict[str, Any],
+    clock: Clock,
+) -> None:
+    """Let one applied event exit, resume and start enrollments of its customer.
+
+    `context` holds what expressions may read (customer, order, cart, shipment) for this
+    event; `event` and `enrollment` are added here.
+    """
+    now = clock.now()
+    live = (
+        await session.execute(
+            select(Enrollment).where(
+                Enrollment.customer_id == customer.id, Enrollment.status.in_(LIVE)
+            )
+        )
+    ).scalars()
+    for enrollment in live:
+        compiled = await compiled_version(session, enrollment.journey_version_id)
+        scope = {**context, "event": event_view(event), "enrollment": enrollment_view(enrollment)}
+        exit_rule = next(
+            (
+                rule
+                for rule in compiled.definition.exit_when
+                if rule.event == event.type and _holds(rule.match, scope)
+            ),
+            None,
+        )
+        if exit_rule is not None:
+            trace(session, enrollment, at=now, kind="exit", note=f"exit_when {event.type}")
+            finish(enrollment, "exited", at=now, reason=f"exit_when: {event.type}")
+            continue
+        if enrollment.status == "waiting" and enrollment.waiting_for == event.type:
+            op = compiled.program.ops[enrollment.pc]
+            if isinstance(op, WaitForOp) and _holds(op.match, scope):
+                trace(session, enrollment, at=now, kind="wait_for", note=f"received {event.type}")
+                enrollment.status = "active"
+                enrollment.waiting_for = None
+                enrollment.pc = op.resume_pc
+                enrollment.event_id = event.id
+                enrollment.next_run_at = now
+    await _start_enrollments(session, event=event, customer=customer, context=context, now=now)
+
+
+def _holds(expression: str | None, scope: dict[str, Any]) -> bool:
+    if expression is None:
+        return True
+    try:
+        return truthy(expression, scope)
+    except ExpressionError:
+        return False
+
+
+async def _start_enrollments(
+    session: AsyncSession,
+    *,
+    event: Event,
+    customer: Customer,
+    context: dict[str, Any],
+    now: datetime,
+) -> None:
+    journeys = (
+        await session.execute(
+            select(Journey).where(
+                Journey.store_id == event.store_id,
+                Journey.trigger_event == event.type,
+                Journey.enabled.is_(True),
+            )
+        )
+    ).scalars()
+    for journey in journeys:
+        version = (
+            await session.execute(
+                select(JourneyVersion.id).where(
+                    JourneyVersion.journey_id == journey.id,
+                    JourneyVersion.version == journey.current_version,
+                )
+            )
+        ).scalar_one()
+        compiled = await compiled_version(session, version)
+        definition = compiled.definition
+        keys = {
+            "order_id": event.data.get("order_id"),
+            "cart_id": event.data.get("cart_id"),
+            "shipment_id": event.data.get("shipment_id"),
+        }
+        scope = {**context, "event": event_view(event), "enrollment": keys}
+        if definition.trigger.where and not _holds(definition.trigger.where, scope):
+            continue
+        if definition.reentry == "once":
+            reentry_key = ""
+        elif definition.reentry == "always":
+            reentry_key = f"event:{event.id}"
+        else:
+            value = keys[REENTRY_FIELD[definition.reentry]]
+            # An event without the id the rule needs enters once per event.
+            reentry_key = str(value) if value else f"event:{event.id}"
+        exists = (
+            await session.execute(
+                select(Enrollment.id).where(
+                    Enrollment.journey_id == journey.id,
+                    Enrollment.customer_id == customer.id,
+                    Enrollment.reentry_key == reentry_key,
+                )
+            )
+        ).first()
+        if exists:
+            continue
+        enrollment = Enrollment(
+            store_id=event.store_id,
+            journey_id=journey.id,
+            journey_version_id=version,
+            customer_id=customer.id,
+            reentry_key=reentry_key,
+            trigger_event_id=event.id,
+            event_id=event.id,
+            order_id=keys["order_id"],
+            cart_id=keys["cart_id"],
+            shipment_id=keys["shipment_id"],
+            status="active",
+            pc=0,
+            attempts=0,
+            next_run_at=now,
+            started_at=now,
+        )
+        session.add(enrollment)
+        await session.flush()
+        trace(session, enrollment, at=now, kind="enter", note=f"triggered by {event.type}")
+
+
+async def move_enrollments(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
+    """On a customer merge: keep the absorbed profile's enrollments unless they would
+    duplicate one the survivor already has (those end as exited)."""
+    mine = (
+        await session.execute(
+            select(Enrollment.journey_id, Enrollment.reentry_key).where(
+                Enrollment.customer_id == to_customer
+            )
+        )
+    ).all()
+    taken = {(j, k) for j, k in mine}
+    theirs = (
+        await session.execute(select(Enrollment).where(Enrollment.customer_id == from_customer))
+    ).scalars()
+    for enrollment in theirs:
+        if (enrollment.journey_id, enrollment.reentry_key) in taken:
+            enrollment.reentry_key = f"merged:{enrollment.id}"
+            if enrollment.status in LIVE:
+                finish(enrollment, "exited", at=enrollment.started_at, reason="customer merged")
+        enrollment.customer_id = to_customer
+    await session.flush()
+    await session.execute(
+        update(Enrollment)
+        .where(Enrollment.customer_id == from_customer)
+        .values(customer_id=to_customer)
+    )

@@ -1,0 +1,110 @@
+"""Locale-aware formatting of money, dates and numbers for templates (Babel)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+
+# The languages we ship texts for; anything else falls back (see language_of/resolve).
+SHIPPED_LANGUAGES = ("tr", "en")
+
+# CLDR's standard Turkish pattern puts the sign first (`₺1.249,90`); Turkish shops and
+# customers write the amount first: `1.249,90 ₺`.
+_PATTERNS = {"tr": "#,##0.00 ¤"}
+
+# Babel ships only the standard currency symbols, and English's one for TRY is the ISO code
+# ("TRY1,249.90"). CLDR's narrow symbol is what people write, so substitute it.
+_NARROW_SYMBOLS = {"TRY": "₺"}
+
+
+def language_of(locale: str | None) -> str:
+    """'tr-TR' / 'tr_TR' / 'TR' → 'tr'; empty → ''."""
+    return (locale or "").replace("_", "-").split("-")[0].strip().lower()
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A mistyped store time zone must not stop order mail; UTC is at least unambiguous.
+        return dt.UTC
+
+
+def _to_decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError("money/number expects a number, not a boolean")
+    try:
+        # str() first so that a float arrives as the digits it prints, not its binary value.
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+
+
+def _to_temporal(value: object) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        return dt.datetime.fromisoformat(text)
+    raise TypeError(f"expected a date, datetime or ISO string, got {type(value).__name__}")
+
+
+class Formatter:
+    """Formats values for one rendering: a locale, a store time zone and a default currency."""
+
+    def __init__(self, *, locale: str, timezone: str, currency: str) -> None:
+        self.language = language_of(locale) or "en"
+        self.locale = Locale.parse(self.language)
+        self.tz = _zone(timezone)
+        self.currency = currency.upper()
+
+    def money(self, value: object, currency: str | None = None) -> str:
+        amount = _to_decimal(value)
+        if amount is None:
+            return ""
+        code = (currency or self.currency).upper()
+        pattern = _PATTERNS.get(self.language)
+        symbol = _NARROW_SYMBOLS.get(code)
+        if symbol is not None:
+            base = pattern or self.locale.currency_formats["standard"].pattern
+            # A literal symbol in the pattern is printed as is; ¤ would print the ISO code.
+            pattern = base.replace("¤", symbol)
+        return format_currency(amount, code, format=pattern, locale=self.locale)
+
+    def number(self, value: object) -> str:
+        amount = _to_decimal(value)
+        return "" if amount is None else format_decimal(amount, locale=self.locale)
+
+    def _local(self, value: dt.datetime) -> dt.datetime:
+        # The database keeps UTC; a naive value is taken as UTC rather than guessed local.
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(self.tz)
+
+    def date(self, value: object, format: str = "long") -> str:
+        when = _to_temporal(value)
+        if when is None:
+            return ""
+        if isinstance(when, dt.datetime):
+            when = self._local(when).date()
+        return format_date(when, format=format, locale=self.locale)
+
+    def datetime(self, value: object, format: str = "medium") -> str:
+        when = _to_temporal(value)
+        if when is None:
+            return ""
+        if not isinstance(when, dt.datetime):
+            return format_date(when, format=format, locale=self.locale)
+        return format_datetime(self._local(when), format=format, locale=self.locale)

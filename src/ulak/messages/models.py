@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ulak.db import Base, BigId, UTCDateTime
+
+
+class Message(Base):
+    """The outbox: rendered at the send step, delivered by the sender workers."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A send step writes at most one message.
+        UniqueConstraint("enrollment_id", "step"),
+        # Sender: queued messages that are due.
+        Index(
+            "ix_messages_due",
+            "send_after",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Sender: claims whose lease ran out (a crashed worker's messages).
+        Index(
+            "ix_messages_leased",
+            "lease_until",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
+        # Customer timeline.
+        Index("ix_messages_customer", "customer_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    enrollment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="SET NULL")
+    )
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str] = mapped_column(String(16), default="email")
+    template: Mapped[str] = mapped_column(String(100))
+    locale: Mapped[str] = mapped_column(String(16))
+    # informational | commercial
+    legal_class: Mapped[str] = mapped_column(String(16))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    preheader: Mapped[str] = mapped_column(String(500), default="")
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    # The RFC 5322 Message-ID, fixed at creation so a resend after a crash is recognisable.
+    message_id_header: Mapped[str] = mapped_column(String(300))
+    # queued -> sending -> sent | failed | skipped
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TemplateOverride(Base):
+    """A store's own version of a shipped template (or of the layout)."""
+
+    __tablename__ = "template_overrides"
+    __table_args__ = (UniqueConstraint("store_id", "name", "locale"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    locale: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DevInboxMessage(Base):
+    """Mail captured instead of sent when no SMTP server is configured."""
+
+    __tablename__ = "dev_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The Message-ID header, to tie a captured mail to its message row.
+    message_id: Mapped[str] = mapped_column(String(300))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

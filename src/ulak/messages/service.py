@@ -1,0 +1,258 @@
+"""The outbox: messages are rendered when a journey's send step runs, and leave later."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.clock import Clock
+from ulak.customers.models import Customer
+from ulak.db import is_postgres
+from ulak.errors import NotFound
+from ulak.messages.models import Message, TemplateOverride
+from ulak.messages.rendering import (
+    Brand,
+    check_template_source,
+    render_email,
+    resolve_locale,
+)
+from ulak.stores.models import Store
+
+
+def brand_of(store: Store) -> Brand:
+    return Brand(
+        store_name=store.name,
+        locale=store.locale,
+        timezone=store.timezone,
+        currency=store.currency,
+        logo_url=store.logo_url,
+        brand_color=store.brand_color,
+        postal_address=store.postal_address,
+        contact_email=store.contact_email,
+        contact_phone=store.contact_phone,
+        website_url=store.website_url,
+    )
+
+
+def _unsubscribe_signer(store: Store) -> URLSafeSerializer:
+    return URLSafeSerializer(store.link_secret, salt="unsubscribe")
+
+
+def unsubscribe_url(base_url: str, store: Store, customer_id: int) -> str:
+    token = _unsubscribe_signer(store).dumps({"s": store.id, "c": customer_id})
+    return f"{base_url}/u/{store.id}/{token}"
+
+
+def customer_of_unsubscribe_token(store: Store, token: str) -> int:
+    try:
+        payload = _unsubscribe_signer(store).loads(token)
+    except BadSignature as error:
+        raise NotFound("this unsubscribe link is not valid") from error
+    if not isinstance(payload, dict) or payload.get("s") != store.id:
+        raise NotFound("this unsubscribe link is not valid")
+    return int(payload["c"])
+
+
+async def overrides_for(
+    session: AsyncSession, *, store_id: int, locale: str, names: tuple[str, ...]
+) -> dict[str, str]:
+    rows = await session.execute(
+        select(TemplateOverride.name, TemplateOverride.source).where(
+            TemplateOverride.store_id == store_id,
+            TemplateOverride.locale == locale,
+            TemplateOverride.name.in_(names),
+        )
+    )
+    return {name: source for name, source in rows.all()}
+
+
+async def set_template_override(
+    session: AsyncSession, *, store_id: int, name: str, locale: str, source: str, clock: Clock
+) -> None:
+    check_template_source(source, name=name)
+    row = (
+        await session.execute(
+            select(TemplateOverride).where(
+                TemplateOverride.store_id == store_id,
+                TemplateOverride.name == name,
+                TemplateOverride.locale == locale,
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = TemplateOverride(store_id=store_id, name=name, locale=locale)
+        session.add(row)
+    row.source = source
+    row.updated_at = clock.now()
+    await session.flush()
+
+
+async def create_email(
+    session: AsyncSession,
+    *,
+    store: Store,
+    customer: Customer,
+    enrollment_id: int | None,
+    step: int,
+    template: str,
+    legal_class: str,
+    context: dict[str, Any],
+    base_url: str,
+    clock: Clock,
+) -> Message:
+    """Render and queue one email. The caller's transaction makes it durable."""
+    now = clock.now()
+    locale = resolve_locale(customer.locale, store.locale)
+    brand = brand_of(store)
+    overrides = await overrides_for(
+        session, store_id=store.id, locale=locale, names=(template, "layout")
+    )
+    unsubscribe = (
+        unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
+    )
+    rendered = render_email(
+        template,
+        locale=locale,
+        brand=brand,
+        context={**context, "store": brand.__dict__},
+        overrides=overrides,
+        unsubscribe_url=unsubscribe,
+    )
+    domain = store.sender_email.rpartition("@")[2] or "ulak.invalid"
+    message = Message(
+        store_id=store.id,
+        customer_id=customer.id,
+        enrollment_id=enrollment_id,
+        step=step,
+        channel="email",
+        template=template,
+        locale=locale,
+        legal_class=legal_class,
+        to_address=customer.email or "",
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html=rendered.html,
+        text=rendered.text,
+        message_id_header=f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
+        status="queued",
+        send_after=now,
+        attempts=0,
+        created_at=now,
+    )
+    if not customer.email:
+        message.status = "skipped"
+        message.last_error = "the customer has no email address"
+    session.add(message)
+    await session.flush()
+    return message
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message taken for delivery, with what the channel needs and nothing lazy."""
+
+    id: int
+    attempts: int
+    to_address: str
+    subject: str
+    html: str
+    text: str
+    message_id_header: str
+    created_at: datetime
+    from_name: str
+    from_address: str
+    reply_to: str | None
+    unsubscribe_url: str | None
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta, base_url: str
+) -> list[Claimed]:
+    """Take due messages (and those a crashed sender left) under a lease.
+
+    Consent is checked here, at send time: a commercial message to someone who has since
+    unsubscribed is skipped with a reason.
+    """
+    query = (
+        select(Message, Store, Customer)
+        .join(Store, Store.id == Message.store_id)
+        .join(Customer, Customer.id == Message.customer_id)
+        .where(
+            or_(
+                and_(Message.status == "queued", Message.send_after <= now),
+                and_(Message.status == "sending", Message.lease_until <= now),
+            )
+        )
+        .order_by(Message.send_after)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=Message)
+    claimed = []
+    for message, store, customer in (await session.execute(query)).all():
+        if message.legal_class == "commercial" and customer.email_unsubscribed_at is not None:
+            message.status = "skipped"
+            message.last_error = "the customer unsubscribed from email"
+            continue
+        message.status = "sending"
+        message.lease_until = now + lease
+        message.attempts += 1
+        claimed.append(
+            Claimed(
+                id=message.id,
+                attempts=message.attempts,
+                to_address=message.to_address,
+                subject=message.subject,
+                html=message.html,
+                text=message.text,
+                message_id_header=message.message_id_header,
+                created_at=message.created_at,
+                from_name=store.sender_name,
+                from_address=store.sender_email,
+                reply_to=store.reply_to,
+                unsubscribe_url=(
+                    unsubscribe_url(base_url, store, customer.id)
+                    if message.legal_class == "commercial"
+                    else None
+                ),
+            )
+        )
+    await session.flush()
+    return claimed
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... capped at 1 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    error: str | None,
+    permanent: bool,
+    max_attempts: int,
+    now: datetime,
+) -> None:
+    message = await session.get(Message, message_id)
+    if message is None or message.status != "sending":
+        return
+    message.lease_until = None
+    if error is None:
+        message.status = "sent"
+        message.sent_at = now
+        message.last_error = None
+    elif permanent or message.attempts >= max_attempts:
+        message.status = "failed"
+        message.last_error = f"gave up after {message.attempts} attempt(s): {error}"
+    else:
+        message.status = "queued"
+        message.send_after = now + backoff(message.attempts)
+        message.last_error = error

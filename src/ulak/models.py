@@ -1,0 +1,31 @@
+"""Every feature's tables, imported once so metadata (and Alembic) sees them all."""
+
+from ulak.catalog.models import Product
+from ulak.customers.models import Customer
+from ulak.db import Base
+from ulak.events.models import Event
+from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
+from ulak.messages.models import DevInboxMessage, Message, TemplateOverride
+from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.stores.models import ApiKey, Store
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Cart",
+    "Customer",
+    "DevInboxMessage",
+    "Enrollment",
+    "EnrollmentStep",
+    "Event",
+    "Journey",
+    "JourneyVersion",
+    "Message",
+    "Order",
+    "OrderItem",
+    "OrderStatusChange",
+    "Product",
+    "Shipment",
+    "Store",
+    "TemplateOverride",
+]

@@ -1,0 +1,351 @@
+"""Orders, carts and shipments as the shop's events describe them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.events.schemas import (
+    CartData,
+    Item,
+    OrderChangeData,
+    OrderDeliveredData,
+    OrderPlacedData,
+    OrderShippedData,
+    ShipmentUpdatedData,
+)
+from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+
+ORDER_STATUS_OF_EVENT = {
+    "order.placed": "placed",
+    "order.paid": "paid",
+    "order.preparing": "preparing",
+    "order.shipped": "shipped",
+    "order.delivered": "delivered",
+    "order.cancelled": "cancelled",
+    "order.refunded": "refunded",
+}
+
+
+async def apply_cart(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    data: CartData,
+    checkout: bool,
+    now: datetime,
+) -> Cart:
+    cart = (
+        await session.execute(
+            select(Cart).where(Cart.store_id == store_id, Cart.cart_id == data.cart_id)
+        )
+    ).scalar_one_or_none()
+    if cart is None:
+        cart = Cart(store_id=store_id, cart_id=data.cart_id)
+        session.add(cart)
+    cart.customer_id = customer_id
+    cart.items = [item.model_dump(mode="json") for item in data.items]
+    cart.total = data.total
+    cart.currency = data.currency
+    cart.recovery_url = data.recovery_url or cart.recovery_url
+    if cart.status != "ordered":
+        cart.status = "checkout" if checkout else "open"
+    cart.updated_at = now
+    await session.flush()
+    return cart
+
+
+async def _order(session: AsyncSession, store_id: int, order_id: str) -> Order | None:
+    return (
+        await session.execute(
+            select(Order).where(Order.store_id == store_id, Order.order_id == order_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def _record_status(
+    session: AsyncSession, order: Order, status: str, *, event_id: int, occurred_at: datetime
+) -> None:
+    latest = (
+        await session.execute(
+            select(OrderStatusChange.occurred_at)
+            .where(OrderStatusChange.order_id == order.id)
+            .order_by(OrderStatusChange.occurred_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    session.add(
+        OrderStatusChange(
+            order_id=order.id, status=status, occurred_at=occurred_at, event_id=event_id
+        )
+    )
+    # A late-arriving older event joins the history but does not turn the status back.
+    if latest is None or occurred_at >= latest:
+        order.status = status
+
+
+def _items(order_pk: int, items: Sequence[Item]) -> list[OrderItem]:
+    return [
+        OrderItem(
+            order_id=order_pk,
+            position=position,
+            product_id=item.product_id,
+            variant_id=item.variant_id,
+            sku=item.sku,
+            title=item.title,
+            quantity=item.quantity,
+            price=item.price,
+            url=item.url,
+            image_url=item.image_url,
+        )
+        for position, item in enumerate(items)
+    ]
+
+
+async def apply_order_placed(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    data: OrderPlacedData,
+    currency: str,
+    event_id: int,
+    occurred_at: datetime,
+    now: datetime,
+) -> Order:
+    order = await _order(session, store_id, data.order_id)
+    if order is None:
+        order = Order(store_id=store_id, order_id=data.order_id, placed_at=occurred_at)
+        session.add(order)
+    order.customer_id = customer_id
+    order.number = data.number or data.order_id
+    order.channel = data.channel
+    order.subtotal = data.subtotal
+    order.discount = data.discount
+    order.shipping = data.shipping
+    order.tax = data.tax
+    order.total = data.total
+    order.currency = data.currency or currency
+    order.discount_codes = data.discount_codes
+    order.cart_id = data.cart_id
+    order.shipping_address = data.shipping_address
+    order.payment_method = data.payment_method
+    order.data = data.model_extra or {}
+    order.placed_at = occurred_at
+    order.updated_at = now
+    await session.flush()
+    await session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
+    session.add_all(_items(order.id, data.items))
+    await _record_status(session, order, "placed", event_id=event_id, occurred_at=occurred_at)
+    if data.cart_id:
+        cart = (
+            await session.execute(
+                select(Cart).where(Cart.store_id == store_id, Cart.cart_id == data.cart_id)
+            )
+        ).scalar_one_or_none()
+        if cart is not None:
+            cart.status = "ordered"
+            cart.updated_at = now
+    await session.flush()
+    return order
+
+
+async def apply_order_change(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    event_type: str,
+    data: OrderChangeData | OrderShippedData | OrderDeliveredData,
+    currency: str,
+    event_id: int,
+    occurred_at: datetime,
+    now: datetime,
+) -> Order:
+    order = await _order(session, store_id, data.order_id)
+    if order is None:
+        # The shop may connect ulak after an order was placed: keep what we learn.
+        order = Order(
+            store_id=store_id,
+            order_id=data.order_id,
+            number=data.order_id,
+            customer_id=customer_id,
+            currency=currency,
+            placed_at=occurred_at,
+        )
+        session.add(order)
+    order.updated_at = now
+    await session.flush()
+    await _record_status(
+        session,
+        order,
+        ORDER_STATUS_OF_EVENT[event_type],
+        event_id=event_id,
+        occurred_at=occurred_at,
+    )
+    if isinstance(data, OrderShippedData):
+        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id)
+        shipment.order_id = order.id
+        shipment.carrier = data.carrier or shipment.carrier
+        shipment.tracking_number = data.tracking_number or shipment.tracking_number
+        shipment.tracking_url = data.tracking_url or shipment.tracking_url
+        shipment.items = [item.model_dump(mode="json") for item in data.items]
+        shipment.status = "in_transit"
+        shipment.updated_at = now
+    elif isinstance(data, OrderDeliveredData):
+        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id)
+        shipment.order_id = order.id
+        shipment.status = "delivered"
+        shipment.updated_at = now
+    await session.flush()
+    return order
+
+
+async def _shipment(session: AsyncSession, store_id: int, shipment_id: str) -> Shipment:
+    shipment = (
+        await session.execute(
+            select(Shipment).where(
+                Shipment.store_id == store_id, Shipment.shipment_id == shipment_id
+            )
+        )
+    ).scalar_one_or_none()
+    if shipment is None:
+        shipment = Shipment(store_id=store_id, shipment_id=shipment_id, items=[])
+        session.add(shipment)
+    return shipment
+
+
+async def apply_shipment_update(
+    session: AsyncSession, *, store_id: int, data: ShipmentUpdatedData, now: datetime
+) -> Shipment:
+    shipment = await _shipment(session, store_id, data.shipment_id)
+    if data.order_id and shipment.order_id is None:
+        order = await _order(session, store_id, data.order_id)
+        shipment.order_id = order.id if order else None
+    shipment.status = data.status
+    shipment.location = data.location
+    shipment.message = data.message
+    shipment.estimated_delivery = data.estimated_delivery or shipment.estimated_delivery
+    shipment.updated_at = now
+    await session.flush()
+    return shipment
+
+
+async def find_order(session: AsyncSession, *, store_id: int, order_id: str) -> Order | None:
+    return await _order(session, store_id, order_id)
+
+
+async def find_cart(session: AsyncSession, *, store_id: int, cart_id: str) -> Cart | None:
+    return (
+        await session.execute(
+            select(Cart).where(Cart.store_id == store_id, Cart.cart_id == cart_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def find_shipment(
+    session: AsyncSession, *, store_id: int, shipment_id: str
+) -> Shipment | None:
+    return (
+        await session.execute(
+            select(Shipment).where(
+                Shipment.store_id == store_id, Shipment.shipment_id == shipment_id
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def order_view(session: AsyncSession, order: Order) -> dict[str, Any]:
+    """The order as journeys and templates see it: plain values, Decimal money."""
+    items = (
+        await session.execute(
+            select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.position)
+        )
+    ).scalars()
+    view: dict[str, Any] = {
+        "order_id": order.order_id,
+        "number": order.number,
+        "status": order.status,
+        "channel": order.channel,
+        "subtotal": order.subtotal,
+        "discount": order.discount,
+        "shipping": order.shipping,
+        "tax": order.tax,
+        "total": order.total,
+        "currency": order.currency,
+        "discount_codes": order.discount_codes,
+        "cart_id": order.cart_id,
+        "shipping_address": order.shipping_address,
+        "payment_method": order.payment_method,
+        "placed_at": order.placed_at,
+        "items": [
+            {
+                k: v
+                for k, v in {
+                    "product_id": i.product_id,
+                    "variant_id": i.variant_id,
+                    "sku": i.sku,
+                    "title": i.title,
+                    "quantity": i.quantity,
+                    "price": i.price,
+                    "url": i.url,
+                    "image_url": i.image_url,
+                }.items()
+                if v is not None
+            }
+            for i in items
+        ],
+    }
+    return {k: v for k, v in view.items() if v is not None}
+
+
+def shipment_view(shipment: Shipment) -> dict[str, Any]:
+    view = {
+        "shipment_id": shipment.shipment_id,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "tracking_url": shipment.tracking_url,
+        "status": shipment.status,
+        "location": shipment.location,
+        "estimated_delivery": shipment.estimated_delivery,
+        "items": shipment.items,
+    }
+    return {k: v for k, v in view.items() if v is not None}
+
+
+def cart_view(cart: Cart) -> dict[str, Any]:
+    view = {
+        "cart_id": cart.cart_id,
+        "status": cart.status,
+        "items": cart.items,
+        "total": cart.total,
+        "currency": cart.currency,
+        "recovery_url": cart.recovery_url,
+    }
+    return {k: v for k, v in view.items() if v is not None}
+
+
+async def orders_of(session: AsyncSession, *, customer_id: int) -> list[dict[str, Any]]:
+    orders = (
+        await session.execute(
+            select(Order).where(Order.customer_id == customer_id).order_by(Order.placed_at.desc())
+        )
+    ).scalars()
+    out = []
+    for order in orders:
+        view = await order_view(session, order)
+        history = (
+            await session.execute(
+                select(OrderStatusChange)
+                .where(OrderStatusChange.order_id == order.id)
+                .order_by(OrderStatusChange.occurred_at, OrderStatusChange.id)
+            )
+        ).scalars()
+        view["status_history"] = [{"status": h.status, "at": h.occurred_at} for h in history]
+        out.append(view)
+    return out

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ulak.db import Base, BigId, UTCDateTime
+
+
+class Store(Base):
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(16), default="tr")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Istanbul")
+    currency: Mapped[str] = mapped_column(String(3), default="TRY")
+    # Default phone region for numbers given without a country code.
+    phone_region: Mapped[str] = mapped_column(String(2), default="TR")
+    # Sender identity
+    sender_name: Mapped[str] = mapped_column(String(200))
+    sender_email: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    # Brand shown in every message and page
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    brand_color: Mapped[str] = mapped_column(String(16), default="#1f6feb")
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    website_url: Mapped[str | None] = mapped_column(String(2000))
+    # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
+    link_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    # The first characters of the key, to tell keys apart in listings.
+    prefix: Mapped[str] = mapped_column(String(24))
+    # SHA-256 of the whole key: keys are 256-bit random, so a slow hash adds nothing.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

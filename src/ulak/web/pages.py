@@ -1,0 +1,50 @@
+"""The shell every server-rendered page shares, and page-friendly errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# Page texts, in the languages ulak ships.
+TEXTS: dict[str, dict[str, str]] = {
+    "tr": {
+        "unsubscribe_title": "E-posta aboneliğinden çık",
+        "unsubscribe_question": (
+            "{store} tarafından gönderilen kampanya e-postalarını artık almak istemiyor musunuz?"
+        ),
+        "unsubscribe_button": "Aboneliğimi iptal et",
+        "unsubscribe_note": (
+            "Sipariş ve kargo bilgilendirmeleri gibi hizmet e-postaları gelmeye devam eder."
+        ),
+        "unsubscribed_title": "Aboneliğiniz iptal edildi",
+        "unsubscribed_body": "{store} size artık kampanya e-postası göndermeyecek.",
+        "error_title": "Bir sorun oluştu",
+    },
+    "en": {
+        "unsubscribe_title": "Unsubscribe from email",
+        "unsubscribe_question": "Stop receiving marketing email from {store}?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribe_note": (
+            "Service email such as order and delivery updates will still reach you."
+        ),
+        "unsubscribed_title": "You are unsubscribed",
+        "unsubscribed_body": "{store} will not send you marketing email any more.",
+        "error_title": "Something went wrong",
+    },
+}
+
+
+def texts_for(locale: str) -> dict[str, str]:
+    return TEXTS.get(locale.split("-")[0].split("_")[0].lower(), TEXTS["en"])
+
+
+def render_page(
+    request: Request, name: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

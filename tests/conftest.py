@@ -1,0 +1,129 @@
+"""Shared fixtures: each test gets a migrated database (SQLite, and PostgreSQL when
+ULAK_TEST_POSTGRES_URL is set), a frozen clock, the app without background workers, and a
+store with the shipped journeys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+from tests.support import SmtpSink, StoreKey, free_port, make_store
+
+from ulak.app import create_app
+from ulak.clock import FrozenClock
+from ulak.config import Settings
+from ulak.db import Base, Database
+from ulak.migrate import upgrade
+from ulak.worker import Workers
+
+POSTGRES_URL = os.environ.get("ULAK_TEST_POSTGRES_URL", "")
+
+
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return f"PostgreSQL tests: against {POSTGRES_URL}"
+    return "PostgreSQL tests: skipped (set ULAK_TEST_POSTGRES_URL to run them)"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of its own for this test run, migrated once, dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL: ULAK_TEST_POSTGRES_URL is not set")
+    import psycopg
+
+    admin_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"ulak_test_{uuid.uuid4().hex[:10]}"
+    # Connection failures are errors, not skips: CI sets the URL and must fail without it.
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin_url.rpartition("/")
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "ulak.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    asyncio.run(_truncate(url))
+    return url
+
+
+async def _truncate(url: str) -> None:
+    database = Database(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with database.transaction() as session:
+        await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await database.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, smtp_url="", public_url="http://ulak.test")
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database, clock: FrozenClock) -> Any:
+    return create_app(settings, database=db, clock=clock, run_workers=False)
+
+
+@pytest.fixture
+def workers(app: Any) -> Workers:
+    w: Workers = app.state.workers
+    return w
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ulak.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def store(db: Database, clock: FrozenClock) -> StoreKey:
+    return await make_store(db, clock)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink("127.0.0.1", free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    yield sink
+    controller.stop()

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+from sqlalchemy import func, select
+from tests.support import StoreKey, make_store, order_placed
+
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.events.models import Event
+
+
+async def count_events(db: Database) -> int:
+    async with db.transaction() as session:
+        return int((await session.execute(select(func.count()).select_from(Event))).scalar_one())
+
+
+async def test_an_event_is_stored_and_acknowledged(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    response = await client.post("/v1/events", json=order_placed(), headers=store.auth)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["rejected"] == []
+    assert [(a["index"], a["key"], a["duplicate"]) for a in body["accepted"]] == [
+        (0, "evt-order-1001", False)
+    ]
+    assert await count_events(db) == 1
+
+
+async def test_missing_or_wrong_key_is_401_and_stores_nothing(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    missing = await client.post("/v1/events", json=order_placed())
+    wrong = await client.post(
+        "/v1/events", json=order_placed(), headers={"Authorization": "Bearer ulak_sk_nope"}
+    )
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["message"] == "invalid API key"
+    assert await count_events(db) == 0
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient, store: StoreKey) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=b'{"type": "order.placed",',
+        headers={**store.auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+async def test_wrong_types_are_422_with_field_paths(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    event = order_placed()
+    event["data"]["total"] = 1249.9
+    event["data"]["items"][1]["quantity"] = "two"
+    del event["data"]["order_id"]
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 422
+    paths = {d["path"]: d["message"] for d in response.json()["error"]["details"]}
+    assert set(paths) == {"data.total", "data.items[1].quantity", "data.order_id"}
+    assert "decimal string" in paths["data.total"]
+    assert await count_events(db) == 0
+
+
+async def test_naive_timestamp_and_missing_customer_are_rejected(
+    client: httpx.AsyncClient, store: StoreKey
+) -> None:
+    event = order_placed(occurred_at="2026-11-23T10:00:00")
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "occurred_at"
+    event = order_placed()
+    del event["customer"]
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "customer"
+
+
+async def test_body_over_one_megabyte_is_413(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    event = order_placed()
+    event["data"]["note"] = "x" * 1_100_000
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 413
+    assert await count_events(db) == 0
+
+
+async def test_same_id_twice_stores_one_event(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    first = await client.post("/v1/events", json=order_placed(), headers=store.auth)
+    again = await client.post("/v1/events", json=order_placed(), headers=store.auth)
+    assert first.json()["accepted"][0]["duplicate"] is False
+    assert again.json()["accepted"][0]["duplicate"] is True
+    assert again.json()["accepted"][0]["id"] == first.json()["accepted"][0]["id"]
+    assert await count_events(db) == 1
+
+
+async def test_ids_are_scoped_to_the_store(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock
+) -> None:
+    other = await make_store(db, clock, name="Başka Dükkan")
+    await client.post("/v1/events", json=order_placed(), headers=store.auth)
+    response = await client.post("/v1/events", json=order_placed(), headers=other.auth)
+    assert response.json()["accepted"][0]["duplicate"] is False
+    assert await count_events(db) == 2
+
+
+async def test_a_batch_keeps_valid_events_and_reports_each_rejected_one(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    bad = order_placed("2")
+    bad["data"]["total"] = "lots"
+    batch = {"events": [order_placed("1"), bad, order_placed("3"), {"type": "Bad Type"}]}
+    response = await client.post("/v1/events", json=batch, headers=store.auth)
+    assert response.status_code == 202
+    body = response.json()
+    assert [a["index"] for a in body["accepted"]] == [0, 2]
+    assert [(r["index"], r["errors"][0]["path"]) for r in body["rejected"]] == [
+        (1, "events[1].data.total"),
+        (3, "events[3].type"),
+    ]
+    assert await count_events(db) == 2
+
+
+async def test_a_batch_over_1000_events_is_refused(
+    client: httpx.AsyncClient, store: StoreKey
+) -> None:
+    body = json.dumps({"events": [{"type": "x"}] * 1001})
+    response = await client.post(
+        "/v1/events", content=body, headers={**store.auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "at most 1000" in response.json()["error"]["message"]

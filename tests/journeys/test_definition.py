@@ -1,0 +1,449 @@
+from __future__ import annotations
+
+import json
+import pathlib
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ulak.errors import Invalid
+from ulak.journeys.definition import (
+    BranchOp,
+    IfStep,
+    JourneyDefinition,
+    JourneyFileError,
+    JumpOp,
+    Problem,
+    Program,
+    SendOp,
+    SendStep,
+    WaitForOp,
+    WaitForStep,
+    WaitOp,
+    WaitStep,
+    WaitUntil,
+    compile_program,
+    load_journey,
+    load_journey_file,
+    next_wait_time,
+    parse_duration,
+)
+
+FULL = """\
+key: order-shipped
+name: Kargoya verildi
+description: Tells the customer the parcel is on its way.
+legal_class: informational
+trigger:
+  event: order.shipped
+  where: "order.channel != 'marketplace'"
+reentry: once_per_order
+guard: "not customer.unsubscribed"
+exit_when:
+  - event: return.requested
+    match: "event.data.order_id == enrollment.order_id"
+steps:
+  - wait: 2h
+  - wait: {until: "09:00"}
+  - wait: {until: 18:30, weekdays: [mon, fri]}
+  - send: email
+    template: order_shipped
+    guard: "customer.email is defined"
+  - wait_for:
+      event: review.submitted
+      match: "event.data.order_id == enrollment.order_id"
+      timeout: 5d
+    on_timeout:
+      - send: email
+        template: review_reminder
+  - if: "order.total > 1000"
+    then:
+      - send: email
+        template: big_thanks
+    else:
+      - wait: 1d12h
+"""
+
+# A skeleton to hang `steps` under; the steps start on line 7.
+HEAD = """\
+key: test
+name: Test
+legal_class: commercial
+trigger:
+  event: order.created
+steps:
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(JourneyFileError) as caught:
+        load_journey(text, "j.yaml")
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_full_journey_loads() -> None:
+    journey = load_journey(FULL)
+    assert journey.key == "order-shipped"
+    assert journey.legal_class == "informational"
+    assert journey.enabled is True
+    assert journey.reentry == "once_per_order"
+    assert journey.trigger.event == "order.shipped"
+    assert journey.trigger.where == "order.channel != 'marketplace'"
+    assert journey.exit_when[0].event == "return.requested"
+    assert [type(step) for step in journey.steps] == [
+        WaitStep,
+        WaitStep,
+        WaitStep,
+        SendStep,
+        WaitForStep,
+        IfStep,
+    ]
+    assert journey.steps[0] == WaitStep(wait="2h")
+    assert journey.steps[1] == WaitStep(wait=WaitUntil(until="09:00"))
+    # Unquoted 18:30 is a YAML 1.1 base-60 integer (1110); the loader keeps it a time.
+    assert journey.steps[2] == WaitStep(wait=WaitUntil(until="18:30", weekdays=["mon", "fri"]))
+    branch = journey.steps[5]
+    assert isinstance(branch, IfStep)
+    assert branch.if_ == "order.total > 1000"
+    assert branch.else_ == [WaitStep(wait="1d12h")]
+
+
+def test_defaults() -> None:
+    journey = load_journey(HEAD + "  - wait: 1h\n")
+    assert journey.enabled is True
+    assert journey.reentry == "once"
+    assert journey.guard is None
+    assert journey.exit_when == []
+    assert journey.description is None
+
+
+def test_dump_round_trips_through_json() -> None:
+    journey = load_journey(FULL)
+    dumped = journey.model_dump(mode="json", by_alias=True)
+    assert dumped["steps"][5]["if"] == "order.total > 1000"
+    assert dumped["steps"][5]["else"] == [{"wait": "1d12h"}]
+    assert dumped["steps"][2]["wait"] == {"until": "18:30", "weekdays": ["mon", "fri"]}
+    reloaded = JourneyDefinition.model_validate(json.loads(json.dumps(dumped)))
+    assert reloaded == journey
+    assert compile_program(reloaded) == compile_program(journey)
+
+
+def test_python_names_are_accepted_too() -> None:
+    step = IfStep.model_validate({"if_": "x", "then": [{"wait": "1h"}], "else_": None})
+    assert step.if_ == "x"
+
+
+def test_load_journey_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "order-shipped.yaml"
+    path.write_text(FULL, encoding="utf-8")
+    assert load_journey_file(path) == load_journey(FULL)
+
+    path.write_text(HEAD + "  - wait: soon\n", encoding="utf-8")
+    with pytest.raises(JourneyFileError) as caught:
+        load_journey_file(path)
+    assert caught.value.problems[0].file == str(path)
+
+
+def test_compile_nested_if_else_and_wait_for() -> None:
+    journey = load_journey(
+        HEAD
+        + """\
+  - wait: 1d
+  - if: "order.total > 1000"
+    then:
+      - send: email
+        template: big
+      - if: "customer.vip"
+        then:
+          - send: email
+            template: vip
+    else:
+      - wait_for:
+          event: review.submitted
+          timeout: 5d
+        on_timeout:
+          - send: email
+            template: reminder
+  - wait_for:
+      event: review.submitted
+      match: "event.data.order_id == enrollment.order_id"
+      timeout: 30m
+  - wait: {until: "09:00", weekdays: [mon, wed]}
+  - send: email
+    template: thanks
+    guard: "customer.email is defined"
+  - if: "cart is defined"
+    then:
+      - wait: 45s
+"""
+    )
+    assert compile_program(journey) == Program(
+        ops=(
+            WaitOp(seconds=86400, until=None, weekdays=None),
+            BranchOp(condition="order.total > 1000", else_pc=6),
+            SendOp(channel="email", template="big", guard=None),
+            BranchOp(condition="customer.vip", else_pc=5),
+            SendOp(channel="email", template="vip", guard=None),
+            JumpOp(target=8),
+            WaitForOp(event="review.submitted", match=None, timeout_seconds=432000, resume_pc=8),
+            SendOp(channel="email", template="reminder", guard=None),
+            WaitForOp(
+                event="review.submitted",
+                match="event.data.order_id == enrollment.order_id",
+                timeout_seconds=1800,
+                resume_pc=9,
+            ),
+            WaitOp(seconds=None, until=time(9, 0), weekdays=frozenset({0, 2})),
+            SendOp(channel="email", template="thanks", guard="customer.email is defined"),
+            BranchOp(condition="cart is defined", else_pc=13),
+            WaitOp(seconds=45, until=None, weekdays=None),
+        )
+    )
+
+
+def test_programs_never_jump_backwards() -> None:
+    program = compile_program(load_journey(FULL))
+    for pc, op in enumerate(program.ops):
+        target = {BranchOp: "else_pc", JumpOp: "target", WaitForOp: "resume_pc"}.get(type(op))
+        if target is not None:
+            assert pc < getattr(op, target) <= len(program.ops)
+
+
+def test_invalid_duration_points_at_its_line() -> None:
+    text = HEAD + "  - wait: 1h\n  - wait_for:\n      event: review.submitted\n      timeout: 5x\n"
+    assert problems(text) == [
+        'j.yaml:10: steps[1].wait_for.timeout: invalid duration "5x": '
+        "use a number followed by d, h, m or s, like 2h or 1d12h"
+    ]
+
+
+def test_error_carries_problems_and_details() -> None:
+    with pytest.raises(JourneyFileError) as caught:
+        load_journey(HEAD + "  - wait: 0s\n", "j.yaml")
+    error = caught.value
+    assert isinstance(error, Invalid)
+    assert error.status_code == 422
+    assert error.problems == [
+        Problem("j.yaml", 7, "steps[0].wait", 'duration "0s" must be longer than zero')
+    ]
+    assert error.details == [
+        {
+            "file": "j.yaml",
+            "line": 7,
+            "path": "steps[0].wait",
+            "message": 'duration "0s" must be longer than zero',
+        }
+    ]
+    assert str(error) == 'j.yaml:7: steps[0].wait: duration "0s" must be longer than zero'
+
+
+def test_unknown_step_kind() -> None:
+    assert problems(HEAD + "  - wait: 1h\n  - sned: email\n    template: x\n") == [
+        "j.yaml:8: steps[1]: a step needs exactly one of the keys wait, wait_for, if or send"
+    ]
+
+
+def test_two_step_kinds_in_one_step() -> None:
+    assert problems(HEAD + "  - wait: 1h\n    send: email\n") == [
+        "j.yaml:7: steps[0]: a step needs exactly one of the keys wait, wait_for, if or send"
+    ]
+
+
+def test_unknown_field_points_at_the_key() -> None:
+    text = HEAD + "  - send: email\n    template: a\n    tempalte:\n      b\n"
+    assert problems(text) == ['j.yaml:9: steps[0].tempalte: unknown field "tempalte"']
+
+
+def test_missing_trigger() -> None:
+    text = "key: test\nname: Test\nlegal_class: commercial\nsteps:\n  - wait: 1h\n"
+    assert problems(text) == ["j.yaml:1: trigger: field required"]
+
+
+def test_missing_nested_field_points_at_its_mapping() -> None:
+    text = HEAD + "  - wait: 1h\n  - wait_for:\n      event: review.submitted\n"
+    assert problems(text) == ["j.yaml:9: steps[1].wait_for.timeout: field required"]
+
+
+def test_bad_expression_points_at_its_line() -> None:
+    text = HEAD + '  - if: "order.total >"\n    then:\n      - send: email\n'
+    text += '        template: a\n        guard: "customer.email is"\n'
+    assert problems(text) == [
+        'j.yaml:7: steps[0].if: syntax error in expression "order.total >": '
+        "the expression ends too early",
+        'j.yaml:11: steps[0].then[0].guard: syntax error in expression "customer.email is": '
+        "unexpected end of input, expected 'name'.",
+    ]
+
+
+def test_bad_trigger_expression() -> None:
+    text = HEAD.replace("  event: order.created\n", "  event: order.created\n  where: 'a =='\n")
+    assert problems(text + "  - wait: 1h\n") == [
+        'j.yaml:6: trigger.where: syntax error in expression "a ==": the expression ends too early'
+    ]
+
+
+def test_several_problems_sorted_by_line() -> None:
+    text = """\
+key: Bad Key
+name: Test
+legal_class: promo
+trigger:
+  event: Order Shipped
+reentry: twice
+steps:
+  - wait: {until: "25:00", weekdays: [monday]}
+  - send: sms
+    template: x
+  - if: "x"
+    then: []
+"""
+    assert problems(text) == [
+        'j.yaml:1: key: invalid key "Bad Key": '
+        "use lowercase letters, digits and dashes, like order-shipped",
+        "j.yaml:3: legal_class: should be 'informational' or 'commercial'",
+        'j.yaml:5: trigger.event: invalid event "Order Shipped": '
+        "use lowercase words joined by dots, like order.shipped",
+        "j.yaml:6: reentry: should be 'once', 'once_per_order', 'once_per_cart', "
+        "'once_per_shipment' or 'always'",
+        'j.yaml:8: steps[0].wait.until: invalid time of day "25:00": '
+        "use 24-hour HH:MM, like 09:00 or 18:30",
+        "j.yaml:8: steps[0].wait.weekdays[0]: should be 'mon', 'tue', 'wed', 'thu', 'fri', "
+        "'sat' or 'sun'",
+        "j.yaml:9: steps[1].send: should be 'email'",
+        "j.yaml:12: steps[2].then: needs at least one step",
+    ]
+
+
+def test_empty_steps() -> None:
+    assert problems(HEAD.replace("steps:\n", "steps: []\n")) == [
+        "j.yaml:6: steps: needs at least one step"
+    ]
+
+
+def test_wrong_types() -> None:
+    text = HEAD.replace("trigger:\n  event: order.created\n", "trigger: order.created\n")
+    text = text.replace("steps:\n", "enabled: maybe\nsteps: {wait: 1h}\n")
+    assert problems(text) == [
+        "j.yaml:4: trigger: expected a mapping",
+        "j.yaml:5: enabled: expected true or false",
+        "j.yaml:6: steps: expected a list",
+    ]
+
+
+def test_duplicate_keys() -> None:
+    text = HEAD + "  - send: email\n    template: a\n    template: b\n"
+    assert problems(text) == ['j.yaml:9: steps[0].template: duplicate key "template"']
+
+
+def test_yaml_syntax_error_has_line() -> None:
+    text = HEAD + "  - wait: 1h\n   send: email\n"
+    assert problems(text) == [
+        "j.yaml:8: expected <block end>, but found '<block mapping start>' "
+        "(while parsing a block collection at line 7)"
+    ]
+    with pytest.raises(JourneyFileError) as caught:
+        load_journey(text, "j.yaml")
+    assert caught.value.problems[0].path == ""
+
+
+@pytest.mark.parametrize("text", ["", "- wait: 1h\n", "just text\n"])
+def test_document_must_be_a_mapping(text: str) -> None:
+    assert problems(text) == [
+        "j.yaml:1: a journey file must be a mapping with key, name, trigger and steps"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45s", 45), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("1d12h", 129600), ("1h1s", 3601)],
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "2", "h", "1h2d", "1.5h", "-1h", "2 hours"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_parse_duration_rejects_zero() -> None:
+    with pytest.raises(ValueError, match="must be longer than zero"):
+        parse_duration("0h0m")
+
+
+ISTANBUL = ZoneInfo("Europe/Istanbul")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def test_wait_seconds() -> None:
+    op = WaitOp(seconds=5400, until=None, weekdays=None)
+    start = datetime(2026, 11, 23, 12, 0, tzinfo=ISTANBUL)
+    assert next_wait_time(op, start, ISTANBUL) == utc(2026, 11, 23, 10, 30)
+    assert next_wait_time(op, start, ISTANBUL).tzinfo is UTC
+
+
+def test_wait_until_time_of_day() -> None:
+    op = WaitOp(seconds=None, until=time(9, 0), weekdays=None)
+    # 08:00 in Istanbul (UTC+3): later the same day.
+    assert next_wait_time(op, utc(2026, 11, 23, 5, 0), ISTANBUL) == utc(2026, 11, 23, 6, 0)
+    # Exactly 09:00: strictly after now, so tomorrow.
+    assert next_wait_time(op, utc(2026, 11, 23, 6, 0), ISTANBUL) == utc(2026, 11, 24, 6, 0)
+    # 23:30 UTC is already 02:30 the next local day.
+    assert next_wait_time(op, utc(2026, 11, 23, 23, 30), ISTANBUL) == utc(2026, 11, 24, 6, 0)
+
+
+def test_wait_until_weekday() -> None:
+    op = WaitOp(seconds=None, until=time(9, 0), weekdays=frozenset(range(5)))
+    # Friday 2026-11-27 21:00 local -> Monday 2026-11-30 09:00 local.
+    assert next_wait_time(op, utc(2026, 11, 27, 18, 0), ISTANBUL) == utc(2026, 11, 30, 6, 0)
+    # Friday morning is still fine.
+    assert next_wait_time(op, utc(2026, 11, 27, 5, 0), ISTANBUL) == utc(2026, 11, 27, 6, 0)
+    only_monday = WaitOp(seconds=None, until=time(9, 0), weekdays=frozenset({0}))
+    # Monday after 09:00 waits a whole week.
+    assert next_wait_time(only_monday, utc(2026, 11, 23, 7, 0), ISTANBUL) == utc(2026, 11, 30, 6, 0)
+
+
+def test_wait_until_across_dst_changes() -> None:
+    op = WaitOp(seconds=None, until=time(9, 0), weekdays=None)
+    # Saturday 2026-03-28 10:00 CET; clocks go forward that night, Sunday 09:00 is CEST (+2).
+    assert next_wait_time(op, utc(2026, 3, 28, 9, 0), BERLIN) == utc(2026, 3, 29, 7, 0)
+    # Saturday 2026-10-24 10:00 CEST; clocks go back that night, Sunday 09:00 is CET (+1).
+    assert next_wait_time(op, utc(2026, 10, 24, 8, 0), BERLIN) == utc(2026, 10, 25, 8, 0)
+
+
+def test_wait_until_time_skipped_by_dst() -> None:
+    # 02:30 does not exist in Berlin on 2026-03-29; the wait ends when the clocks jump (03:30).
+    op = WaitOp(seconds=None, until=time(2, 30), weekdays=None)
+    assert next_wait_time(op, utc(2026, 3, 28, 12, 0), BERLIN) == utc(2026, 3, 29, 1, 30)
+
+
+def test_wait_until_ambiguous_time_takes_the_first() -> None:
+    # 02:30 happens twice in Berlin on 2026-10-25: first at 00:30 UTC (CEST), then 01:30 (CET).
+    op = WaitOp(seconds=None, until=time(2, 30), weekdays=None)
+    assert next_wait_time(op, utc(2026, 10, 24, 12, 0), BERLIN) == utc(2026, 10, 25, 0, 30)
+
+
+def test_wait_needs_aware_now() -> None:
+    op = WaitOp(seconds=60, until=None, weekdays=None)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        next_wait_time(op, datetime(2026, 11, 23, 9, 0), ISTANBUL)  # noqa: DTZ001
+
+
+def test_control_characters_are_a_yaml_error() -> None:
+    assert problems(HEAD + "  - wait: 1h\x00\n") == ["j.yaml:7: unacceptable character #x0000"]
+
+
+def test_generic_messages() -> None:
+    text = HEAD.replace("name: Test", "name: 123").replace("key: test", "key: " + "a" * 101)
+    text += "  - wait: {until: '9:00', weekdays: []}\n"
+    assert problems(text) == [
+        "j.yaml:1: key: should have at most 100 characters",
+        "j.yaml:2: name: expected text",
+        "j.yaml:7: steps[0].wait.weekdays: must not be empty",
+    ]

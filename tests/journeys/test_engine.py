@@ -1,0 +1,261 @@
+"""The durable engine, driven as the workers drive it, with the clock moved instead of sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from tests.support import StoreKey, make_store, order_placed
+
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.journeys.definition import load_journey
+from ulak.journeys.models import Enrollment, EnrollmentStep
+from ulak.journeys.service import apply_journey
+from ulak.messages.models import Message
+from ulak.orders.models import Order
+from ulak.worker import Workers
+
+
+async def add_journey(db: Database, clock: FrozenClock, store: StoreKey, source: str) -> None:
+    async with db.transaction() as session:
+        await apply_journey(
+            session, store_id=store.id, definition=load_journey(source), source=source, clock=clock
+        )
+
+
+async def sent(db: Database) -> list[tuple[str, str]]:
+    """(template, status) of every message, oldest first."""
+    async with db.transaction() as session:
+        rows = await session.execute(select(Message.template, Message.status).order_by(Message.id))
+        return [(t, s) for t, s in rows.all()]
+
+
+async def enrollments(db: Database) -> list[Enrollment]:
+    async with db.transaction() as session:
+        return list((await session.execute(select(Enrollment).order_by(Enrollment.id))).scalars())
+
+
+async def post(client: httpx.AsyncClient, store: StoreKey, *events: dict[str, Any]) -> None:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    assert response.json()["rejected"] == []
+
+
+def event(type_: str, order_id: str, event_id: str, **data: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": type_,
+        "customer": {"id": "c-1042", "email": "ayse@example.com"},
+        "data": {"order_id": order_id, **data},
+    }
+
+
+WAIT_TWO_DAYS = """
+key: thank-you
+name: Thanks later
+legal_class: informational
+trigger: {event: order.placed}
+reentry: once_per_order
+exit_when:
+  - event: order.cancelled
+    match: "event.data.order_id == enrollment.order_id"
+steps:
+  - wait: 2d
+  - send: email
+    template: order_delivered
+"""
+
+
+async def test_a_durable_wait_fires_only_when_the_clock_reaches_it(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, WAIT_TWO_DAYS)
+    await post(client, store, order_placed())
+    await workers.drain()
+    assert await sent(db) == []
+    (enrollment,) = await enrollments(db)
+    assert enrollment.status == "active"
+    assert enrollment.next_run_at == clock.now() + timedelta(days=2)
+
+    clock.travel(timedelta(days=2) - timedelta(seconds=1))
+    await workers.drain()
+    assert await sent(db) == []
+
+    clock.travel(timedelta(seconds=1))
+    await workers.drain()
+    assert await sent(db) == [("order_delivered", "sent")]
+    (enrollment,) = await enrollments(db)
+    assert enrollment.status == "completed"
+
+
+async def test_exit_when_ends_the_enrollment_before_its_message(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, WAIT_TWO_DAYS)
+    await post(client, store, order_placed("1"), order_placed("2"))
+    await workers.drain()
+    # Cancelling another order must not end this one's enrollment.
+    await post(client, store, event("order.cancelled", "1", "cancel-1"))
+    await workers.drain()
+    clock.travel(timedelta(days=3))
+    await workers.drain()
+    assert await sent(db) == [("order_delivered", "sent")]
+    first, second = await enrollments(db)
+    assert (first.order_id, first.status, first.exit_reason) == (
+        "1",
+        "exited",
+        "exit_when: order.cancelled",
+    )
+    assert (second.order_id, second.status) == ("2", "completed")
+
+
+WAIT_FOR_REVIEW = """
+key: review
+name: Review request
+legal_class: informational
+trigger: {event: order.delivered}
+reentry: once_per_order
+steps:
+  - wait_for:
+      event: review.submitted
+      match: "event.data.order_id == enrollment.order_id"
+      timeout: 5d
+    on_timeout:
+      - send: email
+        template: order_preparing
+  - send: email
+    template: order_shipped
+"""
+
+
+async def test_wait_for_resumes_when_the_matching_event_arrives(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, WAIT_FOR_REVIEW)
+    await post(client, store, order_placed("1"), event("order.delivered", "1", "d-1"))
+    await workers.drain()
+    (enrollment,) = await enrollments(db)
+    assert (enrollment.status, enrollment.waiting_for) == ("waiting", "review.submitted")
+
+    clock.travel(timedelta(days=1))
+    # A review of another order does not match.
+    await post(client, store, event("review.submitted", "other", "r-0", rating=5))
+    await workers.drain()
+    assert await sent(db) == []
+
+    await post(client, store, event("review.submitted", "1", "r-1", rating=5))
+    await workers.drain()
+    assert await sent(db) == [("order_shipped", "sent")]
+    (enrollment,) = await enrollments(db)
+    assert enrollment.status == "completed"
+    clock.travel(timedelta(days=10))
+    await workers.drain()
+    assert await sent(db) == [("order_shipped", "sent")]
+
+
+async def test_wait_for_takes_the_timeout_branch_when_nothing_arrives(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, WAIT_FOR_REVIEW)
+    await post(client, store, order_placed("1"), event("order.delivered", "1", "d-1"))
+    await workers.drain()
+    clock.travel(timedelta(days=5) - timedelta(seconds=1))
+    await workers.drain()
+    assert await sent(db) == []
+    clock.travel(timedelta(seconds=1))
+    await workers.drain()
+    assert await sent(db) == [("order_preparing", "sent"), ("order_shipped", "sent")]
+    async with db.transaction() as session:
+        kinds = (
+            await session.execute(
+                select(EnrollmentStep.kind, EnrollmentStep.note).order_by(EnrollmentStep.id)
+            )
+        ).all()
+    assert [k for k, _ in kinds] == ["enter", "wait_for", "wait_for", "send", "send", "complete"]
+    assert kinds[2][1] == "timed out"
+
+
+async def test_once_per_order_enrolls_each_order_once(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers
+) -> None:
+    await post(client, store, order_placed("1"))
+    await post(client, store, order_placed("1", event_id="resent-by-shop"))
+    await post(client, store, order_placed("2"))
+    await workers.drain()
+    assert await sent(db) == [("order_confirmation", "sent"), ("order_confirmation", "sent")]
+
+
+async def test_running_enrollments_keep_their_version(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, WAIT_TWO_DAYS)
+    await post(client, store, order_placed("1"))
+    await workers.drain()
+    await add_journey(db, clock, store, WAIT_TWO_DAYS.replace("order_delivered", "order_shipped"))
+    await post(client, store, order_placed("2"))
+    await workers.drain()
+    clock.travel(timedelta(days=2))
+    await workers.drain()
+    assert await sent(db) == [("order_delivered", "sent"), ("order_shipped", "sent")]
+
+
+async def test_wait_until_a_local_time_of_day(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    source = WAIT_TWO_DAYS.replace("wait: 2d", 'wait: {until: "09:30"}')
+    await add_journey(db, clock, store, source)
+    clock.set(datetime(2026, 11, 23, 20, 0, tzinfo=UTC))  # 23:00 in Istanbul
+    await post(client, store, order_placed())
+    await workers.drain()
+    (enrollment,) = await enrollments(db)
+    assert enrollment.next_run_at == datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
+
+
+async def test_a_failing_step_is_retried_with_backoff_then_gives_up_visibly(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(
+        db,
+        clock,
+        store,
+        WAIT_TWO_DAYS.replace("order_delivered", "no_such_template").replace("  - wait: 2d\n", ""),
+    )
+    await post(client, store, order_placed())
+    await workers.drain()
+    (enrollment,) = await enrollments(db)
+    assert enrollment.status == "active"
+    assert enrollment.attempts == 1
+    assert "no_such_template" in (enrollment.failure_reason or "")
+    assert enrollment.next_run_at == clock.now() + timedelta(seconds=30)
+    for _ in range(10):
+        clock.travel(timedelta(hours=1))
+        await workers.drain()
+    (enrollment,) = await enrollments(db)
+    assert enrollment.status == "failed"
+    assert enrollment.failure_reason is not None
+    assert enrollment.failure_reason.startswith("gave up: step 0")
+    assert await sent(db) == []
+
+
+async def test_each_customers_events_apply_in_time_order(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers
+) -> None:
+    shipped = event("order.shipped", "1", "s-1", carrier="Yurtiçi Kargo", tracking_number="YK1")
+    shipped["occurred_at"] = "2026-11-24T09:00:00+03:00"
+    placed = order_placed("1", occurred_at="2026-11-23T09:00:00+03:00")
+    await post(client, store, shipped, placed)
+    await workers.drain()
+    async with db.transaction() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    assert order.status == "shipped"
+    assert await sent(db) == [("order_confirmation", "sent"), ("order_shipped", "sent")]

@@ -1,0 +1,400 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ulak.messages import rendering
+from ulak.messages.rendering import (
+    Brand,
+    RenderedEmail,
+    TemplateError,
+    check_template_source,
+    render_email,
+    resolve_locale,
+    shipped_templates,
+)
+
+TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+
+BRAND = Brand(
+    store_name="Ayşe'nin Dükkanı",
+    locale="tr",
+    timezone="Europe/Istanbul",
+    currency="TRY",
+    logo_url=None,
+    brand_color="#c2410c",
+    postal_address="Moda Cad. 12\nKadıköy/İstanbul",
+    contact_email="merhaba@aysenin.example",
+    contact_phone="+90 216 555 01 02",
+    website_url="https://aysenin.example",
+)
+
+
+def full_context() -> dict[str, Any]:
+    return {
+        "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
+        "order": {
+            "order_id": "ord_1",
+            "number": "1001",
+            "status": "paid",
+            "subtotal": Decimal("1250.00"),
+            "discount": Decimal("50.00"),
+            "shipping": Decimal("49.90"),
+            "tax": Decimal("208.32"),
+            "total": Decimal("1249.90"),
+            "currency": "TRY",
+            # 22:30 UTC is already the 23rd in Istanbul.
+            "placed_at": dt.datetime(2026, 11, 22, 22, 30, tzinfo=dt.UTC),
+            "shipping_address": {
+                "name": "Ayşe Yılmaz",
+                "line1": "Moda Cad. 12 D:3",
+                "district": "Kadıköy",
+                "city": "İstanbul",
+                "postal_code": "34710",
+                "country": "Türkiye",
+            },
+            "items": [
+                {
+                    "title": "Seramik Kupa",
+                    "quantity": 2,
+                    "price": Decimal("250.00"),
+                    "url": "https://aysenin.example/kupa",
+                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
+                },
+                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
+            ],
+        },
+        "shipment": {
+            "carrier": "Yurtiçi Kargo",
+            "tracking_number": "YK123456",
+            "tracking_url": "https://kargo.example/YK123456",
+            "estimated_delivery": "2026-11-25",
+        },
+    }
+
+
+def minimal_context() -> dict[str, Any]:
+    return {
+        "customer": {"email": "ayse@example.com"},
+        "order": {"order_id": "ord_1", "number": "1001", "total": Decimal("1249.90")},
+    }
+
+
+def render(template: str, locale: str = "tr", **kwargs: Any) -> RenderedEmail:
+    kwargs.setdefault("context", full_context())
+    kwargs.setdefault("brand", BRAND)
+    return render_email(template, locale=locale, **kwargs)
+
+
+def test_shipped_templates_are_the_four_order_mails() -> None:
+    assert shipped_templates() == [
+        "order_confirmation",
+        "order_delivered",
+        "order_preparing",
+        "order_shipped",
+    ]
+
+
+@pytest.mark.parametrize("template", shipped_templates())
+@pytest.mark.parametrize("locale", ["tr", "en"])
+@pytest.mark.parametrize("context", [full_context, minimal_context])
+def test_every_template_renders(template: str, locale: str, context: Any) -> None:
+    mail = render(template, locale, context=context())
+
+    assert "#1001" in mail.subject
+    assert "#1001" in mail.html
+    assert "#1001" in mail.text
+    assert mail.preheader
+    assert mail.preheader in mail.html
+    assert TAG.search(mail.text) is None
+    assert "None" not in mail.html
+    assert "None" not in mail.text
+    assert "Undefined" not in mail.text
+    # Greeting by first name when known, a neutral one otherwise.
+    hello = {"tr": "Merhaba", "en": "Hi" if context is full_context else "Hello"}[locale]
+    name = " Ayşe," if context is full_context else ","
+    assert mail.text.startswith(hello + name + "\n")
+    # CSS is inlined onto elements, not left to a <style> block.
+    assert '<td class="content" style="padding: 32px 28px;' in mail.html
+    assert "<style>@media only screen and (max-width: 620px)" in mail.html
+
+
+def test_turkish_confirmation_shows_what_the_customer_bought() -> None:
+    mail = render("order_confirmation")
+
+    assert mail.subject == "Siparişiniz alındı – #1001"
+    assert mail.preheader == (
+        "Ayşe'nin Dükkanı siparişiniz için teşekkürler. Sipariş özetiniz bu e-postada."
+    )
+    for part in (mail.html, mail.text):
+        assert "1.249,90 ₺" in part
+        assert "23 Kasım 2026" in part
+        assert "Seramik Kupa" in part
+        assert "Keten Önlük" in part
+        assert "500,00 ₺" in part  # 2 × 250,00
+        assert "-50,00 ₺" in part
+        assert "208,32 ₺" in part
+        assert "Kadıköy/İstanbul" in part
+    assert "- Seramik Kupa × 2: 500,00 ₺" in mail.text
+    assert "Toplam: 1.249,90 ₺" in mail.text
+    assert '<span class="muted" style="color: #6b7280;font-size: 14px;">2 adet</span>' in mail.html
+    assert '<img src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
+    assert "Siparişiniz kargoya verildiğinde" in mail.text
+
+
+def test_english_confirmation_uses_english_formats() -> None:
+    mail = render("order_confirmation", "en")
+
+    assert mail.subject == "Your order #1001 is confirmed"
+    assert "₺1,249.90" in mail.text
+    assert "November 23, 2026" in mail.text
+    assert "- Seramik Kupa × 2: ₺500.00" in mail.text
+    assert "Qty: 2" in mail.html
+
+
+def test_minimal_confirmation_leaves_out_what_is_unknown() -> None:
+    mail = render("order_confirmation", context=minimal_context())
+
+    assert "Toplam: 1.249,90 ₺" in mail.text
+    assert "İndirim" not in mail.text
+    assert "KDV" not in mail.text
+    assert "Teslimat adresi" not in mail.html
+    assert "<img" not in mail.html
+    assert 'class="items"' not in mail.html
+
+
+def test_free_shipping_says_so() -> None:
+    context = full_context()
+    context["order"]["shipping"] = Decimal("0")
+
+    assert "Kargo: Ücretsiz" in render("order_confirmation", context=context).text
+    assert "Shipping: Free" in render("order_confirmation", "en", context=context).text
+
+
+def test_other_currency_uses_its_symbol() -> None:
+    context = full_context()
+    context["order"]["currency"] = "EUR"
+
+    assert "Toplam: 1.249,90 €" in render("order_confirmation", context=context).text
+    assert "Total: €1,249.90" in render("order_confirmation", "en", context=context).text
+
+
+def test_shipped_mail_has_a_tracking_button() -> None:
+    mail = render("order_shipped")
+
+    assert mail.subject == "Siparişiniz kargoya verildi – #1001"
+    assert mail.preheader == "Siparişiniz Yurtiçi Kargo ile yola çıktı. Takip numaranız: YK123456"
+    button = re.search(
+        r'<a class="button" href="https://kargo.example/YK123456" style="([^"]+)">'
+        r"Kargonuzu takip edin</a>",
+        mail.html,
+    )
+    assert button is not None
+    # Readable on the brand colour: white on the dark orange, not the link colour.
+    assert "color: #ffffff;" in button.group(1)
+    assert "background-color: #c2410c;" in button.group(1)
+    assert "Kargo firması: Yurtiçi Kargo" in mail.text
+    assert "Tahmini teslim tarihi: 25 Kasım 2026" in mail.text
+    assert "Kargonuzu takip edin: https://kargo.example/YK123456" in mail.text
+    assert "- Keten Önlük × 1" in mail.text
+    english = render("order_shipped", "en")
+    assert ">Track your package</a>" in english.html
+
+
+def test_shipped_mail_without_shipment_has_no_button() -> None:
+    mail = render("order_shipped", context=minimal_context())
+
+    assert 'class="button"' not in mail.html
+    assert "Takip numarası" not in mail.text
+    assert mail.preheader == "Siparişiniz yola çıktı."
+
+
+def test_delivered_mail_offers_help() -> None:
+    mail = render("order_delivered")
+
+    assert mail.subject == "Siparişiniz teslim edildi – #1001"
+    assert (
+        "bize merhaba@aysenin.example adresinden ya da +90 216 555 01 02 numaralı telefondan "
+        "ulaşabilirsiniz." in mail.text
+    )
+    no_contact = replace(BRAND, contact_email=None, contact_phone=None)
+    assert "bu e-postayı yanıtlamanız yeterli" in render("order_delivered", brand=no_contact).text
+
+
+def test_layout_header_and_footer() -> None:
+    mail = render("order_preparing")
+
+    assert '<td class="header" style="background-color: #c2410c;' in mail.html
+    assert ">Ayşe'nin Dükkanı</a>" in mail.html  # the store name stands in for a logo
+    assert '<a href="mailto:merhaba@aysenin.example"' in mail.html
+    assert '<a href="tel:+902165550102"' in mail.html
+    assert "Moda Cad. 12, Kadıköy/İstanbul" in mail.html
+    assert mail.text.endswith(
+        "--\nAyşe'nin Dükkanı\nModa Cad. 12, Kadıköy/İstanbul\n"
+        "E-posta: merhaba@aysenin.example · Telefon: +90 216 555 01 02\n"
+        "https://aysenin.example\n"
+    )
+
+    with_logo = render(
+        "order_preparing", brand=replace(BRAND, logo_url="https://cdn.example/logo.png")
+    )
+    assert '<img src="https://cdn.example/logo.png" alt="Ayşe\'nin Dükkanı"' in with_logo.html
+
+
+def test_unsubscribe_link_only_for_commercial_mail() -> None:
+    informational = render("order_delivered")
+    assert "abonelikten" not in informational.html.lower()
+    assert "Abonelikten" not in informational.text
+
+    commercial = render("order_delivered", unsubscribe_url="https://ulak.example/u/tok")
+    assert re.search(
+        r'<a href="https://ulak.example/u/tok" style="[^"]*">abonelikten çıkabilirsiniz</a>',
+        commercial.html,
+    )
+    assert commercial.text.endswith("Abonelikten çıkmak için: https://ulak.example/u/tok\n")
+
+
+def test_brand_colour_cannot_inject_css() -> None:
+    brand = replace(BRAND, brand_color="red; } body { display: none")
+    mail = render("order_preparing", brand=brand)
+
+    assert "red;" not in mail.html
+    assert '<td class="header" style="background-color: #1f2937;' in mail.html
+
+
+def test_locale_fallback() -> None:
+    assert resolve_locale("tr-TR", "en") == "tr"
+    assert resolve_locale("en_GB", "tr") == "en"
+    assert resolve_locale("de", "tr") == "tr"
+    assert resolve_locale("de", "fr-FR") == "en"
+    assert resolve_locale(None, "") == "en"
+    assert render("order_preparing", "de-DE").subject == "Siparişiniz hazırlanıyor – #1001"
+    english_store = replace(BRAND, locale="en")
+    assert render("order_preparing", "fr", brand=english_store).subject == (
+        "We're preparing your order #1001"
+    )
+
+
+def test_autoescape_of_customer_data() -> None:
+    context = full_context()
+    context["customer"]["first_name"] = "<script>alert(1)</script>"
+    mail = render("order_confirmation", context=context)
+
+    assert "<script>" not in mail.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    # Plain text is not HTML: the name stays as typed, not as entities.
+    assert mail.text.startswith("Merhaba <script>alert(1)</script>,")
+
+
+def test_plain_text_parts_are_not_escaped() -> None:
+    brand = replace(BRAND, store_name="Çay & Kahve")
+    mail = render("order_confirmation", brand=brand)
+
+    assert mail.preheader.startswith("Çay & Kahve siparişiniz")
+    assert "Çay &amp; Kahve" in mail.html
+
+
+OVERRIDE = """{% block subject %}Teşekkürler {{ customer.first_name }}!{% endblock %}
+{% block body %}<p>Toplam: {{ order.total|money }} · {{ order.items|length }} ürün</p>{% endblock %}
+{% block text %}Toplam: {{ order.total|money }}{% endblock %}
+"""
+
+
+def test_override_replaces_the_shipped_template() -> None:
+    mail = render("order_confirmation", overrides={"order_confirmation": OVERRIDE})
+
+    assert mail.subject == "Teşekkürler Ayşe!"
+    assert mail.preheader == ""
+    assert "Toplam: 1.249,90 ₺ · 2 ürün" in mail.html
+    assert mail.text.startswith("Toplam: 1.249,90 ₺\n\n--\n")
+    assert "Sipariş numarası" not in mail.html
+
+
+def test_layout_override() -> None:
+    layout = "<html><body><h1>{{ store.store_name }}</h1>{{ body }}</body></html>"
+    mail = render("order_preparing", overrides={"layout": layout})
+
+    assert mail.html.startswith("<html><head></head><body><h1>Ayşe'nin Dükkanı</h1>")
+    assert 'class="footer"' not in mail.html
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "''.__class__.__mro__",
+        "''.__class__.__mro__[1].__subclasses__()",
+        "''.__class__",
+        "cycler.__init__.__globals__",
+        "order.__class__",
+    ],
+)
+def test_sandbox_escape_in_override_is_refused(expression: str) -> None:
+    source = OVERRIDE.replace("Teşekkürler", "{{ " + expression + " }}")
+
+    with pytest.raises(TemplateError, match=r"order_confirmation \(tr, store override\)"):
+        render("order_confirmation", overrides={"order_confirmation": source})
+
+
+def test_override_cannot_change_the_context() -> None:
+    source = OVERRIDE.replace("Teşekkürler", "{{ order['items'].clear() }}")
+    context = full_context()
+
+    with pytest.raises(TemplateError, match="unsafe"):
+        render("order_confirmation", context=context, overrides={"order_confirmation": source})
+    assert len(context["order"]["items"]) == 2
+
+
+def test_syntax_error_names_the_line() -> None:
+    source = "{% block subject %}Merhaba{% endblock %}\n\n{% block body %}{% if %}{% endblock %}"
+
+    with pytest.raises(TemplateError) as caught:
+        render("order_confirmation", overrides={"order_confirmation": source})
+    assert caught.value.message.startswith("order_confirmation (tr, store override), line 3: ")
+    assert caught.value.details == {
+        "template": "order_confirmation (tr, store override)",
+        "line": 3,
+    }
+
+
+def test_runtime_error_names_the_line() -> None:
+    source = OVERRIDE.replace("{% block text %}", "{% block text %}\n\n{{ 'kupa'|money }}\n")
+
+    with pytest.raises(TemplateError, match=r"store override\), line 5: not a number: 'kupa'"):
+        render("order_confirmation", overrides={"order_confirmation": source})
+
+
+def test_check_template_source() -> None:
+    for name in shipped_templates():
+        check_template_source(
+            (rendering.TEMPLATE_DIR / f"{name}.tr.html").read_text(encoding="utf-8"), name=name
+        )
+    check_template_source("<html>{{ body }}</html>", name="layout")
+
+    with pytest.raises(TemplateError, match=r"^order_shipped, line 2: "):
+        check_template_source("{% block subject %}x{% endblock %}\n{{ x | }}", name="order_shipped")
+    with pytest.raises(TemplateError, match="unknown_filter"):
+        check_template_source("{{ x|unknown_filter }}", name="order_shipped")
+    with pytest.raises(TemplateError, match="missing block"):
+        check_template_source("{% block subject %}x{% endblock %}", name="order_shipped")
+
+
+def test_unknown_template() -> None:
+    with pytest.raises(TemplateError, match="unknown template 'nope'"):
+        render("nope")
+    with pytest.raises(TemplateError, match="unknown template"):
+        render("../../etc/passwd")
+
+
+def test_compiled_templates_are_reused() -> None:
+    render("order_shipped")
+    misses = rendering._compile.cache_info().misses
+
+    render("order_shipped", context=minimal_context())
+    render("order_shipped", "tr-TR")
+
+    assert rendering._compile.cache_info().misses == misses

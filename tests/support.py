@@ -1,0 +1,219 @@
+"""Helpers the tests share: stores, sample events, the dev inbox, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.journeys.service import install_library
+from ulak.messages.models import DevInboxMessage
+from ulak.stores.schemas import StoreCreate
+from ulak.stores.service import create_store
+
+
+@dataclass
+class StoreKey:
+    id: int
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_store(
+    db: Database, clock: FrozenClock, *, library: bool = True, **fields: Any
+) -> StoreKey:
+    data = StoreCreate(
+        name=fields.pop("name", "Ayşe'nin Dükkanı"),
+        sender_email=fields.pop("sender_email", "merhaba@dukkan.example"),
+        **fields,
+    )
+    async with db.transaction() as session:
+        store, key = await create_store(session, data, clock=clock)
+        if library:
+            await install_library(session, store_id=store.id, clock=clock)
+    return StoreKey(store.id, key)
+
+
+# A real SMTP server for tests that deliver mail.
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class SmtpSink:
+    host: str
+    port: int
+    received: list[Received] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def dev_inbox(db: Database) -> list[EmailMessage]:
+    """What the dev inbox captured, oldest first."""
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(select(DevInboxMessage).order_by(DevInboxMessage.id))
+        ).scalars()
+        out = []
+        for row in rows:
+            parsed = message_from_bytes(row.raw, policy=policy.default)
+            assert isinstance(parsed, EmailMessage)
+            out.append(parsed)
+        return out
+
+
+def text_of(message: EmailMessage, subtype: str = "plain") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
+
+
+def order_placed(
+    order_id: str = "1001",
+    *,
+    customer_id: str = "c-1042",
+    email: str = "ayse@example.com",
+    event_id: str | None = None,
+    occurred_at: str = "2026-11-23T12:00:00+03:00",
+    **data: Any,
+) -> dict[str, Any]:
+    return {
+        "id": event_id or f"evt-order-{order_id}",
+        "type": "order.placed",
+        "occurred_at": occurred_at,
+        "customer": {
+            "id": customer_id,
+            "email": email,
+            "first_name": "Ayşe",
+            "last_name": "Yılmaz",
+            "locale": "tr",
+        },
+        "data": {
+            "order_id": order_id,
+            "number": f"#{order_id}",
+            "items": [
+                {"product_id": "p-1", "title": "Seramik kupa", "quantity": 2, "price": "249.95"},
+                {"product_id": "p-2", "title": "Bakır çaydanlık", "quantity": 1, "price": "750.00"},
+            ],
+            "subtotal": "1249.90",
+            "shipping": "0.00",
+            "total": "1249.90",
+            "currency": "TRY",
+            **data,
+        },
+    }
+
+
+class Server:
+    """`ulak serve` as a user runs it: a subprocess on a free port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "ULAK_PORT": str(self.port), "ULAK_HOST": "127.0.0.1"}
+        self.process: subprocess.Popen[bytes] | None = None
+        # Kept open for the server's lifetime; its output is shown when a test fails.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="ulak-serve-", suffix=".log", delete=False
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.process = subprocess.Popen(
+            [str(ULAK), "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ulak serve exited:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"ulak serve did not become healthy:\n{self.output()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(encoding="utf-8", errors="replace")[-5000:]
+
+
+ULAK = Path(sys.executable).parent / "ulak"
+
+
+def ulak_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ULAK), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,141 @@
+"""ulak as a user meets it: the CLI, `ulak serve` as a process, HTTP, and a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from tests.support import Server, SmtpSink, order_placed, text_of, ulak_cli, wait_until
+
+
+@pytest.fixture
+def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
+    return {
+        "ULAK_DATABASE_URL": database_url,
+        "ULAK_SMTP_URL": smtp_sink.url,
+        "ULAK_LOG_LEVEL": "warning",
+        # A crashed sender's claims come back after this long.
+        "ULAK_LEASE_SECONDS": "5",
+        "ULAK_POLL_SECONDS": "0.2",
+    }
+
+
+@pytest.fixture
+def server(server_env: dict[str, str]) -> Iterator[Server]:
+    running = Server(server_env)
+    yield running
+    running.stop()
+
+
+def create_store(env: dict[str, str]) -> dict[str, str]:
+    result = ulak_cli(
+        "stores", "create", "--name", "Ayşe'nin Dükkanı", "--locale", "tr",
+        "--timezone", "Europe/Istanbul", "--currency", "TRY",
+        "--sender-email", "merhaba@aysenin-dukkani.example",
+        "--contact-email", "destek@aysenin-dukkani.example", "--json",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    created: dict[str, str] = json.loads(result.stdout)
+    assert created["api_key"].startswith("ulak_sk_")
+    return created
+
+
+def test_an_order_confirmation_reaches_a_real_smtp_server(
+    server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    store = create_store(server_env)
+    server.start()
+    event = order_placed("1001", customer_id="c-1042", email="Ayse@Example.com")
+    event["data"]["discount"] = "0.00"
+    response = httpx.post(
+        f"{server.url}/v1/events",
+        json=event,
+        headers={"Authorization": f"Bearer {store['api_key']}"},
+    )
+    assert response.status_code == 202
+    wait_until(lambda: len(smtp_sink.received) == 1, 15, "the confirmation email")
+
+    received = smtp_sink.received[0]
+    assert received.mail_from == "merhaba@aysenin-dukkani.example"
+    assert received.rcpt_tos == ["ayse@example.com"]
+    mail = received.message
+    assert mail["From"] == "Ayşe'nin Dükkanı <merhaba@aysenin-dukkani.example>"
+    assert mail["To"] == "ayse@example.com"
+    assert "#1001" in mail["Subject"]
+    assert mail["Message-ID"].endswith("@aysenin-dukkani.example>")
+    assert mail["Date"] is not None
+    assert mail.get_content_type() == "multipart/alternative"
+    # Order status mail is informational: no unsubscribe headers.
+    assert mail["List-Unsubscribe"] is None
+    text = text_of(mail, "plain")
+    html = text_of(mail, "html")
+    for part in (text, html):
+        assert "#1001" in part
+        assert "Seramik kupa" in part
+        assert "Bakır çaydanlık" in part
+        assert "1.249,90 ₺" in part
+        assert "Ayşe" in part
+    assert "<" not in text
+    assert 'style="' in html
+
+    profile = httpx.get(
+        f"{server.url}/v1/customers/c-1042", headers={"Authorization": f"Bearer {store['api_key']}"}
+    ).json()
+    assert profile["customer"]["email"] == "ayse@example.com"
+    assert [o["number"] for o in profile["orders"]] == ["#1001"]
+    kinds = [(e["kind"], e["type"]) for e in profile["timeline"]]
+    assert ("event", "order.placed") in kinds
+    assert ("message", "message.sent") in kinds
+
+
+def test_kill_9_while_processing_loses_nothing_and_sends_each_email_once(
+    server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    """Kill the server mid-work, start it again: every acknowledged order gets its email.
+
+    The one window where a message can leave twice is a crash between the SMTP server's
+    "250 accepted" and our commit; such a resend carries the same Message-ID, so the test
+    counts distinct Message-IDs per order and bounds the raw resends by the claim batch.
+    """
+    store = create_store(server_env)
+    server.start()
+    auth = {"Authorization": f"Bearer {store['api_key']}"}
+    orders = [f"K{n:04d}" for n in range(300)]
+    with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
+        for start in range(0, len(orders), 25):
+            batch = [
+                order_placed(o, customer_id=f"c-{o}", email=f"buyer-{o}@example.com")
+                for o in orders[start : start + 25]
+            ]
+            response = client.post("/v1/events", json={"events": batch})
+            assert response.status_code == 202
+            assert response.json()["rejected"] == []
+    wait_until(lambda: len(smtp_sink.received) >= 10, 30, "the first emails")
+    server.kill()
+    at_kill = len(smtp_sink.received)
+    assert at_kill < len(orders), "the server finished before the kill; nothing was tested"
+
+    server.start()
+    wait_until(
+        lambda: len({r.message["Message-ID"] for r in smtp_sink.received}) >= len(orders),
+        90,
+        "every order's email after the restart",
+    )
+    # Leave time for any stray resend to arrive (leases are 5 s in this test).
+    time.sleep(7)
+
+    by_order: dict[str, set[str]] = {}
+    for r in smtp_sink.received:
+        number = r.message["Subject"].split("#")[1].split()[0].rstrip(")")
+        by_order.setdefault(number, set()).add(r.message["Message-ID"])
+    assert sorted(by_order) == orders
+    assert all(len(ids) == 1 for ids in by_order.values())
+    resent = sum(Counter(r.message["Message-ID"] for r in smtp_sink.received).values()) - len(
+        orders
+    )
+    assert resent <= 100
