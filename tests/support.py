@@ -72,12 +72,16 @@ class SmtpSink:
     host: str
     port: int
     received: list[Received] = field(default_factory=list)
+    # Replies to give instead of accepting, one per message, e.g. "451 4.7.1 try later".
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refusals:
+            return self.refusals.pop(0)
         self.received.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         )

@@ -31,8 +31,8 @@ journeys_app = typer.Typer(help="Journey definitions.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
 app.add_typer(journeys_app, name="journeys")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -340,3 +340,64 @@ def demo() -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+templates_app = typer.Typer(help="Email templates and a store's own versions of them.")
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """The shipped templates (and `layout`, the frame around every email)."""
+    from ulak.messages.rendering import shipped_templates
+
+    for name in [*shipped_templates(), "layout"]:
+        console.print(name, markup=False)
+
+
+@templates_app.command("show")
+def templates_show(name: str, locale: Annotated[str, typer.Option(help="tr or en")] = "tr") -> None:
+    """Print a shipped template: the starting point for a store's own version."""
+    from ulak.messages.rendering import shipped_source
+
+    try:
+        sys.stdout.write(shipped_source(name, locale))
+    except UlakError as error:
+        err.print(f"error: {error.message}", markup=False)
+        raise typer.Exit(2) from error
+
+
+@templates_app.command("set")
+def templates_set(
+    name: str,
+    path: Path,
+    store: Annotated[int, typer.Option(help="Store id.")],
+    locale: Annotated[str, typer.Option(help="tr or en")] = "tr",
+) -> None:
+    """Use the store's own version of a template (checked before it is saved)."""
+    from ulak.messages.rendering import resolve_locale, shipped_templates
+    from ulak.messages.service import set_template_override
+
+    if name not in [*shipped_templates(), "layout"]:
+        err.print(f"error: unknown template {name!r} (see `ulak templates list`)", markup=False)
+        raise typer.Exit(2)
+    source = path.read_text(encoding="utf-8")
+
+    async def main() -> None:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                await set_template_override(
+                    session,
+                    store_id=store,
+                    name=name,
+                    locale=resolve_locale(locale, locale),
+                    source=source,
+                    clock=SystemClock(),
+                )
+        finally:
+            await database.dispose()
+
+    _run(main())
+    console.print(f"store {store} now uses its own {name} ({locale})", markup=False)

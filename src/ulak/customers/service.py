@@ -88,15 +88,17 @@ async def _merge(
             update(model).where(model.customer_id == absorbed.id).values(customer_id=survivor.id)
         )
     await move_enrollments(session, from_customer=absorbed.id, to_customer=survivor.id)
-    for field in (*PROFILE_FIELDS, "email", "phone", "external_id"):
-        if getattr(survivor, field) is None:
-            setattr(survivor, field, getattr(absorbed, field))
-    survivor.attributes = {**absorbed.attributes, **survivor.attributes}
+    fields = (*PROFILE_FIELDS, "email", "phone", "external_id")
+    taken = {field: getattr(absorbed, field) for field in fields}
+    # Free the unique identifiers before the survivor takes them.
     absorbed.external_id = absorbed.email = absorbed.phone = None
     absorbed.merged_into_id = survivor.id
     absorbed.updated_at = clock.now()
-    # Free the unique identifiers before the survivor takes them.
     await session.flush()
+    for field, value in taken.items():
+        if getattr(survivor, field) is None:
+            setattr(survivor, field, value)
+    survivor.attributes = {**absorbed.attributes, **survivor.attributes}
 
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:

@@ -304,6 +304,11 @@ def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, st
     return source, filename
 
 
+def shipped_source(name: str, locale: str) -> str:
+    """The shipped source a store starts from when it overrides a template."""
+    return _source(name, language_of(locale), {})[0]
+
+
 def _require_blocks(template: Template, label: str) -> None:
     missing = [block for block in REQUIRED_BLOCKS if block not in template.blocks]
     if missing:

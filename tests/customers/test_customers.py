@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from tests.support import StoreKey, order_placed
+from ulak.customers.identity import normalize_email, normalize_phone
+from ulak.customers.models import Customer
+from ulak.db import Database
+from ulak.worker import Workers
+
+
+def test_emails_are_normalised_without_breaking_turkish_letters() -> None:
+    assert normalize_email("  Ayse.Yilmaz@Example.COM ") == "ayse.yilmaz@example.com"
+    # str.lower() would turn İ into i + U+0307 and corrupt the address.
+    assert normalize_email("İLKER@ÖRNEK.com.tr") == "İlker@örnek.com.tr"
+    assert normalize_email("not an address") is None
+
+
+def test_phones_become_e164_in_the_store_region() -> None:
+    assert normalize_phone("0532 111 22 33", "TR") == "+905321112233"
+    assert normalize_phone("+49 30 123456", "TR") == "+4930123456"
+    assert normalize_phone("12", "TR") is None
+
+
+async def post(client: httpx.AsyncClient, store: StoreKey, *events: dict[str, Any]) -> None:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    assert response.json()["rejected"] == []
+
+
+async def live_customers(db: Database) -> list[Customer]:
+    async with db.transaction() as session:
+        query = select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id)
+        return list((await session.execute(query)).scalars())
+
+
+async def test_a_guest_who_signs_up_is_one_customer(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    guest = order_placed("1")
+    guest["customer"] = {"email": "AYSE@example.com", "phone": "0532 111 22 33"}
+    signup = {
+        "id": "signup-1",
+        "type": "customer.created",
+        "customer": {"id": "c-1042", "email": "ayse@example.com", "first_name": "Ayşe"},
+    }
+    await post(client, store, guest)
+    await workers.drain()
+    await post(client, store, signup)
+    await workers.drain()
+    (customer,) = await live_customers(db)
+    assert (customer.external_id, customer.email, customer.phone, customer.first_name) == (
+        "c-1042",
+        "ayse@example.com",
+        "+905321112233",
+        "Ayşe",
+    )
+    profile = (await client.get("/v1/customers/c-1042", headers=store.auth)).json()
+    assert [o["order_id"] for o in profile["orders"]] == ["1"]
+    assert profile["orders"][0]["status_history"][0]["status"] == "placed"
+
+
+async def test_two_profiles_named_by_one_event_are_merged(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    by_id = order_placed("1", customer_id="c-1", email="first@example.com")
+    by_phone = order_placed("2")
+    by_phone["customer"] = {"phone": "+905321112233"}
+    both = {
+        "id": "update-1",
+        "type": "customer.updated",
+        "customer": {"id": "c-1", "phone": "+90 532 111 22 33"},
+    }
+    await post(client, store, by_id, by_phone)
+    await workers.drain()
+    assert len(await live_customers(db)) == 2
+    await post(client, store, both)
+    await workers.drain()
+    (customer,) = await live_customers(db)
+    assert (customer.external_id, customer.email, customer.phone) == (
+        "c-1",
+        "first@example.com",
+        "+905321112233",
+    )
+    profile = (await client.get("/v1/customers/first@example.com", headers=store.auth)).json()
+    assert sorted(o["order_id"] for o in profile["orders"]) == ["1", "2"]
+
+
+async def test_a_customer_of_another_store_is_not_found(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    from tests.support import make_store
+    from ulak.clock import FrozenClock
+
+    other = await make_store(db, FrozenClock(), name="Başka")
+    await post(client, store, order_placed("1"))
+    await workers.drain()
+    response = await client.get("/v1/customers/c-1042", headers=other.auth)
+    assert response.status_code == 404
+    assert (await client.get("/v1/customers/c-1042", headers=store.auth)).status_code == 200

@@ -1,0 +1,105 @@
+"""The `ulak` command as a shop developer uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import ulak_cli
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    return {"ULAK_DATABASE_URL": database_url}
+
+
+JOURNEY = """\
+key: thank-you
+name: Teşekkürler
+legal_class: informational
+trigger:
+  event: order.delivered
+reentry: once_per_order
+steps:
+  - wait: 2d
+  - send: email
+    template: order_delivered
+"""
+
+
+def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]) -> None:
+    created = ulak_cli(
+        "stores", "create", "--name", "Ayşe'nin Dükkanı", "--locale", "tr",
+        "--timezone", "Europe/Istanbul", "--currency", "TRY", "--json", env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    store = json.loads(created.stdout)
+    assert store["name"] == "Ayşe'nin Dükkanı"
+    assert store["api_key"].startswith("ulak_sk_")
+    listed = ulak_cli("stores", "list", "--json", env=env)
+    assert [(s["id"], s["name"], s["timezone"]) for s in json.loads(listed.stdout)] == [
+        (store["id"], "Ayşe'nin Dükkanı", "Europe/Istanbul")
+    ]
+    assert "api_key" not in listed.stdout
+    journeys = ulak_cli("journeys", "list", "--store", str(store["id"]), "--json", env=env)
+    assert sorted(j["key"] for j in json.loads(journeys.stdout)) == [
+        "order-confirmation",
+        "order-delivered",
+        "order-preparing",
+        "order-shipped",
+    ]
+
+
+def test_stores_create_refuses_an_unknown_time_zone(env: dict[str, str]) -> None:
+    result = ulak_cli("stores", "create", "--name", "X", "--timezone", "Mars/Olympus", env=env)
+    assert result.returncode == 2
+    assert "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_an_invalid_journey_file_names_the_line_and_field(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = tmp_path / "thank-you.yaml"
+    path.write_text(JOURNEY.replace("wait: 2d", "wait: 2x"), encoding="utf-8")
+    result = ulak_cli("journeys", "validate", str(path), env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{path}:8: steps[0].wait: invalid duration")
+
+
+def test_journeys_apply_versions_a_changed_definition(tmp_path: Path, env: dict[str, str]) -> None:
+    store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
+    path = tmp_path / "thank-you.yaml"
+    path.write_text(JOURNEY, encoding="utf-8")
+    assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
+    first = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    again = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    path.write_text(JOURNEY.replace("2d", "3d"), encoding="utf-8")
+    changed = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    assert first.stdout.strip() == "thank-you: version 1 (new version)"
+    assert again.stdout.strip() == "thank-you: version 1 (unchanged)"
+    assert changed.stdout.strip() == "thank-you: version 2 (new version)"
+    missing = ulak_cli("journeys", "apply", str(path), "--store", "999", env=env)
+    assert missing.returncode == 2
+    assert "store 999 does not exist" in missing.stderr
+
+
+def test_a_template_override_with_a_syntax_error_is_refused(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
+    shipped = ulak_cli("templates", "show", "order_shipped", "--locale", "tr", env=env).stdout
+    assert "{% block subject %}" in shipped
+    path = tmp_path / "order_shipped.html"
+    path.write_text(shipped.replace("{% endblock %}", "{% endblok %}", 1), encoding="utf-8")
+    bad = ulak_cli(
+        "templates", "set", "order_shipped", str(path), "--store", str(store["id"]), env=env
+    )
+    assert bad.returncode == 2
+    assert "line" in bad.stderr
+    path.write_text(shipped.replace("Kargoya", "Yola"), encoding="utf-8")
+    good = ulak_cli(
+        "templates", "set", "order_shipped", str(path), "--store", str(store["id"]), env=env
+    )
+    assert good.returncode == 0, good.stderr
