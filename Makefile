@@ -1,8 +1,8 @@
 # Two commands matter: `make run` and `make test`. Both install what they need first.
+# ULAK_* variables from the environment or the command line reach `ulak` unchanged.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export ULAK_HOST ULAK_PORT ULAK_DATABASE_URL ULAK_SMTP_URL ULAK_PUBLIC_URL
 
 .PHONY: install run test lint check bench browser clean
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ulak.db"
 
 
 class Settings(BaseSettings):
@@ -16,7 +19,7 @@ class Settings(BaseSettings):
     port: int = 8000
     # Links in messages point here; defaults to http://host:port.
     public_url: str = ""
-    database_url: str = "sqlite+aiosqlite:///./ulak.db"
+    database_url: str = DEFAULT_DATABASE_URL
     # smtp://user:pass@host:port (STARTTLS when offered) or smtps://...; empty = dev inbox.
     smtp_url: str = ""
     smtp_pool_size: int = Field(default=10, ge=1, le=100)
@@ -37,6 +40,11 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=8, ge=1)
     step_max_attempts: int = Field(default=6, ge=1)
     log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _default_when_blank(cls, value: str) -> str:
+        return value.strip() or DEFAULT_DATABASE_URL
 
     @property
     def base_url(self) -> str:
