@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ulak.db import Database
@@ -19,6 +20,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several `ulak serve` processes may start at once; one migrates, the rest wait.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7070)"))
         context.run_migrations()
 
 
