@@ -8,7 +8,6 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./ulak.db"
 
 

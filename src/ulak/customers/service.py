@@ -87,7 +87,9 @@ async def _merge(
         await session.execute(
             update(model).where(model.customer_id == absorbed.id).values(customer_id=survivor.id)
         )
-    await move_enrollments(session, from_customer=absorbed.id, to_customer=survivor.id)
+    await move_enrollments(
+        session, from_customer=absorbed.id, to_customer=survivor.id, now=clock.now()
+    )
     fields = (*PROFILE_FIELDS, "email", "phone", "external_id")
     taken = {field: getattr(absorbed, field) for field in fields}
     # Free the unique identifiers before the survivor takes them.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -39,21 +40,18 @@ class CompiledJourney:
 
 
 @lru_cache(maxsize=1024)
-def _compile(version_id: int, definition_json: str) -> CompiledJourney:
-    import json
-
+def _compile(definition_json: str) -> CompiledJourney:
     definition = JourneyDefinition.model_validate(json.loads(definition_json))
     return CompiledJourney(definition, compile_program(definition))
 
 
 async def compiled_version(session: AsyncSession, version_id: int) -> CompiledJourney:
-    """Versions never change once written, so their compiled form is cached by id."""
-    import json
-
+    """Versions never change once written, so their compiled form is cached (by content:
+    ids repeat across databases, e.g. in tests)."""
     version = await session.get(JourneyVersion, version_id)
     if version is None:
         raise NotFound(f"journey version {version_id} does not exist")
-    return _compile(version_id, json.dumps(version.definition, sort_keys=True))
+    return _compile(json.dumps(version.definition, sort_keys=True))
 
 
 async def apply_journey(
@@ -132,8 +130,6 @@ async def install_library(session: AsyncSession, *, store_id: int, clock: Clock)
 
 
 async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[str, Any]]:
-    from sqlalchemy import func
-
     counts = dict(
         (
             await session.execute(
@@ -335,7 +331,9 @@ async def _start_enrollments(
         trace(session, enrollment, at=now, kind="enter", note=f"triggered by {event.type}")
 
 
-async def move_enrollments(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
+async def move_enrollments(
+    session: AsyncSession, *, from_customer: int, to_customer: int, now: datetime
+) -> None:
     """On a customer merge: keep the absorbed profile's enrollments unless they would
     duplicate one the survivor already has (those end as exited)."""
     mine = (
@@ -353,11 +351,6 @@ async def move_enrollments(session: AsyncSession, *, from_customer: int, to_cust
         if (enrollment.journey_id, enrollment.reentry_key) in taken:
             enrollment.reentry_key = f"merged:{enrollment.id}"
             if enrollment.status in LIVE:
-                finish(enrollment, "exited", at=enrollment.started_at, reason="customer merged")
+                finish(enrollment, "exited", at=now, reason="customer merged")
         enrollment.customer_id = to_customer
     await session.flush()
-    await session.execute(
-        update(Enrollment)
-        .where(Enrollment.customer_id == from_customer)
-        .values(customer_id=to_customer)
-    )
