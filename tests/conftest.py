@@ -16,8 +16,8 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
-from tests.support import SmtpSink, StoreKey, free_port, make_store
 
+from tests.support import SmtpSink, StoreKey, free_port, make_store
 from ulak.app import create_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from tests.support import Server, SmtpSink, order_placed, text_of, ulak_cli, wait_until
 
 

@@ -23,7 +23,7 @@ from ulak.db import Database
 from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.messages.pages import dev_inbox_router, unsubscribe_router
-from ulak.web.pages import render_page, texts_for
+from ulak.web.pages import browser_language, error_page
 from ulak.worker import Workers
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,10 @@ def create_app(
     @app.exception_handler(UlakError)
     async def domain_error(request: Request, error: UlakError) -> Response:
         if _wants_html(request):
-            return render_page(
+            return error_page(
                 request,
-                "error.html",
-                {"title": texts_for("en")["error_title"], "message": error.message},
+                locale=browser_language(request),
+                message=error.message,
                 status_code=error.status_code,
             )
         body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}

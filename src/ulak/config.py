@@ -23,8 +23,6 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     smtp_pool_size: int = Field(default=10, ge=1, le=100)
     smtp_timeout_seconds: float = 30.0
-    # Secret for signed links (unsubscribe, pages). Generated into the data dir when empty.
-    secret_key: str = ""
     # DKIM: selector and a PEM private key file (RSA or ed25519); signing is off when unset.
     dkim_selector: str = ""
     dkim_private_key_path: Path | None = None

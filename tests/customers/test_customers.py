@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support import StoreKey, order_placed
 from ulak.customers.identity import normalize_email, normalize_phone
@@ -101,3 +101,40 @@ async def test_a_customer_of_another_store_is_not_found(
     response = await client.get("/v1/customers/c-1042", headers=other.auth)
     assert response.status_code == 404
     assert (await client.get("/v1/customers/c-1042", headers=store.auth)).status_code == 200
+
+
+async def test_an_unsubscribe_survives_a_merge_and_old_links_reach_the_person(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    from ulak.messages.service import unsubscribe_url
+    from ulak.stores.service import get_store
+
+    guest = order_placed("1")
+    guest["customer"] = {"email": "guest@example.com"}
+    known = order_placed("2", customer_id="c-7", email="other@example.com")
+    await post(client, store, guest, known)
+    await workers.drain()
+    rows = {c.email: c for c in await live_customers(db)}
+    guest_row, known_row = rows["guest@example.com"], rows["other@example.com"]
+    async with db.transaction() as session:
+        store_row = await get_store(session, store.id)
+        guest_link = unsubscribe_url("http://ulak.test", store_row, guest_row.id)
+    # The guest unsubscribes, then turns out to be c-7 (who signs up with that email).
+    assert (await client.post(guest_link.removeprefix("http://ulak.test"))).status_code == 200
+    merge = {
+        "id": "merge",
+        "type": "customer.updated",
+        "customer": {"id": "c-7", "email": "guest@example.com"},
+    }
+    await post(client, store, merge)
+    await workers.drain()
+    (person,) = await live_customers(db)
+    assert person.id == known_row.id
+    assert person.email_unsubscribed_at is not None
+
+    # A link from before the merge still names the absorbed profile; it reaches the person.
+    async with db.transaction() as session:
+        await session.execute(update(Customer).values(email_unsubscribed_at=None))
+    assert (await client.post(guest_link.removeprefix("http://ulak.test"))).status_code == 200
+    (person,) = await live_customers(db)
+    assert person.email_unsubscribed_at is not None

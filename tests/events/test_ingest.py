@@ -4,8 +4,8 @@ import json
 
 import httpx
 from sqlalchemy import func, select
-from tests.support import StoreKey, make_store, order_placed
 
+from tests.support import StoreKey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.events.models import Event

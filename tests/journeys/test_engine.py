@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from tests.support import StoreKey, make_store, order_placed
 
+from tests.support import StoreKey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.journeys.definition import load_journey

@@ -35,7 +35,8 @@ async def post(client: httpx.AsyncClient, store: StoreKey, event: dict[str, Any]
 async def test_a_store_override_replaces_the_shipped_template(
     client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
-    source = """{% block subject %}Teşekkürler {{ customer.first_name }}! #{{ order.number }}{% endblock %}
+    source = """{% block subject %}Teşekkürler {{ customer.first_name }}!
+#{{ order.number }}{% endblock %}
 {% block body %}<p>Toplam: {{ order.total|money }}</p>{% endblock %}
 {% block text %}Toplam: {{ order.total|money }}{% endblock %}"""
     async with db.transaction() as session:

@@ -101,6 +101,9 @@ async def _merge(
         if getattr(survivor, field) is None:
             setattr(survivor, field, value)
     survivor.attributes = {**absorbed.attributes, **survivor.attributes}
+    # An unsubscribe given under either profile stands for the person.
+    times = [t for t in (survivor.email_unsubscribed_at, absorbed.email_unsubscribed_at) if t]
+    survivor.email_unsubscribed_at = min(times) if times else None
 
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:

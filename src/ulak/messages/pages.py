@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.customers.models import Customer
+from ulak.db import Database
 from ulak.errors import NotFound
 from ulak.messages.models import DevInboxMessage
 from ulak.messages.service import customer_of_unsubscribe_token
-from ulak.stores.service import get_store
+from ulak.stores.models import Store
 from ulak.web.deps import AppClock, AppDatabase
-from ulak.web.pages import render_page, texts_for
+from ulak.web.pages import browser_language, error_page, render_page, texts_for
 
 FRAME_POLICY = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
 
@@ -23,13 +26,37 @@ unsubscribe_router = APIRouter(include_in_schema=False)
 dev_inbox_router = APIRouter(include_in_schema=False)
 
 
-@unsubscribe_router.get("/u/{store_id}/{token}", response_class=HTMLResponse)
-async def unsubscribe_page(
-    request: Request, store_id: int, token: str, database: AppDatabase
+async def _linked_customer(session: AsyncSession, store: Store, token: str) -> Customer:
+    """The person an unsubscribe link names, following merges to the surviving profile."""
+    customer = await session.get(Customer, customer_of_unsubscribe_token(store, token))
+    while customer is not None and customer.merged_into_id is not None:
+        customer = await session.get(Customer, customer.merged_into_id)
+    if customer is None or customer.store_id != store.id:
+        raise NotFound("this unsubscribe link is not valid")
+    return customer
+
+
+async def _unsubscribe_page(
+    request: Request, store_id: int, token: str, database: Database, *, now: datetime | None
 ) -> HTMLResponse:
+    """GET shows the button (now is None); POST unsubscribes (mail clients and the button)."""
     async with database.transaction() as session:
-        store = await get_store(session, store_id)
-        customer_of_unsubscribe_token(store, token)
+        store = await session.get(Store, store_id)
+        try:
+            if store is None:
+                raise NotFound("no such store")
+            customer = await _linked_customer(session, store, token)
+        except NotFound:
+            locale = store.locale if store else browser_language(request)
+            return error_page(
+                request,
+                locale=locale,
+                message=texts_for(locale)["invalid_link"],
+                status_code=404,
+                brand=store.name if store else None,
+            )
+        if now is not None and customer.email_unsubscribed_at is None:
+            customer.email_unsubscribed_at = now
     return render_page(
         request,
         "unsubscribe.html",
@@ -38,34 +65,24 @@ async def unsubscribe_page(
             "lang": store.locale,
             "store_name": store.name,
             "brand_color": store.brand_color,
-            "done": False,
+            "done": now is not None,
         },
     )
+
+
+@unsubscribe_router.get("/u/{store_id}/{token}", response_class=HTMLResponse)
+async def unsubscribe_page(
+    request: Request, store_id: int, token: str, database: AppDatabase
+) -> HTMLResponse:
+    return await _unsubscribe_page(request, store_id, token, database, now=None)
 
 
 @unsubscribe_router.post("/u/{store_id}/{token}", response_class=HTMLResponse)
 async def unsubscribe(
     request: Request, store_id: int, token: str, database: AppDatabase, clock: AppClock
 ) -> HTMLResponse:
-    """Mail clients POST `List-Unsubscribe=One-Click` here; the page's button posts too."""
-    async with database.transaction() as session:
-        store = await get_store(session, store_id)
-        customer = await session.get(Customer, customer_of_unsubscribe_token(store, token))
-        if customer is None or customer.store_id != store.id:
-            raise NotFound("this unsubscribe link is not valid")
-        if customer.email_unsubscribed_at is None:
-            customer.email_unsubscribed_at = clock.now()
-    return render_page(
-        request,
-        "unsubscribe.html",
-        {
-            "t": texts_for(store.locale),
-            "lang": store.locale,
-            "store_name": store.name,
-            "brand_color": store.brand_color,
-            "done": True,
-        },
-    )
+    """RFC 8058: mail clients POST `List-Unsubscribe=One-Click` here; the button posts too."""
+    return await _unsubscribe_page(request, store_id, token, database, now=clock.now())
 
 
 @dev_inbox_router.get("/dev/inbox", response_class=HTMLResponse)

@@ -25,6 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unsubscribed_title": "Aboneliğiniz iptal edildi",
         "unsubscribed_body": "{store} size artık kampanya e-postası göndermeyecek.",
         "error_title": "Bir sorun oluştu",
+        "invalid_link": "Bu bağlantı geçerli değil. Lütfen e-postadaki bağlantıyı yeniden açın.",
     },
     "en": {
         "unsubscribe_title": "Unsubscribe from email",
@@ -36,12 +37,34 @@ TEXTS: dict[str, dict[str, str]] = {
         "unsubscribed_title": "You are unsubscribed",
         "unsubscribed_body": "{store} will not send you marketing email any more.",
         "error_title": "Something went wrong",
+        "invalid_link": "This link is not valid. Please open the link in the email again.",
     },
 }
 
 
 def texts_for(locale: str) -> dict[str, str]:
     return TEXTS.get(locale.split("-")[0].split("_")[0].lower(), TEXTS["en"])
+
+
+def browser_language(request: Request) -> str:
+    """The first language of Accept-Language that ulak speaks, else English."""
+    for part in request.headers.get("accept-language", "").split(","):
+        language = part.split(";")[0].strip().split("-")[0].lower()
+        if language in TEXTS:
+            return language
+    return "en"
+
+
+def error_page(
+    request: Request, *, locale: str, message: str, status_code: int, brand: str | None = None
+) -> HTMLResponse:
+    t = texts_for(locale)
+    return render_page(
+        request,
+        "error.html",
+        {"title": t["error_title"], "message": message, "lang": locale, "header": brand},
+        status_code=status_code,
+    )
 
 
 def render_page(
