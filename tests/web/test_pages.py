@@ -513,3 +513,29 @@ async def test_dev_inbox_is_not_served_when_smtp_is_configured(database_url: str
         for path in ("/dev/inbox", "/dev/inbox/1", "/dev/inbox/1/html", "/dev/inbox/1/raw"):
             assert (await client.get(path)).status_code == 404, path
     await app.state.database.dispose()
+
+
+async def test_the_api_docs_work_without_a_network(
+    client: httpx.AsyncClient, browser: Browser
+) -> None:
+    """Swagger UI is served from the package: the page lists the event endpoint."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    outside: list[str] = []
+
+    async def through_the_app(route: Route) -> None:
+        if not route.request.url.startswith("http://ulak.test/"):
+            outside.append(route.request.url)
+            await route.abort()
+            return
+        answer = await client.get(route.request.url)
+        await route.fulfill(
+            status=answer.status_code, headers=dict(answer.headers), body=answer.content
+        )
+
+    await page.route("**/*", through_the_app)
+    await page.goto("http://ulak.test/docs")
+    await expect(page.get_by_text("/v1/events", exact=True)).to_be_visible(timeout=15_000)
+    await expect(page.get_by_text("/v1/customers/{ref}", exact=True)).to_be_visible()
+    assert outside == []
+    await context.close()
