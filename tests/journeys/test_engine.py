@@ -259,3 +259,39 @@ async def test_each_customers_events_apply_in_time_order(
         order = (await session.execute(select(Order))).scalar_one()
     assert order.status == "shipped"
     assert await sent(db) == [("order_confirmation", "sent"), ("order_shipped", "sent")]
+
+
+async def test_a_carriers_delivered_status_sends_the_delivered_email_once(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers
+) -> None:
+    shipped = event(
+        "order.shipped",
+        "1",
+        "s-1",
+        shipment_id="SH-1",
+        carrier="Aras Kargo",
+        tracking_number="AR1",
+        tracking_url="https://kargo.example/AR1",
+    )
+    await post(client, store, order_placed("1"), shipped)
+    await workers.drain()
+    for n, status in enumerate(["out_for_delivery", "delivered", "delivered"]):
+        update = {
+            "id": f"track-{n}",
+            "type": "shipment.updated",
+            "customer": {"id": "c-1042"},
+            "data": {"shipment_id": "SH-1", "status": status, "location": "Kadıköy"},
+        }
+        await post(client, store, update)
+        await workers.drain()
+    # The shop also reports the delivery itself: still one delivered email.
+    await post(client, store, event("order.delivered", "1", "shop-delivered"))
+    await workers.drain()
+    assert await sent(db) == [
+        ("order_confirmation", "sent"),
+        ("order_shipped", "sent"),
+        ("order_delivered", "sent"),
+    ]
+    async with db.transaction() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+    assert order.status == "delivered"

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.service import upsert_product
@@ -21,6 +21,7 @@ from ulak.events.schemas import (
     DATA_MODELS,
     Accepted,
     CartData,
+    CustomerIn,
     EventIn,
     OrderChangeData,
     OrderDeliveredData,
@@ -36,6 +37,7 @@ from ulak.orders.service import (
     apply_order_change,
     apply_order_placed,
     apply_shipment_update,
+    order_of_shipment,
 )
 from ulak.stores.models import Store
 
@@ -213,7 +215,12 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
             now=now,
         )
     elif isinstance(data, ShipmentUpdatedData):
-        await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+        shipment = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+        order = await order_of_shipment(session, shipment)
+        if data.status == "delivered" and order is not None and order.status != "delivered":
+            await _derive_order_delivered(
+                session, event=event, customer=customer, order_id=order.order_id, clock=clock
+            )
     context = await build_context(
         session,
         store_id=store.id,
@@ -225,7 +232,20 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
 
 
-async def count_pending(session: AsyncSession) -> int:
-    return int(
-        (await session.execute(select(func.count()).where(Event.status == "pending"))).scalar_one()
+async def _derive_order_delivered(
+    session: AsyncSession, *, event: Event, customer: Customer, order_id: str, clock: Clock
+) -> None:
+    """A carrier's "delivered" is the order's delivery: shops that only report shipment
+    statuses still get their delivered journeys. The derived event has a fixed key, so a
+    repeated status update derives nothing more."""
+    who = {"id": customer.external_id, "email": customer.email, "phone": customer.phone}
+    derived = EventIn(
+        id=f"derived:order.delivered:{event.data['shipment_id']}",
+        type="order.delivered",
+        occurred_at=event.occurred_at,
+        customer=CustomerIn(**{k: v for k, v in who.items() if v}),
+        data={"order_id": order_id, "shipment_id": event.data["shipment_id"]},
+    )
+    await ingest(
+        session, store_id=event.store_id, events=[(0, derived)], source="derived", clock=clock
     )

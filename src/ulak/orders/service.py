@@ -236,6 +236,10 @@ async def apply_shipment_update(
     return shipment
 
 
+async def order_of_shipment(session: AsyncSession, shipment: Shipment) -> Order | None:
+    return await session.get(Order, shipment.order_id) if shipment.order_id else None
+
+
 async def find_order(session: AsyncSession, *, store_id: int, order_id: str) -> Order | None:
     return await _order(session, store_id, order_id)
 
