@@ -401,3 +401,32 @@ def templates_set(
 
     _run(main())
     console.print(f"store {store} now uses its own {name} ({locale})", markup=False)
+
+
+@app.command()
+def status(
+    store: Annotated[int | None, typer.Option(help="Only this store.")] = None,
+    failures: Annotated[int, typer.Option(help="How many recent failures to list.")] = 10,
+) -> None:
+    """What is waiting and what failed: events, enrollments and messages, with reasons."""
+    from ulak.operations import failures_report
+
+    async def main() -> dict[str, Any]:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                return await failures_report(session, store_id=store, limit=failures)
+        finally:
+            await database.dispose()
+
+    report = _run(main())
+    table = Table("rows", "status", "count")
+    for kind, counts in report["counts"].items():
+        for state, count in sorted(counts.items()):
+            table.add_row(kind, state, str(count))
+    console.print(table)
+    if report["failures"]:
+        failed = Table("kind", "id", "store", "when", "reason")
+        for f in report["failures"]:
+            failed.add_row(f["kind"], str(f["id"]), str(f["store_id"]), f["at"], f["reason"])
+        console.print(failed)

@@ -15,6 +15,7 @@ from ulak.journeys.definition import load_journey
 from ulak.journeys.models import Enrollment, EnrollmentStep
 from ulak.journeys.service import apply_journey
 from ulak.messages.models import Message
+from ulak.operations import failures_report
 from ulak.orders.models import Order
 from ulak.worker import Workers
 
@@ -245,6 +246,11 @@ async def test_a_failing_step_is_retried_with_backoff_then_gives_up_visibly(
     assert enrollment.failure_reason is not None
     assert enrollment.failure_reason.startswith("gave up: step 0")
     assert await sent(db) == []
+    async with db.transaction() as session:
+        report = await failures_report(session, store_id=store.id, limit=5)
+    assert report["counts"]["enrollments"] == {"failed": 1}
+    assert [(f["kind"], f["id"]) for f in report["failures"]] == [("enrollments", enrollment.id)]
+    assert "no_such_template" in report["failures"][0]["reason"]
 
 
 async def test_each_customers_events_apply_in_time_order(

@@ -1,0 +1,43 @@
+"""What an operator asks: how much work is waiting, and what failed and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.events.models import Event
+from ulak.journeys.models import Enrollment
+from ulak.messages.models import Message
+
+
+async def failures_report(
+    session: AsyncSession, *, store_id: int | None, limit: int
+) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = {}
+    failures: list[dict[str, Any]] = []
+    for kind, model, at in (
+        ("events", Event, Event.received_at),
+        ("enrollments", Enrollment, Enrollment.started_at),
+        ("messages", Message, Message.created_at),
+    ):
+        scope = [model.store_id == store_id] if store_id is not None else []
+        rows = await session.execute(
+            select(model.status, func.count()).where(*scope).group_by(model.status)
+        )
+        counts[kind] = {state: int(count) for state, count in rows.all()}
+        reason = {"events": Event.error, "enrollments": Enrollment.failure_reason}.get(
+            kind, Message.last_error
+        )
+        recent = await session.execute(
+            select(model.id, model.store_id, at, reason)
+            .where(model.status == "failed", *scope)
+            .order_by(at.desc())
+            .limit(limit)
+        )
+        failures += [
+            {"kind": kind, "id": id_, "store_id": s, "at": when.isoformat(), "reason": why or ""}
+            for id_, s, when, why in recent.all()
+        ]
+    return {"counts": counts, "failures": failures}
