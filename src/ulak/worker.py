@@ -38,6 +38,10 @@ class Workers:
         self.clock = clock
         self.transport = transport
         self.dkim = DkimSigner.from_settings(settings)
+        # SQLite has one connection: short transactions let API requests in between them.
+        self.batch = (
+            min(settings.batch_size, SQLITE_BATCH) if database.is_sqlite else settings.batch_size
+        )
         self._wake = {name: asyncio.Event() for name in ("events", "steps", "messages")}
         self._stopping = asyncio.Event()
 
@@ -53,9 +57,7 @@ class Workers:
         done = 0
         for lane in lanes:
             async with self.database.transaction() as session:
-                done += await apply_lane(
-                    session, lane=lane, clock=self.clock, limit=self.settings.batch_size
-                )
+                done += await apply_lane(session, lane=lane, clock=self.clock, limit=self.batch)
         if done:
             self.wake("steps")
         return done
@@ -65,7 +67,7 @@ class Workers:
             done = await run_due_enrollments(
                 session,
                 clock=self.clock,
-                limit=self.settings.batch_size,
+                limit=self.batch,
                 max_attempts=self.settings.step_max_attempts,
                 base_url=self.settings.base_url,
             )
@@ -158,3 +160,4 @@ class Workers:
 
 # How many lanes with pending events one pass looks at.
 LANE_SCAN = 64
+SQLITE_BATCH = 20

@@ -221,14 +221,22 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
             await _derive_order_delivered(
                 session, event=event, customer=customer, order_id=order.order_id, clock=clock
             )
-    context = await build_context(
-        session,
-        store_id=store.id,
-        customer=customer,
-        order_id=event.data.get("order_id"),
-        cart_id=event.data.get("cart_id"),
-        shipment_id=event.data.get("shipment_id"),
-    )
+    loaded: dict[str, Any] = {}
+
+    async def context() -> dict[str, Any]:
+        if not loaded:
+            loaded.update(
+                await build_context(
+                    session,
+                    store_id=store.id,
+                    customer=customer,
+                    order_id=event.data.get("order_id"),
+                    cart_id=event.data.get("cart_id"),
+                    shipment_id=event.data.get("shipment_id"),
+                )
+            )
+        return loaded
+
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -202,13 +203,13 @@ async def on_event(
     *,
     event: Event,
     customer: Customer,
-    context: dict[str, Any],
+    context: Callable[[], Awaitable[dict[str, Any]]],
     clock: Clock,
 ) -> None:
     """Let one applied event exit, resume and start enrollments of its customer.
 
-    `context` holds what expressions may read (customer, order, cart, shipment) for this
-    event; `event` and `enrollment` are added here.
+    `context` loads what expressions may read (customer, order, cart, shipment) for this
+    event, only when an expression needs it; `event` and `enrollment` are added here.
     """
     now = clock.now()
     live = (
@@ -220,20 +221,20 @@ async def on_event(
     ).scalars()
     for enrollment in live:
         compiled = await compiled_version(session, enrollment.journey_version_id)
-        scope = {**context, "event": event_view(event), "enrollment": enrollment_view(enrollment)}
-        exit_rule = next(
-            (
-                rule
-                for rule in compiled.definition.exit_when
-                if rule.event == event.type and _holds(rule.match, scope)
-            ),
-            None,
-        )
-        if exit_rule is not None:
+        exits = [rule for rule in compiled.definition.exit_when if rule.event == event.type]
+        waited = enrollment.status == "waiting" and enrollment.waiting_for == event.type
+        if not (exits or waited):
+            continue
+        scope = {
+            **await context(),
+            "event": event_view(event),
+            "enrollment": enrollment_view(enrollment),
+        }
+        if any(_holds(rule.match, scope) for rule in exits):
             trace(session, enrollment, at=now, kind="exit", note=f"exit_when {event.type}")
             finish(enrollment, "exited", at=now, reason=f"exit_when: {event.type}")
             continue
-        if enrollment.status == "waiting" and enrollment.waiting_for == event.type:
+        if waited:
             op = compiled.program.ops[enrollment.pc]
             if isinstance(op, WaitForOp) and _holds(op.match, scope):
                 trace(session, enrollment, at=now, kind="wait_for", note=f"received {event.type}")
@@ -259,27 +260,23 @@ async def _start_enrollments(
     *,
     event: Event,
     customer: Customer,
-    context: dict[str, Any],
+    context: Callable[[], Awaitable[dict[str, Any]]],
     now: datetime,
 ) -> None:
-    journeys = (
-        await session.execute(
-            select(Journey).where(
-                Journey.store_id == event.store_id,
-                Journey.trigger_event == event.type,
-                Journey.enabled.is_(True),
-            )
+    triggered = await session.execute(
+        select(Journey, JourneyVersion.id)
+        .join(
+            JourneyVersion,
+            (JourneyVersion.journey_id == Journey.id)
+            & (JourneyVersion.version == Journey.current_version),
         )
-    ).scalars()
-    for journey in journeys:
-        version = (
-            await session.execute(
-                select(JourneyVersion.id).where(
-                    JourneyVersion.journey_id == journey.id,
-                    JourneyVersion.version == journey.current_version,
-                )
-            )
-        ).scalar_one()
+        .where(
+            Journey.store_id == event.store_id,
+            Journey.trigger_event == event.type,
+            Journey.enabled.is_(True),
+        )
+    )
+    for journey, version in triggered.all():
         compiled = await compiled_version(session, version)
         definition = compiled.definition
         keys = {
@@ -287,9 +284,10 @@ async def _start_enrollments(
             "cart_id": event.data.get("cart_id"),
             "shipment_id": event.data.get("shipment_id"),
         }
-        scope = {**context, "event": event_view(event), "enrollment": keys}
-        if definition.trigger.where and not _holds(definition.trigger.where, scope):
-            continue
+        if definition.trigger.where:
+            scope = {**await context(), "event": event_view(event), "enrollment": keys}
+            if not _holds(definition.trigger.where, scope):
+                continue
         if definition.reentry == "once":
             reentry_key = ""
         elif definition.reentry == "always":

@@ -5,6 +5,7 @@ Routes open their own `database.transaction()` so a 2xx is only sent after the c
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,22 +18,22 @@ from ulak.stores.models import Store
 from ulak.stores.service import store_for_key
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     db: Database = request.app.state.database
     return db
 
 
-def clock(request: Request) -> Clock:
+async def clock(request: Request) -> Clock:
     value: Clock = request.app.state.clock
     return value
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 
 
-def bearer_key(request: Request) -> str:
+async def bearer_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -40,11 +41,24 @@ def bearer_key(request: Request) -> str:
     return key.strip()
 
 
+# Known keys for a short while, so a busy shop's requests skip one transaction each.
+# A revoked key keeps working for at most this long in a running process.
+KEY_CACHE_SECONDS = 30.0
+_known_keys: dict[str, tuple[float, Store]] = {}
+
+
 async def current_store(
     key: Annotated[str, Depends(bearer_key)], db: Annotated[Database, Depends(database)]
 ) -> Store:
+    known = _known_keys.get(key)
+    if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
+        return known[1]
     async with db.transaction() as s:
-        return await store_for_key(s, key)
+        store = await store_for_key(s, key)
+    if len(_known_keys) > 10_000:
+        _known_keys.clear()
+    _known_keys[key] = (time.monotonic(), store)
+    return store
 
 
 CurrentStore = Annotated[Store, Depends(current_store)]
