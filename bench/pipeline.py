@@ -1,0 +1,681 @@
+"""End-to-end pipeline benchmark: events in over HTTP, order confirmations out over SMTP.
+
+Prints figures, not pass/fail:
+
+* baseline: raw aiosmtplib into the same in-process SMTP sink (the sink's own ceiling);
+* phase A: acknowledged events/s for single-event and batched POSTs, then the emails/s the
+  pipeline achieves while those orders' confirmations arrive;
+* phase B: email latency (SMTP arrival - event POST) at a fixed, open-loop offered rate,
+  on a fresh server and database when phase A left a backlog.
+
+Each part has a time cap (see BASELINE_CAP and below), so a default run takes about three
+minutes however slow the pipeline is; the figures are for what got through within it.
+
+    .venv/bin/python bench/pipeline.py [--database-url URL] [--events N] [--rate R]
+                                       [--duration S]
+
+SQLite in a fresh temporary file by default; with --database-url postgresql://... a fresh
+database ulak_bench_<hex> is created on that server and dropped at the end. All traffic
+stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import httpx
+from aiosmtpd.controller import Controller
+
+ULAK = Path(sys.executable).parent / "ulak"
+HOST = "127.0.0.1"
+ISTANBUL = timezone(timedelta(hours=3))
+# Order numbers carry a phase prefix: B baseline, S single POSTs, M batched POSTs, R rate.
+NUMBER = re.compile(r"#([BSMR]\d{6})\b")
+HEADER_END = re.compile(rb"\r?\n\r?\n")
+PHONE_BLOCK = {"S": 1, "M": 2, "R": 3}
+SENDERS = 8
+# Phase B: at most RATE_CLIENTS * RATE_CONNECTIONS requests in flight.
+RATE_CLIENTS = 10
+RATE_CONNECTIONS = 10
+BATCH = 100
+SMTP_POOL = 10
+
+
+# --- the SMTP sink -------------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    """aiosmtpd handler: when each message arrived, keyed by the order number in its Subject.
+
+    It runs in the Controller's own thread and event loop; the bench reads its dicts from
+    the main thread (single writer, so plain dict and int updates are enough).
+    """
+
+    arrivals: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    unparsed: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        arrived = time.monotonic()
+        raw = bytes(envelope.original_content)
+        # The header block is enough for the Subject, and parsing a whole multipart body
+        # would cost this process more CPU than the rest of the sink.
+        head = HEADER_END.split(raw, maxsplit=1)[0]
+        message = message_from_bytes(head, policy=policy.default)
+        match = NUMBER.search(str(message["Subject"] or ""))
+        if match is None:
+            self.unparsed += 1
+            return "250 OK"
+        number = match.group(1)
+        if number in self.arrivals:
+            self.duplicates += 1
+            return "250 OK"
+        self.arrivals[number] = arrived
+        prefix = number[0]
+        self.counts[prefix] = self.counts.get(prefix, 0) + 1
+        self.sizes[prefix] = self.sizes.get(prefix, 0) + len(raw)
+        return "250 OK"
+
+    def count(self, prefixes: str) -> int:
+        return sum(self.counts.get(p, 0) for p in prefixes)
+
+    def mean_size(self, prefixes: str) -> float:
+        n = self.count(prefixes)
+        return sum(self.sizes.get(p, 0) for p in prefixes) / n if n else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_for_count(sink: Sink, prefixes: str, expected: int, cap: float) -> float:
+    """Wait, at most `cap` seconds, until `expected` messages with these prefixes arrived.
+    Returns when the last of them arrived (monotonic), or when the wait gave up."""
+    deadline = time.monotonic() + cap
+    for _ in range(int(cap / 0.05) + 1):
+        if sink.count(prefixes) >= expected or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    arrived = [t for n, t in list(sink.arrivals.items()) if n[0] in prefixes]
+    return max(arrived) if sink.count(prefixes) >= expected and arrived else time.monotonic()
+
+
+# --- baseline: raw aiosmtplib into the same sink -------------------------------------
+
+
+def baseline_message(i: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "merhaba@aysenin-dukkani.example"
+    message["To"] = f"alici-{i}@example.com"
+    message["Subject"] = f"Siparişiniz alındı – #B{i:06d}"
+    message["Message-ID"] = f"<b{i}.bench@aysenin-dukkani.example>"
+    message.set_content(f"Merhaba Ayşe,\n\nSiparişiniz #B{i:06d} alındı. Teşekkürler!\n")
+    return message
+
+
+async def baseline(port: int, n: int, cap: float) -> tuple[int, float]:
+    """Messages sent and seconds taken for up to n simple messages (at most `cap` seconds)
+    over SMTP_POOL concurrent connections."""
+    messages = [baseline_message(i) for i in range(n)]
+    queue = iter(messages)
+    sent = 0
+    deadline = time.monotonic() + cap
+
+    async def connection() -> None:
+        nonlocal sent
+        smtp = aiosmtplib.SMTP(
+            hostname=HOST, port=port, local_hostname="bench.localhost", start_tls=False
+        )
+        async with smtp:
+            for message in queue:
+                await smtp.send_message(message)
+                sent += 1
+                if time.monotonic() > deadline:
+                    break
+
+    start = time.monotonic()
+    await asyncio.gather(*(connection() for _ in range(SMTP_POOL)))
+    return sent, time.monotonic() - start
+
+
+# --- the server -----------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
+
+
+def start_server(env: dict[str, str], log: Path, timeout: float = 60) -> Running:
+    port = free_port()
+    full = {**os.environ, **env, "ULAK_HOST": HOST, "ULAK_PORT": str(port)}
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(ULAK), "serve"], env=full, stdout=out, stderr=out)
+    running = Running(process, f"http://{HOST}:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ulak serve exited:\n{running.output()}")
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"{running.url}/healthz", timeout=1).status_code == 200:
+                return running
+        time.sleep(0.1)
+    raise RuntimeError(f"ulak serve did not become healthy:\n{running.output()}")
+
+
+def stop_server(running: Running) -> None:
+    if running.process.poll() is None:
+        running.process.terminate()
+        try:
+            running.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait(timeout=15)
+
+
+def create_store(env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        [
+            str(ULAK), "stores", "create", "--name", "Ayşe'nin Dükkanı", "--locale", "tr",
+            "--timezone", "Europe/Istanbul", "--currency", "TRY",
+            "--sender-email", "merhaba@aysenin-dukkani.example", "--json",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"ulak stores create failed:\n{result.stderr}")
+    created: dict[str, Any] = json.loads(result.stdout)
+    return int(created["id"]), str(created["api_key"])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server admin_url points at, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    admin = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"ulak_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{admin.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def database_kind(url: str) -> str:
+    if url.startswith("sqlite"):
+        return f"SQLite {sqlite3.sqlite_version}"
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def order_placed(number: str, run: str) -> dict[str, Any]:
+    """An order.placed from a Turkish customer of its own, two items, money as strings."""
+    return {
+        "id": f"bench-{run}-{number}",
+        "type": "order.placed",
+        "occurred_at": datetime.now(UTC).astimezone(ISTANBUL).isoformat(timespec="seconds"),
+        "customer": {
+            "id": f"c-{number}",
+            "email": f"musteri-{number.lower()}@example.com",
+            "first_name": "Ayşe",
+            "last_name": "Yılmaz",
+            # Distinct, like everything else that identifies a customer: a shared phone
+            # would make ulak merge all these customers into one.
+            "phone": f"0{530 + PHONE_BLOCK[number[0]]} 1{number[1:3]} {number[3:5]} {number[5:]}",
+            "locale": "tr",
+        },
+        "data": {
+            "order_id": number,
+            "number": f"#{number}",
+            "items": [
+                {"product_id": "p-1", "title": "Seramik kupa", "quantity": 2, "price": "249.95"},
+                {"product_id": "p-2", "title": "Bakır çaydanlık", "quantity": 1, "price": "750.00"},
+            ],
+            "subtotal": "1249.90",
+            "shipping": "0.00",
+            "total": "1249.90",
+            "currency": "TRY",
+        },
+    }
+
+
+def body(events: list[dict[str, Any]]) -> bytes:
+    payload: Any = events[0] if len(events) == 1 else {"events": events}
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+@dataclass
+class Posted:
+    events: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def post_all(
+    client: httpx.AsyncClient, bodies: list[tuple[bytes, int]], cap: float
+) -> Posted:
+    """POST the bodies as fast as SENDERS concurrent senders can, starting no request after
+    `cap` seconds; counts acknowledged events."""
+    posted = Posted()
+    queue = iter(bodies)
+    deadline = time.monotonic() + cap
+
+    async def sender() -> None:
+        for content, size in queue:
+            if time.monotonic() > deadline:
+                break
+            try:
+                response = await client.post("/v1/events", content=content)
+            except httpx.HTTPError:
+                posted.failed_requests += 1
+                continue
+            if response.status_code != 202:
+                posted.failed_requests += 1
+                continue
+            posted.requests += 1
+            rejected = len(response.json().get("rejected", []))
+            posted.rejected += rejected
+            posted.events += size - rejected
+
+    start = time.monotonic()
+    await asyncio.gather(*(sender() for _ in range(SENDERS)))
+    posted.seconds = time.monotonic() - start
+    return posted
+
+
+@dataclass
+class RateRun:
+    sent: dict[str, float] = field(default_factory=dict)
+    ack_seconds: list[float] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+    unanswered: int = 0
+    max_lag: float = 0.0
+    seconds: float = 0.0
+
+
+async def fixed_rate(
+    clients: list[httpx.AsyncClient], run: str, rate: float, duration: float, answer_cap: float
+) -> RateRun:
+    """Open loop: each event is posted at its scheduled time whether or not earlier
+    requests have been answered, so a slow server cannot lower the offered rate. Requests
+    still unanswered `answer_cap` seconds after the last one was sent are abandoned."""
+    total = int(rate * duration)
+    bodies = [(f"R{i:06d}", body([order_placed(f"R{i:06d}", run)])) for i in range(total)]
+    result = RateRun()
+    # httpcore's pool costs CPU quadratic in its connections and queued requests, which
+    # would slow this loop's schedule: so several small clients, and requests beyond their
+    # connections wait here rather than in httpx.
+    slots = [asyncio.Semaphore(RATE_CONNECTIONS) for _ in clients]
+
+    async def post(number: str, content: bytes, due: float, k: int) -> None:
+        # Latency counts from the scheduled time, so time an event spends waiting for the
+        # client (a lagging loop, a full connection pool) is not left out of it.
+        result.sent[number] = due
+        try:
+            async with slots[k]:
+                response = await clients[k].post("/v1/events", content=content)
+        except httpx.HTTPError as error:
+            result.failures[type(error).__name__] += 1
+            return
+        if response.status_code != 202:
+            result.failures[f"HTTP {response.status_code}"] += 1
+            return
+        result.ack_seconds.append(time.monotonic() - due)
+
+    tasks: list[asyncio.Task[None]] = []
+    start = time.monotonic() + 0.05
+    for i, (number, content) in enumerate(bodies):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result.max_lag = max(result.max_lag, time.monotonic() - due)
+        tasks.append(asyncio.create_task(post(number, content, due, i % len(clients))))
+    result.seconds = time.monotonic() - start
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=answer_cap)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        result.unanswered = len(pending)
+    return result
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile of unsorted values (nan when empty)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+# --- the run --------------------------------------------------------------------------
+
+# Time caps that keep a default run within about three minutes even when the pipeline is
+# slow: each phase reports what it managed within its cap.
+BASELINE_CAP = 8.0
+SINGLE_CAP = 20.0
+BATCHED_CAP = 12.0
+DRAIN_CAP = 40.0
+STRAGGLERS_CAP = 30.0
+
+
+@dataclass
+class Deployment:
+    server: Running
+    key: str
+
+
+@contextmanager
+def deployment(
+    args: argparse.Namespace, workdir: Path, smtp_port: int, name: str
+) -> Iterator[Deployment]:
+    """A fresh database, `ulak serve` on it (workers included) and a store with its key."""
+    with ExitStack() as stack:
+        if args.database_url:
+            url = stack.enter_context(postgres_database(args.database_url))
+        else:
+            url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+        env = {
+            "ULAK_DATABASE_URL": url,
+            "ULAK_SMTP_URL": f"smtp://{HOST}:{smtp_port}",
+            "ULAK_LOG_LEVEL": "warning",
+        }
+        server = start_server(env, workdir / f"serve-{name}.log")
+        stack.callback(stop_server, server)
+        try:
+            _, key = create_store(env)
+            yield Deployment(server, key)
+        except BaseException:
+            print(f"--- ulak serve output ---\n{server.output()}", file=sys.stderr)
+            raise
+
+
+def client_for(running: Deployment, connections: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=running.server.url,
+        headers={"Authorization": f"Bearer {running.key}", "Content-Type": "application/json"},
+        timeout=httpx.Timeout(60),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
+@dataclass
+class Figures:
+    """The compact summary table, filled as the phases run."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    baseline: float = 0.0
+    drained: bool = False
+
+    def add(self, name: str, value: str) -> None:
+        self.rows.append((name, value))
+
+    def table(self) -> str:
+        width = max(len(name) for name, _ in self.rows)
+        lines = [f"| {'figure'.ljust(width)} | value |", f"| {'-' * width} | --- |"]
+        lines += [f"| {name.ljust(width)} | {value} |" for name, value in self.rows]
+        return "\n".join(lines)
+
+
+def detail(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+async def run_baseline(n: int, smtp_port: int, figures: Figures) -> None:
+    print(
+        f"baseline: up to {n} simple messages over {SMTP_POOL} aiosmtplib connections "
+        f"(cap {BASELINE_CAP:g} s)",
+        flush=True,
+    )
+    sent, seconds = await baseline(smtp_port, n, BASELINE_CAP)
+    figures.baseline = sent / seconds
+    detail(f"{sent} messages in {seconds:.1f} s = {figures.baseline:.0f} msgs/s")
+    figures.add(
+        f"baseline: raw aiosmtplib, {SMTP_POOL} connections", f"{figures.baseline:.0f} msgs/s"
+    )
+
+
+async def phase_a(
+    args: argparse.Namespace, sink: Sink, running: Deployment, figures: Figures
+) -> None:
+    n = args.events
+    run = uuid.uuid4().hex[:6]
+    singles = [(body([order_placed(f"S{i:06d}", run)]), 1) for i in range(n)]
+    batches = [
+        (
+            body([order_placed(f"M{j:06d}", run) for j in range(i, min(i + BATCH, n))]),
+            min(BATCH, n - i),
+        )
+        for i in range(0, n, BATCH)
+    ]
+    pid = running.server.process.pid
+    print(
+        f"phase A: {n} single-event POSTs (cap {SINGLE_CAP:g} s), then {n} events in "
+        f"batches of {BATCH} (cap {BATCHED_CAP:g} s), {SENDERS} concurrent senders",
+        flush=True,
+    )
+    async with client_for(running, SENDERS) as client:
+        cpu0, start = cpu_seconds(pid), time.monotonic()
+        bench0 = time.process_time()
+        single = await post_all(client, singles, SINGLE_CAP)
+        detail(
+            f"single: {single.events} events acked in {single.seconds:.1f} s = "
+            f"{single.rate:.0f} events/s ({single.failed_requests} failed requests; "
+            f"{sink.count('SM')} emails arrived meanwhile)"
+        )
+        batched = await post_all(client, batches, BATCHED_CAP)
+        posted_at = time.monotonic()
+        detail(
+            f"batched: {batched.events} events in {batched.requests} requests acked in "
+            f"{batched.seconds:.1f} s = {batched.rate:.0f} events/s "
+            f"({batched.failed_requests} failed requests, {batched.rejected} rejected)"
+        )
+    expected = single.events + batched.events
+    backlog = expected - sink.count("SM")
+    detail(
+        f"{backlog} of {expected} emails still to come when posting ended; "
+        f"waiting (cap {DRAIN_CAP:g} s)"
+    )
+    last = await wait_for_count(sink, "SM", expected, DRAIN_CAP)
+    arrived = sink.count("SM")
+    figures.drained = arrived >= expected
+    cpu = cpu_seconds(pid) - cpu0
+    bench_cpu = time.process_time() - bench0
+    wall = last - start
+    drain = arrived / wall
+    after = arrived - (expected - backlog)
+    after_rate = after / (last - posted_at) if last > posted_at else math.nan
+    detail(
+        f"{arrived}/{expected} emails arrived {wall:.1f} s after the first POST = "
+        f"{drain:.0f} emails/s ({drain / figures.baseline:.2f}x baseline); after posting "
+        f"ended, {after} more came in {last - posted_at:.1f} s = {after_rate:.0f} emails/s"
+    )
+    detail(
+        f"server CPU {cpu:.0f} s over {wall:.0f} s = {100 * cpu / wall:.0f}% of one core "
+        f"(this process {100 * bench_cpu / wall:.0f}%); mean message "
+        f"{sink.mean_size('SM') / 1024:.1f} KiB (baseline {sink.mean_size('B') / 1024:.1f} KiB)"
+    )
+    figures.add("single-event POSTs, acknowledged", f"{single.rate:.0f} events/s")
+    figures.add(f"batched POSTs ({BATCH}/request), acknowledged", f"{batched.rate:.0f} events/s")
+    note = "" if figures.drained else f", only {arrived}/{expected} within the cap"
+    figures.add(
+        "pipeline: first POST to last email",
+        f"{drain:.0f} emails/s = {drain / figures.baseline:.2f}x baseline{note}",
+    )
+    figures.add(
+        "pipeline: backlog after posting ended",
+        f"{after_rate:.0f} emails/s = {after_rate / figures.baseline:.2f}x baseline",
+    )
+
+
+def seconds(value: float, missing_after: float = math.nan) -> str:
+    """A duration for people; infinity (an email that never arrived) shows as the least
+    it must be, `missing_after`."""
+    if not math.isfinite(value):
+        return f"> {missing_after:.0f} s (not arrived)"
+    return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+
+
+async def phase_b(
+    args: argparse.Namespace, sink: Sink, running: Deployment, figures: Figures
+) -> None:
+    pid = running.server.process.pid
+    print(
+        f"phase B: {args.rate:g} single-event POSTs/s for {args.duration:g} s, open loop; "
+        f"stragglers waited for up to {STRAGGLERS_CAP:g} s",
+        flush=True,
+    )
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(client_for(running, RATE_CONNECTIONS))
+            for _ in range(RATE_CLIENTS)
+        ]
+        cpu0, start = cpu_seconds(pid), time.monotonic()
+        bench0 = time.process_time()
+        rated = await fixed_rate(
+            clients, uuid.uuid4().hex[:6], args.rate, args.duration, STRAGGLERS_CAP
+        )
+    waited = time.monotonic() - start - rated.seconds
+    expected = len(rated.sent) - rated.failures.total() - rated.unanswered
+    await wait_for_count(sink, "R", expected, max(0.0, STRAGGLERS_CAP - waited))
+    cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - start
+    bench_cpu = time.process_time() - bench0
+    # An email that never arrived counts as infinitely late; it is at least this late.
+    floor = time.monotonic() - max(rated.sent.values(), default=start)
+    latencies = [sink.arrivals.get(n, math.inf) - sent for n, sent in rated.sent.items()]
+    arrived = sum(math.isfinite(v) for v in latencies)
+    slowest = max((v for v in latencies if math.isfinite(v)), default=math.nan)
+    offered = len(rated.sent) / rated.seconds
+    detail(
+        f"offered {offered:.1f} events/s ({len(rated.sent)} events; scheduler lag max "
+        f"{rated.max_lag * 1000:.0f} ms; {rated.failures.total()} failed POSTs"
+        f"{f' {dict(rated.failures)}' if rated.failures else ''}, "
+        f"{rated.unanswered} unanswered after {STRAGGLERS_CAP:g} s)"
+    )
+    detail(
+        "email latency p50 / p95 / p99 / max: "
+        + " / ".join(seconds(percentile(latencies, p), floor) for p in (50, 95, 99, 100))
+        + f"; {arrived}/{len(rated.sent)} arrived, the slowest of them after {seconds(slowest)}"
+    )
+    detail(
+        "POST answered (from its scheduled time) p50 / p99: "
+        f"{seconds(percentile(rated.ack_seconds, 50))} / "
+        f"{seconds(percentile(rated.ack_seconds, 99))}; over {wall:.0f} s, server CPU "
+        f"{100 * cpu / wall:.0f}% of one core, this process {100 * bench_cpu / wall:.0f}%"
+    )
+    figures.add(
+        f"email latency at {args.rate:g}/s: p50 / p99",
+        f"{seconds(percentile(latencies, 50), floor)} / "
+        f"{seconds(percentile(latencies, 99), floor)} ({arrived}/{len(rated.sent)} arrived)",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--events", type=int, default=5000, help="events per phase-A mode")
+    parser.add_argument("--rate", type=float, default=100.0, help="phase B events/s")
+    parser.add_argument("--duration", type=float, default=20.0, help="phase B seconds")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    kind = database_kind(args.database_url or "sqlite")
+    machine = (
+        f"{len(os.sched_getaffinity(0))} cores (nproc), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}, database {kind}"
+    )
+    print(f"machine: {machine}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ulak-bench-"))
+    sink = Sink()
+    smtp_port = free_port()
+    controller = Controller(sink, hostname=HOST, port=smtp_port, server_hostname="sink.localhost")
+    controller.start()
+    figures = Figures()
+    try:
+        asyncio.run(run_baseline(args.events, smtp_port, figures))
+        with deployment(args, workdir, smtp_port, "a") as running:
+            asyncio.run(phase_a(args, sink, running, figures))
+            if figures.drained:
+                asyncio.run(phase_b(args, sink, running, figures))
+        if not figures.drained:
+            print("phase A left a backlog: phase B gets a fresh server and database", flush=True)
+            with deployment(args, workdir, smtp_port, "b") as running:
+                asyncio.run(phase_b(args, sink, running, figures))
+    finally:
+        controller.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(f"ulak pipeline bench - {machine}")
+    print(figures.table())
+    print(f"(whole run {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
