@@ -28,9 +28,3 @@ class FrozenClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
-
-
-def utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC)

@@ -1,4 +1,4 @@
-"""What every route may ask for: the database, the clock, the settings, the calling store.
+"""What every route may ask for: the database, the clock, the calling store.
 
 Routes open their own `database.transaction()` so a 2xx is only sent after the commit.
 """
@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ulak.clock import Clock
-from ulak.config import Settings
 from ulak.db import Database
 from ulak.errors import Unauthorized
 from ulak.stores.models import Store
@@ -25,11 +24,6 @@ async def database(request: Request) -> Database:
 
 async def clock(request: Request) -> Clock:
     value: Clock = request.app.state.clock
-    return value
-
-
-async def settings(request: Request) -> Settings:
-    value: Settings = request.app.state.settings
     return value
 
 
@@ -64,4 +58,3 @@ async def current_store(
 CurrentStore = Annotated[Store, Depends(current_store)]
 AppClock = Annotated[Clock, Depends(clock)]
 AppDatabase = Annotated[Database, Depends(database)]
-AppSettings = Annotated[Settings, Depends(settings)]
