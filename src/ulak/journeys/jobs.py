@@ -23,7 +23,7 @@ from ulak.journeys.definition import (
     next_wait_time,
 )
 from ulak.journeys.expressions import truthy
-from ulak.journeys.models import LIVE, Enrollment
+from ulak.journeys.models import LIVE, Enrollment, JourneyVersion
 from ulak.journeys.service import (
     compiled_version,
     enrollment_view,
@@ -59,6 +59,7 @@ async def run_due_enrollments(
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     enrollments = list((await session.execute(query)).scalars())
+    await _prefetch(session, enrollments)
     for enrollment in enrollments:
         try:
             async with session.begin_nested():
@@ -78,6 +79,19 @@ async def run_due_enrollments(
             trace(session, enrollment, at=now, kind="error", note=reason)
     await session.flush()
     return len(enrollments)
+
+
+async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> None:
+    """Load what the batch's steps will read in one query per table, into the session's
+    identity map, so each `session.get` below is a lookup rather than a round trip."""
+    for model, ids in (
+        (Customer, {e.customer_id for e in enrollments}),
+        (Store, {e.store_id for e in enrollments}),
+        (Event, {e.event_id for e in enrollments if e.event_id is not None}),
+        (JourneyVersion, {e.journey_version_id for e in enrollments}),
+    ):
+        if ids:
+            await session.execute(select(model).where(model.id.in_(ids)))
 
 
 async def _run(

@@ -246,6 +246,31 @@ async def on_event(
     await _start_enrollments(session, event=event, customer=customer, context=context, now=now)
 
 
+async def _triggered_by(
+    session: AsyncSession, store_id: int, event_type: str
+) -> list[tuple[Journey, int]]:
+    """The enabled journeys an event type starts, with their current version; remembered
+    for the rest of the transaction, which applies many events of few types."""
+    memo: dict[tuple[int, str], list[tuple[Journey, int]]]
+    memo = session.info.setdefault("triggered_journeys", {})
+    if (store_id, event_type) not in memo:
+        rows = await session.execute(
+            select(Journey, JourneyVersion.id)
+            .join(
+                JourneyVersion,
+                (JourneyVersion.journey_id == Journey.id)
+                & (JourneyVersion.version == Journey.current_version),
+            )
+            .where(
+                Journey.store_id == store_id,
+                Journey.trigger_event == event_type,
+                Journey.enabled.is_(True),
+            )
+        )
+        memo[(store_id, event_type)] = [(journey, version) for journey, version in rows.all()]
+    return memo[(store_id, event_type)]
+
+
 def _holds(expression: str | None, scope: dict[str, Any]) -> bool:
     if expression is None:
         return True
@@ -263,20 +288,7 @@ async def _start_enrollments(
     context: Callable[[], Awaitable[dict[str, Any]]],
     now: datetime,
 ) -> None:
-    triggered = await session.execute(
-        select(Journey, JourneyVersion.id)
-        .join(
-            JourneyVersion,
-            (JourneyVersion.journey_id == Journey.id)
-            & (JourneyVersion.version == Journey.current_version),
-        )
-        .where(
-            Journey.store_id == event.store_id,
-            Journey.trigger_event == event.type,
-            Journey.enabled.is_(True),
-        )
-    )
-    for journey, version in triggered.all():
+    for journey, version in await _triggered_by(session, event.store_id, event.type):
         compiled = await compiled_version(session, version)
         definition = compiled.definition
         keys = {

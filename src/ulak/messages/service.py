@@ -62,6 +62,18 @@ def customer_of_unsubscribe_token(store: Store, token: str) -> int:
 async def overrides_for(
     session: AsyncSession, *, store_id: int, locale: str, names: tuple[str, ...]
 ) -> dict[str, str]:
+    # Asked once per message: remembered for the rest of the transaction.
+    memo: dict[tuple[int, str, tuple[str, ...]], dict[str, str]]
+    memo = session.info.setdefault("template_overrides", {})
+    key = (store_id, locale, names)
+    if key not in memo:
+        memo[key] = await _overrides(session, store_id=store_id, locale=locale, names=names)
+    return memo[key]
+
+
+async def _overrides(
+    session: AsyncSession, *, store_id: int, locale: str, names: tuple[str, ...]
+) -> dict[str, str]:
     rows = await session.execute(
         select(TemplateOverride.name, TemplateOverride.source).where(
             TemplateOverride.store_id == store_id,
