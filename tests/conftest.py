@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
-from tests.support import SmtpSink, StoreKey, free_port, make_store
+from tests.support import Server, SmtpSink, StoreKey, free_port, make_store
 from ulak.app import create_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
@@ -127,3 +127,11 @@ def smtp_sink() -> Iterator[SmtpSink]:
     controller.start()
     yield sink
     controller.stop()
+
+
+@pytest.fixture
+def server(server_env: dict[str, str]) -> Iterator[Server]:
+    """`ulak serve` as a subprocess; each test module says its environment in `server_env`."""
+    running = Server(server_env)
+    yield running
+    running.stop()

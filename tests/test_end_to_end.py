@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,13 +22,6 @@ def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
         "ULAK_LEASE_SECONDS": "5",
         "ULAK_POLL_SECONDS": "0.2",
     }
-
-
-@pytest.fixture
-def server(server_env: dict[str, str]) -> Iterator[Server]:
-    running = Server(server_env)
-    yield running
-    running.stop()
 
 
 def create_store(env: dict[str, str]) -> dict[str, str]:

@@ -83,6 +83,7 @@ class Workers:
                 limit=self.settings.batch_size,
                 lease=timedelta(seconds=self.settings.lease_seconds),
                 base_url=self.settings.base_url,
+                max_attempts=self.settings.send_max_attempts,
             )
         if not claimed:
             return 0
@@ -93,6 +94,7 @@ class Workers:
                 await record_outcome(
                     session,
                     message_id=message.id,
+                    attempt=message.attempts,
                     error=error,
                     permanent=permanent,
                     max_attempts=self.settings.send_max_attempts,

@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,13 +64,6 @@ def server_env(database_url: str) -> dict[str, str]:
         "ULAK_LOG_LEVEL": "warning",
         "ULAK_POLL_SECONDS": "0.2",
     }
-
-
-@pytest.fixture
-def server(server_env: dict[str, str]) -> Iterator[Server]:
-    running = Server(server_env)
-    yield running
-    running.stop()
 
 
 @pytest.fixture

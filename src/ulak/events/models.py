@@ -11,6 +11,8 @@ from ulak.db import Base, BigId, JSONType, UTCDateTime
 # How many ordering lanes events are spread over. A customer's events share one lane, and a
 # lane is applied by one worker at a time, in order; lanes run in parallel on PostgreSQL.
 LANES = 64
+# Written out so the planner matches the partial index (see journeys.models.IS_LIVE).
+IS_PENDING = text("events.status = 'pending'")
 
 
 class Event(Base):
@@ -49,3 +51,4 @@ class Event(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

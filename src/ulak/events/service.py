@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.service import upsert_product
@@ -16,7 +17,7 @@ from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import resolve_customer
 from ulak.db import insert_ignoring_conflicts, is_postgres
-from ulak.events.models import LANES, Event
+from ulak.events.models import IS_PENDING, LANES, Event
 from ulak.events.schemas import (
     DATA_MODELS,
     Accepted,
@@ -122,7 +123,7 @@ async def ingest(
 
 async def pending_lanes(session: AsyncSession, *, limit: int) -> list[int]:
     rows = await session.execute(
-        select(Event.lane).where(Event.status == "pending").group_by(Event.lane).limit(limit)
+        select(Event.lane).where(IS_PENDING).group_by(Event.lane).limit(limit)
     )
     return [lane for (lane,) in rows.all()]
 
@@ -145,29 +146,48 @@ async def apply_lane(session: AsyncSession, *, lane: int, clock: Clock, limit: i
         (
             await session.execute(
                 select(Event)
-                .where(Event.lane == lane, Event.status == "pending")
+                .where(Event.lane == lane, IS_PENDING)
                 .order_by(Event.occurred_at, Event.id)
                 .limit(limit)
             )
         ).scalars()
     )
     stores: dict[int, Store] = {}
+    done = 0
     for event in events:
         store = stores.get(event.store_id) or await session.get(Store, event.store_id)
         assert store is not None
         stores[store.id] = store
+        # Read before the savepoint: a rollback expires what was flushed inside it.
+        event_id, event_type = event.id, event.type
         try:
             async with session.begin_nested():
                 await apply_event(session, store=store, event=event, clock=clock)
                 event.status = "applied"
                 event.applied_at = clock.now()
-        except Exception as error:  # a bad event is set aside with its reason
-            log.exception("event %s (%s) could not be applied", event.id, event.type)
+        except Exception as error:
             await session.refresh(event)
+            reason = f"{type(error).__name__}: {error}"
+            event.attempts += 1
+            event.error = reason
+            if _may_pass(error, session) and event.attempts < TRANSIENT_ATTEMPTS:
+                # Another worker is creating the same customer (their events sit in two
+                # lanes): leave this one pending and stop the lane to keep its order.
+                log.warning("event %s (%s) will be retried: %s", event_id, event_type, reason)
+                break
+            log.exception("event %s (%s) could not be applied", event_id, event_type)
             event.status = "failed"
-            event.error = f"{type(error).__name__}: {error}"
+        done += 1
     await session.flush()
-    return len(events)
+    return done
+
+
+# Conflicts with a concurrent worker are retried this many times before the event fails.
+TRANSIENT_ATTEMPTS = 5
+
+
+def _may_pass(error: Exception, session: AsyncSession) -> bool:
+    return is_postgres(session) and isinstance(error, IntegrityError | OperationalError)
 
 
 async def apply_event(session: AsyncSession, *, store: Store, event: Event, clock: Clock) -> None:

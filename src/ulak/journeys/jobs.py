@@ -23,7 +23,7 @@ from ulak.journeys.definition import (
     next_wait_time,
 )
 from ulak.journeys.expressions import truthy
-from ulak.journeys.models import LIVE, Enrollment, JourneyVersion
+from ulak.journeys.models import IS_LIVE, Enrollment, JourneyVersion
 from ulak.journeys.service import (
     compiled_version,
     enrollment_view,
@@ -52,7 +52,7 @@ async def run_due_enrollments(
     now = clock.now()
     query = (
         select(Enrollment)
-        .where(Enrollment.status.in_(LIVE), Enrollment.next_run_at <= now)
+        .where(IS_LIVE, Enrollment.next_run_at <= now)
         .order_by(Enrollment.next_run_at)
         .limit(limit)
     )
@@ -61,12 +61,14 @@ async def run_due_enrollments(
     enrollments = list((await session.execute(query)).scalars())
     await _prefetch(session, enrollments)
     for enrollment in enrollments:
+        # Read before the savepoint: a rollback expires what was flushed inside it.
+        enrollment_id = enrollment.id
         try:
             async with session.begin_nested():
                 await _run(session, enrollment, clock=clock, base_url=base_url)
         except Exception as error:  # a step's failure is recorded on its enrollment
-            log.exception("enrollment %s failed at step %s", enrollment.id, enrollment.pc)
             await session.refresh(enrollment)
+            log.exception("enrollment %s failed at step %s", enrollment_id, enrollment.pc)
             enrollment.attempts += 1
             reason = f"step {enrollment.pc}: {type(error).__name__}: {error}"
             if enrollment.attempts >= max_attempts:

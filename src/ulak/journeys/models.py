@@ -18,6 +18,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ulak.db import Base, BigId, JSONType, UTCDateTime
 
 LIVE = ("active", "waiting")
+# Written out (not bound) so the planner can use the partial indexes below: SQLite cannot
+# match `IN (?, ?)` to an index's WHERE, nor can a PostgreSQL generic plan.
+IS_LIVE = text("enrollments.status IN ('active', 'waiting')")
 
 
 class Journey(Base):

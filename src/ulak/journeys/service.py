@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
+from ulak.db import is_postgres
 from ulak.errors import NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
@@ -25,7 +26,14 @@ from ulak.journeys.definition import (
     load_journey,
 )
 from ulak.journeys.expressions import ExpressionError, truthy
-from ulak.journeys.models import LIVE, Enrollment, EnrollmentStep, Journey, JourneyVersion
+from ulak.journeys.models import (
+    IS_LIVE,
+    LIVE,
+    Enrollment,
+    EnrollmentStep,
+    Journey,
+    JourneyVersion,
+)
 
 REENTRY_FIELD = {
     "once_per_order": "order_id",
@@ -212,13 +220,12 @@ async def on_event(
     event, only when an expression needs it; `event` and `enrollment` are added here.
     """
     now = clock.now()
-    live = (
-        await session.execute(
-            select(Enrollment).where(
-                Enrollment.customer_id == customer.id, Enrollment.status.in_(LIVE)
-            )
-        )
-    ).scalars()
+    query = select(Enrollment).where(Enrollment.customer_id == customer.id, IS_LIVE)
+    if is_postgres(session):
+        # The step runner may hold one of these rows (FOR UPDATE) and finish it; wait for
+        # it and read the row as it committed, so a finished enrollment is not revived.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    live = (await session.execute(query)).scalars()
     for enrollment in live:
         compiled = await compiled_version(session, enrollment.journey_version_id)
         exits = [rule for rule in compiled.definition.exit_when if rule.event == event.type]
@@ -354,9 +361,10 @@ async def move_enrollments(
         )
     ).all()
     taken = {(j, k) for j, k in mine}
-    theirs = (
-        await session.execute(select(Enrollment).where(Enrollment.customer_id == from_customer))
-    ).scalars()
+    query = select(Enrollment).where(Enrollment.customer_id == from_customer)
+    if is_postgres(session):
+        query = query.with_for_update().execution_options(populate_existing=True)
+    theirs = (await session.execute(query)).scalars()
     for enrollment in theirs:
         if (enrollment.journey_id, enrollment.reentry_key) in taken:
             enrollment.reentry_key = f"merged:{enrollment.id}"

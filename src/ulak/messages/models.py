@@ -16,6 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, UTCDateTime
 
+# Written out so the planner matches the partial indexes (see journeys.models.IS_LIVE).
+IS_QUEUED = text("messages.status = 'queued'")
+IS_SENDING = text("messages.status = 'sending'")
+
 
 class Message(Base):
     """The outbox: rendered at the send step, delivered by the sender workers."""

@@ -15,7 +15,7 @@ from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.db import is_postgres
 from ulak.errors import NotFound
-from ulak.messages.models import Message, TemplateOverride
+from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     Brand,
     check_template_source,
@@ -184,7 +184,13 @@ class Claimed:
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta, base_url: str
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    base_url: str,
+    max_attempts: int,
 ) -> list[Claimed]:
     """Take due messages (and those a crashed sender left) under a lease.
 
@@ -197,8 +203,8 @@ async def claim_due(
         .join(Customer, Customer.id == Message.customer_id)
         .where(
             or_(
-                and_(Message.status == "queued", Message.send_after <= now),
-                and_(Message.status == "sending", Message.lease_until <= now),
+                and_(IS_QUEUED, Message.send_after <= now),
+                and_(IS_SENDING, Message.lease_until <= now),
             )
         )
         .order_by(Message.send_after)
@@ -208,6 +214,14 @@ async def claim_due(
         query = query.with_for_update(skip_locked=True, of=Message)
     claimed = []
     for message, store, customer in (await session.execute(query)).all():
+        if message.status == "sending" and message.attempts >= max_attempts:
+            # Its sender stopped during delivery every time: it may have left, so give up.
+            message.status = "failed"
+            message.lease_until = None
+            message.last_error = (
+                f"gave up after {message.attempts} attempt(s): the sender stopped during delivery"
+            )
+            continue
         if message.legal_class == "commercial" and customer.email_unsubscribed_at is not None:
             message.status = "skipped"
             message.last_error = "the customer unsubscribed from email"
@@ -248,13 +262,16 @@ async def record_outcome(
     session: AsyncSession,
     *,
     message_id: int,
+    attempt: int,
     error: str | None,
     permanent: bool,
     max_attempts: int,
     now: datetime,
 ) -> None:
     message = await session.get(Message, message_id)
-    if message is None or message.status != "sending":
+    # A sender whose lease ran out while it worked no longer owns the message: another
+    # claim (a later attempt) decides its state.
+    if message is None or message.status != "sending" or message.attempts != attempt:
         return
     message.lease_until = None
     if error is None:

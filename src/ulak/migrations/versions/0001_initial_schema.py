@@ -211,6 +211,7 @@ def upgrade() -> None:
         ),
         sa.Column("applied_at", ulak.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
