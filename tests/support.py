@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,7 +21,8 @@ from sqlalchemy import select
 
 from ulak.clock import FrozenClock
 from ulak.db import Database
-from ulak.journeys.service import install_library
+from ulak.journeys.definition import load_journey
+from ulak.journeys.service import apply_journey, install_library
 from ulak.messages.models import DevInboxMessage
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import create_store
@@ -221,3 +223,27 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def create_store_with_cli(env: dict[str, str], name: str = "Ayşe'nin Dükkanı") -> dict[str, Any]:
+    """`ulak stores create ... --json`, as a shop developer runs it."""
+    result = ulak_cli(
+        "stores", "create", "--name", name, "--locale", "tr",
+        "--timezone", "Europe/Istanbul", "--currency", "TRY",
+        "--sender-email", "merhaba@aysenin-dukkani.example",
+        "--contact-email", "destek@aysenin-dukkani.example", "--json",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    created: dict[str, Any] = json.loads(result.stdout)
+    assert created["name"] == name
+    assert created["api_key"].startswith("ulak_sk_")
+    return created
+
+
+async def add_journey(db: Database, clock: FrozenClock, store: StoreKey, source: str) -> None:
+    """Apply a journey definition (YAML text) to a store."""
+    async with db.transaction() as session:
+        await apply_journey(
+            session, store_id=store.id, definition=load_journey(source), source=source, clock=clock
+        )

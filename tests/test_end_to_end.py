@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 
 import httpx
 import pytest
 
-from tests.support import Server, SmtpSink, order_placed, text_of, ulak_cli, wait_until
+from tests.support import Server, SmtpSink, create_store_with_cli, order_placed, text_of, wait_until
 
 
 @pytest.fixture
@@ -24,24 +23,10 @@ def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
     }
 
 
-def create_store(env: dict[str, str]) -> dict[str, str]:
-    result = ulak_cli(
-        "stores", "create", "--name", "Ayşe'nin Dükkanı", "--locale", "tr",
-        "--timezone", "Europe/Istanbul", "--currency", "TRY",
-        "--sender-email", "merhaba@aysenin-dukkani.example",
-        "--contact-email", "destek@aysenin-dukkani.example", "--json",
-        env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    created: dict[str, str] = json.loads(result.stdout)
-    assert created["api_key"].startswith("ulak_sk_")
-    return created
-
-
 def test_an_order_confirmation_reaches_a_real_smtp_server(
     server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
 ) -> None:
-    store = create_store(server_env)
+    store = create_store_with_cli(server_env)
     server.start()
     event = order_placed("1001", customer_id="c-1042", email="Ayse@Example.com")
     event["data"]["discount"] = "0.00"
@@ -95,7 +80,7 @@ def test_kill_9_while_processing_loses_nothing_and_sends_each_email_once(
     "250 accepted" and our commit; such a resend carries the same Message-ID, so the test
     counts distinct Message-IDs per order and bounds the raw resends by the claim batch.
     """
-    store = create_store(server_env)
+    store = create_store_with_cli(server_env)
     server.start()
     auth = {"Authorization": f"Bearer {store['api_key']}"}
     orders = [f"K{n:04d}" for n in range(300)]

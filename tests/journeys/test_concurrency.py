@@ -11,13 +11,12 @@ from sqlalchemy import select
 
 from tests.journeys.test_engine import (
     WAIT_FOR_REVIEW,
-    add_journey,
     enrollments,
     event,
     post,
     sent,
 )
-from tests.support import make_store, order_placed
+from tests.support import add_journey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.events.models import Event

@@ -8,23 +8,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.support import StoreKey, make_store, order_placed
+from tests.support import StoreKey, add_journey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
-from ulak.journeys.definition import load_journey
 from ulak.journeys.models import Enrollment, EnrollmentStep
-from ulak.journeys.service import apply_journey
 from ulak.messages.models import Message
 from ulak.operations import failures_report
 from ulak.orders.models import Order
 from ulak.worker import Workers
-
-
-async def add_journey(db: Database, clock: FrozenClock, store: StoreKey, source: str) -> None:
-    async with db.transaction() as session:
-        await apply_journey(
-            session, store_id=store.id, definition=load_journey(source), source=source, clock=clock
-        )
 
 
 async def sent(db: Database) -> list[tuple[str, str]]:

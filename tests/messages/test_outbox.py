@@ -10,13 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.support import SmtpSink, StoreKey, dev_inbox, make_store, order_placed
+from tests.support import SmtpSink, StoreKey, add_journey, dev_inbox, make_store, order_placed
 from ulak.app import create_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Database
-from ulak.journeys.definition import load_journey
-from ulak.journeys.service import apply_journey
 from ulak.messages.models import Message
 from ulak.messages.service import set_template_override
 from ulak.worker import Workers
@@ -71,14 +69,7 @@ async def test_commercial_mail_has_one_click_unsubscribe_and_respects_it_at_send
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
     store = await make_store(db, clock, library=False)
-    async with db.transaction() as session:
-        await apply_journey(
-            session,
-            store_id=store.id,
-            definition=load_journey(COMMERCIAL),
-            source=COMMERCIAL,
-            clock=clock,
-        )
+    await add_journey(db, clock, store, COMMERCIAL)
     await post(client, store, order_placed("1"))
     await workers.drain()
     (mail,) = await dev_inbox(db)

@@ -7,7 +7,6 @@ unsubscribe page (RFC 8058)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from sqlalchemy import select
 
-from tests.support import Server, StoreKey, make_store, order_placed, ulak_cli
+from tests.support import Server, StoreKey, create_store_with_cli, make_store, order_placed
 from ulak.app import create_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
@@ -94,27 +93,12 @@ async def browser() -> AsyncIterator[Browser]:
 # Helpers.
 
 
-def create_store(env: dict[str, str], name: str = "Ayşe'nin Dükkanı") -> dict[str, Any]:
-    result = ulak_cli(
-        "stores", "create", "--name", name, "--locale", "tr",
-        "--timezone", "Europe/Istanbul", "--currency", "TRY",
-        "--sender-email", "merhaba@aysenin-dukkani.example",
-        "--contact-email", "destek@aysenin-dukkani.example", "--json",
-        env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    created: dict[str, Any] = json.loads(result.stdout)
-    assert created["name"] == name
-    assert created["api_key"].startswith("ulak_sk_")
-    return created
-
-
 async def serve_with_store(
     server: Server, env: dict[str, str], name: str = "Ayşe'nin Dükkanı"
 ) -> dict[str, Any]:
     """`ulak stores create` while `ulak serve` starts: both are a few seconds of imports."""
     store, _ = await asyncio.gather(
-        asyncio.to_thread(create_store, env, name), asyncio.to_thread(server.start)
+        asyncio.to_thread(create_store_with_cli, env, name), asyncio.to_thread(server.start)
     )
     return store
 
@@ -176,6 +160,25 @@ async def sideways_overflow(page: Page) -> list[int]:
 async def assert_fits(page: Page) -> None:
     page_width, viewport_width = await sideways_overflow(page)
     assert page_width <= viewport_width, f"{page.url} is {page_width}px wide at {viewport_width}px"
+
+
+async def serve_in_process(page: Page, client: httpx.AsyncClient) -> list[str]:
+    """Answer the page's requests to http://ulak.test from the app in this process (a layout
+    check needs no server); any other address is refused and listed in the result."""
+    outside: list[str] = []
+
+    async def through_the_app(route: Route) -> None:
+        if not route.request.url.startswith("http://ulak.test/"):
+            outside.append(route.request.url)
+            await route.abort()
+            return
+        answer = await client.get(route.request.url)
+        await route.fulfill(
+            status=answer.status_code, headers=dict(answer.headers), body=answer.content
+        )
+
+    await page.route("**/*", through_the_app)
+    return outside
 
 
 async def open_inbox_with_a_message(page: Page, base_url: str, within: float = 20) -> None:
@@ -280,13 +283,7 @@ async def test_dev_inbox_message_page_fits_a_phone(
     context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     page = await context.new_page()
 
-    async def through_the_app(route: Route) -> None:
-        answer = await client.get(route.request.url)
-        await route.fulfill(
-            status=answer.status_code, headers=dict(answer.headers), body=answer.content
-        )
-
-    await page.route("http://ulak.test/**", through_the_app)
+    await serve_in_process(page, client)
     await open_inbox_with_a_message(page, "http://ulak.test")
     await page.locator("tbody tr").first.get_by_role("link").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(SUBJECT)
@@ -379,7 +376,7 @@ async def test_a_tampered_or_foreign_unsubscribe_link_is_a_404_page_and_changes_
     tmp_path: Path,
 ) -> None:
     store_a, store_b, _ = await asyncio.gather(
-        asyncio.to_thread(create_store, server_env),
+        asyncio.to_thread(create_store_with_cli, server_env),
         make_store(database, FrozenClock(), name="Mehmet'in Dükkanı"),
         asyncio.to_thread(server.start),
     )
@@ -514,19 +511,7 @@ async def test_the_api_docs_work_without_a_network(
     """Swagger UI is served from the package: the page lists the event endpoint."""
     context = await browser.new_context()
     page = await context.new_page()
-    outside: list[str] = []
-
-    async def through_the_app(route: Route) -> None:
-        if not route.request.url.startswith("http://ulak.test/"):
-            outside.append(route.request.url)
-            await route.abort()
-            return
-        answer = await client.get(route.request.url)
-        await route.fulfill(
-            status=answer.status_code, headers=dict(answer.headers), body=answer.content
-        )
-
-    await page.route("**/*", through_the_app)
+    outside = await serve_in_process(page, client)
     await page.goto("http://ulak.test/docs")
     await expect(page.get_by_text("/v1/events", exact=True)).to_be_visible(timeout=15_000)
     await expect(page.get_by_text("/v1/customers/{ref}", exact=True)).to_be_visible()
