@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Numeric, String, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
+
+from ulak import sqlite
 
 # Integer keys: time-ordered and cheap to index (random UUIDs cost 6x on batched inserts).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -95,6 +98,7 @@ class Database:
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
+                async_creator=sqlite.connector(make_url(self.url).database or ""),
                 poolclass=AsyncAdaptedQueuePool,
                 pool_size=1,
                 max_overflow=0,

@@ -1,0 +1,139 @@
+"""Where the time of one order goes: each stage of the pipeline, measured in process.
+
+Posts order.placed events through the ASGI app (no network), then runs each worker stage
+alone until it is drained, and prints CPU milliseconds and SQL statements per order for
+ingest (single-event POSTs), applying events, running steps and sending (to a transport
+that only counts bytes, so SMTP is not measured here; `bench/pipeline.py` measures it).
+
+    .venv/bin/python bench/stages.py [--orders 400] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import make_store, order_placed  # noqa: E402
+from ulak.app import create_app  # noqa: E402
+from ulak.clock import FrozenClock  # noqa: E402
+from ulak.config import Settings  # noqa: E402
+from ulak.db import Base, Database  # noqa: E402
+from ulak.migrate import upgrade  # noqa: E402
+from ulak.worker import Workers  # noqa: E402
+
+
+class CountingTransport:
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+
+    async def send(self, *, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        self.messages += 1
+        self.bytes += len(raw)
+
+    async def close(self) -> None:
+        pass
+
+
+async def measure(args: argparse.Namespace, url: str) -> None:
+    database = Database(url)
+    if not database.is_sqlite:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with database.transaction() as session:
+            await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    statements = [0]
+
+    @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements[0] += 1
+        if args.show_sql:
+            print("   ", " ".join(statement.split())[:150])
+
+    clock = FrozenClock()
+    settings = Settings(database_url=url, smtp_url="", public_url="http://ulak.test")
+    app = create_app(settings, database=database, clock=clock, run_workers=False)
+    workers: Workers = app.state.workers
+    transport = CountingTransport()
+    workers.transport = transport
+    store = await make_store(database, clock)
+    n = args.orders
+    events = [
+        order_placed(str(10000 + i), customer_id=f"c-{i}", email=f"musteri{i}@example.com")
+        for i in range(n)
+    ]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+    ) as client:
+
+        async def ingest() -> int:
+            for body in events:
+                response = await client.post("/v1/events", json=body, headers=store.auth)
+                assert response.status_code == 202, response.text
+
+            return n
+
+        async def drain(work: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+            async def run() -> int:
+                total = 0
+                while done := await work():
+                    total += done
+                return total
+
+            return run
+
+        stages: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+            ("ingest (1 event/POST)", ingest),
+            ("apply events", await drain(workers.apply_events)),
+            ("run steps", await drain(workers.run_steps)),
+            ("send messages", await drain(workers.send_messages)),
+        ]
+        print(f"{n} orders, database {database.engine.dialect.name}")
+        print(f"{'stage':24} {'rows':>6} {'CPU ms/order':>13} {'wall ms/order':>14} {'SQL/order':>10}")
+        for name, work in stages:
+            statements[0] = 0
+            profiler = cProfile.Profile() if args.profile and args.profile in name else None
+            cpu, wall = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            rows = await work()
+            if profiler:
+                profiler.disable()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            print(
+                f"{name:24} {rows:>6} {cpu * 1000 / n:>13.2f} {wall * 1000 / n:>14.2f}"
+                f" {statements[0] / n:>10.1f}"
+            )
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    print(f"sent {transport.messages} messages, mean {transport.bytes / max(transport.messages, 1) / 1024:.1f} KiB")
+    await database.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=400)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--show-sql", action="store_true", help="print each SQL statement")
+    parser.add_argument("--profile", default="", help="stage to profile with cProfile")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="ulak-stages-"))
+    url = args.database_url or f"sqlite+aiosqlite:///{folder / 'ulak.db'}"
+    upgrade(url)
+    asyncio.run(measure(args, url))
+
+
+if __name__ == "__main__":
+    main()
