@@ -26,13 +26,13 @@ from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import make_store, order_placed  # noqa: E402
-from ulak.app import create_app  # noqa: E402
-from ulak.clock import FrozenClock  # noqa: E402
-from ulak.config import Settings  # noqa: E402
-from ulak.db import Base, Database  # noqa: E402
-from ulak.migrate import upgrade  # noqa: E402
-from ulak.worker import Workers  # noqa: E402
+from tests.support import make_store, order_placed
+from ulak.app import create_app
+from ulak.clock import FrozenClock
+from ulak.config import Settings
+from ulak.db import Base, Database
+from ulak.migrate import upgrade
+from ulak.worker import Workers
 
 
 class CountingTransport:
@@ -101,7 +101,8 @@ async def measure(args: argparse.Namespace, url: str) -> None:
             ("send messages", await drain(workers.send_messages)),
         ]
         print(f"{n} orders, database {database.engine.dialect.name}")
-        print(f"{'stage':24} {'rows':>6} {'CPU ms/order':>13} {'wall ms/order':>14} {'SQL/order':>10}")
+        header = f"{'stage':24} {'rows':>6} {'CPU ms/order':>13} {'wall ms/order':>14}"
+        print(f"{header} {'SQL/order':>10}")
         for name, work in stages:
             statements[0] = 0
             profiler = cProfile.Profile() if args.profile and args.profile in name else None
@@ -118,7 +119,8 @@ async def measure(args: argparse.Namespace, url: str) -> None:
             )
             if profiler:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-    print(f"sent {transport.messages} messages, mean {transport.bytes / max(transport.messages, 1) / 1024:.1f} KiB")
+    mean = transport.bytes / max(transport.messages, 1) / 1024
+    print(f"sent {transport.messages} messages, mean {mean:.1f} KiB")
     await database.dispose()
 
 

@@ -8,11 +8,13 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, EmailPolicy
-from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
+from email.utils import format_datetime, formataddr
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -112,12 +114,19 @@ class DkimSigner:
         return cls(selector, path.read_bytes())
 
 
-# Headers that hold a URL in angle brackets: folding a long one turns it into RFC 2047
-# encoded-words, which mailbox providers do not decode there, so they stay on one line.
+# The stdlib's modern email API (EmailMessage) parses every header it is given into a tree
+# and folds it back: ~5.5 ms per message here. The compat32 classes build the same message
+# in ~1.3 ms. Bodies are quoted-printable, not 8bit: no 8BITMIME is needed on any hop (a
+# downgrade there would break the DKIM body hash), and inlined-CSS HTML gets the soft line
+# breaks SMTP's 998-character limit needs.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+# Headers that hold a URL in angle brackets: folding a long one moves it to a continuation
+# line, which some mailbox providers do not read there, so they stay on one line.
 _UNFOLDED = frozenset({"list-unsubscribe"})
 
 
-class _Policy(EmailPolicy):
+class _Policy(Compat32):
     def fold_binary(self, name: str, value: str) -> bytes:
         line = f"{name}: {value}"
         if name.lower() in _UNFOLDED and line.isascii() and len(line) <= 998:
@@ -125,31 +134,35 @@ class _Policy(EmailPolicy):
         return super().fold_binary(name, value)
 
 
-# SMTP's CRLF line ends (the default policy writes bare LF, which smtplib sends as is).
-_POLICY = _Policy() + SMTP
+# SMTP's CRLF line ends.
+_POLICY = _Policy(linesep="\r\n")
+
+
+def _header(value: str) -> str:
+    # The generator encodes a Header as RFC 2047 words; typeshed only knows str values.
+    return value if value.isascii() else cast(str, Header(value, "utf-8"))
 
 
 def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
     if mail.date.tzinfo is None:
         raise ValueError("OutgoingEmail.date must be timezone-aware")
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = Address(display_name=mail.from_name, addr_spec=mail.from_address)
-    msg["To"] = Address(addr_spec=mail.to_address)
+    msg = MIMEMultipart("alternative")
+    msg["From"] = formataddr((mail.from_name, mail.from_address), charset="utf-8")
+    msg["To"] = mail.to_address
     if mail.reply_to:
-        msg["Reply-To"] = Address(addr_spec=mail.reply_to)
-    msg["Subject"] = mail.subject
+        msg["Reply-To"] = mail.reply_to
+    msg["Subject"] = _header(mail.subject)
     msg["Date"] = format_datetime(mail.date)
     msg["Message-ID"] = mail.message_id
     if mail.list_unsubscribe_url:
         msg["List-Unsubscribe"] = f"<{mail.list_unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    # Quoted-printable, not 8bit: no 8BITMIME needed on any hop (a downgrade there would break
-    # the DKIM body hash), and inlined-CSS HTML gets the soft line breaks SMTP's 998 limit needs.
-    msg.set_content(mail.text, charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # set_content adds one to every part; only the top needs it
-    raw = msg.as_bytes()
+    for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
+        part = MIMENonMultipart("text", subtype)
+        part.set_payload(body if body.endswith("\n") else body + "\n", _UTF8_QP)
+        del part["MIME-Version"]  # only the top level needs one
+        msg.attach(part)
+    raw = msg.as_bytes(policy=_POLICY)
     if dkim is None:
         return raw
     return dkim.sign(raw, domain=mail.from_address.rpartition("@")[2])
