@@ -55,10 +55,13 @@ async def measure(args: argparse.Namespace, url: str) -> None:
         async with database.transaction() as session:
             await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     statements = [0]
+    seen: dict[str, Any] = {}
 
     @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
     def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements[0] += 1
+        if args.explain and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+            seen.setdefault(statement, _[0])
         if args.show_sql:
             print("   ", " ".join(statement.split())[:150])
 
@@ -122,6 +125,30 @@ async def measure(args: argparse.Namespace, url: str) -> None:
     mean = transport.bytes / max(transport.messages, 1) / 1024
     print(f"sent {transport.messages} messages, mean {mean:.1f} KiB")
     await database.dispose()
+    if args.explain:
+        explain(url, seen)
+
+
+def explain(url: str, statements: dict[str, Any]) -> None:
+    """Print each distinct statement whose SQLite plan scans a table."""
+    import sqlite3
+
+    connection = sqlite3.connect(url.split("///", 1)[1])
+    for statement, parameters in statements.items():
+        if parameters and isinstance(parameters[0], tuple | list):  # executemany
+            parameters = parameters[0]
+        plan = connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+        lines = [row[-1] for row in plan]
+        # A partial index holds only due rows: scanning it is the point.
+        if any(
+            line.startswith("SCAN")
+            and "_due" not in line
+            and "_pending" not in line
+            and "CONSTANT" not in line
+            for line in lines
+        ):
+            print(" ".join(statement.split())[:300])
+            print("    " + "\n    ".join(lines))
 
 
 def main() -> None:
@@ -129,6 +156,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=400)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--show-sql", action="store_true", help="print each SQL statement")
+    parser.add_argument("--explain", action="store_true", help="show plans that scan (SQLite)")
     parser.add_argument("--profile", default="", help="stage to profile with cProfile")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ulak-stages-"))

@@ -30,18 +30,20 @@ async def resolve_customer(
     external_id = profile.get("id") or None
     email = normalize_email(profile["email"]) if profile.get("email") else None
     phone = normalize_phone(profile["phone"], phone_region) if profile.get("phone") else None
-    conditions = []
-    if external_id:
-        conditions.append(Customer.external_id == external_id)
-    if email:
-        conditions.append(Customer.email == email)
-    if phone:
-        conditions.append(Customer.phone == phone)
+    # Each alternative names store_id itself: SQLite then searches each unique index
+    # (a multi-index OR) instead of scanning the store's customers.
+    conditions = [
+        (Customer.store_id == store_id) & (column == value)
+        for column, value in (
+            (Customer.external_id, external_id),
+            (Customer.email, email),
+            (Customer.phone, phone),
+        )
+        if value
+    ]
     found: list[Customer] = []
     if conditions:
-        rows = await session.execute(
-            select(Customer).where(Customer.store_id == store_id, or_(*conditions))
-        )
+        rows = await session.execute(select(Customer).where(or_(*conditions)))
         found = list(rows.scalars())
 
     def rank(c: Customer) -> int:
@@ -108,13 +110,11 @@ async def _merge(
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:
     """A customer by the shop's id, or by email address."""
-    condition = Customer.external_id == ref
+    condition = (Customer.store_id == store_id) & (Customer.external_id == ref)
     email = normalize_email(ref) if "@" in ref else None
     if email:
-        condition = or_(condition, Customer.email == email)
-    row = await session.execute(
-        select(Customer).where(Customer.store_id == store_id, condition).limit(1)
-    )
+        condition = or_(condition, (Customer.store_id == store_id) & (Customer.email == email))
+    row = await session.execute(select(Customer).where(condition).limit(1))
     customer = row.scalar_one_or_none()
     if customer is None:
         raise NotFound(f"no customer {ref!r} in this store")
