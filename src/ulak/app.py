@@ -25,6 +25,7 @@ from ulak.customers.api import router as customers_router
 from ulak.db import Database
 from ulak.errors import UlakError
 from ulak.events.api import router as events_router
+from ulak.events.inbox import Inbox
 from ulak.messages.pages import dev_inbox_router, unsubscribe_router
 from ulak.web.pages import browser_language, error_page
 from ulak.worker import Workers
@@ -134,7 +135,7 @@ def create_app(
     app.state.database = database
     app.state.clock = clock
     app.state.workers = workers
-    app.state.wake = workers.wake
+    app.state.inbox = Inbox(database, clock, on_commit=workers.wake)
 
     @app.exception_handler(UlakError)
     async def domain_error(request: Request, error: UlakError) -> Response:

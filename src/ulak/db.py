@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, Numeric, String, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -93,8 +103,8 @@ class Database:
         self.engine: AsyncEngine
         if self.is_sqlite:
             # SQLite has one writer. One pooled connection serialises this process's
-            # transactions in FIFO order; BEGIN IMMEDIATE plus busy_timeout makes other
-            # processes (the CLI beside a running server) wait instead of failing.
+            # transactions in FIFO order; BEGIN IMMEDIATE, which waits for the write lock,
+            # makes other processes (the CLI beside a running server) wait, not fail.
             self.engine = create_async_engine(
                 self.url,
                 echo=echo,
@@ -127,10 +137,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy's "begin" event below issue the BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Switching a new file to WAL may wait for another process; after that, the
+        # connection (ulak.sqlite) waits for locks only in a BEGIN, off the event loop.
+        cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -138,7 +151,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_ignoring_conflicts(session: AsyncSession, model: type[Base]) -> Any:
+def insert_ignoring_conflicts(session: AsyncSession, model: type[Base] | Table) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the session's dialect."""
     if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -1,11 +1,11 @@
 """SQLite for SQLAlchemy's asyncio engine, run on the event loop's own thread.
 
 aiosqlite hands every call to a thread and back: measured here at ~400 µs of CPU per
-statement, more than SQLite needs to run it. A statement on a local file in WAL mode takes
-microseconds, so this connection runs statements inline. Only what may wait on another
-process (BEGIN IMMEDIATE, which waits for the write lock up to busy_timeout) or on the disk
-(COMMIT, which may checkpoint) goes to a thread, so a CLI command holding the lock never
-stalls the server's event loop.
+statement, more than SQLite needs to run it, and several milliseconds of wall time when the
+event loop is busy (the thread waits for the GIL). A statement on a local file in WAL mode
+takes microseconds, so this connection runs statements inline, with SQLite's busy timeout
+at zero. Only a BEGIN that finds the write lock taken by another process (a CLI command, a
+second worker) waits for it, in a thread, so the event loop never stalls on a lock.
 
 It speaks the subset of aiosqlite's API that SQLAlchemy's aiosqlite dialect uses, and is
 plugged in through `create_async_engine(..., async_creator=connect)`.
@@ -18,7 +18,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-_MAY_WAIT = ("BEGIN", "COMMIT", "END")
+# How long a BEGIN waits for another process's write lock before it fails.
+BUSY_TIMEOUT_MS = 30_000
 
 
 class Cursor:
@@ -52,10 +53,12 @@ class Cursor:
         self._cursor.arraysize = value
 
     async def execute(self, operation: str, parameters: Sequence[Any] = ()) -> Cursor:
-        if operation.lstrip()[:6].upper().startswith(_MAY_WAIT):
-            await asyncio.to_thread(self._cursor.execute, operation, parameters)
-        else:
+        try:
             self._cursor.execute(operation, parameters)
+        except sqlite3.OperationalError as error:
+            if not (_is_busy(error) and operation.lstrip()[:5].upper() == "BEGIN"):
+                raise
+            await asyncio.to_thread(_wait_and_execute, self._cursor, operation, parameters)
         return self
 
     async def executemany(self, operation: str, parameters: Iterable[Sequence[Any]]) -> Cursor:
@@ -73,6 +76,20 @@ class Cursor:
 
     async def close(self) -> None:
         self._cursor.close()
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    # The primary code: extended ones (SQLITE_BUSY_RECOVERY, ...) carry it in the low byte.
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _wait_and_execute(cursor: sqlite3.Cursor, operation: str, parameters: Sequence[Any]) -> None:
+    connection = cursor.connection
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        cursor.execute(operation, parameters)
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
 
 
 class _NewCursor:
@@ -118,7 +135,7 @@ class Connection:
         return await cursor.execute(operation, parameters)
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._conn.commit)
+        self._conn.commit()
 
     async def rollback(self) -> None:
         self._conn.rollback()

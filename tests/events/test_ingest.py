@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support import StoreKey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
+from ulak.events import inbox
 from ulak.events.models import Event
+from ulak.events.schemas import Accepted
 
 
 async def count_events(db: Database) -> int:
@@ -138,3 +144,51 @@ async def test_a_batch_over_1000_events_is_refused(
     )
     assert response.status_code == 422
     assert "at most 1000" in response.json()["error"]["message"]
+
+
+async def test_concurrent_requests_each_get_their_own_answer(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock
+) -> None:
+    """Requests arriving together are committed together; each answer is still its own,
+    and the same id sent by two requests at once is stored once."""
+    other = await make_store(db, clock, name="Other shop", library=False)
+    bodies = [(store, order_placed(str(i))) for i in range(12)]
+    bodies += [(other, order_placed("0")), (store, order_placed("3"))]  # same ids again
+    responses = await asyncio.gather(
+        *(client.post("/v1/events", json=body, headers=who.auth) for who, body in bodies)
+    )
+    assert [r.status_code for r in responses] == [202] * len(bodies)
+    answers = [r.json()["accepted"][0] for r in responses]
+    assert [a["key"] for a in answers] == [body["id"] for _, body in bodies]
+    assert [a["duplicate"] for a in answers[:12]].count(True) + answers[13]["duplicate"] == 1
+    assert answers[12]["duplicate"] is False  # ids are per store
+    assert len({a["id"] for a in answers}) == 13
+    assert await count_events(db) == 13
+
+
+async def test_a_failing_request_does_not_fail_the_requests_committed_with_it(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    db: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = await make_store(db, clock, name="Broken shop", library=False)
+    real_ingest = inbox.ingest
+
+    async def ingest(session: AsyncSession, **kwargs: Any) -> list[Accepted]:
+        if kwargs["store_id"] == broken.id:
+            raise RuntimeError("disk full")
+        return await real_ingest(session, **kwargs)
+
+    monkeypatch.setattr(inbox, "ingest", ingest)
+    outcomes = await asyncio.gather(
+        *(
+            client.post("/v1/events", json=order_placed(str(i)), headers=who.auth)
+            for i, who in enumerate([store, broken, store, store])
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], RuntimeError)  # the test client re-raises the 500's cause
+    assert [o.status_code for o in outcomes if isinstance(o, httpx.Response)] == [202] * 3
+    assert await count_events(db) == 3

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -110,7 +110,7 @@ async def _merge(
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:
     """A customer by the shop's id, or by email address."""
-    condition = (Customer.store_id == store_id) & (Customer.external_id == ref)
+    condition: ColumnElement[bool] = (Customer.store_id == store_id) & (Customer.external_id == ref)
     email = normalize_email(ref) if "@" in ref else None
     if email:
         condition = or_(condition, (Customer.store_id == store_id) & (Customer.email == email))

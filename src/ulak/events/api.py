@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from ulak.errors import Invalid, UlakError
+from ulak.events.inbox import Inbox
 from ulak.events.schemas import (
     MAX_BATCH,
     EventIn,
@@ -14,8 +15,7 @@ from ulak.events.schemas import (
     Rejected,
     validate_event,
 )
-from ulak.events.service import ingest
-from ulak.web.deps import AppClock, AppDatabase, CurrentStore
+from ulak.web.deps import CurrentStore
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -52,9 +52,7 @@ _BODY_SCHEMA: dict[str, Any] = {
     },
     summary="Send one event, or a batch of up to 1,000",
 )
-async def post_events(
-    request: Request, store: CurrentStore, database: AppDatabase, clock: AppClock
-) -> IngestResult:
+async def post_events(request: Request, store: CurrentStore) -> Response:
     """Answered 202 once the accepted events are committed. A batch keeps its valid events
     and lists each rejected one with the field path and the reason."""
     try:
@@ -86,7 +84,7 @@ async def post_events(
             "; ".join(f"{p.path}: {p.message}" for p in problems[:5]),
             details=[p.model_dump() for p in problems],
         )
-    async with database.transaction() as session:
-        accepted = await ingest(session, store_id=store.id, events=valid, source="api", clock=clock)
-    request.app.state.wake()
-    return IngestResult(accepted=accepted, rejected=rejected)
+    inbox: Inbox = request.app.state.inbox
+    accepted = await inbox.accept(store.id, valid)
+    result = IngestResult(accepted=accepted, rejected=rejected)
+    return Response(result.model_dump_json(), status_code=202, media_type="application/json")

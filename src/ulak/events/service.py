@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,13 +93,13 @@ async def ingest(
         )
     if not rows:
         return []
-    statement = insert_ignoring_conflicts(session, Event).returning(Event.id, Event.key)
-    inserted: dict[str, int] = {}
-    for row in rows:
-        result = await session.execute(statement.values(**row))
-        got = result.first()
-        if got is not None:
-            inserted[got.key] = got.id
+    # One multi-row INSERT; a key the store already has (or that repeats in this batch)
+    # returns no row, and is answered with the stored event's id.
+    table = Event.__table__
+    assert isinstance(table, Table)
+    statement = insert_ignoring_conflicts(session, table).returning(table.c.id, table.c.key)
+    result = await session.execute(statement, rows)
+    inserted: dict[str, int] = {key: id_ for id_, key in result.all()}
     missing = [r["key"] for r in rows if r["key"] not in inserted]
     existing: dict[str, int] = {}
     if missing:

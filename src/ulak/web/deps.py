@@ -27,7 +27,7 @@ async def clock(request: Request) -> Clock:
     return value
 
 
-async def bearer_key(request: Request) -> str:
+def _bearer_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -41,12 +41,13 @@ KEY_CACHE_SECONDS = 30.0
 _known_keys: dict[str, tuple[float, Store]] = {}
 
 
-async def current_store(
-    key: Annotated[str, Depends(bearer_key)], db: Annotated[Database, Depends(database)]
-) -> Store:
+async def current_store(request: Request) -> Store:
+    # One dependency, not a tree of them: FastAPI solving each costs on every event POST.
+    key = _bearer_key(request)
     known = _known_keys.get(key)
     if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
         return known[1]
+    db: Database = request.app.state.database
     async with db.transaction() as s:
         store = await store_for_key(s, key)
     if len(_known_keys) > 10_000:
