@@ -56,24 +56,43 @@ class Workers:
         random.shuffle(lanes)
         done = 0
         for lane in lanes:
-            async with self.database.transaction() as session:
-                done += await apply_lane(session, lane=lane, clock=self.clock, limit=self.batch)
+            try:
+                async with self.database.transaction() as session:
+                    done += await apply_lane(
+                        session, lane=lane, clock=self.clock, limit=self.batch, isolate=False
+                    )
+            except Exception:
+                # An event failed: run the lane again with each event in a savepoint, so
+                # the failing one is set aside with its reason and the rest apply.
+                async with self.database.transaction() as session:
+                    done += await apply_lane(
+                        session, lane=lane, clock=self.clock, limit=self.batch, isolate=True
+                    )
         if done:
             self.wake("steps")
         return done
 
     async def run_steps(self) -> int:
+        try:
+            done = await self._run_steps(isolate=False)
+        except Exception:
+            # A step failed: run the batch again with each enrollment in a savepoint, so
+            # the failure is recorded on its enrollment and the others go on.
+            done = await self._run_steps(isolate=True)
+        if done:
+            self.wake("messages")
+        return done
+
+    async def _run_steps(self, *, isolate: bool) -> int:
         async with self.database.transaction() as session:
-            done = await run_due_enrollments(
+            return await run_due_enrollments(
                 session,
                 clock=self.clock,
                 limit=self.batch,
                 max_attempts=self.settings.step_max_attempts,
                 base_url=self.settings.base_url,
+                isolate=isolate,
             )
-        if done:
-            self.wake("messages")
-        return done
 
     async def send_messages(self) -> int:
         async with self.database.transaction() as session:

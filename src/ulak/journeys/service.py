@@ -56,11 +56,14 @@ def _compile(definition_json: str) -> CompiledJourney:
 
 async def compiled_version(session: AsyncSession, version_id: int) -> CompiledJourney:
     """Versions never change once written, so their compiled form is cached (by content:
-    ids repeat across databases, e.g. in tests)."""
-    version = await session.get(JourneyVersion, version_id)
-    if version is None:
-        raise NotFound(f"journey version {version_id} does not exist")
-    return _compile(json.dumps(version.definition, sort_keys=True))
+    ids repeat across databases, e.g. in tests) and remembered for the transaction."""
+    memo: dict[int, CompiledJourney] = session.info.setdefault("compiled_versions", {})
+    if version_id not in memo:
+        version = await session.get(JourneyVersion, version_id)
+        if version is None:
+            raise NotFound(f"journey version {version_id} does not exist")
+        memo[version_id] = _compile(json.dumps(version.definition, sort_keys=True))
+    return memo[version_id]
 
 
 async def apply_journey(

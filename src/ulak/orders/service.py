@@ -69,16 +69,24 @@ async def _order(session: AsyncSession, store_id: int, order_id: str) -> Order |
 
 
 async def _record_status(
-    session: AsyncSession, order: Order, status: str, *, event_id: int, occurred_at: datetime
+    session: AsyncSession,
+    order: Order,
+    status: str,
+    *,
+    event_id: int,
+    occurred_at: datetime,
+    new: bool = False,
 ) -> None:
-    latest = (
-        await session.execute(
-            select(OrderStatusChange.occurred_at)
-            .where(OrderStatusChange.order_id == order.id)
-            .order_by(OrderStatusChange.occurred_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    latest: datetime | None = None
+    if not new:  # a new order has no history yet
+        latest = (
+            await session.execute(
+                select(OrderStatusChange.occurred_at)
+                .where(OrderStatusChange.order_id == order.id)
+                .order_by(OrderStatusChange.occurred_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
     session.add(
         OrderStatusChange(
             order_id=order.id, status=status, occurred_at=occurred_at, event_id=event_id
@@ -119,6 +127,7 @@ async def apply_order_placed(
     now: datetime,
 ) -> Order:
     order = await _order(session, store_id, data.order_id)
+    new = order is None
     if order is None:
         order = Order(store_id=store_id, order_id=data.order_id, placed_at=occurred_at)
         session.add(order)
@@ -139,9 +148,12 @@ async def apply_order_placed(
     order.placed_at = occurred_at
     order.updated_at = now
     await session.flush()
-    await session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
+    if not new:  # the shop sent the order again: its items are replaced
+        await session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
     session.add_all(_items(order.id, data.items))
-    await _record_status(session, order, "placed", event_id=event_id, occurred_at=occurred_at)
+    await _record_status(
+        session, order, "placed", event_id=event_id, occurred_at=occurred_at, new=new
+    )
     if data.cart_id:
         cart = (
             await session.execute(
