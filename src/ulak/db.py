@@ -6,6 +6,8 @@ service functions with the session, and the block commits once at the end.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -84,6 +86,10 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(str(value))
 
 
+# How long background work waits for requests to finish with SQLite's one connection.
+BACKGROUND_MAX_WAIT = 0.05
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -120,12 +126,39 @@ class Database:
                 self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite's one connection: requests waiting for it or holding it.
+        self._requests = 0
+        self._no_requests = asyncio.Event()
+        self._no_requests.set()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends, rolls back on an exception."""
-        async with self.sessions() as session, session.begin():
-            yield session
+    async def transaction(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back on an exception.
+
+        On SQLite, where this process has one connection, `background` work (the workers)
+        lets the requests that are waiting go first, for up to BACKGROUND_MAX_WAIT, so a
+        shop's events are acknowledged quickly while a backlog is worked off.
+        """
+        if not self.is_sqlite:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        if background:
+            if self._requests:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._no_requests.wait(), BACKGROUND_MAX_WAIT)
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        self._requests += 1
+        self._no_requests.clear()
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._no_requests.set()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -51,20 +51,20 @@ class Workers:
     # One pass of each kind of work; each returns how many rows it handled.
 
     async def apply_events(self) -> int:
-        async with self.database.transaction() as session:
+        async with self.database.transaction(background=True) as session:
             lanes = await pending_lanes(session, limit=LANE_SCAN)
         random.shuffle(lanes)
         done = 0
         for lane in lanes:
             try:
-                async with self.database.transaction() as session:
+                async with self.database.transaction(background=True) as session:
                     done += await apply_lane(
                         session, lane=lane, clock=self.clock, limit=self.batch, isolate=False
                     )
             except Exception:
                 # An event failed: run the lane again with each event in a savepoint, so
                 # the failing one is set aside with its reason and the rest apply.
-                async with self.database.transaction() as session:
+                async with self.database.transaction(background=True) as session:
                     done += await apply_lane(
                         session, lane=lane, clock=self.clock, limit=self.batch, isolate=True
                     )
@@ -84,7 +84,7 @@ class Workers:
         return done
 
     async def _run_steps(self, *, isolate: bool) -> int:
-        async with self.database.transaction() as session:
+        async with self.database.transaction(background=True) as session:
             return await run_due_enrollments(
                 session,
                 clock=self.clock,
@@ -95,7 +95,7 @@ class Workers:
             )
 
     async def send_messages(self) -> int:
-        async with self.database.transaction() as session:
+        async with self.database.transaction(background=True) as session:
             claimed = await claim_due(
                 session,
                 now=self.clock.now(),
@@ -107,7 +107,7 @@ class Workers:
         if not claimed:
             return 0
         outcomes = await asyncio.gather(*(self._deliver(message) for message in claimed))
-        async with self.database.transaction() as session:
+        async with self.database.transaction(background=True) as session:
             now = self.clock.now()
             for message, (error, permanent) in zip(claimed, outcomes, strict=True):
                 await record_outcome(
@@ -181,4 +181,4 @@ class Workers:
 
 # How many lanes with pending events one pass looks at.
 LANE_SCAN = 64
-SQLITE_BATCH = 20
+SQLITE_BATCH = 8
