@@ -50,6 +50,10 @@ import aiosmtplib
 import httpx
 from aiosmtpd.controller import Controller
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests import support
+
 ULAK = Path(sys.executable).parent / "ulak"
 HOST = "127.0.0.1"
 ISTANBUL = timezone(timedelta(hours=3))
@@ -270,33 +274,19 @@ def database_kind(url: str) -> str:
 
 def order_placed(number: str, run: str) -> dict[str, Any]:
     """An order.placed from a Turkish customer of its own, two items, money as strings."""
-    return {
-        "id": f"bench-{run}-{number}",
-        "type": "order.placed",
-        "occurred_at": datetime.now(UTC).astimezone(ISTANBUL).isoformat(timespec="seconds"),
-        "customer": {
-            "id": f"c-{number}",
-            "email": f"musteri-{number.lower()}@example.com",
-            "first_name": "Ayşe",
-            "last_name": "Yılmaz",
-            # Distinct, like everything else that identifies a customer: a shared phone
-            # would make ulak merge all these customers into one.
-            "phone": f"0{530 + PHONE_BLOCK[number[0]]} 1{number[1:3]} {number[3:5]} {number[5:]}",
-            "locale": "tr",
-        },
-        "data": {
-            "order_id": number,
-            "number": f"#{number}",
-            "items": [
-                {"product_id": "p-1", "title": "Seramik kupa", "quantity": 2, "price": "249.95"},
-                {"product_id": "p-2", "title": "Bakır çaydanlık", "quantity": 1, "price": "750.00"},
-            ],
-            "subtotal": "1249.90",
-            "shipping": "0.00",
-            "total": "1249.90",
-            "currency": "TRY",
-        },
-    }
+    event = support.order_placed(
+        number,
+        customer_id=f"c-{number}",
+        email=f"musteri-{number.lower()}@example.com",
+        event_id=f"bench-{run}-{number}",
+        occurred_at=datetime.now(UTC).astimezone(ISTANBUL).isoformat(timespec="seconds"),
+    )
+    # Distinct, like everything else that identifies a customer: a shared phone would make
+    # ulak merge all these customers into one.
+    event["customer"]["phone"] = (
+        f"0{530 + PHONE_BLOCK[number[0]]} 1{number[1:3]} {number[3:5]} {number[5:]}"
+    )
+    return event
 
 
 def body(events: list[dict[str, Any]]) -> bytes:

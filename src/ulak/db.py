@@ -139,26 +139,21 @@ class Database:
         lets the requests that are waiting go first, for up to BACKGROUND_MAX_WAIT, so a
         shop's events are acknowledged quickly while a backlog is worked off.
         """
-        if not self.is_sqlite:
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
-        if background:
-            if self._requests:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._no_requests.wait(), BACKGROUND_MAX_WAIT)
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
-        self._requests += 1
-        self._no_requests.clear()
+        if self.is_sqlite and background and self._requests:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_requests.wait(), BACKGROUND_MAX_WAIT)
+        counted = self.is_sqlite and not background
+        if counted:
+            self._requests += 1
+            self._no_requests.clear()
         try:
             async with self.sessions() as session, session.begin():
                 yield session
         finally:
-            self._requests -= 1
-            if not self._requests:
-                self._no_requests.set()
+            if counted:
+                self._requests -= 1
+                if not self._requests:
+                    self._no_requests.set()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -12,6 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 
 from ulak.channels.email import DkimSigner, OutgoingEmail, SendError, build_mime
 from ulak.channels.service import EmailTransport
@@ -56,43 +57,37 @@ class Workers:
         random.shuffle(lanes)
         done = 0
         for lane in lanes:
-            try:
-                async with self.database.transaction(background=True) as session:
-                    done += await apply_lane(
-                        session, lane=lane, clock=self.clock, limit=self.batch, isolate=False
-                    )
-            except Exception:
-                # An event failed: run the lane again with each event in a savepoint, so
-                # the failing one is set aside with its reason and the rest apply.
-                async with self.database.transaction(background=True) as session:
-                    done += await apply_lane(
-                        session, lane=lane, clock=self.clock, limit=self.batch, isolate=True
-                    )
+            done += await self._batch(
+                partial(apply_lane, lane=lane, clock=self.clock, limit=self.batch)
+            )
         if done:
             self.wake("steps")
         return done
 
     async def run_steps(self) -> int:
-        try:
-            done = await self._run_steps(isolate=False)
-        except Exception:
-            # A step failed: run the batch again with each enrollment in a savepoint, so
-            # the failure is recorded on its enrollment and the others go on.
-            done = await self._run_steps(isolate=True)
-        if done:
-            self.wake("messages")
-        return done
-
-    async def _run_steps(self, *, isolate: bool) -> int:
-        async with self.database.transaction(background=True) as session:
-            return await run_due_enrollments(
-                session,
+        done = await self._batch(
+            partial(
+                run_due_enrollments,
                 clock=self.clock,
                 limit=self.batch,
                 max_attempts=self.settings.step_max_attempts,
                 base_url=self.settings.base_url,
-                isolate=isolate,
             )
+        )
+        if done:
+            self.wake("messages")
+        return done
+
+    async def _batch(self, work: Callable[..., Awaitable[int]]) -> int:
+        """Run one batch in one transaction. If anything in it fails, roll back and run it
+        again with each row in a savepoint (`isolate`), where the failure is recorded on
+        its row and the others go on."""
+        try:
+            async with self.database.transaction(background=True) as session:
+                return await work(session, isolate=False)
+        except Exception:
+            async with self.database.transaction(background=True) as session:
+                return await work(session, isolate=True)
 
     async def send_messages(self) -> int:
         async with self.database.transaction(background=True) as session:

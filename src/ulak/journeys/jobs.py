@@ -65,8 +65,7 @@ async def run_due_enrollments(
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     enrollments = list((await session.execute(query)).scalars())
-    # Held for the batch: the identity map keeps only weak references.
-    loaded = await _prefetch(session, enrollments)
+    await _prefetch(session, enrollments)
     for enrollment in enrollments:
         if not isolate:
             await _run(session, enrollment, clock=clock, base_url=base_url)
@@ -90,15 +89,15 @@ async def run_due_enrollments(
                 )
             trace(session, enrollment, at=now, kind="error", note=reason)
     await session.flush()
-    del loaded
     return len(enrollments)
 
 
-async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> list[object]:
+async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> None:
     """Load what the batch's steps will read in one query per table, into the session's
     identity map, so each `session.get` below is a lookup rather than a round trip. The
-    caller holds the returned rows: the identity map keeps only weak references."""
-    loaded: list[object] = []
+    identity map keeps only weak references, so the rows are held in `session.info` for
+    the rest of the transaction."""
+    loaded: list[object] = session.info.setdefault("prefetched", [])
     for model, ids in (
         (Customer, {e.customer_id for e in enrollments}),
         (Store, {e.store_id for e in enrollments}),
@@ -107,7 +106,6 @@ async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> lis
     ):
         if ids:
             loaded.extend((await session.execute(select(model).where(model.id.in_(ids)))).scalars())
-    return loaded
 
 
 async def _run(
