@@ -66,10 +66,19 @@ async def measure(args: argparse.Namespace, url: str) -> None:
             print("   ", " ".join(statement.split())[:150])
 
     clock = FrozenClock()
-    settings = Settings(database_url=url, smtp_url="", public_url="http://ulak.test")
+    settings = Settings(database_url=url, smtp_url=args.smtp_url, public_url="http://ulak.test")
     app = create_app(settings, database=database, clock=clock, run_workers=False)
     workers: Workers = app.state.workers
     transport = CountingTransport()
+    if args.smtp_url:
+        # Count what the real SMTP transport sends.
+        smtp = workers.transport
+
+        async def send(*, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+            await smtp.send(mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
+            await CountingTransport.send(transport, mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
+
+        transport.send = send  # type: ignore[method-assign]
     workers.transport = transport
     store = await make_store(database, clock)
     n = args.orders
@@ -97,12 +106,24 @@ async def measure(args: argparse.Namespace, url: str) -> None:
 
             return run
 
-        stages: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-            ("ingest (1 event/POST)", ingest),
-            ("apply events", await drain(workers.apply_events)),
-            ("run steps", await drain(workers.run_steps)),
-            ("send messages", await drain(workers.send_messages)),
-        ]
+        async def together() -> int:
+            # The three worker loops at once, as `ulak worker` runs them.
+            task = asyncio.create_task(workers.run())
+            while transport.messages < n:  # noqa: ASYNC110 (the transport has no event)
+                await asyncio.sleep(0.01)
+            workers.stop()
+            await task
+            return transport.messages
+
+        stages: list[tuple[str, Callable[[], Awaitable[int]]]] = [("ingest (1 event/POST)", ingest)]
+        if args.together:
+            stages.append(("all workers together", together))
+        else:
+            stages += [
+                ("apply events", await drain(workers.apply_events)),
+                ("run steps", await drain(workers.run_steps)),
+                ("send messages", await drain(workers.send_messages)),
+            ]
         print(f"{n} orders, database {database.engine.dialect.name}")
         header = f"{'stage':24} {'rows':>6} {'CPU ms/order':>13} {'wall ms/order':>14}"
         print(f"{header} {'SQL/order':>10}")
@@ -155,9 +176,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=400)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--smtp-url", default="", help="send over SMTP to this server (default: only count)"
+    )
     parser.add_argument("--show-sql", action="store_true", help="print each SQL statement")
     parser.add_argument("--explain", action="store_true", help="show plans that scan (SQLite)")
     parser.add_argument("--profile", default="", help="stage to profile with cProfile")
+    parser.add_argument(
+        "--together", action="store_true", help="run the worker loops at once, as in a server"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ulak-stages-"))
     url = args.database_url or f"sqlite+aiosqlite:///{folder / 'ulak.db'}"
