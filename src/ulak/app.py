@@ -28,7 +28,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.messages.pages import dev_inbox_router, unsubscribe_router
 from ulak.web.pages import browser_language, error_page
-from ulak.worker import Workers
+from ulak.worker import WorkerProcesses, Workers
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,21 @@ def create_app(
     clock = clock or SystemClock()
     transport = email_transport(settings, database, clock)
     workers = Workers(database, settings, clock, transport)
+    processes = WorkerProcesses(settings) if run_workers and settings.worker_processes else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(workers.run()) if run_workers else None
+        task = None
+        if processes is not None:
+            processes.start()
+        elif run_workers:
+            task = asyncio.create_task(workers.run())
         try:
             yield
         finally:
             workers.stop()
+            if processes is not None:
+                await processes.stop()
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
@@ -135,7 +142,9 @@ def create_app(
     app.state.database = database
     app.state.clock = clock
     app.state.workers = workers
-    app.state.inbox = Inbox(database, clock, on_commit=workers.wake)
+    app.state.inbox = Inbox(
+        database, clock, on_commit=processes.wake if processes is not None else workers.wake
+    )
 
     @app.exception_handler(UlakError)
     async def domain_error(request: Request, error: UlakError) -> Response:

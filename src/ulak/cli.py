@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -64,11 +66,17 @@ def migrate() -> None:
 
 @app.command()
 def serve(
-    workers: Annotated[bool, typer.Option(help="Run the workers in this process too.")] = True,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            help="Run the workers too: in ULAK_WORKER_PROCESSES processes of their own "
+            "(default 1), or in this process when it is 0."
+        ),
+    ] = True,
     host: Annotated[str | None, typer.Option(help="Overrides ULAK_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Overrides ULAK_PORT.")] = None,
 ) -> None:
-    """Serve the API, pages and dev inbox (and, by default, the workers)."""
+    """Serve the API, pages and dev inbox, and (by default) start the workers with it."""
     import uvicorn
 
     from ulak.app import create_app
@@ -91,22 +99,44 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    wake_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="A pipe from `ulak serve`: wakes, and ends with it."),
+    ] = None,
+) -> None:
     """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
     from ulak.channels.service import email_transport
     from ulak.worker import Workers
 
     settings = get_settings()
     _logging(settings)
-    if settings.is_sqlite:
+    if settings.is_sqlite and wake_fd is None:
         err.print("[yellow]note:[/yellow] on SQLite, `ulak serve` already runs the workers")
 
     async def main() -> None:
         database = _database(settings)
         clock = SystemClock()
         transport = email_transport(settings, database, clock)
+        workers = Workers(database, settings, clock, transport)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, workers.stop)
+        if wake_fd is None:
+            loop.add_signal_handler(signal.SIGINT, workers.stop)
+        else:
+            # Ctrl-C in a terminal reaches `ulak serve` too, which then closes the pipe.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+            def woken() -> None:
+                if os.read(wake_fd, 4096):
+                    workers.wake()
+                else:
+                    loop.remove_reader(wake_fd)
+                    workers.stop()
+
+            loop.add_reader(wake_fd, woken)
         try:
-            await Workers(database, settings, clock, transport).run()
+            await workers.run()
         finally:
             await transport.close()
             await database.dispose()

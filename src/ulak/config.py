@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=120, ge=5)
     # How often idle workers look for due rows when nothing woke them.
     poll_seconds: float = Field(default=1.0, gt=0)
+    # Worker processes `ulak serve` starts beside the API; 0 runs the workers inside the
+    # API process (one core does everything).
+    worker_processes: int = Field(default=1, ge=0, le=32)
     send_max_attempts: int = Field(default=8, ge=1)
     step_max_attempts: int = Field(default=6, ge=1)
     log_level: str = "info"

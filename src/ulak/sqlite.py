@@ -4,8 +4,13 @@ aiosqlite hands every call to a thread and back: measured here at ~400 µs of CP
 statement, more than SQLite needs to run it, and several milliseconds of wall time when the
 event loop is busy (the thread waits for the GIL). A statement on a local file in WAL mode
 takes microseconds, so this connection runs statements inline, with SQLite's busy timeout
-at zero. Only a BEGIN that finds the write lock taken by another process (a CLI command, a
-second worker) waits for it, in a thread, so the event loop never stalls on a lock.
+at zero. Only a BEGIN that finds the write lock taken by another process (the worker
+processes, a CLI command) waits for it: it tries again every millisecond, yielding to the
+event loop in between, so the loop never stalls on a lock.
+
+While a process waits for the write lock it says so in `LockWaiters`, a few bytes beside
+the database that every process maps: the workers, which hold the lock longest, read it
+and end their transaction early, so the API's commits wait milliseconds, not a batch.
 
 It speaks the subset of aiosqlite's API that SQLAlchemy's aiosqlite dialect uses, and is
 plugged in through `create_async_engine(..., async_creator=connect)`.
@@ -14,17 +19,73 @@ plugged in through `create_async_engine(..., async_creator=connect)`.
 from __future__ import annotations
 
 import asyncio
+import mmap
+import os
 import sqlite3
+import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 # How long a BEGIN waits for another process's write lock before it fails.
 BUSY_TIMEOUT_MS = 30_000
+# How often a waiting BEGIN tries again. SQLite's own busy handler sleeps longer and longer
+# between tries (up to 100 ms), so a waiter can starve behind a process that commits and
+# begins again in quick succession; short, even tries catch the gaps between its
+# transactions.
+BUSY_RETRY_SECONDS = 0.001
+
+
+class LockWaiters:
+    """Who waits for the database's write lock: since when (0: nobody) and how many requests
+    wait on it, in a small file beside the database that every process using it maps.
+
+    The first waiter sets the time, a waiter that gets the lock clears it, and one still
+    waiting sets it again; a waiter that died leaves a time that soon counts as stale.
+    `requests` tells how many requests a waiting transaction answers (group commit).
+    """
+
+    STALE = BUSY_TIMEOUT_MS / 1000
+
+    def __init__(self, path: str) -> None:
+        self.requests: Callable[[], int] = lambda: 1
+        self._map: mmap.mmap | bytearray
+        if not path or path == ":memory:":
+            self._map = bytearray(16)
+            return
+        fd = os.open(f"{path}-waiting", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 16:
+                os.ftruncate(fd, 16)
+            self._map = mmap.mmap(fd, 16)
+        finally:
+            os.close(fd)
+
+    def mark(self, waiting: bool) -> None:
+        if not waiting:
+            struct.pack_into("dd", self._map, 0, 0.0, 0.0)
+            return
+        since = self._read()[0] or time.time()
+        struct.pack_into("dd", self._map, 0, since, float(max(1, self.requests())))
+
+    def waiting(self) -> bool:
+        return self.pressure() > 0
+
+    def pressure(self) -> float:
+        """Request-seconds spent waiting so far: how long, times how many requests."""
+        since, requests = self._read()
+        waited = time.time() - since
+        return waited * requests if since and 0 <= waited < self.STALE else 0.0
+
+    def _read(self) -> tuple[float, float]:
+        since, requests = struct.unpack_from("dd", self._map, 0)
+        return since, requests
 
 
 class Cursor:
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, waiters: LockWaiters) -> None:
         self._cursor = cursor
+        self._waiters = waiters
 
     async def __aenter__(self) -> Cursor:
         return self
@@ -58,7 +119,10 @@ class Cursor:
         except sqlite3.OperationalError as error:
             if not (_is_busy(error) and operation.lstrip()[:5].upper() == "BEGIN"):
                 raise
-            await asyncio.to_thread(_wait_and_execute, self._cursor, operation, parameters)
+            try:
+                await _retry(self._cursor, operation, parameters, self._waiters)
+            finally:
+                self._waiters.mark(False)
         return self
 
     async def executemany(self, operation: str, parameters: Iterable[Sequence[Any]]) -> Cursor:
@@ -83,23 +147,32 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
-def _wait_and_execute(cursor: sqlite3.Cursor, operation: str, parameters: Sequence[Any]) -> None:
-    connection = cursor.connection
-    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
-        cursor.execute(operation, parameters)
-    finally:
-        connection.execute("PRAGMA busy_timeout=0")
+async def _retry(
+    cursor: sqlite3.Cursor, operation: str, parameters: Sequence[Any], waiters: LockWaiters
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        waiters.mark(True)
+        await asyncio.sleep(BUSY_RETRY_SECONDS)
+        try:
+            cursor.execute(operation, parameters)
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or loop.time() > deadline:
+                raise
+        else:
+            return
 
 
 class _NewCursor:
     """What `connection.cursor()` returns: SQLAlchemy enters it with `async with`."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, waiters: LockWaiters) -> None:
         self._connection = connection
+        self._waiters = waiters
 
     async def __aenter__(self) -> Cursor:
-        return Cursor(self._connection.cursor())
+        return Cursor(self._connection.cursor(), self._waiters)
 
     async def __aexit__(self, *_: object) -> None:
         return None
@@ -118,8 +191,9 @@ class _RunNow:
 
 
 class Connection:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, waiters: LockWaiters) -> None:
         self._conn = connection
+        self._waiters = waiters
         self._connection: sqlite3.Connection | None = connection
         self._tx = _RunNow()
 
@@ -128,10 +202,10 @@ class Connection:
         return self._conn.isolation_level
 
     def cursor(self) -> _NewCursor:
-        return _NewCursor(self._conn)
+        return _NewCursor(self._conn, self._waiters)
 
     async def execute(self, operation: str, parameters: Sequence[Any] = ()) -> Cursor:
-        cursor = Cursor(self._conn.cursor())
+        cursor = Cursor(self._conn.cursor(), self._waiters)
         return await cursor.execute(operation, parameters)
 
     async def commit(self) -> None:
@@ -152,7 +226,7 @@ class Connection:
             self._conn.close()
 
 
-def connector(path: str) -> Callable[[], Any]:
+def connector(path: str, waiters: LockWaiters) -> Callable[[], Any]:
     """The `async_creator` for an engine on the SQLite file at `path`."""
 
     async def connect() -> Connection:
@@ -160,6 +234,6 @@ def connector(path: str) -> Callable[[], Any]:
         raw = await asyncio.to_thread(
             sqlite3.connect, path, check_same_thread=False, isolation_level=None
         )
-        return Connection(raw)
+        return Connection(raw, waiters)
 
     return connect

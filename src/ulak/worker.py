@@ -1,7 +1,10 @@
 """The workers: apply events, run due enrollments, send due messages.
 
 Each loop claims a batch of due rows, works, commits, and goes again at once while there is
-work; when idle it sleeps until woken (a new event in this process) or `poll_seconds`.
+work; when idle it sleeps until woken (new events committed) or `poll_seconds`.
+
+`ulak serve` runs them in worker processes of their own (`WorkerProcesses`), so the API and
+the workers each have a core; with `ULAK_WORKER_PROCESSES=0` they share the API's process.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -19,7 +24,7 @@ from ulak.channels.service import EmailTransport
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Database
-from ulak.events.service import apply_lane, pending_lanes
+from ulak.events.service import apply_pending
 from ulak.journeys.jobs import run_due_enrollments
 from ulak.messages.service import Claimed, claim_due, record_outcome
 
@@ -45,21 +50,30 @@ class Workers:
         )
         self._wake = {name: asyncio.Event() for name in ("events", "steps", "messages")}
         self._stopping = asyncio.Event()
+        self._stopped_early: set[str] = set()
 
     def wake(self, name: str = "events") -> None:
         self._wake[name].set()
 
+    def _stop_early(self, name: str) -> bool:
+        """Whether a batch should end now because a request waits for the database; a loop
+        whose batch ended so goes on at once rather than letting more rows gather."""
+        if self.database.lock_wanted():
+            self._stopped_early.add(name)
+            return True
+        return False
+
     # One pass of each kind of work; each returns how many rows it handled.
 
     async def apply_events(self) -> int:
-        async with self.database.transaction(background=True) as session:
-            lanes = await pending_lanes(session, limit=LANE_SCAN)
-        random.shuffle(lanes)
-        done = 0
-        for lane in lanes:
-            done += await self._batch(
-                partial(apply_lane, lane=lane, clock=self.clock, limit=self.batch)
+        done = await self._batch(
+            partial(
+                apply_pending,
+                clock=self.clock,
+                limit=self.batch,
+                stop_early=partial(self._stop_early, "events"),
             )
+        )
         if done:
             self.wake("steps")
         return done
@@ -72,6 +86,7 @@ class Workers:
                 limit=self.batch,
                 max_attempts=self.settings.step_max_attempts,
                 base_url=self.settings.base_url,
+                stop_early=partial(self._stop_early, "steps"),
             )
         )
         if done:
@@ -162,18 +177,102 @@ class Workers:
         wake = self._wake[name]
         while not self._stopping.is_set():
             wake.clear()
+            self._stopped_early.discard(name)
             try:
                 done = await work()
             except Exception:  # the database may be briefly away; keep going
                 log.exception("%s worker failed; retrying", name)
                 done = 0
                 await asyncio.sleep(self.settings.poll_seconds)
+            if done >= self.batch or name in self._stopped_early:
+                continue  # a backlog: go on at once
             if done:
+                # A trickle: let a batch gather, since each transaction has a fixed cost
+                # that one-row transactions would pay for every row.
+                await asyncio.sleep(GATHER_SECONDS)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.poll_seconds)
 
 
-# How many lanes with pending events one pass looks at.
-LANE_SCAN = 64
-SQLITE_BATCH = 8
+class WorkerProcesses:
+    """The worker processes of `ulak serve`, each woken through a pipe of its own.
+
+    A worker process reads its pipe: a byte means events were committed; the end of the
+    file means the server is gone (stopped, or killed with -9), so it finishes the batch in
+    hand and exits. A worker process that dies is started again.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.count = settings.worker_processes
+        # The workers get exactly these settings, command-line overrides included.
+        self.env = {
+            **os.environ,
+            **{
+                f"ULAK_{name.upper()}": str(value)
+                for name, value in settings.model_dump().items()
+                if value is not None
+            },
+        }
+        self._children: list[tuple[subprocess.Popen[bytes], int]] = []
+        self._watch: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._children = [self._spawn() for _ in range(self.count)]
+        self._watch = asyncio.create_task(self._restart_exited())
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
+        # os.pipe() ends are not inherited: each child gets only its own read end.
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        try:
+            process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+                [sys.executable, "-m", "ulak", "worker", "--wake-fd", str(read)],
+                pass_fds=(read,),
+                env=self.env,
+            )
+        finally:
+            os.close(read)
+        return process, write
+
+    def wake(self, name: str = "events") -> None:
+        for _, pipe in self._children:
+            # A full pipe already holds a wake-up; a closed one is a worker that exited.
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(pipe, b"w")
+
+    async def _restart_exited(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            for i, (process, pipe) in enumerate(self._children):
+                if process.poll() is not None:
+                    log.error(
+                        "worker process %d exited with status %s; starting another",
+                        process.pid,
+                        process.returncode,
+                    )
+                    os.close(pipe)
+                    self._children[i] = self._spawn()
+
+    async def stop(self) -> None:
+        """Close the pipes, which tells the workers to finish; kill those that take longer
+        than STOP_SECONDS."""
+        if self._watch is not None:
+            self._watch.cancel()
+        for _, pipe in self._children:
+            os.close(pipe)
+        for process, _ in self._children:
+            try:
+                await asyncio.to_thread(process.wait, STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("worker process %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()
+        self._children = []
+
+
+# How long a worker process may take to finish its batch when the server stops.
+STOP_SECONDS = 15
+SQLITE_BATCH = 32
+# How long a loop that found only a few rows waits for more before it looks again.
+GATHER_SECONDS = 0.025

@@ -20,7 +20,7 @@ from tests.support import add_journey, make_store, order_placed
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.events.models import Event
-from ulak.events.service import apply_lane
+from ulak.events.service import apply_lanes
 from ulak.journeys.jobs import run_due_enrollments
 from ulak.messages.models import Message
 from ulak.messages.service import claim_due, record_outcome
@@ -172,7 +172,7 @@ async def test_a_new_customers_events_in_two_lanes_are_not_lost(
     assert lanes[0] != lanes[1]
     # Two workers create the same customer at once, one per lane.
     async with db.transaction() as first:
-        await apply_lane(first, lane=lanes[0], clock=clock, limit=10)
+        await apply_lanes(first, lanes=[lanes[0]], clock=clock, limit=10)
         other = asyncio.create_task(_apply(db, lanes[1], clock))
         await asyncio.sleep(0.5)
     await other
@@ -184,4 +184,4 @@ async def test_a_new_customers_events_in_two_lanes_are_not_lost(
 
 async def _apply(db: Database, lane: int, clock: FrozenClock) -> None:
     async with db.transaction() as session:
-        await apply_lane(session, lane=lane, clock=clock, limit=10)
+        await apply_lanes(session, lanes=[lane], clock=clock, limit=10)

@@ -53,10 +53,13 @@ async def resolve_customer(
 
     found.sort(key=rank)
     now = clock.now()
+    created = not found
     if found:
         customer = found[0]
         for other in found[1:]:
             await _merge(session, survivor=customer, absorbed=other, clock=clock)
+        # It now has the absorbed profiles' enrollments too.
+        new_customers(session).pop(customer.id, None)
     else:
         customer = Customer(store_id=store_id, attributes={}, created_at=now, updated_at=now)
         session.add(customer)
@@ -74,7 +77,16 @@ async def resolve_customer(
         customer.attributes = {**customer.attributes, **profile["attributes"]}
     customer.updated_at = now
     await session.flush()
+    if created:
+        new_customers(session)[customer.id] = []
     return customer
+
+
+def new_customers(session: AsyncSession) -> dict[int, list[Any]]:
+    """The customers this transaction created, each with the enrollments it started for
+    them: all the enrollments they have, so the journey engine need not look them up."""
+    memo: dict[int, list[Any]] = session.info.setdefault("new_customers", {})
+    return memo
 
 
 async def _merge(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import secrets
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, select, text
@@ -32,7 +34,7 @@ from ulak.events.schemas import (
     ShipmentUpdatedData,
 )
 from ulak.journeys.context import build_context
-from ulak.journeys.service import on_event
+from ulak.journeys.service import forget_trace, on_event, write_trace
 from ulak.orders.service import (
     apply_cart,
     apply_order_change,
@@ -121,46 +123,80 @@ async def ingest(
     return accepted
 
 
-async def pending_lanes(session: AsyncSession, *, limit: int) -> list[int]:
-    rows = await session.execute(
-        select(Event.lane).where(IS_PENDING).group_by(Event.lane).limit(limit)
-    )
-    return [lane for (lane,) in rows.all()]
-
-
-async def apply_lane(
-    session: AsyncSession, *, lane: int, clock: Clock, limit: int, isolate: bool = True
+async def apply_pending(
+    session: AsyncSession,
+    *,
+    clock: Clock,
+    limit: int,
+    isolate: bool = True,
+    stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Apply the oldest pending events of one lane.
+    """Apply up to `limit` pending events, the oldest first, over the lanes that have some.
+
+    SQLite has one writer, so a batch takes every such lane. On PostgreSQL it takes a few
+    at random, so that several workers share the lanes between them.
+    """
+    rows = await session.execute(select(Event.lane).where(IS_PENDING).group_by(Event.lane))
+    lanes = [lane for (lane,) in rows.all()]
+    if is_postgres(session):
+        random.shuffle(lanes)
+        lanes = lanes[:LANES_PER_WORKER]
+    return await apply_lanes(
+        session, lanes=lanes, clock=clock, limit=limit, isolate=isolate, stop_early=stop_early
+    )
+
+
+async def apply_lanes(
+    session: AsyncSession,
+    *,
+    lanes: list[int],
+    clock: Clock,
+    limit: int,
+    isolate: bool = True,
+    stop_early: Callable[[], bool] = lambda: False,
+) -> int:
+    """Apply the oldest pending events of these lanes, at most `limit` of them, each lane's
+    in order; after each event, stop if `stop_early()` says a request waits for the lock.
 
     With `isolate`, each event applies in a savepoint and one that fails is set aside with
     its reason. Without it (the fast path: two statements fewer per event), a failure
-    raises and the caller rolls back and runs the lane again isolated.
+    raises and the caller rolls back and runs the lanes again isolated.
 
-    On PostgreSQL a transaction-scoped advisory lock makes one worker own the lane until it
+    On PostgreSQL a transaction-scoped advisory lock makes one worker own a lane until it
     commits; a crash releases it with the rollback, and the events are still pending.
     """
-    if is_postgres(session):
-        got = (
-            await session.execute(
-                text("SELECT pg_try_advisory_xact_lock(7071, :lane)"), {"lane": lane}
-            )
-        ).scalar_one()
-        if not got:
-            return 0
+    if is_postgres(session) and lanes:
+        owned = await session.execute(
+            text(
+                "SELECT lane FROM unnest(CAST(:lanes AS integer[])) AS lane"
+                " WHERE pg_try_advisory_xact_lock(7071, lane)"
+            ),
+            {"lanes": lanes},
+        )
+        lanes = [lane for (lane,) in owned.all()]
+    if not lanes:
+        return 0
+    # Oldest first across the lanes, so a limit cuts each lane after its oldest events.
     events = list(
         (
             await session.execute(
                 select(Event)
-                .where(Event.lane == lane, IS_PENDING)
+                .where(Event.lane.in_(lanes), IS_PENDING)
                 .order_by(Event.occurred_at, Event.id)
                 .limit(limit)
             )
         ).scalars()
     )
     stores: dict[int, Store] = {}
+    stopped: set[int] = set()
     done = 0
     for event in events:
+        if done and stop_early():
+            break
+        # Let this process's other work (SMTP sessions in flight) move between events.
+        await asyncio.sleep(0)
+        if event.lane in stopped:
+            continue
         store = stores.get(event.store_id) or await session.get(Store, event.store_id)
         assert store is not None
         stores[store.id] = store
@@ -169,23 +205,29 @@ async def apply_lane(
             done += 1
             continue
         # Read before the savepoint: a rollback expires what was flushed inside it.
-        event_id, event_type = event.id, event.type
+        event_id, event_type, lane = event.id, event.type, event.lane
         try:
             async with session.begin_nested():
                 await _apply(session, store=store, event=event, clock=clock)
+                await write_trace(session)
         except Exception as error:
+            # What the rolled-back event noted for later in the transaction is void.
+            forget_trace(session)
+            session.info.pop("new_customers", None)
             await session.refresh(event)
             reason = f"{type(error).__name__}: {error}"
             event.attempts += 1
             event.error = reason
             if _may_pass(error, session) and event.attempts < TRANSIENT_ATTEMPTS:
                 # Another worker is creating the same customer (their events sit in two
-                # lanes): leave this one pending and stop the lane to keep its order.
+                # lanes): leave this one pending and stop its lane to keep its order.
                 log.warning("event %s (%s) will be retried: %s", event_id, event_type, reason)
-                break
+                stopped.add(lane)
+                continue
             log.exception("event %s (%s) could not be applied", event_id, event_type)
             event.status = "failed"
         done += 1
+    await write_trace(session)
     await session.flush()
     return done
 
@@ -196,6 +238,8 @@ async def _apply(session: AsyncSession, *, store: Store, event: Event, clock: Cl
     event.applied_at = clock.now()
 
 
+# How many lanes one PostgreSQL worker applies in a batch.
+LANES_PER_WORKER = 8
 # Conflicts with a concurrent worker are retried this many times before the event fails.
 TRANSIENT_ATTEMPTS = 5
 
@@ -215,7 +259,6 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
             profile=event.customer,
             clock=clock,
         )
-        event.customer_id = customer.id
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
     if isinstance(data, ProductData):
@@ -272,6 +315,8 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
         return loaded
 
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
+    # Last, so this and the status are one UPDATE (earlier, the next query would flush it).
+    event.customer_id = customer.id
 
 
 async def _derive_order_delivered(

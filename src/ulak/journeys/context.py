@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.customers.models import Customer
 from ulak.customers.service import customer_view
-from ulak.orders.models import Shipment
 from ulak.orders.service import (
     cart_view,
     find_cart,
-    find_order,
     find_shipment,
-    order_view,
+    order_views,
     shipment_view,
 )
 
@@ -30,26 +27,29 @@ async def build_context(
     shipment_id: str | None,
 ) -> dict[str, Any]:
     context: dict[str, Any] = {"customer": customer_view(customer)}
-    order = await find_order(session, store_id=store_id, order_id=order_id) if order_id else None
-    if order is not None:
-        context["order"] = await order_view(session, order)
+    latest = None
+    if order_id:
+        key = (store_id, order_id)
+        views = session.info.get("order_views", {})  # see prefetch_orders
+        if key not in views:
+            views = await order_views(session, {key})
+        if key in views:
+            context["order"], latest = views[key]
     if cart_id:
         cart = await find_cart(session, store_id=store_id, cart_id=cart_id)
         if cart is not None:
             context["cart"] = cart_view(cart)
-    shipment = None
     if shipment_id:
         shipment = await find_shipment(session, store_id=store_id, shipment_id=shipment_id)
-    elif order is not None:
+        if shipment is not None:
+            context["shipment"] = shipment_view(shipment)
+    elif latest is not None:
         # The order's latest shipment, for messages about an order with one parcel.
-        shipment = (
-            await session.execute(
-                select(Shipment)
-                .where(Shipment.order_id == order.id)
-                .order_by(Shipment.updated_at.desc(), Shipment.id.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-    if shipment is not None:
-        context["shipment"] = shipment_view(shipment)
+        context["shipment"] = latest
     return context
+
+
+async def prefetch_orders(session: AsyncSession, keys: set[tuple[int, str]]) -> None:
+    """Load the views of a batch's orders at once, for `build_context` in the rest of the
+    transaction. Only for work that does not change orders (the step runner)."""
+    session.info["order_views"] = await order_views(session, keys)

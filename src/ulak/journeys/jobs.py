@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +15,7 @@ from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.db import is_postgres
 from ulak.events.models import Event
-from ulak.journeys.context import build_context
+from ulak.journeys.context import build_context, prefetch_orders
 from ulak.journeys.definition import (
     BranchOp,
     JumpOp,
@@ -29,7 +31,9 @@ from ulak.journeys.service import (
     enrollment_view,
     event_view,
     finish,
+    forget_trace,
     trace,
+    write_trace,
 )
 from ulak.messages.service import create_email
 from ulak.stores.models import Store
@@ -48,8 +52,10 @@ async def run_due_enrollments(
     max_attempts: int,
     base_url: str,
     isolate: bool = True,
+    stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run the due enrollments of one batch; returns how many were taken.
+    """Run the due enrollments of one batch; returns how many ran. After each, stop if
+    `stop_early()` says a request waits for the lock: the rest stay due.
 
     With `isolate`, each enrollment runs in a savepoint and a failing step is recorded on
     its enrollment. Without it (the fast path), a failure raises and the caller rolls back
@@ -66,7 +72,13 @@ async def run_due_enrollments(
         query = query.with_for_update(skip_locked=True)
     enrollments = list((await session.execute(query)).scalars())
     await _prefetch(session, enrollments)
+    done = 0
     for enrollment in enrollments:
+        if done and stop_early():
+            break
+        # Let this process's other work (SMTP sessions in flight) move between enrollments.
+        await asyncio.sleep(0)
+        done += 1
         if not isolate:
             await _run(session, enrollment, clock=clock, base_url=base_url)
             continue
@@ -75,7 +87,9 @@ async def run_due_enrollments(
         try:
             async with session.begin_nested():
                 await _run(session, enrollment, clock=clock, base_url=base_url)
+                await write_trace(session)
         except Exception as error:  # a step's failure is recorded on its enrollment
+            forget_trace(session)
             await session.refresh(enrollment)
             log.exception("enrollment %s failed at step %s", enrollment_id, enrollment.pc)
             enrollment.attempts += 1
@@ -88,8 +102,9 @@ async def run_due_enrollments(
                     seconds=30 * 2 ** (enrollment.attempts - 1)
                 )
             trace(session, enrollment, at=now, kind="error", note=reason)
+    await write_trace(session)
     await session.flush()
-    return len(enrollments)
+    return done
 
 
 async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> None:
@@ -106,6 +121,7 @@ async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> Non
     ):
         if ids:
             loaded.extend((await session.execute(select(model).where(model.id.in_(ids)))).scalars())
+    await prefetch_orders(session, {(e.store_id, e.order_id) for e in enrollments if e.order_id})
 
 
 async def _run(

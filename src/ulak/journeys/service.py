@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
+from ulak.customers.service import new_customers
 from ulak.db import is_postgres
 from ulak.errors import NotFound
 from ulak.events.models import Event
@@ -172,11 +173,30 @@ async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[st
 def trace(
     session: AsyncSession, enrollment: Enrollment, *, at: datetime, kind: str, note: str
 ) -> None:
-    session.add(
-        EnrollmentStep(
-            enrollment_id=enrollment.id, at=at, pc=enrollment.pc, kind=kind, note=note[:1000]
-        )
+    """Note a step in the enrollment's trace; `write_trace` stores what was noted."""
+    session.info.setdefault("trace", []).append(
+        {
+            "enrollment_id": enrollment.id,
+            "at": at,
+            "pc": enrollment.pc,
+            "kind": kind,
+            "note": note[:1000],
+        }
     )
+
+
+async def write_trace(session: AsyncSession) -> None:
+    """Store the noted trace rows in one statement. Callers write before a savepoint ends
+    and at the end of a batch, and `forget_trace` when a savepoint rolls back."""
+    rows = session.info.pop("trace", None)
+    if rows:
+        table = EnrollmentStep.__table__
+        assert isinstance(table, Table)
+        await session.execute(insert(table), rows)
+
+
+def forget_trace(session: AsyncSession) -> None:
+    session.info.pop("trace", None)
 
 
 def finish(enrollment: Enrollment, status: str, *, at: datetime, reason: str | None = None) -> None:
@@ -223,12 +243,18 @@ async def on_event(
     event, only when an expression needs it; `event` and `enrollment` are added here.
     """
     now = clock.now()
-    query = select(Enrollment).where(Enrollment.customer_id == customer.id, IS_LIVE)
-    if is_postgres(session):
-        # The step runner may hold one of these rows (FOR UPDATE) and finish it; wait for
-        # it and read the row as it committed, so a finished enrollment is not revived.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    live = (await session.execute(query)).scalars()
+    fresh = new_customers(session).get(customer.id)
+    live: Iterable[Enrollment]
+    if fresh is not None:  # created in this transaction: nothing to look up
+        live = [enrollment for enrollment in fresh if enrollment.status in LIVE]
+    else:
+        query = select(Enrollment).where(Enrollment.customer_id == customer.id, IS_LIVE)
+        if is_postgres(session):
+            # The step runner may hold one of these rows (FOR UPDATE) and finish it; wait
+            # for it and read the row as it committed, so a finished enrollment is not
+            # revived.
+            query = query.with_for_update().execution_options(populate_existing=True)
+        live = (await session.execute(query)).scalars()
     for enrollment in live:
         compiled = await compiled_version(session, enrollment.journey_version_id)
         exits = [rule for rule in compiled.definition.exit_when if rule.event == event.type]
@@ -318,15 +344,18 @@ async def _start_enrollments(
             value = keys[REENTRY_FIELD[definition.reentry]]
             # An event without the id the rule needs enters once per event.
             reentry_key = str(value) if value else f"event:{event.id}"
-        exists = (
-            await session.execute(
+        fresh = new_customers(session).get(customer.id)
+        if fresh is not None:
+            exists = any(e.journey_id == journey.id and e.reentry_key == reentry_key for e in fresh)
+        else:
+            found = await session.execute(
                 select(Enrollment.id).where(
                     Enrollment.journey_id == journey.id,
                     Enrollment.customer_id == customer.id,
                     Enrollment.reentry_key == reentry_key,
                 )
             )
-        ).first()
+            exists = found.first() is not None
         if exists:
             continue
         enrollment = Enrollment(
@@ -348,6 +377,8 @@ async def _start_enrollments(
         )
         session.add(enrollment)
         await session.flush()
+        if fresh is not None:
+            fresh.append(enrollment)
         trace(session, enrollment, at=now, kind="enter", note=f"triggered by {event.type}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -252,8 +252,45 @@ async def order_of_shipment(session: AsyncSession, shipment: Shipment) -> Order 
     return await session.get(Order, shipment.order_id) if shipment.order_id else None
 
 
-async def find_order(session: AsyncSession, *, store_id: int, order_id: str) -> Order | None:
-    return await _order(session, store_id, order_id)
+async def order_views(
+    session: AsyncSession, keys: set[tuple[int, str]]
+) -> dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The views of many orders (by store and order id), each with its latest shipment's,
+    in three queries."""
+    if not keys:
+        return {}
+    found = await session.execute(
+        select(Order).where(
+            Order.store_id.in_({store for store, _ in keys}),
+            Order.order_id.in_({order for _, order in keys}),
+        )
+    )
+    orders = {o.id: o for o in found.scalars() if (o.store_id, o.order_id) in keys}
+    items: dict[int, list[OrderItem]] = {id_: [] for id_ in orders}
+    shipments: dict[int, Shipment] = {}
+    if orders:
+        found_items = await session.execute(
+            select(OrderItem)
+            .where(OrderItem.order_id.in_(orders))
+            .order_by(OrderItem.order_id, OrderItem.position)
+        )
+        for item in found_items.scalars():
+            items[item.order_id].append(item)
+        found_shipments = await session.execute(
+            select(Shipment)
+            .where(Shipment.order_id.in_(orders))
+            .order_by(Shipment.updated_at.desc(), Shipment.id.desc())
+        )
+        for shipment in found_shipments.scalars():
+            if shipment.order_id is not None:
+                shipments.setdefault(shipment.order_id, shipment)
+    return {
+        (o.store_id, o.order_id): (
+            order_view_of(o, items[id_]),
+            shipment_view(shipments[id_]) if id_ in shipments else None,
+        )
+        for id_, o in orders.items()
+    }
 
 
 async def find_cart(session: AsyncSession, *, store_id: int, cart_id: str) -> Cart | None:
@@ -283,6 +320,10 @@ async def order_view(session: AsyncSession, order: Order) -> dict[str, Any]:
             select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.position)
         )
     ).scalars()
+    return order_view_of(order, items)
+
+
+def order_view_of(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
     view: dict[str, Any] = {
         "order_id": order.order_id,
         "number": order.number,
