@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -170,8 +171,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
+        # A session of its own, so a crash can take the server and its workers together.
         self.process = subprocess.Popen(
-            [str(ULAK), "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            [str(ULAK), "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -186,9 +192,25 @@ class Server:
         raise RuntimeError(f"ulak serve did not become healthy:\n{self.output()}")
 
     def kill(self) -> None:
+        """A crash: kill -9 the server and its worker processes at once."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def kill_server_only(self) -> None:
+        """kill -9 the server process alone, as `kill -9 PID` does."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+    def workers(self) -> list[int]:
+        """The pids of the server's worker processes (Linux /proc)."""
+        assert self.process is not None
+        pid = self.process.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -197,6 +219,10 @@ class Server:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.process is not None:
+            # Whatever is left of its session (workers of a server killed alone).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     def output(self) -> str:
         return Path(self.log.name).read_text(encoding="utf-8", errors="replace")[-5000:]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -117,3 +120,68 @@ def test_kill_9_while_processing_loses_nothing_and_sends_each_email_once(
         orders
     )
     assert resent <= 100
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # an exited process its parent has not reaped
+
+
+def test_worker_processes_do_not_outlive_a_killed_server(
+    server: Server, server_env: dict[str, str]
+) -> None:
+    """kill -9 of the server alone: its worker process sees the pipe close and exits."""
+    create_store_with_cli(server_env)
+    server.start()
+    workers = server.workers()
+    assert len(workers) == 1, "ulak serve starts one worker process by default"
+    server.kill_server_only()
+    wait_until(lambda: not any(_alive(pid) for pid in workers), 20, "the worker to exit")
+
+
+def test_a_worker_process_that_dies_is_replaced(
+    server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    store = create_store_with_cli(server_env)
+    server.start()
+    (first,) = server.workers()
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: server.workers() not in ([], [first]), 10, "a new worker process")
+    response = httpx.post(
+        f"{server.url}/v1/events",
+        json=order_placed("2001", customer_id="c-2001", email="deniz@example.com"),
+        headers={"Authorization": f"Bearer {store['api_key']}"},
+    )
+    assert response.status_code == 202
+    wait_until(lambda: len(smtp_sink.received) == 1, 15, "the confirmation email")
+    assert "#2001" in smtp_sink.received[0].message["Subject"]
+
+
+@pytest.mark.parametrize("processes", ["0", "2"])
+def test_workers_in_the_server_process_or_in_several(
+    server_env: dict[str, str], smtp_sink: SmtpSink, processes: str
+) -> None:
+    """ULAK_WORKER_PROCESSES=0 keeps the workers in the API process (one core); more than
+    one share the work. Either way each order gets its email once."""
+    running = Server({**server_env, "ULAK_WORKER_PROCESSES": processes})
+    store = create_store_with_cli(server_env)
+    try:
+        running.start()
+        assert len(running.workers()) == int(processes)
+        orders = [f"W{n:03d}" for n in range(40)]
+        events = [order_placed(o, customer_id=f"c-{o}", email=f"b-{o}@example.com") for o in orders]
+        response = httpx.post(
+            f"{running.url}/v1/events",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {store['api_key']}"},
+        )
+        assert response.status_code == 202
+        wait_until(lambda: len(smtp_sink.received) >= len(orders), 30, "every email")
+        time.sleep(0.5)
+        subjects = sorted(r.message["Subject"].split("#")[1].split()[0] for r in smtp_sink.received)
+        assert subjects == orders
+    finally:
+        running.stop()

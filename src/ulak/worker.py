@@ -44,7 +44,8 @@ class Workers:
         self.clock = clock
         self.transport = transport
         self.dkim = DkimSigner.from_settings(settings)
-        # SQLite has one connection: short transactions let API requests in between them.
+        # SQLite has one writer: smaller batches commit sooner, so the next stage (in this
+        # process's other loops) sees their rows sooner.
         self.batch = (
             min(settings.batch_size, SQLITE_BATCH) if database.is_sqlite else settings.batch_size
         )
