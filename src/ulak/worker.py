@@ -220,6 +220,8 @@ class WorkerProcesses:
 
     def start(self) -> None:
         self._children = [self._spawn() for _ in range(self.count)]
+        pids = ", ".join(str(process.pid) for process, _ in self._children)
+        log.info("started %d worker process(es): %s", self.count, pids)
         self._watch = asyncio.create_task(self._restart_exited())
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
