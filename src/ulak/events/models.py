@@ -31,6 +31,14 @@ class Event(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Applier on SQLite (one writer): the oldest pending events, whatever their lane.
+        Index(
+            "ix_events_pending_oldest",
+            "occurred_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         # Customer timeline.
         Index("ix_events_customer", "customer_id", "occurred_at"),
     )

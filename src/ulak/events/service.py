@@ -131,14 +131,15 @@ async def apply_pending(
     isolate: bool = True,
     stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Apply up to `limit` pending events, the oldest first, over the lanes that have some.
+    """Apply up to `limit` pending events, the oldest first.
 
-    SQLite has one writer, so a batch takes every such lane. On PostgreSQL it takes a few
-    at random, so that several workers share the lanes between them.
+    SQLite has one writer, so a batch takes the oldest events whatever their lane. On
+    PostgreSQL it takes a few lanes at random, so that several workers share them.
     """
-    rows = await session.execute(select(Event.lane).where(IS_PENDING).group_by(Event.lane))
-    lanes = [lane for (lane,) in rows.all()]
+    lanes = None
     if is_postgres(session):
+        rows = await session.execute(select(Event.lane).where(IS_PENDING).group_by(Event.lane))
+        lanes = [lane for (lane,) in rows.all()]
         random.shuffle(lanes)
         lanes = lanes[:LANES_PER_WORKER]
     return await apply_lanes(
@@ -149,14 +150,15 @@ async def apply_pending(
 async def apply_lanes(
     session: AsyncSession,
     *,
-    lanes: list[int],
+    lanes: list[int] | None,
     clock: Clock,
     limit: int,
     isolate: bool = True,
     stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Apply the oldest pending events of these lanes, at most `limit` of them, each lane's
-    in order; after each event, stop if `stop_early()` says a request waits for the lock.
+    """Apply the oldest pending events of these lanes (None: of all lanes, for SQLite's one
+    writer), at most `limit` of them, each lane's in order; after each event, stop if
+    `stop_early()` says a request waits for the lock.
 
     With `isolate`, each event applies in a savepoint and one that fails is set aside with
     its reason. Without it (the fast path: two statements fewer per event), a failure
@@ -165,7 +167,7 @@ async def apply_lanes(
     On PostgreSQL a transaction-scoped advisory lock makes one worker own a lane until it
     commits; a crash releases it with the rollback, and the events are still pending.
     """
-    if is_postgres(session) and lanes:
+    if is_postgres(session) and lanes:  # one worker at a time per lane
         owned = await session.execute(
             text(
                 "SELECT lane FROM unnest(CAST(:lanes AS integer[])) AS lane"
@@ -174,19 +176,13 @@ async def apply_lanes(
             {"lanes": lanes},
         )
         lanes = [lane for (lane,) in owned.all()]
-    if not lanes:
-        return 0
     # Oldest first across the lanes, so a limit cuts each lane after its oldest events.
-    events = list(
-        (
-            await session.execute(
-                select(Event)
-                .where(Event.lane.in_(lanes), IS_PENDING)
-                .order_by(Event.occurred_at, Event.id)
-                .limit(limit)
-            )
-        ).scalars()
-    )
+    query = select(Event).where(IS_PENDING).order_by(Event.occurred_at, Event.id).limit(limit)
+    if lanes is not None:
+        if not lanes:
+            return 0
+        query = query.where(Event.lane.in_(lanes))
+    events = list((await session.execute(query)).scalars())
     stores: dict[int, Store] = {}
     stopped: set[int] = set()
     done = 0
