@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     event,
+    insert,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
@@ -211,6 +212,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert rows with one statement (executemany), bypassing the ORM's unit of work: for
+    rows nothing in the transaction reads back as objects (trace, order items, history)."""
+    if rows:
+        table = model.__table__
+        assert isinstance(table, Table)
+        await session.execute(insert(table), rows)
 
 
 def insert_ignoring_conflicts(session: AsyncSession, model: type[Base] | Table) -> Any:

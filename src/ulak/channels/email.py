@@ -14,7 +14,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, cast, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -119,8 +119,26 @@ class DkimSigner:
 # in ~1.3 ms. Bodies are quoted-printable, not 8bit: no 8BITMIME is needed on any hop (a
 # downgrade there would break the DKIM body hash), and inlined-CSS HTML gets the soft line
 # breaks SMTP's 998-character limit needs.
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
+class _Utf8QuotedPrintable(Charset):
+    """UTF-8 bodies, quoted-printable by binascii's C encoder: the stdlib's own is pure
+    Python, ~0.25 ms for a 7 KiB body, 5x binascii."""
+
+    def __init__(self) -> None:
+        super().__init__("utf-8")
+        self.body_encoding = QP
+
+    @overload
+    def body_encode(self, string: None) -> None: ...
+    @overload
+    def body_encode(self, string: str | bytes) -> str: ...
+    def body_encode(self, string: str | bytes | None) -> str | None:
+        if string is None:
+            return None
+        data = string.encode("utf-8") if isinstance(string, str) else string
+        return binascii.b2a_qp(data, istext=True).decode("ascii")
+
+
+_UTF8_QP = _Utf8QuotedPrintable()
 # Headers that hold a URL in angle brackets: folding a long one moves it to a continuation
 # line, which some mailbox providers do not read there, so they stay on one line.
 _UNFOLDED = frozenset({"list-unsubscribe"})

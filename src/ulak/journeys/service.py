@@ -10,13 +10,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
-from ulak.db import is_postgres
+from ulak.db import insert_rows, is_postgres
 from ulak.errors import NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
@@ -188,11 +188,7 @@ def trace(
 async def write_trace(session: AsyncSession) -> None:
     """Store the noted trace rows in one statement. Callers write before a savepoint ends
     and at the end of a batch, and `forget_trace` when a savepoint rolls back."""
-    rows = session.info.pop("trace", None)
-    if rows:
-        table = EnrollmentStep.__table__
-        assert isinstance(table, Table)
-        await session.execute(insert(table), rows)
+    await insert_rows(session, EnrollmentStep, session.info.pop("trace", []))
 
 
 def forget_trace(session: AsyncSession) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ulak.db import insert_rows
 from ulak.events.schemas import (
     CartData,
     Item,
@@ -87,30 +88,27 @@ async def _record_status(
                 .limit(1)
             )
         ).scalar_one_or_none()
-    session.add(
-        OrderStatusChange(
-            order_id=order.id, status=status, occurred_at=occurred_at, event_id=event_id
-        )
-    )
+    change = {"order_id": order.id, "status": status, "occurred_at": occurred_at}
+    await insert_rows(session, OrderStatusChange, [{**change, "event_id": event_id}])
     # A late-arriving older event joins the history but does not turn the status back.
     if latest is None or occurred_at >= latest:
         order.status = status
 
 
-def _items(order_pk: int, items: Sequence[Item]) -> list[OrderItem]:
+def _items(order_pk: int, items: Sequence[Item]) -> list[dict[str, Any]]:
     return [
-        OrderItem(
-            order_id=order_pk,
-            position=position,
-            product_id=item.product_id,
-            variant_id=item.variant_id,
-            sku=item.sku,
-            title=item.title,
-            quantity=item.quantity,
-            price=item.price,
-            url=item.url,
-            image_url=item.image_url,
-        )
+        {
+            "order_id": order_pk,
+            "position": position,
+            "product_id": item.product_id,
+            "variant_id": item.variant_id,
+            "sku": item.sku,
+            "title": item.title,
+            "quantity": item.quantity,
+            "price": item.price,
+            "url": item.url,
+            "image_url": item.image_url,
+        }
         for position, item in enumerate(items)
     ]
 
@@ -150,7 +148,7 @@ async def apply_order_placed(
     await session.flush()
     if not new:  # the shop sent the order again: its items are replaced
         await session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
-    session.add_all(_items(order.id, data.items))
+    await insert_rows(session, OrderItem, _items(order.id, data.items))
     await _record_status(
         session, order, "placed", event_id=event_id, occurred_at=occurred_at, new=new
     )
