@@ -37,6 +37,8 @@ async def test_background_work_sees_a_request_waiting_for_the_lock(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'ulak.db'}"
     await asyncio.to_thread(upgrade, url)
     worker, api = Database(url), Database(url)  # two connections, like two processes
+    released: list[bool] = []
+    worker.lock_released = lambda: released.append(True)  # `ulak serve` hears it by pipe
     try:
         async with worker.transaction(background=True) as session:
             await session.execute(text("SELECT 1"))  # holds the write lock from here
@@ -47,6 +49,7 @@ async def test_background_work_sees_a_request_waiting_for_the_lock(tmp_path: Pat
                 await asyncio.sleep(0.005)
             assert worker.lock_wanted(), "the waiting request was not seen"
             assert not request.done()
+        assert released == [True], "the waiter was not told the lock is free"
         assert await asyncio.wait_for(request, 5) == 1
         assert not worker.lock_wanted()
     finally:

@@ -97,7 +97,9 @@ def create_app(
     clock = clock or SystemClock()
     transport = email_transport(settings, database, clock)
     workers = Workers(database, settings, clock, transport)
-    processes = WorkerProcesses(settings) if run_workers and settings.worker_processes else None
+    processes = (
+        WorkerProcesses(settings, database) if run_workers and settings.worker_processes else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

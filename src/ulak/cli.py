@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -104,6 +105,10 @@ def worker(
         int | None,
         typer.Option(hidden=True, help="A pipe from `ulak serve`: wakes, and ends with it."),
     ] = None,
+    released_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="A pipe to `ulak serve`: the lock it waits for is free."),
+    ] = None,
 ) -> None:
     """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
     from ulak.channels.service import email_transport
@@ -119,6 +124,14 @@ def worker(
         clock = SystemClock()
         transport = email_transport(settings, database, clock)
         workers = Workers(database, settings, clock, transport)
+        if released_fd is not None:
+
+            def released() -> None:
+                # A full pipe already says so; a closed one means the server is gone.
+                with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                    os.write(released_fd, b"r")
+
+            database.lock_released = released
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, workers.stop)
         if wake_fd is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -143,6 +143,9 @@ class Database:
         self._no_requests = asyncio.Event()
         self._no_requests.set()
         self._background = asyncio.Lock()
+        # Called after a background transaction that another process waited for: a worker
+        # process of `ulak serve` tells the server through a pipe (see WorkerProcesses).
+        self.lock_released: Callable[[], None] = lambda: None
 
     @asynccontextmanager
     async def transaction(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
@@ -161,6 +164,8 @@ class Database:
                 await self._step_aside()
                 async with self.sessions() as session, session.begin():
                     yield session
+                if self.lock_waiters.waiting():
+                    self.lock_released()
             return
         counted = self.is_sqlite
         if counted:

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -196,16 +197,26 @@ class Workers:
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.poll_seconds)
 
 
-class WorkerProcesses:
-    """The worker processes of `ulak serve`, each woken through a pipe of its own.
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    wake: int  # write end of the pipe to it
+    released: int  # read end of the pipe from it
 
-    A worker process reads its pipe: a byte means events were committed; the end of the
+
+class WorkerProcesses:
+    """The worker processes of `ulak serve`, each with two pipes to the server.
+
+    A worker process reads the first: a byte means events were committed; the end of the
     file means the server is gone (stopped, or killed with -9), so it finishes the batch in
-    hand and exits. A worker process that dies is started again.
+    hand and exits. On SQLite it writes to the second when it let the write lock go while
+    the server waited for it, so the server's waiting BEGIN tries at once. A worker process
+    that dies is started again.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, database: Database) -> None:
         self.count = settings.worker_processes
+        self.database = database
         # The workers get exactly these settings, command-line overrides included.
         self.env = {
             **os.environ,
@@ -215,46 +226,66 @@ class WorkerProcesses:
                 if value is not None
             },
         }
-        self._children: list[tuple[subprocess.Popen[bytes], int]] = []
+        self._children: list[_Child] = []
         self._watch: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self.database.lock_waiters.released = asyncio.Event()
         self._children = [self._spawn() for _ in range(self.count)]
-        pids = ", ".join(str(process.pid) for process, _ in self._children)
+        pids = ", ".join(str(child.process.pid) for child in self._children)
         log.info("started %d worker process(es): %s", self.count, pids)
         self._watch = asyncio.create_task(self._restart_exited())
 
-    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
-        # os.pipe() ends are not inherited: each child gets only its own read end.
-        read, write = os.pipe()
-        os.set_blocking(write, False)
+    def _spawn(self) -> _Child:
+        # os.pipe() ends are not inherited: each child gets only the two ends passed here.
+        wake_read, wake_write = os.pipe()
+        released_read, released_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        os.set_blocking(released_write, False)
+        passed = (wake_read, released_write)
         try:
             process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
-                [sys.executable, "-m", "ulak", "worker", "--wake-fd", str(read)],
-                pass_fds=(read,),
+                [
+                    sys.executable, "-m", "ulak", "worker",
+                    "--wake-fd", str(wake_read), "--released-fd", str(released_write),
+                ],
+                pass_fds=passed,
                 env=self.env,
-            )
+            )  # fmt: skip
         finally:
-            os.close(read)
-        return process, write
+            for fd in passed:
+                os.close(fd)
+        asyncio.get_running_loop().add_reader(released_read, self._released, released_read)
+        return _Child(process, wake_write, released_read)
+
+    def _released(self, pipe: int) -> None:
+        with contextlib.suppress(OSError):
+            os.read(pipe, 4096)
+        if self.database.lock_waiters.released is not None:
+            self.database.lock_waiters.released.set()
 
     def wake(self, name: str = "events") -> None:
-        for _, pipe in self._children:
+        for child in self._children:
             # A full pipe already holds a wake-up; a closed one is a worker that exited.
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                os.write(pipe, b"w")
+                os.write(child.wake, b"w")
+
+    def _close(self, child: _Child) -> None:
+        os.close(child.wake)
+        asyncio.get_running_loop().remove_reader(child.released)
+        os.close(child.released)
 
     async def _restart_exited(self) -> None:
         while True:
             await asyncio.sleep(1)
-            for i, (process, pipe) in enumerate(self._children):
-                if process.poll() is not None:
+            for i, child in enumerate(self._children):
+                if child.process.poll() is not None:
                     log.error(
                         "worker process %d exited with status %s; starting another",
-                        process.pid,
-                        process.returncode,
+                        child.process.pid,
+                        child.process.returncode,
                     )
-                    os.close(pipe)
+                    self._close(child)
                     self._children[i] = self._spawn()
 
     async def stop(self) -> None:
@@ -262,15 +293,15 @@ class WorkerProcesses:
         than STOP_SECONDS."""
         if self._watch is not None:
             self._watch.cancel()
-        for _, pipe in self._children:
-            os.close(pipe)
-        for process, _ in self._children:
+        for child in self._children:
+            self._close(child)
+        for child in self._children:
             try:
-                await asyncio.to_thread(process.wait, STOP_SECONDS)
+                await asyncio.to_thread(child.process.wait, STOP_SECONDS)
             except subprocess.TimeoutExpired:
-                log.warning("worker process %d did not stop in time; killing it", process.pid)
-                process.kill()
-                process.wait()
+                log.warning("worker process %d did not stop in time; killing it", child.process.pid)
+                child.process.kill()
+                child.process.wait()
         self._children = []
 
 
