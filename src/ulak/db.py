@@ -222,13 +222,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements that skip the ORM's unit of work."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
     """Insert rows with one statement (executemany), bypassing the ORM's unit of work: for
     rows nothing in the transaction reads back as objects (trace, order items, history)."""
     if rows:
-        table = model.__table__
-        assert isinstance(table, Table)
-        await session.execute(insert(table), rows)
+        await session.execute(insert(table_of(model)), rows)
 
 
 def insert_ignoring_conflicts(session: AsyncSession, model: type[Base] | Table) -> Any:

@@ -89,6 +89,11 @@ def new_customers(session: AsyncSession) -> dict[int, list[Any]]:
     return memo
 
 
+def forget_new_customers(session: AsyncSession) -> None:
+    """After a savepoint rolled back: what it created is gone, and ids may be reused."""
+    session.info.pop("new_customers", None)
+
+
 async def _merge(
     session: AsyncSession, *, survivor: Customer, absorbed: Customer, clock: Clock
 ) -> None:

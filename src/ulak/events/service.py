@@ -10,15 +10,15 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.service import upsert_product
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.customers.service import resolve_customer
-from ulak.db import insert_ignoring_conflicts, is_postgres
+from ulak.customers.service import forget_new_customers, resolve_customer
+from ulak.db import insert_ignoring_conflicts, is_postgres, table_of
 from ulak.events.models import IS_PENDING, LANES, Event
 from ulak.events.schemas import (
     DATA_MODELS,
@@ -97,8 +97,7 @@ async def ingest(
         return []
     # One multi-row INSERT; a key the store already has (or that repeats in this batch)
     # returns no row, and is answered with the stored event's id.
-    table = Event.__table__
-    assert isinstance(table, Table)
+    table = table_of(Event)
     statement = insert_ignoring_conflicts(session, table).returning(table.c.id, table.c.key)
     result = await session.execute(statement, rows)
     inserted: dict[str, int] = {key: id_ for id_, key in result.all()}
@@ -209,7 +208,7 @@ async def apply_lanes(
         except Exception as error:
             # What the rolled-back event noted for later in the transaction is void.
             forget_trace(session)
-            session.info.pop("new_customers", None)
+            forget_new_customers(session)
             await session.refresh(event)
             reason = f"{type(error).__name__}: {error}"
             event.attempts += 1

@@ -320,6 +320,7 @@ async def _start_enrollments(
     context: Callable[[], Awaitable[dict[str, Any]]],
     now: datetime,
 ) -> None:
+    fresh = new_customers(session).get(customer.id)
     for journey, version in await _triggered_by(session, event.store_id, event.type):
         compiled = await compiled_version(session, version)
         definition = compiled.definition
@@ -340,7 +341,6 @@ async def _start_enrollments(
             value = keys[REENTRY_FIELD[definition.reentry]]
             # An event without the id the rule needs enters once per event.
             reentry_key = str(value) if value else f"event:{event.id}"
-        fresh = new_customers(session).get(customer.id)
         if fresh is not None:
             exists = any(e.journey_id == journey.id and e.reentry_key == reentry_key for e in fresh)
         else:

@@ -88,8 +88,8 @@ async def _record_status(
                 .limit(1)
             )
         ).scalar_one_or_none()
-    change = {"order_id": order.id, "status": status, "occurred_at": occurred_at}
-    await insert_rows(session, OrderStatusChange, [{**change, "event_id": event_id}])
+    change = dict(order_id=order.id, status=status, occurred_at=occurred_at, event_id=event_id)
+    await insert_rows(session, OrderStatusChange, [change])
     # A late-arriving older event joins the history but does not turn the status back.
     if latest is None or occurred_at >= latest:
         order.status = status
