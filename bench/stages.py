@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +73,14 @@ async def measure(args: argparse.Namespace, url: str) -> None:
     transport = CountingTransport()
     if args.smtp_url:
         # Count what the real SMTP transport sends.
-        smtp = workers.transport
+        smtp = workers.ctx.email.transport
 
         async def send(*, mail_from: str, rcpt_to: str, raw: bytes) -> None:
             await smtp.send(mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
             await CountingTransport.send(transport, mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
 
         transport.send = send  # type: ignore[method-assign]
-    workers.transport = transport
+    workers.ctx.email.transport = transport
     store = await make_store(database, clock)
     n = args.orders
     events = [
@@ -120,9 +121,9 @@ async def measure(args: argparse.Namespace, url: str) -> None:
             stages.append(("all workers together", together))
         else:
             stages += [
-                ("apply events", await drain(workers.apply_events)),
-                ("run steps", await drain(workers.run_steps)),
-                ("send messages", await drain(workers.send_messages)),
+                ("apply events", await drain(partial(workers.once, "events.apply"))),
+                ("run steps", await drain(partial(workers.once, "journeys.run_due"))),
+                ("send messages", await drain(partial(workers.once, "messages.send_due"))),
             ]
         print(f"{n} orders, database {database.engine.dialect.name}")
         header = f"{'stage':24} {'rows':>6} {'CPU ms/order':>13} {'wall ms/order':>14}"

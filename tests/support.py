@@ -19,12 +19,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
 from ulak.db import Database
+from ulak.events.inbox import inbox
+from ulak.events.models import Event, InboxCursor
 from ulak.journeys.definition import load_journey
 from ulak.journeys.service import apply_journey, install_library
-from ulak.messages.models import DevInboxMessage
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import create_store
 
@@ -110,6 +113,28 @@ async def dev_inbox(db: Database) -> list[EmailMessage]:
             assert isinstance(parsed, EmailMessage)
             out.append(parsed)
         return out
+
+
+async def stored_keys(db: Database) -> list[tuple[int, str]]:
+    """(store, key) of every event stored: in `events`, or on SQLite still in the API's
+    inbox file, waiting for the worker to copy it."""
+    async with db.read() as session:
+        keys = [(s, k) for s, k in (await session.execute(select(Event.store_id, Event.key)))]
+    if db.is_sqlite:
+        cursor = await _cursor(db)
+        async with db.inbox_reader.connect() as connection:
+            with contextlib.suppress(OperationalError):  # no inbox yet: nothing accepted
+                rows = await connection.execute(
+                    select(inbox.c.store_id, inbox.c.key).where(inbox.c.seq > cursor)
+                )
+                keys += [(s, k) for s, k in rows]
+    return sorted(keys)
+
+
+async def _cursor(db: Database) -> int:
+    async with db.read() as session:
+        cursor = await session.get(InboxCursor, 1)
+        return cursor.seq if cursor is not None else 0
 
 
 def text_of(message: EmailMessage, subtype: str = "plain") -> str:

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from ulak.channels.service import email_transport
+from ulak.channels.pages import dev_inbox_router
+from ulak.channels.service import email_channel
 from ulak.clock import Clock, SystemClock
 from ulak.config import Settings, get_settings
 from ulak.customers.api import router as customers_router
@@ -26,9 +27,10 @@ from ulak.db import Database
 from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
-from ulak.messages.pages import dev_inbox_router, unsubscribe_router
+from ulak.jobs import JobContext
+from ulak.messages.pages import unsubscribe_router
 from ulak.web.pages import browser_language, error_page
-from ulak.worker import WorkerProcesses, Workers
+from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +97,37 @@ def create_app(
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     clock = clock or SystemClock()
-    transport = email_transport(settings, database, clock)
-    workers = Workers(database, settings, clock, transport)
-    processes = (
-        WorkerProcesses(settings, database) if run_workers and settings.worker_processes else None
+    ctx = JobContext(
+        database=database,
+        settings=settings,
+        clock=clock,
+        email=email_channel(settings, database, clock),
+        batch_size=settings.batch_size,
     )
+    workers = Workers(ctx)
+    processes = WorkerProcesses(ctx) if run_workers and settings.worker_processes else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if processes is not None:
             processes.start()
         elif run_workers:
-            task = asyncio.create_task(workers.run())
+            tasks.append(asyncio.create_task(workers.run()))
+            if not database.is_sqlite:
+                tasks.append(asyncio.create_task(listen_for_events(database.url, workers)))
         try:
             yield
         finally:
             workers.stop()
             if processes is not None:
                 await processes.stop()
-            if task is not None:
+            for task in tasks[1:]:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
-            await transport.close()
+            await ctx.email.close()
             await database.dispose()
 
     app = FastAPI(
@@ -176,7 +186,7 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
-        async with database.transaction() as session:
+        async with database.read() as session:
             await session.execute(text("SELECT 1"))
         return {"status": "ok"}
 

@@ -17,6 +17,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
@@ -25,6 +26,7 @@ from ulak.errors import UlakError
 from ulak.journeys.definition import JourneyFileError, load_journey_file
 from ulak.journeys.service import apply_journey, install_library, list_journeys
 from ulak.migrate import upgrade
+from ulak.sqlite import DatabaseLocked
 from ulak.stores.schemas import StoreCreate, StoreCreated, StoreOut
 from ulak.stores.service import create_store, get_store, list_stores
 
@@ -45,6 +47,14 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except UlakError as error:
         err.print(f"[red]error:[/red] {error.message}")
         raise typer.Exit(2) from error
+    except OperationalError as error:
+        if not isinstance(error.orig, DatabaseLocked):
+            raise
+        err.print(
+            f"[red]error:[/red] the database is busy: {error.orig}. Nothing was changed; "
+            "try again in a moment."
+        )
+        raise typer.Exit(3) from error
 
 
 def _database(settings: Settings) -> Database:
@@ -105,14 +115,11 @@ def worker(
         int | None,
         typer.Option(hidden=True, help="A pipe from `ulak serve`: wakes, and ends with it."),
     ] = None,
-    released_fd: Annotated[
-        int | None,
-        typer.Option(hidden=True, help="A pipe to `ulak serve`: the lock it waits for is free."),
-    ] = None,
 ) -> None:
     """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
-    from ulak.channels.service import email_transport
-    from ulak.worker import Workers
+    from ulak.channels.service import email_channel
+    from ulak.jobs import JobContext
+    from ulak.worker import Workers, listen_for_events
 
     settings = get_settings()
     _logging(settings)
@@ -122,16 +129,14 @@ def worker(
     async def main() -> None:
         database = _database(settings)
         clock = SystemClock()
-        transport = email_transport(settings, database, clock)
-        workers = Workers(database, settings, clock, transport)
-        if released_fd is not None:
-
-            def released() -> None:
-                # A full pipe already says so; a closed one means the server is gone.
-                with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                    os.write(released_fd, b"r")
-
-            database.lock_released = released
+        ctx = JobContext(
+            database=database,
+            settings=settings,
+            clock=clock,
+            email=email_channel(settings, database, clock),
+            batch_size=settings.batch_size,
+        )
+        workers = Workers(ctx)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, workers.stop)
         if wake_fd is None:
@@ -148,10 +153,19 @@ def worker(
                     workers.stop()
 
             loop.add_reader(wake_fd, woken)
+        listener = (
+            None
+            if database.is_sqlite
+            else asyncio.create_task(listen_for_events(database.url, workers))
+        )
         try:
             await workers.run()
         finally:
-            await transport.close()
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            await ctx.email.close()
             await database.dispose()
 
     asyncio.run(main())
@@ -225,7 +239,7 @@ def stores_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     async def main() -> list[StoreOut]:
         database = _database(get_settings())
         try:
-            async with database.transaction() as session:
+            async with database.read() as session:
                 return [StoreOut.model_validate(s) for s in await list_stores(session)]
         finally:
             await database.dispose()
@@ -309,7 +323,7 @@ def journeys_list(
     async def main() -> list[dict[str, Any]]:
         database = _database(get_settings())
         try:
-            async with database.transaction() as session:
+            async with database.read() as session:
                 await get_store(session, store)
                 return await list_journeys(session, store_id=store)
         finally:
@@ -343,7 +357,7 @@ def demo() -> None:
     async def existing(store_id: int) -> bool:
         database = _database(settings)
         try:
-            async with database.transaction() as session:
+            async with database.read() as session:
                 return any(s.id == store_id for s in await list_stores(session))
         finally:
             await database.dispose()
@@ -457,7 +471,7 @@ def status(
     async def main() -> dict[str, Any]:
         database = _database(get_settings())
         try:
-            async with database.transaction() as session:
+            async with database.read() as session:
                 return await failures_report(session, store_id=store, limit=failures)
         finally:
             await database.dispose()

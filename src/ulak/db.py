@@ -6,9 +6,7 @@ service functions with the session, and the block commits once at the end.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -87,19 +85,6 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(str(value))
 
 
-# How long background work on SQLite waits, before each transaction, while requests (in
-# this process or another) wait for the connection or the write lock.
-BACKGROUND_MAX_WAIT = 0.05
-# How long requests may wait for another process's write lock before background work ends
-# its batch early, in request-seconds: one request 40 ms, a commit that answers eight of
-# them 5 ms. Batches stay batches under a steady stream of requests, and a burst of them
-# gets the lock within milliseconds (measured: at 25 ms the latency at 100 orders/s
-# sometimes ran away, at 15 ms more often).
-LOCK_PATIENCE = 0.04
-# How often background work that stepped aside looks whether the waiter got the lock.
-STEP_ASIDE_POLL_SECONDS = 0.001
-
-
 class Base(DeclarativeBase):
     pass
 
@@ -112,97 +97,103 @@ def _async_url(url: str) -> str:
     return url
 
 
+def inbox_path(path: str) -> str:
+    """The SQLite file the API appends accepted events to: `ulak.db` -> `ulak-inbox.db`."""
+    stem, dot, suffix = path.rpartition(".")
+    if not dot or "/" in suffix:
+        return f"{path}-inbox"
+    return f"{stem}-inbox.{suffix}"
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    """The main database, and on SQLite the inbox file beside it.
+
+    On SQLite every file has one writing process: the worker writes the main database, the
+    API process writes the inbox (see `events/inbox.py`). Everyone else only reads, and a
+    read (`read()`, BEGIN DEFERRED) never waits for a writer: WAL gives it a snapshot. A
+    write transaction (`transaction()`) begins IMMEDIATE, so a rare second writer (an admin
+    command beside a running server) waits for the lock up to `lock_timeout` and then fails
+    with a clear error instead of deadlocking halfway through.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, lock_timeout: float = 30.0) -> None:
         self.url = _async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.path = (make_url(self.url).database or "") if self.is_sqlite else ""
+        self.lock_timeout = lock_timeout
         self.engine: AsyncEngine
-        path = (make_url(self.url).database or "") if self.is_sqlite else ""
-        self.lock_waiters = sqlite.LockWaiters(path)
+        self._inbox_engines: dict[str, AsyncEngine] = {}
         if self.is_sqlite:
-            # SQLite has one writer. One pooled connection serialises this process's
-            # transactions in FIFO order; BEGIN IMMEDIATE, which waits for the write lock,
-            # makes other processes (the CLI beside a running server) wait, not fail.
-            self.engine = create_async_engine(
-                self.url,
-                echo=echo,
-                async_creator=sqlite.connector(path, self.lock_waiters),
-                poolclass=AsyncAdaptedQueuePool,
-                pool_size=1,
-                max_overflow=0,
-                pool_timeout=120,
-            )
-            _configure_sqlite(self.engine)
+            # One connection writes: this process's transactions queue for it in order.
+            self.engine = _sqlite_engine(self.path, echo, immediate=True, lock_timeout=lock_timeout)
+            # Readers have connections of their own, so they never queue behind a write.
+            self.read_engine = _sqlite_engine(self.path, echo, immediate=False, pool_size=4)
         else:
             self.engine = create_async_engine(
                 self.url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
             )
+            self.read_engine = self.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite's one connection: requests waiting for it or holding it.
-        self._requests = 0
-        self._no_requests = asyncio.Event()
-        self._no_requests.set()
-        self._background = asyncio.Lock()
-        # Called after a background transaction that another process waited for: a worker
-        # process of `ulak serve` tells the server through a pipe (see WorkerProcesses).
-        self.lock_released: Callable[[], None] = lambda: None
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends, rolls back on an exception.
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back on an exception."""
+        async with self.sessions() as session, session.begin():
+            yield session
 
-        On SQLite, which has one writer, `background` work (the workers) lets the requests
-        that wait for this process's connection or another process's lock go first, for
-        up to BACKGROUND_MAX_WAIT, and ends its batches early while they wait (see
-        `lock_wanted`), so a shop's events are acknowledged quickly while a backlog is
-        worked off.
-        """
-        if self.is_sqlite and background:
-            # One background transaction at a time (there is one connection anyway), so
-            # each steps aside just before it begins, not before it queued for the pool.
-            async with self._background:
-                await self._step_aside()
-                async with self.sessions() as session, session.begin():
-                    yield session
-                if self.lock_waiters.waiting():
-                    self.lock_released()
-            return
-        counted = self.is_sqlite
-        if counted:
-            self._requests += 1
-            self._no_requests.clear()
-        try:
-            async with self.sessions() as session, session.begin():
-                yield session
-        finally:
-            if counted:
-                self._requests -= 1
-                if not self._requests:
-                    self._no_requests.set()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: a consistent snapshot that never waits for a writer."""
+        async with self.read_sessions() as session, session.begin():
+            yield session
 
-    def lock_wanted(self) -> bool:
-        """Whether a request waits for what background work holds: this process's SQLite
-        connection, or (beyond LOCK_PATIENCE) another process's write lock.
-        Always False on PostgreSQL."""
-        return self.is_sqlite and (
-            self._requests > 0 or self.lock_waiters.pressure() > LOCK_PATIENCE
-        )
+    @property
+    def inbox_engine(self) -> AsyncEngine:
+        """SQLite only: the inbox file, for its one writer (the API process)."""
+        if "write" not in self._inbox_engines:
+            self._inbox_engines["write"] = _sqlite_engine(
+                self._inbox_path(), False, immediate=True, lock_timeout=self.lock_timeout
+            )
+        return self._inbox_engines["write"]
 
-    async def _step_aside(self) -> None:
-        if self._requests:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._no_requests.wait(), BACKGROUND_MAX_WAIT)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BACKGROUND_MAX_WAIT
-        # Another process's flag in shared memory: nothing to await but time.
-        while self.lock_waiters.waiting() and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(STEP_ASIDE_POLL_SECONDS)
+    @property
+    def inbox_reader(self) -> AsyncEngine:
+        """SQLite only: the inbox file, for its reader (the worker)."""
+        if "read" not in self._inbox_engines:
+            self._inbox_engines["read"] = _sqlite_engine(self._inbox_path(), False, immediate=False)
+        return self._inbox_engines["read"]
+
+    def _inbox_path(self) -> str:
+        assert self.is_sqlite, "on PostgreSQL events go straight into the events table"
+        return inbox_path(self.path)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
+        for engine in self._inbox_engines.values():
+            await engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _sqlite_engine(
+    path: str,
+    echo: bool,
+    *,
+    immediate: bool,
+    lock_timeout: float = 30.0,
+    pool_size: int = 1,
+) -> AsyncEngine:
+    engine = create_async_engine(
+        "sqlite+aiosqlite:///" + path,
+        echo=echo,
+        async_creator=sqlite.connector(path, lock_timeout=lock_timeout),
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=120,
+    )
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue the BEGIN itself.
@@ -210,16 +201,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         # Switching a new file to WAL may wait for another process; after that, the
         # connection (ulak.sqlite) waits for locks only in a BEGIN, off the event loop.
-        cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN DEFERRED"
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
+
+    return engine
 
 
 def table_of(model: type[Base]) -> Table:

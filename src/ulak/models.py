@@ -1,11 +1,13 @@
 """Every feature's tables, imported once so metadata (and Alembic) sees them all."""
 
 from ulak.catalog.models import Product
+from ulak.channels.models import DevInboxMessage
 from ulak.customers.models import Customer
 from ulak.db import Base
-from ulak.events.models import Event
+from ulak.events.models import Event, InboxCursor
+from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
-from ulak.messages.models import DevInboxMessage, Message, TemplateOverride
+from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
 from ulak.stores.models import ApiKey, Store
 
@@ -18,6 +20,8 @@ __all__ = [
     "Enrollment",
     "EnrollmentStep",
     "Event",
+    "InboxCursor",
+    "JobTick",
     "Journey",
     "JourneyVersion",
     "Message",

@@ -4,102 +4,36 @@ aiosqlite hands every call to a thread and back: measured here at ~400 µs of CP
 statement, more than SQLite needs to run it, and several milliseconds of wall time when the
 event loop is busy (the thread waits for the GIL). A statement on a local file in WAL mode
 takes microseconds, so this connection runs statements inline, with SQLite's busy timeout
-at zero. Only a BEGIN that finds the write lock taken by another process (the worker
-processes, a CLI command) waits for it: it tries again every half millisecond, yielding to the
-event loop in between, so the loop never stalls on a lock.
+at zero. Each file has one writing process, so a BEGIN IMMEDIATE finds the lock taken only
+when an admin command writes beside a running server: it then tries again every few
+milliseconds, yielding to the event loop in between, until `lock_timeout`, and fails with
+`DatabaseLocked`, which says so.
 
-While a process waits for the write lock it says so in `LockWaiters`, a few bytes beside
-the database that every process maps: the workers, which hold the lock longest, read it
-and end their transaction early, so the API's commits wait milliseconds, not a batch.
-
-It speaks the subset of aiosqlite's API that SQLAlchemy's aiosqlite dialect uses, and is
-plugged in through `create_async_engine(..., async_creator=connect)`.
+It speaks the subset of aiosqlite's API that SQLAlchemy's aiosqlite dialect uses (its
+private `_connection` and `_tx` included), and is plugged in through
+`create_async_engine(..., async_creator=connect)`. SQLAlchemy is pinned below its next minor
+version for that reason, and `tests/test_sqlite.py` fails loudly if the contract changes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import mmap
-import os
 import sqlite3
-import struct
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-# How long a BEGIN waits for another process's write lock before it fails.
-BUSY_TIMEOUT_MS = 30_000
-# How often a waiting BEGIN tries again when nobody announces a release. SQLite's own busy
-# handler sleeps longer and longer between tries (up to 100 ms), so a waiter can starve
-# behind a process that commits and begins again in quick succession; short, even tries
-# catch the gaps between its transactions. Shorter tries cost CPU: at 0.5 ms, waiting took
-# a third of a core.
-BUSY_RETRY_SECONDS = 0.002
+# How often a BEGIN that found the write lock taken tries again.
+BUSY_RETRY_SECONDS = 0.005
 
 
-class LockWaiters:
-    """Who waits for the database's write lock: since when (0: nobody) and how many requests
-    wait on it, in a small file beside the database that every process using it maps.
-
-    The first waiter sets the time, a waiter that gets the lock clears it, and one still
-    waiting sets it again; a waiter that died leaves a time that soon counts as stale.
-    `requests` tells how many requests a waiting transaction answers (group commit).
-    """
-
-    STALE = BUSY_TIMEOUT_MS / 1000
-
-    def __init__(self, path: str) -> None:
-        self.requests: Callable[[], int] = lambda: 1
-        # Set when another process says it let the lock go (`ulak serve` hears it from its
-        # worker processes); a waiting BEGIN then tries at once instead of at its next turn.
-        self.released: asyncio.Event | None = None
-        self._map: mmap.mmap | bytearray
-        if not path or path == ":memory:":
-            self._map = bytearray(16)
-            return
-        fd = os.open(f"{path}-waiting", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < 16:
-                os.ftruncate(fd, 16)
-            self._map = mmap.mmap(fd, 16)
-        finally:
-            os.close(fd)
-
-    def mark(self, waiting: bool) -> None:
-        if not waiting:
-            struct.pack_into("dd", self._map, 0, 0.0, 0.0)
-            return
-        since = self._read()[0] or time.time()
-        struct.pack_into("dd", self._map, 0, since, float(max(1, self.requests())))
-
-    def waiting(self) -> bool:
-        return self.pressure() > 0
-
-    async def pause(self) -> None:
-        """Wait before the next try: until a release is announced, or BUSY_RETRY_SECONDS."""
-        if self.released is None:
-            await asyncio.sleep(BUSY_RETRY_SECONDS)
-            return
-        self.released.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.released.wait(), BUSY_RETRY_SECONDS)
-
-    def pressure(self) -> float:
-        """Request-seconds spent waiting so far: how long, times how many requests."""
-        since, requests = self._read()
-        waited = time.time() - since
-        return waited * requests if since and 0 <= waited < self.STALE else 0.0
-
-    def _read(self) -> tuple[float, float]:
-        since, requests = struct.unpack_from("dd", self._map, 0)
-        return since, requests
+class DatabaseLocked(sqlite3.OperationalError):
+    """Another process held the write lock for longer than this connection would wait."""
 
 
 class Cursor:
-    def __init__(self, cursor: sqlite3.Cursor, waiters: LockWaiters) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, lock_timeout: float) -> None:
         self._cursor = cursor
-        self._waiters = waiters
+        self._lock_timeout = lock_timeout
 
     async def __aenter__(self) -> Cursor:
         return self
@@ -133,10 +67,7 @@ class Cursor:
         except sqlite3.OperationalError as error:
             if not (_is_busy(error) and operation.lstrip()[:5].upper() == "BEGIN"):
                 raise
-            try:
-                await _retry(self._cursor, operation, parameters, self._waiters)
-            finally:
-                self._waiters.mark(False)
+            await _retry(self._cursor, operation, parameters, self._lock_timeout)
         return self
 
     async def executemany(self, operation: str, parameters: Iterable[Sequence[Any]]) -> Cursor:
@@ -162,18 +93,21 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 
 
 async def _retry(
-    cursor: sqlite3.Cursor, operation: str, parameters: Sequence[Any], waiters: LockWaiters
+    cursor: sqlite3.Cursor, operation: str, parameters: Sequence[Any], lock_timeout: float
 ) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    deadline = loop.time() + lock_timeout
     while True:
-        waiters.mark(True)
-        await waiters.pause()
+        await asyncio.sleep(BUSY_RETRY_SECONDS)
         try:
             cursor.execute(operation, parameters)
         except sqlite3.OperationalError as error:
-            if not _is_busy(error) or loop.time() > deadline:
+            if not _is_busy(error):
                 raise
+            if loop.time() > deadline:
+                raise DatabaseLocked(
+                    f"another process held the database's write lock for {lock_timeout:g} s"
+                ) from error
         else:
             return
 
@@ -181,12 +115,12 @@ async def _retry(
 class _NewCursor:
     """What `connection.cursor()` returns: SQLAlchemy enters it with `async with`."""
 
-    def __init__(self, connection: sqlite3.Connection, waiters: LockWaiters) -> None:
+    def __init__(self, connection: sqlite3.Connection, lock_timeout: float) -> None:
         self._connection = connection
-        self._waiters = waiters
+        self._lock_timeout = lock_timeout
 
     async def __aenter__(self) -> Cursor:
-        return Cursor(self._connection.cursor(), self._waiters)
+        return Cursor(self._connection.cursor(), self._lock_timeout)
 
     async def __aexit__(self, *_: object) -> None:
         return None
@@ -205,9 +139,9 @@ class _RunNow:
 
 
 class Connection:
-    def __init__(self, connection: sqlite3.Connection, waiters: LockWaiters) -> None:
+    def __init__(self, connection: sqlite3.Connection, lock_timeout: float) -> None:
         self._conn = connection
-        self._waiters = waiters
+        self._lock_timeout = lock_timeout
         self._connection: sqlite3.Connection | None = connection
         self._tx = _RunNow()
 
@@ -216,10 +150,10 @@ class Connection:
         return self._conn.isolation_level
 
     def cursor(self) -> _NewCursor:
-        return _NewCursor(self._conn, self._waiters)
+        return _NewCursor(self._conn, self._lock_timeout)
 
     async def execute(self, operation: str, parameters: Sequence[Any] = ()) -> Cursor:
-        cursor = Cursor(self._conn.cursor(), self._waiters)
+        cursor = Cursor(self._conn.cursor(), self._lock_timeout)
         return await cursor.execute(operation, parameters)
 
     async def commit(self) -> None:
@@ -240,7 +174,7 @@ class Connection:
             self._conn.close()
 
 
-def connector(path: str, waiters: LockWaiters) -> Callable[[], Any]:
+def connector(path: str, *, lock_timeout: float) -> Callable[[], Any]:
     """The `async_creator` for an engine on the SQLite file at `path`."""
 
     async def connect() -> Connection:
@@ -248,6 +182,6 @@ def connector(path: str, waiters: LockWaiters) -> Callable[[], Any]:
         raw = await asyncio.to_thread(
             sqlite3.connect, path, check_same_thread=False, isolation_level=None
         )
-        return Connection(raw, waiters)
+        return Connection(raw, lock_timeout)
 
     return connect

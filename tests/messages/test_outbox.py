@@ -79,8 +79,8 @@ async def test_commercial_mail_has_one_click_unsubscribe_and_respects_it_at_send
 
     # The second message is written while she is still subscribed...
     await client.post("/v1/events", json=order_placed("2"), headers=store.auth)
-    await workers.apply_events()
-    await workers.run_steps()
+    await workers.once("events.apply")
+    await workers.once("journeys.run_due")
     # ...and she unsubscribes before it leaves.
     response = await client.post(
         url.removeprefix("http://ulak.test"), data={"List-Unsubscribe": "One-Click"}
@@ -112,7 +112,7 @@ async def smtp_app(
     settings = Settings(database_url=database_url, smtp_url=smtp_sink.url, send_max_attempts=3)
     app = create_app(settings, database=db, clock=clock, run_workers=False)
     yield app
-    await app.state.workers.transport.close()
+    await app.state.workers.ctx.email.close()
 
 
 async def test_a_temporary_refusal_is_retried_with_backoff(

@@ -17,17 +17,25 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from tests.support import Server, StoreKey, create_store_with_cli, make_store, order_placed
+from tests.support import (
+    Server,
+    StoreKey,
+    create_store_with_cli,
+    make_store,
+    order_placed,
+    stored_keys,
+)
 from ulak.app import create_app
+from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.customers.models import Customer
 from ulak.customers.service import find_customer
 from ulak.db import Database
 from ulak.errors import NotFound
-from ulak.messages.models import DevInboxMessage
+from ulak.events.models import Event
 from ulak.messages.service import unsubscribe_url
 from ulak.stores.service import get_store
 from ulak.worker import Workers
@@ -140,6 +148,27 @@ async def unsubscribed_at(database: Database, customer_id: int) -> datetime | No
         customer = await session.get(Customer, customer_id)
         assert customer is not None
         return customer.email_unsubscribed_at
+
+
+async def eventually_unsubscribed(database: Database, customer_id: int) -> datetime:
+    """When the customer was unsubscribed, once the worker applied the page's event."""
+    return await eventually(
+        lambda: unsubscribed_at(database, customer_id), 15, f"customer {customer_id} unsubscribed"
+    )
+
+
+async def all_applied(database: Database) -> None:
+    """Wait until the worker has applied every event the server accepted."""
+
+    async def probe() -> bool | None:
+        stored = len(await stored_keys(database))
+        async with database.read() as session:
+            applied = await session.execute(
+                select(func.count()).select_from(Event).where(Event.status == "applied")
+            )
+            return True if applied.scalar_one() == stored else None
+
+    await eventually(probe, 15, "every accepted event applied")
 
 
 async def link_for(database: Database, base_url: str, store_id: int, customer_id: int) -> str:
@@ -355,8 +384,8 @@ async def test_unsubscribe_in_a_browser(
     await assert_fits(page)
     await page.screenshot(path=str(tmp_path / "unsubscribed-phone.png"), full_page=True)
 
-    first = await unsubscribed_at(database, ayse)
-    assert first is not None
+    first = await eventually_unsubscribed(database, ayse)
+    await all_applied(database)
     assert await unsubscribed_at(database, mehmet) is None
 
     # Posting again (a reload that re-sends the form) keeps the first time.
@@ -364,6 +393,7 @@ async def test_unsubscribe_in_a_browser(
         again = await client.post(url)
     assert again.status_code == 200
     assert "Aboneliğiniz iptal edildi" in again.text
+    await all_applied(database)
     assert await unsubscribed_at(database, ayse) == first
     await context.close()
 
@@ -436,6 +466,7 @@ async def test_a_tampered_or_foreign_unsubscribe_link_is_a_404_page_and_changes_
         assert missing.headers["content-type"].startswith("text/html")
     await context.close()
 
+    await all_applied(database)
     async with database.transaction() as session:
         customers = (await session.execute(select(Customer))).scalars().all()
     assert len(customers) == 2
@@ -443,7 +474,8 @@ async def test_a_tampered_or_foreign_unsubscribe_link_is_a_404_page_and_changes_
     # The genuine link still works afterwards.
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.post(url)).status_code == 200
-    assert await unsubscribed_at(database, ayse_at_a) is not None
+    await eventually_unsubscribed(database, ayse_at_a)
+    await all_applied(database)
     assert await unsubscribed_at(database, ayse_at_b) is None
 
 
@@ -465,7 +497,7 @@ async def test_one_click_post_from_a_mail_client_unsubscribes(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "Aboneliğiniz iptal edildi" in response.text
-    assert await unsubscribed_at(database, customer) is not None
+    await eventually_unsubscribed(database, customer)
 
 
 # 4. The email's HTML, for the sandboxed frame, under a policy that allows no scripts.

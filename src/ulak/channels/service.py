@@ -1,14 +1,20 @@
-"""Choosing where email goes: a real SMTP server, or the dev inbox when none is configured."""
+"""The email channel: it owns the wire format (MIME, DKIM) and where mail goes, a real SMTP
+server or the dev inbox when none is configured."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from typing import Protocol
 
+from ulak.channels.email import DkimSigner, OutgoingEmail, SendError, build_mime
+from ulak.channels.models import DevInboxMessage
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Database
-from ulak.messages.models import DevInboxMessage
+
+log = logging.getLogger(__name__)
 
 
 class EmailTransport(Protocol):
@@ -42,6 +48,34 @@ class DevInbox:
         return None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivery: None is success; a permanent error is not retried."""
+
+    error: str | None = None
+    permanent: bool = False
+
+
+class EmailChannel:
+    def __init__(self, transport: EmailTransport, dkim: DkimSigner | None) -> None:
+        self.transport = transport
+        self.dkim = dkim
+
+    async def deliver(self, mail: OutgoingEmail) -> Outcome:
+        try:
+            raw = build_mime(mail, dkim=self.dkim)
+            await self.transport.send(mail_from=mail.from_address, rcpt_to=mail.to_address, raw=raw)
+        except SendError as error:
+            return Outcome(str(error), error.permanent)
+        except Exception as error:  # an unexpected failure is retried like a temporary one
+            log.exception("mail to message %s could not be sent", mail.message_id)
+            return Outcome(f"{type(error).__name__}: {error}")
+        return Outcome()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
 def email_transport(settings: Settings, database: Database, clock: Clock) -> EmailTransport:
     if not settings.smtp_url:
         return DevInbox(database, clock)
@@ -51,4 +85,10 @@ def email_transport(settings: Settings, database: Database, clock: Clock) -> Ema
         parse_smtp_url(settings.smtp_url),
         pool_size=settings.smtp_pool_size,
         timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def email_channel(settings: Settings, database: Database, clock: Clock) -> EmailChannel:
+    return EmailChannel(
+        email_transport(settings, database, clock), DkimSigner.from_settings(settings)
     )

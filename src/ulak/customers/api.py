@@ -36,7 +36,7 @@ class CustomerProfile(BaseModel):
 async def get_customer(ref: str, store: CurrentStore, database: AppDatabase) -> CustomerProfile:
     """`ref` is the shop's customer id or an email address. The timeline lists the newest
     events and messages first."""
-    async with database.transaction() as session:
+    async with database.read() as session:
         customer = await find_customer(session, store_id=store.id, ref=ref)
         orders = await orders_of(session, customer_id=customer.id)
         events = (

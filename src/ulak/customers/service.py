@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -123,6 +124,25 @@ async def _merge(
     # An unsubscribe given under either profile stands for the person.
     times = [t for t in (survivor.email_unsubscribed_at, absorbed.email_unsubscribed_at) if t]
     survivor.email_unsubscribed_at = min(times) if times else None
+
+
+async def surviving_customer(
+    session: AsyncSession, *, store_id: int, customer_id: int
+) -> Customer | None:
+    """The profile a customer id stands for now, following merges; None if there is none
+    in this store."""
+    customer = await session.get(Customer, customer_id)
+    while customer is not None and customer.merged_into_id is not None:
+        customer = await session.get(Customer, customer.merged_into_id)
+    if customer is None or customer.store_id != store_id:
+        return None
+    return customer
+
+
+def unsubscribe_email(customer: Customer, *, at: datetime) -> None:
+    """The customer wants no more commercial email; the first time counts."""
+    if customer.email_unsubscribed_at is None:
+        customer.email_unsubscribed_at = at
 
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:

@@ -60,3 +60,17 @@ class Event(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InboxCursor(Base):
+    """SQLite: how far the worker has copied the API's inbox file into `events` (one row).
+
+    Moved in the transaction that copies, so each inbox row is copied exactly once.
+    """
+
+    __tablename__ = "inbox_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The inbox file the sequence numbers belong to (see events.inbox.inbox_file).
+    generation: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigId)

@@ -230,9 +230,11 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
 
 
 class Accepted(BaseModel):
+    # The event's place in the request.
     index: int
-    id: int
+    # Its idempotency key: the shop's `id`, or one ulak made up when it sent none.
     key: str
+    # True when the store already had an event with this key: nothing new was stored.
     duplicate: bool
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
-import zlib
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, text
@@ -17,12 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.catalog.service import upsert_product
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.customers.service import forget_new_customers, resolve_customer
-from ulak.db import insert_ignoring_conflicts, is_postgres, table_of
-from ulak.events.models import IS_PENDING, LANES, Event
+from ulak.customers.service import (
+    forget_new_customers,
+    resolve_customer,
+    surviving_customer,
+    unsubscribe_email,
+)
+from ulak.db import is_postgres
+from ulak.events.inbox import event_rows, insert_events
+from ulak.events.models import IS_PENDING, Event
 from ulak.events.schemas import (
     DATA_MODELS,
-    Accepted,
     CartData,
     CustomerIn,
     EventIn,
@@ -47,88 +49,12 @@ from ulak.stores.models import Store
 log = logging.getLogger(__name__)
 
 
-def lane_of(event: EventIn) -> int:
-    """Events of one customer share a lane so they apply in order.
-
-    The shop's id is preferred, then email, then phone: a customer named by different
-    identifiers in different events may land in two lanes, which only matters when several
-    workers apply at once (PostgreSQL).
-    """
-    if event.customer is not None:
-        who = (
-            event.customer.id
-            or (event.customer.email or "").strip().lower()
-            or event.customer.phone
-        )
-    else:
-        who = str(event.data.get("product_id", ""))
-    return zlib.crc32((who or "").encode()) % LANES
-
-
-async def ingest(
-    session: AsyncSession,
-    *,
-    store_id: int,
-    events: Sequence[tuple[int, EventIn]],
-    source: str,
-    clock: Clock,
-) -> list[Accepted]:
-    """Write validated events to the inbox. The same id twice stores one event."""
-    now = clock.now()
-    rows: list[dict[str, Any]] = []
-    for _, event in events:
-        rows.append(
-            {
-                "store_id": store_id,
-                "key": event.id or f"ulak:{secrets.token_hex(12)}",
-                "type": event.type,
-                "occurred_at": event.occurred_at or now,
-                "received_at": now,
-                "source": source,
-                "lane": lane_of(event),
-                "customer": event.customer.model_dump(mode="json", exclude_none=True)
-                if event.customer
-                else {},
-                "data": event.data,
-                "status": "pending",
-            }
-        )
-    if not rows:
-        return []
-    # One multi-row INSERT; a key the store already has (or that repeats in this batch)
-    # returns no row, and is answered with the stored event's id.
-    table = table_of(Event)
-    statement = insert_ignoring_conflicts(session, table).returning(table.c.id, table.c.key)
-    result = await session.execute(statement, rows)
-    inserted: dict[str, int] = {key: id_ for id_, key in result.all()}
-    missing = [r["key"] for r in rows if r["key"] not in inserted]
-    existing: dict[str, int] = {}
-    if missing:
-        found = await session.execute(
-            select(Event.key, Event.id).where(Event.store_id == store_id, Event.key.in_(missing))
-        )
-        existing = {key: id_ for key, id_ in found.all()}
-    accepted = []
-    seen: set[str] = set()
-    for (index, _), row in zip(events, rows, strict=True):
-        key = row["key"]
-        duplicate = key not in inserted or key in seen
-        seen.add(key)
-        accepted.append(
-            Accepted(
-                index=index, id=inserted.get(key) or existing[key], key=key, duplicate=duplicate
-            )
-        )
-    return accepted
-
-
 async def apply_pending(
     session: AsyncSession,
     *,
     clock: Clock,
     limit: int,
     isolate: bool = True,
-    stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
     """Apply up to `limit` pending events, the oldest first.
 
@@ -141,9 +67,7 @@ async def apply_pending(
         lanes = [lane for (lane,) in rows.all()]
         random.shuffle(lanes)
         lanes = lanes[:LANES_PER_WORKER]
-    return await apply_lanes(
-        session, lanes=lanes, clock=clock, limit=limit, isolate=isolate, stop_early=stop_early
-    )
+    return await apply_lanes(session, lanes=lanes, clock=clock, limit=limit, isolate=isolate)
 
 
 async def apply_lanes(
@@ -153,11 +77,9 @@ async def apply_lanes(
     clock: Clock,
     limit: int,
     isolate: bool = True,
-    stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
     """Apply the oldest pending events of these lanes (None: of all lanes, for SQLite's one
-    writer), at most `limit` of them, each lane's in order; after each event, stop if
-    `stop_early()` says a request waits for the lock.
+    writer), at most `limit` of them, each lane's in order.
 
     With `isolate`, each event applies in a savepoint and one that fails is set aside with
     its reason. Without it (the fast path: two statements fewer per event), a failure
@@ -186,8 +108,6 @@ async def apply_lanes(
     stopped: set[int] = set()
     done = 0
     for event in events:
-        if done and stop_early():
-            break
         # Let this process's other work (SMTP sessions in flight) move between events.
         await asyncio.sleep(0)
         if event.lane in stopped:
@@ -254,6 +174,12 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
             profile=event.customer,
             clock=clock,
         )
+    elif event.customer_id is not None:  # from ulak's own pages, which know the customer
+        customer = await surviving_customer(
+            session, store_id=store.id, customer_id=event.customer_id
+        )
+    if customer is not None and event.type == "message.unsubscribed":
+        unsubscribe_email(customer, at=event.occurred_at)
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
     if isinstance(data, ProductData):
@@ -328,6 +254,6 @@ async def _derive_order_delivered(
         customer=CustomerIn(**{k: v for k, v in who.items() if v}),
         data={"order_id": order_id, "shipment_id": event.data["shipment_id"]},
     )
-    await ingest(
-        session, store_id=event.store_id, events=[(0, derived)], source="derived", clock=clock
+    await insert_events(
+        session, event_rows(event.store_id, [derived], source="derived", now=clock.now())
     )

@@ -1,10 +1,10 @@
-"""The step runner: takes due enrollments and runs their steps until the next wait."""
+"""The journeys feature's work: the step runner takes due enrollments and runs their steps
+until the next wait."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.db import is_postgres
 from ulak.events.models import Event
+from ulak.jobs import JobContext, in_batch, job
 from ulak.journeys.context import build_context, prefetch_orders
 from ulak.journeys.definition import (
     BranchOp,
@@ -44,6 +45,23 @@ log = logging.getLogger(__name__)
 MAX_OPS_PER_RUN = 1000
 
 
+@job("journeys.run_due", wakes=("messages.send_due",))
+async def run_due(ctx: JobContext) -> int:
+    """Run the steps of the enrollments that are due, until each one's next wait."""
+
+    async def work(session: AsyncSession, isolate: bool) -> int:
+        return await run_due_enrollments(
+            session,
+            clock=ctx.clock,
+            limit=ctx.batch_size,
+            max_attempts=ctx.settings.step_max_attempts,
+            base_url=ctx.settings.base_url,
+            isolate=isolate,
+        )
+
+    return await in_batch(ctx, work)
+
+
 async def run_due_enrollments(
     session: AsyncSession,
     *,
@@ -52,10 +70,8 @@ async def run_due_enrollments(
     max_attempts: int,
     base_url: str,
     isolate: bool = True,
-    stop_early: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run the due enrollments of one batch; returns how many ran. After each, stop if
-    `stop_early()` says a request waits for the lock: the rest stay due.
+    """Run the due enrollments of one batch; returns how many ran.
 
     With `isolate`, each enrollment runs in a savepoint and a failing step is recorded on
     its enrollment. Without it (the fast path), a failure raises and the caller rolls back
@@ -74,8 +90,6 @@ async def run_due_enrollments(
     await _prefetch(session, enrollments)
     done = 0
     for enrollment in enrollments:
-        if done and stop_early():
-            break
         # Let this process's other work (SMTP sessions in flight) move between enrollments.
         await asyncio.sleep(0)
         done += 1

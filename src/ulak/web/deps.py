@@ -48,7 +48,7 @@ async def current_store(request: Request) -> Store:
     if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
         return known[1]
     db: Database = request.app.state.database
-    async with db.transaction() as s:
+    async with db.read() as s:
         store = await store_for_key(s, key)
     if len(_known_keys) > 10_000:
         _known_keys.clear()
