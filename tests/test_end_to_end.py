@@ -11,7 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import Server, SmtpSink, create_store_with_cli, order_placed, text_of, wait_until
+from tests.support import (
+    Server,
+    SmtpSink,
+    create_store_with_cli,
+    order_placed,
+    text_of,
+    ulak_cli,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -160,17 +168,31 @@ def test_a_worker_process_that_dies_is_replaced(
     assert "#2001" in smtp_sink.received[0].message["Subject"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_second_worker_on_a_sqlite_file_stops_with_a_clear_error(
+    server: Server, server_env: dict[str, str]
+) -> None:
+    server.start()
+    wait_until(lambda: len(server.workers()) == 1, 10, "the server's worker process")
+    second = ulak_cli("worker", env=server_env)
+    assert second.returncode == 2
+    assert "another worker is running on" in second.stderr
+    assert "one worker writes the database" in second.stderr
+
+
 @pytest.mark.parametrize("processes", ["0", "2"])
 def test_workers_in_the_server_process_or_in_several(
     server_env: dict[str, str], smtp_sink: SmtpSink, processes: str
 ) -> None:
-    """ULAK_WORKER_PROCESSES=0 keeps the workers in the API process (one core); more than
-    one share the work. Either way each order gets its email once."""
+    """ULAK_WORKER_PROCESSES=0 keeps the workers in the API process (one core); on
+    PostgreSQL more than one share the work, on SQLite one is the database's one writer.
+    Either way each order gets its email once."""
     running = Server({**server_env, "ULAK_WORKER_PROCESSES": processes})
     store = create_store_with_cli(server_env)
+    sqlite = server_env["ULAK_DATABASE_URL"].startswith("sqlite")
     try:
         running.start()
-        assert len(running.workers()) == int(processes)
+        assert len(running.workers()) == (min(int(processes), 1) if sqlite else int(processes))
         orders = [f"W{n:03d}" for n in range(40)]
         events = [order_placed(o, customer_id=f"c-{o}", email=f"b-{o}@example.com") for o in orders]
         response = httpx.post(

@@ -119,12 +119,10 @@ def worker(
     """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
     from ulak.channels.service import email_channel
     from ulak.jobs import JobContext
-    from ulak.worker import Workers, listen_for_events
+    from ulak.worker import AnotherWorker, Workers, listen_for_events
 
     settings = get_settings()
     _logging(settings)
-    if settings.is_sqlite and wake_fd is None:
-        err.print("[yellow]note:[/yellow] on SQLite, `ulak serve` already runs the workers")
 
     async def main() -> None:
         database = _database(settings)
@@ -168,7 +166,11 @@ def worker(
             await ctx.email.close()
             await database.dispose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except AnotherWorker as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
 
 
 @stores_app.command("create")

@@ -6,11 +6,12 @@ service functions with the session, and the block commits once at the end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -37,6 +38,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 
 from ulak import sqlite
+
+T = TypeVar("T")
 
 # Integer keys: time-ordered and cheap to index (random UUIDs cost 6x on batched inserts).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -215,6 +218,58 @@ def _sqlite_engine(
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+@dataclass(frozen=True, eq=False)
+class Note(Generic[T]):
+    """Something a transaction remembers while it runs (a cache, rows to write at its end),
+    declared by the feature that owns it: `NEW = Note("customers.new", dict)`."""
+
+    name: str
+    start: Callable[[], T]
+    # Noted inside a savepoint that rolled back: void, like the rows it was about.
+    void_on_rollback: bool = False
+
+
+class Notes:
+    """The typed per-transaction memory of one unit of work (see `notes`)."""
+
+    def __init__(self) -> None:
+        self._values: dict[Note[Any], Any] = {}
+
+    def __call__(self, note: Note[T]) -> T:
+        if note not in self._values:
+            self._values[note] = note.start()
+        value: T = self._values[note]
+        return value
+
+    def pop(self, note: Note[T]) -> T:
+        value: T = self._values.pop(note, None) or note.start()
+        return value
+
+    def after_rollback(self) -> None:
+        for note in [n for n in self._values if n.void_on_rollback]:
+            del self._values[note]
+
+
+def notes(session: AsyncSession) -> Notes:
+    """What this session's transaction remembers; it ends with the session."""
+    found = session.info.get(Notes)
+    if found is None:
+        found = session.info[Notes] = Notes()
+    assert isinstance(found, Notes)
+    return found
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A savepoint; when it rolls back, so does what the transaction noted inside it."""
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        notes(session).after_rollback()
+        raise
 
 
 def table_of(model: type[Base]) -> Table:

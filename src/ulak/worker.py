@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ulak.db import Database
 from ulak.jobs import Job, JobContext, registered, take_tick, tick_of
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,8 @@ class Workers:
             pass
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._loop(job) for job in self.jobs.values()))
+        with writer_lock(self.ctx.database):
+            await asyncio.gather(*(self._loop(job) for job in self.jobs.values()))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -92,6 +96,34 @@ class Workers:
         every = job.every.total_seconds()
         now = self.ctx.clock.now().timestamp()
         return max(every - now % every, 0.01)
+
+
+class AnotherWorker(RuntimeError):
+    """A worker already runs on this SQLite file, which must have one writing process."""
+
+
+@contextlib.contextmanager
+def writer_lock(database: Database) -> Iterator[None]:
+    """SQLite: hold `<file>-worker.lock` while the worker runs, so a second worker (a
+    mistaken `ulak worker` beside `ulak serve`) stops at once with a clear error instead of
+    taking turns on the write lock. The kernel drops the lock with the process, however it
+    ends. Nothing on PostgreSQL, where workers share the work."""
+    if not database.is_sqlite:
+        yield
+        return
+    path = f"{database.path}-worker.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AnotherWorker(
+                f"another worker is running on {database.path} (it holds {path}); on SQLite "
+                "one worker writes the database, and `ulak serve` starts it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 async def listen_for_events(url: str, workers: Workers) -> None:
@@ -130,6 +162,14 @@ class WorkerProcesses:
     def __init__(self, ctx: JobContext) -> None:
         settings = ctx.settings
         self.count = settings.worker_processes
+        if ctx.database.is_sqlite and self.count > 1:
+            # One process writes a SQLite file; more would only take turns on its lock.
+            log.warning(
+                "ULAK_WORKER_PROCESSES=%d: on SQLite one worker process runs (it is the "
+                "database's one writer); use PostgreSQL for more",
+                self.count,
+            )
+            self.count = 1
         # The workers get exactly these settings, command-line overrides included.
         self.env = {
             **os.environ,

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
+from ulak.db import Note, notes
 from ulak.errors import NotFound
 
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
+
+# Moves what other features keep of the second customer (absorbed) to the first (survivor).
+Merge = Callable[[Customer, Customer], Awaitable[None]]
 
 
 async def resolve_customer(
@@ -21,6 +26,7 @@ async def resolve_customer(
     phone_region: str,
     profile: dict[str, Any],
     clock: Clock,
+    merge: Merge,
 ) -> Customer:
     """Find the customer an event speaks of, creating or merging profiles as needed.
 
@@ -58,7 +64,9 @@ async def resolve_customer(
     if found:
         customer = found[0]
         for other in found[1:]:
-            await _merge(session, survivor=customer, absorbed=other, clock=clock)
+            # Other features move the absorbed profile's rows; then its fields come over.
+            await merge(customer, other)
+            await _absorb(session, survivor=customer, absorbed=other, clock=clock)
         # It now has the absorbed profiles' enrollments too.
         new_customers(session).pop(customer.id, None)
     else:
@@ -83,33 +91,19 @@ async def resolve_customer(
     return customer
 
 
+# The customers this transaction created, each with the enrollments it started for them:
+# all the enrollments they have, so the journey engine need not look them up. After a
+# savepoint rolled back, what it created is gone and ids may be reused.
+NEW_CUSTOMERS: Note[dict[int, list[Any]]] = Note("customers.new", dict, void_on_rollback=True)
+
+
 def new_customers(session: AsyncSession) -> dict[int, list[Any]]:
-    """The customers this transaction created, each with the enrollments it started for
-    them: all the enrollments they have, so the journey engine need not look them up."""
-    memo: dict[int, list[Any]] = session.info.setdefault("new_customers", {})
-    return memo
+    return notes(session)(NEW_CUSTOMERS)
 
 
-def forget_new_customers(session: AsyncSession) -> None:
-    """After a savepoint rolled back: what it created is gone, and ids may be reused."""
-    session.info.pop("new_customers", None)
-
-
-async def _merge(
+async def _absorb(
     session: AsyncSession, *, survivor: Customer, absorbed: Customer, clock: Clock
 ) -> None:
-    from ulak.events.models import Event
-    from ulak.journeys.service import move_enrollments
-    from ulak.messages.models import Message
-    from ulak.orders.models import Cart, Order
-
-    for model in (Event, Order, Cart, Message):
-        await session.execute(
-            update(model).where(model.customer_id == absorbed.id).values(customer_id=survivor.id)
-        )
-    await move_enrollments(
-        session, from_customer=absorbed.id, to_customer=survivor.id, now=clock.now()
-    )
     fields = (*PROFILE_FIELDS, "email", "phone", "external_id")
     taken = {field: getattr(absorbed, field) for field in fields}
     # Free the unique identifiers before the survivor takes them.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,12 +17,11 @@ from ulak.catalog.service import upsert_product
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import (
-    forget_new_customers,
     resolve_customer,
     surviving_customer,
     unsubscribe_email,
 )
-from ulak.db import is_postgres
+from ulak.db import is_postgres, savepoint
 from ulak.events.inbox import event_rows, insert_events
 from ulak.events.models import IS_PENDING, Event
 from ulak.events.schemas import (
@@ -36,13 +37,17 @@ from ulak.events.schemas import (
     ShipmentUpdatedData,
 )
 from ulak.journeys.context import build_context
-from ulak.journeys.service import forget_trace, on_event, write_trace
+from ulak.journeys.service import move_enrollments, on_event, write_trace
+from ulak.messages.service import move_customer as move_messages
 from ulak.orders.service import (
     apply_cart,
     apply_order_change,
     apply_order_placed,
     apply_shipment_update,
     order_of_shipment,
+)
+from ulak.orders.service import (
+    move_customer as move_orders,
 )
 from ulak.stores.models import Store
 
@@ -122,13 +127,10 @@ async def apply_lanes(
         # Read before the savepoint: a rollback expires what was flushed inside it.
         event_id, event_type, lane = event.id, event.type, event.lane
         try:
-            async with session.begin_nested():
+            async with savepoint(session):
                 await _apply(session, store=store, event=event, clock=clock)
                 await write_trace(session)
         except Exception as error:
-            # What the rolled-back event noted for later in the transaction is void.
-            forget_trace(session)
-            forget_new_customers(session)
             await session.refresh(event)
             reason = f"{type(error).__name__}: {error}"
             event.attempts += 1
@@ -173,6 +175,7 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
             phone_region=store.phone_region,
             profile=event.customer,
             clock=clock,
+            merge=partial(_merge, session, now=now),
         )
     elif event.customer_id is not None:  # from ulak's own pages, which know the customer
         customer = await surviving_customer(
@@ -238,6 +241,20 @@ async def apply_event(session: AsyncSession, *, store: Store, event: Event, cloc
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
     # Last, so this and the status are one UPDATE (earlier, the next query would flush it).
     event.customer_id = customer.id
+
+
+async def _merge(
+    session: AsyncSession, survivor: Customer, absorbed: Customer, *, now: datetime
+) -> None:
+    """Two profiles turned out to be one person: each feature moves its own rows of the
+    absorbed profile to the survivor (the customers feature then merges the profiles)."""
+    moved = {"from_customer": absorbed.id, "to_customer": survivor.id}
+    await session.execute(
+        update(Event).where(Event.customer_id == absorbed.id).values(customer_id=survivor.id)
+    )
+    await move_orders(session, **moved)
+    await move_messages(session, **moved)
+    await move_enrollments(session, **moved, now=now)
 
 
 async def _derive_order_delivered(

@@ -8,12 +8,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.customers.models import Customer
 from ulak.customers.service import customer_view
+from ulak.db import Note, notes
 from ulak.orders.service import (
     cart_view,
     find_cart,
     find_shipment,
     order_views,
     shipment_view,
+)
+
+# The step runner's batch of orders, loaded at once (see `prefetch_orders`).
+ORDER_VIEWS: Note[dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any] | None]]] = Note(
+    "journeys.order_views", dict
 )
 
 
@@ -30,7 +36,7 @@ async def build_context(
     latest = None
     if order_id:
         key = (store_id, order_id)
-        views = session.info.get("order_views", {})  # see prefetch_orders
+        views = notes(session)(ORDER_VIEWS)  # see prefetch_orders
         if key not in views:
             views = await order_views(session, {key})
         if key in views:
@@ -52,4 +58,4 @@ async def build_context(
 async def prefetch_orders(session: AsyncSession, keys: set[tuple[int, str]]) -> None:
     """Load the views of a batch's orders at once, for `build_context` in the rest of the
     transaction. Only for work that does not change orders (the step runner)."""
-    session.info["order_views"] = await order_views(session, keys)
+    notes(session)(ORDER_VIEWS).update(await order_views(session, keys))

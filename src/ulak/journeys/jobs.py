@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.db import is_postgres
+from ulak.db import Note, is_postgres, notes, savepoint
 from ulak.events.models import Event
 from ulak.jobs import JobContext, in_batch, job
 from ulak.journeys.context import build_context, prefetch_orders
@@ -32,7 +32,6 @@ from ulak.journeys.service import (
     enrollment_view,
     event_view,
     finish,
-    forget_trace,
     trace,
     write_trace,
 )
@@ -41,6 +40,8 @@ from ulak.stores.models import Store
 
 log = logging.getLogger(__name__)
 
+# Rows loaded for a batch, held so the identity map keeps them (see `_prefetch`).
+PREFETCHED: Note[list[object]] = Note("journeys.prefetched", list)
 # A journey never jumps backwards, so this only bounds a pathological definition.
 MAX_OPS_PER_RUN = 1000
 
@@ -99,11 +100,10 @@ async def run_due_enrollments(
         # Read before the savepoint: a rollback expires what was flushed inside it.
         enrollment_id = enrollment.id
         try:
-            async with session.begin_nested():
+            async with savepoint(session):
                 await _run(session, enrollment, clock=clock, base_url=base_url)
                 await write_trace(session)
         except Exception as error:  # a step's failure is recorded on its enrollment
-            forget_trace(session)
             await session.refresh(enrollment)
             log.exception("enrollment %s failed at step %s", enrollment_id, enrollment.pc)
             enrollment.attempts += 1
@@ -124,9 +124,9 @@ async def run_due_enrollments(
 async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> None:
     """Load what the batch's steps will read in one query per table, into the session's
     identity map, so each `session.get` below is a lookup rather than a round trip. The
-    identity map keeps only weak references, so the rows are held in `session.info` for
-    the rest of the transaction."""
-    loaded: list[object] = session.info.setdefault("prefetched", [])
+    identity map keeps only weak references, so the rows are held as a note of the
+    transaction."""
+    loaded = notes(session)(PREFETCHED)
     for model, ids in (
         (Customer, {e.customer_id for e in enrollments}),
         (Store, {e.store_id for e in enrollments}),

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
-from ulak.db import insert_rows, is_postgres
+from ulak.db import Note, insert_rows, is_postgres, notes
 from ulak.errors import NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
@@ -49,6 +49,14 @@ class CompiledJourney:
     program: Program
 
 
+# What one transaction remembers: compiled versions (they never change once written), the
+# trace rows to write at the end of a batch or savepoint, and which journeys an event type
+# starts (a batch applies many events of few types).
+COMPILED: Note[dict[int, CompiledJourney]] = Note("journeys.compiled_versions", dict)
+TRACE: Note[list[dict[str, Any]]] = Note("journeys.trace", list, void_on_rollback=True)
+TRIGGERED: Note[dict[tuple[int, str], list[tuple[Journey, int]]]] = Note("journeys.triggered", dict)
+
+
 @lru_cache(maxsize=1024)
 def _compile(definition_json: str) -> CompiledJourney:
     definition = JourneyDefinition.model_validate(json.loads(definition_json))
@@ -58,7 +66,7 @@ def _compile(definition_json: str) -> CompiledJourney:
 async def compiled_version(session: AsyncSession, version_id: int) -> CompiledJourney:
     """Versions never change once written, so their compiled form is cached (by content:
     ids repeat across databases, e.g. in tests) and remembered for the transaction."""
-    memo: dict[int, CompiledJourney] = session.info.setdefault("compiled_versions", {})
+    memo = notes(session)(COMPILED)
     if version_id not in memo:
         version = await session.get(JourneyVersion, version_id)
         if version is None:
@@ -174,7 +182,7 @@ def trace(
     session: AsyncSession, enrollment: Enrollment, *, at: datetime, kind: str, note: str
 ) -> None:
     """Note a step in the enrollment's trace; `write_trace` stores what was noted."""
-    session.info.setdefault("trace", []).append(
+    notes(session)(TRACE).append(
         {
             "enrollment_id": enrollment.id,
             "at": at,
@@ -187,12 +195,8 @@ def trace(
 
 async def write_trace(session: AsyncSession) -> None:
     """Store the noted trace rows in one statement. Callers write before a savepoint ends
-    and at the end of a batch, and `forget_trace` when a savepoint rolls back."""
-    await insert_rows(session, EnrollmentStep, session.info.pop("trace", []))
-
-
-def forget_trace(session: AsyncSession) -> None:
-    session.info.pop("trace", None)
+    and at the end of a batch; a savepoint that rolls back takes its notes with it."""
+    await insert_rows(session, EnrollmentStep, notes(session).pop(TRACE))
 
 
 def finish(enrollment: Enrollment, status: str, *, at: datetime, reason: str | None = None) -> None:
@@ -283,8 +287,7 @@ async def _triggered_by(
 ) -> list[tuple[Journey, int]]:
     """The enabled journeys an event type starts, with their current version; remembered
     for the rest of the transaction, which applies many events of few types."""
-    memo: dict[tuple[int, str], list[tuple[Journey, int]]]
-    memo = session.info.setdefault("triggered_journeys", {})
+    memo = notes(session)(TRIGGERED)
     if (store_id, event_type) not in memo:
         rows = await session.execute(
             select(Journey, JourneyVersion.id)

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.db import is_postgres
+from ulak.db import Note, is_postgres, notes
 from ulak.errors import NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
@@ -59,12 +59,17 @@ def customer_of_unsubscribe_token(store: Store, token: str) -> int:
     return int(payload["c"])
 
 
+# A store's template overrides, asked once per message.
+OVERRIDES: Note[dict[tuple[int, str, tuple[str, ...]], dict[str, str]]] = Note(
+    "messages.overrides", dict
+)
+
+
 async def overrides_for(
     session: AsyncSession, *, store_id: int, locale: str, names: tuple[str, ...]
 ) -> dict[str, str]:
     # Asked once per message: remembered for the rest of the transaction.
-    memo: dict[tuple[int, str, tuple[str, ...]], dict[str, str]]
-    memo = session.info.setdefault("template_overrides", {})
+    memo = notes(session)(OVERRIDES)
     key = (store_id, locale, names)
     if key not in memo:
         memo[key] = await _overrides(session, store_id=store_id, locale=locale, names=names)
@@ -285,3 +290,10 @@ async def record_outcome(
         message.status = "queued"
         message.send_after = now + backoff(message.attempts)
         message.last_error = error
+
+
+async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
+    """On a customer merge: the absorbed profile's messages become the survivor's."""
+    await session.execute(
+        update(Message).where(Message.customer_id == from_customer).values(customer_id=to_customer)
+    )

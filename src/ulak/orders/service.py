@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.db import insert_rows
@@ -404,3 +404,11 @@ async def orders_of(session: AsyncSession, *, customer_id: int) -> list[dict[str
         view["status_history"] = [{"status": h.status, "at": h.occurred_at} for h in history]
         out.append(view)
     return out
+
+
+async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
+    """On a customer merge: the absorbed profile's orders and carts become the survivor's."""
+    for model in (Order, Cart):
+        await session.execute(
+            update(model).where(model.customer_id == from_customer).values(customer_id=to_customer)
+        )
