@@ -6,6 +6,9 @@ service functions with the session, and the block commits once at the end.
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -137,13 +140,28 @@ class Database:
             )
             self.read_engine = self.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.turns = WriterTurns() if self.is_sqlite else None
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends, rolls back on an exception."""
-        async with self.sessions() as session, session.begin():
-            yield session
+    async def transaction(self, *, priority: int = 0) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back on an exception.
+
+        On SQLite this process's write transactions take turns on its one connection;
+        among those waiting, the highest `priority` goes first (the worker gives the later
+        stages of its pipeline priority, so mail already rendered leaves before more events
+        are taken in). PostgreSQL has no turns to take.
+        """
+        if self.turns is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        await self.turns.take(priority)
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            self.turns.hand_on()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -177,6 +195,41 @@ class Database:
             await self.read_engine.dispose()
         for engine in self._inbox_engines.values():
             await engine.dispose()
+
+
+class WriterTurns:
+    """Whose write transaction runs next on this process's one SQLite connection: the
+    waiter with the highest priority, the earliest first among equals."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def take(self, priority: int) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (-priority, next(self._arrivals), turn)
+        heapq.heappush(self._waiting, entry)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.hand_on()  # the turn came as the waiter was cancelled: pass it on
+            else:
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+            raise
+
+    def hand_on(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
 
 
 def _sqlite_engine(

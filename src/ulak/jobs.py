@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +42,12 @@ class JobContext:
     email: EmailChannel
     # Rows one batch takes (`ULAK_BATCH_SIZE`).
     batch_size: int
+    # The running job's place in the pipeline: later stages write first (see
+    # `Database.transaction`); set by the worker for each job.
+    priority: int = 0
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.database.transaction(priority=self.priority)
 
 
 Work = Callable[[JobContext], Awaitable[int]]
@@ -115,8 +122,8 @@ async def in_batch(ctx: JobContext, work: Callable[[AsyncSession, bool], Awaitab
     again with each row in a savepoint (`isolate=True`), where the failure is recorded on
     its row and the others go on."""
     try:
-        async with ctx.database.transaction() as session:
+        async with ctx.transaction() as session:
             return await work(session, False)
     except Exception:
-        async with ctx.database.transaction() as session:
+        async with ctx.transaction() as session:
             return await work(session, True)

@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ulak.db import Database
 from ulak.jobs import Job, JobContext, registered, take_tick, tick_of
@@ -34,6 +34,7 @@ class Workers:
     def __init__(self, ctx: JobContext, jobs: dict[str, Job] | None = None) -> None:
         self.ctx = ctx
         self.jobs = jobs if jobs is not None else registered()
+        self.stages = pipeline_stages(self.jobs)
         self._wake = {name: asyncio.Event() for name in self.jobs}
         self._stopping = asyncio.Event()
 
@@ -50,7 +51,7 @@ class Workers:
                     session, name=job.name, tick=tick_of(now, job.every), now=now
                 ):
                     return 0
-        done = await job.run(self.ctx)
+        done = await job.run(replace(self.ctx, priority=self.stages[job.name]))
         if done:
             for name in job.wakes:
                 self.wake(name)
@@ -96,6 +97,18 @@ class Workers:
         every = job.every.total_seconds()
         now = self.ctx.clock.now().timestamp()
         return max(every - now % every, 0.01)
+
+
+def pipeline_stages(jobs: dict[str, Job]) -> dict[str, int]:
+    """Each job's place in the pipeline: 0 for a job nothing wakes, one more than the
+    latest job that wakes it (events.apply 0, journeys.run_due 1, messages.send_due 2)."""
+    stages = dict.fromkeys(jobs, 0)
+    for _ in jobs:  # longest paths in a graph without cycles settle within len(jobs) passes
+        for job in jobs.values():
+            for woken in job.wakes:
+                if woken in stages:
+                    stages[woken] = max(stages[woken], stages[job.name] + 1)
+    return stages
 
 
 class AnotherWorker(RuntimeError):

@@ -15,7 +15,7 @@ async def send_due(ctx: JobContext) -> int:
     """Claim due messages under a lease, deliver them at once over the channel's pool, and
     record each outcome."""
     settings = ctx.settings
-    async with ctx.database.transaction() as session:
+    async with ctx.transaction() as session:
         claimed = await claim_due(
             session,
             now=ctx.clock.now(),
@@ -27,7 +27,7 @@ async def send_due(ctx: JobContext) -> int:
     if not claimed:
         return 0
     outcomes = await asyncio.gather(*(ctx.email.deliver(_email(m)) for m in claimed))
-    async with ctx.database.transaction() as session:
+    async with ctx.transaction() as session:
         now = ctx.clock.now()
         for message, outcome in zip(claimed, outcomes, strict=True):
             await record_outcome(
