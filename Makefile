@@ -41,4 +41,4 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) ulak.db ulak.db-wal ulak.db-shm ulak.db-waiting .ulak-demo.json
+	rm -rf $(VENV) ulak.db ulak.db-wal ulak.db-shm ulak.db-worker.lock ulak-inbox.db ulak-inbox.db-wal ulak-inbox.db-shm .ulak-demo.json

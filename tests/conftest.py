@@ -98,8 +98,10 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database, clock: FrozenClock) -> Any:
-    return create_app(settings, database=db, clock=clock, run_workers=False)
+def app(settings: Settings, db: Database, clock: FrozenClock) -> Iterator[Any]:
+    application = create_app(settings, database=db, clock=clock, run_workers=False)
+    yield application
+    application.state.inbox.close()
 
 
 @pytest.fixture

@@ -20,9 +20,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
 
+from ulak import cli
 from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
+from ulak.config import get_settings
 from ulak.db import Database
 from ulak.events.inbox import inbox
 from ulak.events.models import Event, InboxCursor
@@ -248,6 +251,7 @@ class Server:
             # Whatever is left of its session (workers of a server killed alone).
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
 
     def output(self) -> str:
         return Path(self.log.name).read_text(encoding="utf-8", errors="replace")[-5000:]
@@ -256,15 +260,22 @@ class Server:
 ULAK = Path(sys.executable).parent / "ulak"
 
 
-def ulak_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ULAK), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def ulak_cli(*args: str, env: dict[str, str]) -> CliResult:
+    """`ulak ARGS` with these ULAK_* variables, run in this process (Typer's runner): the
+    same command line, exit code and output, without a new interpreter for each."""
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, list(args), env=env, catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,23 @@ def test_a_template_override_with_a_syntax_error_is_refused(
         "templates", "set", "order_shipped", str(path), "--store", str(store["id"]), env=env
     )
     assert good.returncode == 0, good.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_write_that_cannot_get_the_lock_fails_saying_so(
+    env: dict[str, str], database_url: str
+) -> None:
+    holder = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as another writer holding the lock would
+    try:
+        result = ulak_cli(
+            "stores", "create", "--name", "Dükkan", env={**env, "ULAK_LOCK_TIMEOUT_SECONDS": "0.3"}
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 3
+    assert "the database is busy" in result.stderr
+    assert "held the database's write lock for 0.3 s" in result.stderr
+    assert "Nothing was changed" in result.stderr
+    assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == []

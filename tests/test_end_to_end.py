@@ -170,10 +170,17 @@ def test_a_worker_process_that_dies_is_replaced(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_second_worker_on_a_sqlite_file_stops_with_a_clear_error(
-    server: Server, server_env: dict[str, str]
+    server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
 ) -> None:
+    store = create_store_with_cli(server_env)
     server.start()
-    wait_until(lambda: len(server.workers()) == 1, 10, "the server's worker process")
+    response = httpx.post(
+        f"{server.url}/v1/events",
+        json=order_placed("1001"),
+        headers={"Authorization": f"Bearer {store['api_key']}"},
+    )
+    assert response.status_code == 202
+    wait_until(lambda: len(smtp_sink.received) == 1, 15, "the server's worker at work")
     second = ulak_cli("worker", env=server_env)
     assert second.returncode == 2
     assert "another worker is running on" in second.stderr

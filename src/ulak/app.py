@@ -95,7 +95,9 @@ def create_app(
     run_workers: bool = True,
 ) -> FastAPI:
     settings = settings or get_settings()
-    database = database or Database(settings.database_url)
+    database = database or Database(
+        settings.database_url, lock_timeout=settings.lock_timeout_seconds
+    )
     clock = clock or SystemClock()
     ctx = JobContext(
         database=database,
@@ -127,6 +129,7 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
+            app.state.inbox.close()
             await ctx.email.close()
             await database.dispose()
 

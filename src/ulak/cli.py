@@ -58,7 +58,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _database(settings: Settings) -> Database:
-    return Database(settings.database_url)
+    return Database(settings.database_url, lock_timeout=settings.lock_timeout_seconds)
 
 
 def _logging(settings: Settings) -> None:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Worker processes `ulak serve` starts beside the API; 0 runs the workers inside the
     # API process (one core does everything).
     worker_processes: int = Field(default=1, ge=0, le=32)
+    # SQLite: how long a write waits for another process's write lock (an admin command
+    # beside a running server) before it fails saying so.
+    lock_timeout_seconds: float = Field(default=30.0, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
     step_max_attempts: int = Field(default=6, ge=1)
     log_level: str = "info"

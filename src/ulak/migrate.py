@@ -6,6 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
 
 _HERE = Path(__file__).parent / "migrations"
 
@@ -18,4 +21,21 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "head")
+    """Bring the schema to the newest revision. Every command checks this at start, so a
+    schema that is up to date is only read: on SQLite a migration takes the write lock,
+    which the running worker holds most of the time."""
+    config = alembic_config(database_url)
+    if _current(database_url) != ScriptDirectory.from_config(config).get_current_head():
+        command.upgrade(config, "head")
+
+
+def _current(database_url: str) -> str | None:
+    url = database_url.replace("+aiosqlite", "").replace("postgresql://", "postgresql+psycopg://")
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()

@@ -105,6 +105,7 @@ async def serve_with_store(
     server: Server, env: dict[str, str], name: str = "Ayşe'nin Dükkanı"
 ) -> dict[str, Any]:
     """`ulak stores create` while `ulak serve` starts: both are a few seconds of imports."""
+    store: dict[str, Any]
     store, _ = await asyncio.gather(
         asyncio.to_thread(create_store_with_cli, env, name), asyncio.to_thread(server.start)
     )
