@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import ulak_cli
+from tests.support import StoreKey, order_placed, ulak_cli
+from ulak.worker import Workers
 
 
 @pytest.fixture
@@ -124,3 +128,19 @@ def test_a_write_that_cannot_get_the_lock_fails_saying_so(
     assert "held the database's write lock for 0.3 s" in result.stderr
     assert "Nothing was changed" in result.stderr
     assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == []
+
+
+async def test_status_counts_accepted_events_until_the_worker_takes_them(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers, env: dict[str, str]
+) -> None:
+    batch = {"events": [order_placed("1"), order_placed("2")]}
+    assert (await client.post("/v1/events", json=batch, headers=store.auth)).status_code == 202
+    before = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert before.returncode == 0, before.stderr
+    waiting = "accepted" if env["ULAK_DATABASE_URL"].startswith("sqlite") else "pending"
+    assert re.search(rf"events\s*│\s*{waiting}\s*│\s*2\b", before.stdout), before.stdout
+    await workers.drain()
+    after = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert re.search(r"events\s*│\s*applied\s*│\s*2\b", after.stdout), after.stdout
+    assert "accepted" not in after.stdout
+    assert "pending" not in after.stdout

@@ -468,13 +468,20 @@ def status(
     failures: Annotated[int, typer.Option(help="How many recent failures to list.")] = 10,
 ) -> None:
     """What is waiting and what failed: events, enrollments and messages, with reasons."""
+    from ulak.events.inbox import inbox_backlog
     from ulak.operations import failures_report
 
     async def main() -> dict[str, Any]:
         database = _database(get_settings())
         try:
             async with database.read() as session:
-                return await failures_report(session, store_id=store, limit=failures)
+                report = await failures_report(session, store_id=store, limit=failures)
+            if database.is_sqlite:
+                # Accepted by the API, not yet taken over by the worker.
+                waiting = await inbox_backlog(database, store_id=store)
+                if waiting:
+                    report["counts"].setdefault("events", {})["accepted"] = waiting
+            return report
         finally:
             await database.dispose()
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     delete,
+    func,
     select,
     text,
 )
@@ -334,3 +335,19 @@ async def take_from_inbox(session: AsyncSession, database: Database, *, limit: i
         cursor.generation, cursor.seq = generation, rows[-1]["seq"]
     await session.flush()
     return len(rows)
+
+
+async def inbox_backlog(database: Database, *, store_id: int | None) -> int:
+    """SQLite: how many accepted events the worker has not copied yet (of one store)."""
+    async with database.read() as session:
+        cursor = await session.get(InboxCursor, 1)
+    async with database.inbox_reader.connect() as connection:
+        try:
+            generation = (await connection.execute(select(inbox_file.c.generation))).scalar()
+        except OperationalError:  # no inbox yet: nothing accepted
+            return 0
+        after = cursor.seq if cursor is not None and cursor.generation == generation else 0
+        query = select(func.count()).select_from(inbox).where(inbox.c.seq > after)
+        if store_id is not None:
+            query = query.where(inbox.c.store_id == store_id)
+        return int((await connection.execute(query)).scalar_one())
