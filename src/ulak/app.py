@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from ulak.channels.pages import dev_inbox_router
-from ulak.channels.service import email_channel
 from ulak.clock import Clock, SystemClock
 from ulak.config import Settings, get_settings
 from ulak.customers.api import router as customers_router
@@ -27,7 +26,7 @@ from ulak.db import Database
 from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
-from ulak.jobs import JobContext
+from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.web.pages import browser_language, error_page
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
@@ -99,13 +98,7 @@ def create_app(
         settings.database_url, lock_timeout=settings.lock_timeout_seconds
     )
     clock = clock or SystemClock()
-    ctx = JobContext(
-        database=database,
-        settings=settings,
-        clock=clock,
-        email=email_channel(settings, database, clock),
-        batch_size=settings.batch_size,
-    )
+    ctx = job_context(settings, database, clock)
     workers = Workers(ctx)
     processes = WorkerProcesses(ctx) if run_workers and settings.worker_processes else None
 

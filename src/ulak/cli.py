@@ -117,8 +117,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run only the workers (scale out beside `ulak serve --no-workers` on PostgreSQL)."""
-    from ulak.channels.service import email_channel
-    from ulak.jobs import JobContext
+    from ulak.jobs import job_context
     from ulak.worker import AnotherWorker, Workers, listen_for_events
 
     settings = get_settings()
@@ -126,14 +125,7 @@ def worker(
 
     async def main() -> None:
         database = _database(settings)
-        clock = SystemClock()
-        ctx = JobContext(
-            database=database,
-            settings=settings,
-            clock=clock,
-            email=email_channel(settings, database, clock),
-            batch_size=settings.batch_size,
-        )
+        ctx = job_context(settings, database, SystemClock())
         workers = Workers(ctx)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, workers.stop)

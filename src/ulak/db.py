@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Integer,
+    MetaData,
     Numeric,
     String,
     Table,
@@ -91,8 +92,20 @@ class Money(TypeDecorator[Decimal]):
         return Decimal(str(value))
 
 
+# Constraint names that every database spells the same, so a migration can name the one
+# it changes (PostgreSQL's own names differ, SQLite's constraints have none). Migration
+# 0004 gave PostgreSQL's existing constraints these names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _async_url(url: str) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ulak.channels.service import EmailChannel
+from ulak.channels.service import EmailChannel, email_channel
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Base, BigId, Database, UTCDateTime, insert_ignoring_conflicts, table_of
@@ -48,6 +48,17 @@ class JobContext:
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.database.transaction(priority=self.priority)
+
+
+def job_context(settings: Settings, database: Database, clock: Clock) -> JobContext:
+    """The context of a worker configured by `settings`."""
+    return JobContext(
+        database=database,
+        settings=settings,
+        clock=clock,
+        email=email_channel(settings, database, clock),
+        batch_size=settings.batch_size,
+    )
 
 
 Work = Callable[[JobContext], Awaitable[int]]
