@@ -130,6 +130,54 @@ def test_kill_9_while_processing_loses_nothing_and_sends_each_email_once(
     assert resent <= 100
 
 
+@pytest.mark.parametrize("victim", ["api", "worker"])
+def test_kill_9_of_one_process_loses_no_acknowledged_order(
+    server: Server, server_env: dict[str, str], smtp_sink: SmtpSink, victim: str
+) -> None:
+    """kill -9 of the API process alone while it accepts a burst (its worker sees the pipe
+    close and exits; the server is started again), or of the worker alone while it works
+    through one (the server starts another): every order that was answered 202 gets its
+    email, once per Message-ID, and nothing that was not posted is sent."""
+    store = create_store_with_cli(server_env)
+    server.start()
+    auth = {"Authorization": f"Bearer {store['api_key']}"}
+    orders = [f"V{n:04d}" for n in range(240)]
+    acknowledged: list[str] = []
+    with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
+        for start in range(0, len(orders), 20):
+            chunk = orders[start : start + 20]
+            if start == 120 and victim == "api":
+                server.kill_server_only()
+            if start == 120 and victim == "worker":
+                wait_until(lambda: len(smtp_sink.received) >= 5, 30, "the first emails")
+                for pid in server.workers():
+                    os.kill(pid, signal.SIGKILL)
+            batch = [
+                order_placed(o, customer_id=f"c-{o}", email=f"b-{o}@example.com") for o in chunk
+            ]
+            try:
+                response = client.post("/v1/events", json={"events": batch})
+            except httpx.TransportError:
+                continue  # the API is gone: not acknowledged
+            assert response.status_code == 202
+            acknowledged += chunk
+    assert len(acknowledged) == (120 if victim == "api" else 240)
+    if victim == "api":
+        server.start()
+
+    def emailed() -> set[str]:
+        return {r.message["Subject"].split("#")[1].split()[0] for r in smtp_sink.received}
+
+    wait_until(lambda: set(acknowledged) <= emailed(), 90, "every acknowledged order's email")
+    time.sleep(1)
+    by_order: dict[str, set[str]] = {}
+    for r in smtp_sink.received:
+        number = r.message["Subject"].split("#")[1].split()[0]
+        by_order.setdefault(number, set()).add(r.message["Message-ID"])
+    assert set(by_order) == set(acknowledged)
+    assert all(len(ids) == 1 for ids in by_order.values())
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
