@@ -1,0 +1,60 @@
+"""Jobs are declared by their feature; a periodic job runs once per tick across workers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.jobs import Job, JobContext, JobTick, registered
+from ulak.worker import Workers, pipeline_stages
+
+
+def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
+    jobs = registered()
+    assert list(jobs) == ["events.apply", "journeys.run_due", "messages.send_due"]
+    assert jobs["events.apply"].wakes == ("journeys.run_due",)
+    assert jobs["journeys.run_due"].wakes == ("messages.send_due",)
+    assert pipeline_stages(jobs) == {
+        "events.apply": 0,
+        "journeys.run_due": 1,
+        "messages.send_due": 2,
+    }
+
+
+async def test_a_periodic_job_runs_once_per_tick_across_workers(
+    workers: Workers, db: Database, clock: FrozenClock
+) -> None:
+    runs: list[str] = []
+
+    async def count(ctx: JobContext) -> int:
+        runs.append(ctx.clock.now().isoformat())
+        return 1
+
+    job = Job("carts.detect_abandoned", count, every=timedelta(hours=1))
+    # Two workers on the same database, as two `ulak worker` processes on PostgreSQL.
+    first = Workers(workers.ctx, {job.name: job})
+    second = Workers(replace(workers.ctx), {job.name: job})
+    assert await first.run_job(job) == 1
+    assert await second.run_job(job) == 0
+    assert await first.run_job(job) == 0
+    assert len(runs) == 1
+
+    clock.travel(timedelta(minutes=59))
+    assert await second.run_job(job) == 0
+    clock.travel(timedelta(minutes=1))
+    assert await second.run_job(job) == 1
+    assert await first.run_job(job) == 0
+    assert len(runs) == 2
+
+    for _ in range(3):
+        clock.travel(timedelta(hours=1))
+        assert await first.run_job(job) == 1
+    assert len(runs) == 5
+    # Only the last two ticks are kept.
+    async with db.read() as session:
+        kept = (await session.execute(select(JobTick.tick).order_by(JobTick.tick))).scalars()
+        assert len(list(kept)) == 2
