@@ -125,7 +125,9 @@ def worker(
 
     async def main() -> None:
         database = _database(settings)
-        ctx = job_context(settings, database, SystemClock())
+        ctx = job_context(
+            settings, database, SystemClock(), helper_processes=settings.helper_processes
+        )
         workers = Workers(ctx)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, workers.stop)
@@ -156,6 +158,7 @@ def worker(
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
             await ctx.email.close()
+            ctx.offload.close()
             await database.dispose()
 
     try:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # Worker processes `ulak serve` starts beside the API; 0 runs the workers inside the
     # API process (one core does everything).
     worker_processes: int = Field(default=1, ge=0, le=32)
+    # Helper processes each worker process renders emails and builds their MIME in, so
+    # the worker (on SQLite the database's one writer) keeps its core for the database;
+    # 0 does that work in the worker itself.
+    helper_processes: int = Field(default=1, ge=0, le=32)
     # SQLite: how long a write waits for another process's write lock (an admin command
     # beside a running server) before it fails saying so.
     lock_timeout_seconds: float = Field(default=30.0, gt=0)

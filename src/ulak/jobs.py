@@ -27,6 +27,7 @@ from ulak.channels.service import EmailChannel, email_channel
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Base, BigId, Database, UTCDateTime, insert_ignoring_conflicts, table_of
+from ulak.offload import Offload
 
 # The features whose `jobs.py` declares jobs; importing one registers its jobs.
 FEATURES = ("ulak.events.jobs", "ulak.journeys.jobs", "ulak.messages.jobs")
@@ -42,6 +43,8 @@ class JobContext:
     email: EmailChannel
     # Rows one batch takes (`ULAK_BATCH_SIZE`).
     batch_size: int
+    # Rendering and MIME, in a helper process (or inline).
+    offload: Offload
     # The running job's place in the pipeline: later stages write first (see
     # `Database.transaction`); set by the worker for each job.
     priority: int = 0
@@ -50,14 +53,19 @@ class JobContext:
         return self.database.transaction(priority=self.priority)
 
 
-def job_context(settings: Settings, database: Database, clock: Clock) -> JobContext:
-    """The context of a worker configured by `settings`."""
+def job_context(
+    settings: Settings, database: Database, clock: Clock, *, helper_processes: int = 0
+) -> JobContext:
+    """The context of a worker configured by `settings`, with this many helper processes
+    for rendering and MIME (0: inline)."""
+    offload = Offload(helper_processes)
     return JobContext(
         database=database,
         settings=settings,
         clock=clock,
-        email=email_channel(settings, database, clock),
+        email=email_channel(settings, database, clock, offload),
         batch_size=settings.batch_size,
+        offload=offload,
     )
 
 
@@ -92,7 +100,7 @@ def job(
 
 
 def registered() -> dict[str, Job]:
-    """Every declared job, in the order of FEATURES."""
+    """Every declared job (`Workers` puts them in pipeline order)."""
     for module in FEATURES:
         importlib.import_module(module)
     return dict(_jobs)

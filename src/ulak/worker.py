@@ -33,8 +33,10 @@ FIRST = "events.apply"
 class Workers:
     def __init__(self, ctx: JobContext, jobs: dict[str, Job] | None = None) -> None:
         self.ctx = ctx
-        self.jobs = jobs if jobs is not None else registered()
-        self.stages = pipeline_stages(self.jobs)
+        jobs = jobs if jobs is not None else registered()
+        self.stages = pipeline_stages(jobs)
+        # In pipeline order, so that `drain` runs each stage after the one that feeds it.
+        self.jobs = dict(sorted(jobs.items(), key=lambda item: self.stages[item[0]]))
         self._wake = {name: asyncio.Event() for name in self.jobs}
         self._stopping = asyncio.Event()
 

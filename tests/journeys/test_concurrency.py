@@ -24,6 +24,7 @@ from ulak.events.service import apply_lanes
 from ulak.journeys.jobs import run_due_enrollments
 from ulak.messages.models import Message
 from ulak.messages.service import claim_due, record_outcome
+from ulak.offload import Offload
 from ulak.worker import Workers
 
 SEND_THEN_FAIL = """
@@ -142,7 +143,9 @@ async def test_an_event_racing_a_finished_enrollment_does_not_revive_it(
     # The step runner times the wait out and completes the enrollment while the event
     # worker applies the review that arrived just too late.
     async with db.transaction() as session:
-        await run_due_enrollments(session, clock=clock, limit=10, max_attempts=5, base_url="")
+        await run_due_enrollments(
+            session, clock=clock, limit=10, max_attempts=5, base_url="", offload=Offload(0)
+        )
         racing = asyncio.create_task(workers.once("events.apply"))
         await asyncio.sleep(0.5)
     await racing

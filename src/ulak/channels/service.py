@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from functools import partial
 from typing import Protocol
 
 from ulak.channels.email import DkimSigner, OutgoingEmail, SendError, build_mime
@@ -13,6 +14,7 @@ from ulak.channels.models import DevInboxMessage
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Database
+from ulak.offload import Offload
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +59,17 @@ class Outcome:
 
 
 class EmailChannel:
-    def __init__(self, transport: EmailTransport, dkim: DkimSigner | None) -> None:
+    def __init__(
+        self, transport: EmailTransport, dkim: DkimSigner | None, offload: Offload
+    ) -> None:
         self.transport = transport
         self.dkim = dkim
+        self.offload = offload
 
     async def deliver(self, mail: OutgoingEmail) -> Outcome:
         try:
-            raw = build_mime(mail, dkim=self.dkim)
+            # MIME and the DKIM signature are pure CPU work: a helper process does them.
+            raw = await self.offload.run(partial(build_mime, mail, dkim=self.dkim))
             await self.transport.send(mail_from=mail.from_address, rcpt_to=mail.to_address, raw=raw)
         except SendError as error:
             return Outcome(str(error), error.permanent)
@@ -88,7 +94,9 @@ def email_transport(settings: Settings, database: Database, clock: Clock) -> Ema
     )
 
 
-def email_channel(settings: Settings, database: Database, clock: Clock) -> EmailChannel:
+def email_channel(
+    settings: Settings, database: Database, clock: Clock, offload: Offload
+) -> EmailChannel:
     return EmailChannel(
-        email_transport(settings, database, clock), DkimSigner.from_settings(settings)
+        email_transport(settings, database, clock), DkimSigner.from_settings(settings), offload
     )

@@ -35,7 +35,8 @@ from ulak.journeys.service import (
     trace,
     write_trace,
 )
-from ulak.messages.service import create_email
+from ulak.messages.service import Renders, create_email
+from ulak.offload import Offload
 from ulak.stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ async def run_due(ctx: JobContext) -> int:
             limit=ctx.batch_size,
             max_attempts=ctx.settings.step_max_attempts,
             base_url=ctx.settings.base_url,
+            offload=ctx.offload,
             isolate=isolate,
         )
 
@@ -70,6 +72,7 @@ async def run_due_enrollments(
     limit: int,
     max_attempts: int,
     base_url: str,
+    offload: Offload,
     isolate: bool = True,
 ) -> int:
     """Run the due enrollments of one batch; returns how many ran.
@@ -89,19 +92,48 @@ async def run_due_enrollments(
         query = query.with_for_update(skip_locked=True)
     enrollments = list((await session.execute(query)).scalars())
     await _prefetch(session, enrollments)
+    renders = Renders(offload, deferred=not isolate)
+    try:
+        done = await _run_all(
+            session,
+            enrollments,
+            clock=clock,
+            max_attempts=max_attempts,
+            base_url=base_url,
+            renders=renders,
+            isolate=isolate,
+        )
+    finally:
+        await renders.finish()
+    await write_trace(session)
+    await session.flush()
+    return done
+
+
+async def _run_all(
+    session: AsyncSession,
+    enrollments: list[Enrollment],
+    *,
+    clock: Clock,
+    max_attempts: int,
+    base_url: str,
+    renders: Renders,
+    isolate: bool,
+) -> int:
+    now = clock.now()
     done = 0
     for enrollment in enrollments:
         # Let this process's other work (SMTP sessions in flight) move between enrollments.
         await asyncio.sleep(0)
         done += 1
         if not isolate:
-            await _run(session, enrollment, clock=clock, base_url=base_url)
+            await _run(session, enrollment, clock=clock, base_url=base_url, renders=renders)
             continue
         # Read before the savepoint: a rollback expires what was flushed inside it.
         enrollment_id = enrollment.id
         try:
             async with savepoint(session):
-                await _run(session, enrollment, clock=clock, base_url=base_url)
+                await _run(session, enrollment, clock=clock, base_url=base_url, renders=renders)
                 await write_trace(session)
         except Exception as error:  # a step's failure is recorded on its enrollment
             await session.refresh(enrollment)
@@ -116,8 +148,6 @@ async def run_due_enrollments(
                     seconds=30 * 2 ** (enrollment.attempts - 1)
                 )
             trace(session, enrollment, at=now, kind="error", note=reason)
-    await write_trace(session)
-    await session.flush()
     return done
 
 
@@ -139,7 +169,12 @@ async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> Non
 
 
 async def _run(
-    session: AsyncSession, enrollment: Enrollment, *, clock: Clock, base_url: str
+    session: AsyncSession,
+    enrollment: Enrollment,
+    *,
+    clock: Clock,
+    base_url: str,
+    renders: Renders,
 ) -> None:
     now = clock.now()
     compiled = await compiled_version(session, enrollment.journey_version_id)
@@ -217,6 +252,7 @@ async def _run(
                     context=context,
                     base_url=base_url,
                     clock=clock,
+                    renders=renders,
                 )
                 note = f"{op.template} -> message {message.id} ({message.status})"
                 trace(session, enrollment, at=now, kind="send", note=note)

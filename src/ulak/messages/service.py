@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -18,10 +21,12 @@ from ulak.errors import NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     Brand,
+    RenderedEmail,
     check_template_source,
     render_email,
     resolve_locale,
 )
+from ulak.offload import Offload
 from ulak.stores.models import Store
 
 
@@ -110,6 +115,47 @@ async def set_template_override(
     await session.flush()
 
 
+class Renders:
+    """The emails a batch renders, in a helper process (`ulak.offload`).
+
+    Deferred (a batch's fast path), a render starts when the send step runs and the batch
+    goes on; `finish` fills the messages in before the batch commits, so rendering one
+    email overlaps the database work of the next. Otherwise (a batch re-run row by row,
+    where a failure must land on its own row) each render is awaited where it starts.
+    """
+
+    def __init__(self, offload: Offload, *, deferred: bool) -> None:
+        self.offload = offload
+        self.deferred = deferred
+        self._pending: list[tuple[Message, asyncio.Future[RenderedEmail]]] = []
+
+    async def render(self, message: Message, work: Callable[[], RenderedEmail]) -> None:
+        if not self.deferred:
+            _fill(message, await self.offload.run(work))
+            return
+        self._pending.append((message, asyncio.ensure_future(self.offload.run(work))))
+
+    async def finish(self) -> None:
+        """Wait for every render started, and fill its message in."""
+        pending, self._pending = self._pending, []
+        try:
+            for message, rendered in pending:
+                _fill(message, await rendered)
+        finally:
+            for _, rendered in pending:
+                rendered.cancel()
+            # Collect what the cancelled or failed renders raised, so nothing is left
+            # unretrieved.
+            await asyncio.gather(*(r for _, r in pending), return_exceptions=True)
+
+
+def _fill(message: Message, rendered: RenderedEmail) -> None:
+    message.subject = rendered.subject
+    message.preheader = rendered.preheader
+    message.html = rendered.html
+    message.text = rendered.text
+
+
 async def create_email(
     session: AsyncSession,
     *,
@@ -122,8 +168,9 @@ async def create_email(
     context: dict[str, Any],
     base_url: str,
     clock: Clock,
+    renders: Renders,
 ) -> Message:
-    """Render and queue one email. The caller's transaction makes it durable."""
+    """Queue one email, rendered by `renders` before the caller's transaction commits."""
     now = clock.now()
     locale = resolve_locale(customer.locale, store.locale)
     brand = brand_of(store)
@@ -132,14 +179,6 @@ async def create_email(
     )
     unsubscribe = (
         unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
-    )
-    rendered = render_email(
-        template,
-        locale=locale,
-        brand=brand,
-        context={**context, "store": brand.__dict__},
-        overrides=overrides,
-        unsubscribe_url=unsubscribe,
     )
     domain = store.sender_email.rpartition("@")[2] or "ulak.invalid"
     message = Message(
@@ -152,10 +191,10 @@ async def create_email(
         locale=locale,
         legal_class=legal_class,
         to_address=customer.email or "",
-        subject=rendered.subject,
-        preheader=rendered.preheader,
-        html=rendered.html,
-        text=rendered.text,
+        subject="",
+        preheader="",
+        html="",
+        text="",
         message_id_header=f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
         status="queued",
         send_after=now,
@@ -166,6 +205,18 @@ async def create_email(
         message.status = "skipped"
         message.last_error = "the customer has no email address"
     session.add(message)
+    await renders.render(
+        message,
+        partial(
+            render_email,
+            template,
+            locale=locale,
+            brand=brand,
+            context={**context, "store": brand.__dict__},
+            overrides=overrides,
+            unsubscribe_url=unsubscribe,
+        ),
+    )
     await session.flush()
     return message
 

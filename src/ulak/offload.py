@@ -1,0 +1,58 @@
+"""CPU work that touches no database, done in a helper process.
+
+The worker is the main database's one writer on SQLite, so everything it does runs on one
+core. Rendering an email (Jinja2, CSS inlining) and building its MIME (and DKIM signature)
+are pure functions of their inputs, and about a third of what an order costs the worker
+(bench/stages.py: rendering ~2.5 ms, MIME ~1.3 ms of ~12 ms; an RSA-2048 DKIM signature
+adds ~8 ms). A helper process does them on the other core while the worker goes on.
+
+With `processes=0` (tests, and `ULAK_WORKER_PROCESSES=0` where one core does everything)
+the work runs inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Offload:
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` in a helper process (it and its result must pickle), or inline."""
+        if not self.processes:
+            return work()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), work)
+        except BrokenProcessPool:
+            # A helper that died (killed, out of memory) breaks the pool: start another
+            # and try once more; the work is a pure function, so running it again is safe.
+            log.warning("a helper process died; starting another")
+            self._pool = None
+            return await loop.run_in_executor(self._executor(), work)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the worker has an event loop, threads and open databases.
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
