@@ -26,9 +26,6 @@ from ulak.jobs import Job, JobContext, registered, take_tick, tick_of
 
 log = logging.getLogger(__name__)
 
-# The job that new events wake.
-FIRST = "events.apply"
-
 
 class Workers:
     def __init__(self, ctx: JobContext, jobs: dict[str, Job] | None = None) -> None:
@@ -40,9 +37,11 @@ class Workers:
         self._wake = {name: asyncio.Event() for name in self.jobs}
         self._stopping = asyncio.Event()
 
-    def wake(self, name: str = FIRST) -> None:
-        if name in self._wake:
-            self._wake[name].set()
+    def wake(self, name: str | None = None) -> None:
+        """Wake a job; by default the first stages of the pipeline (new events came in)."""
+        for job in self.jobs.values():
+            if job.name == name or (name is None and self.stages[job.name] == 0 and not job.every):
+                self._wake[job.name].set()
 
     async def run_job(self, job: Job) -> int:
         """One batch of a job (one tick of a periodic one, if no other worker took it)."""
@@ -217,7 +216,7 @@ class WorkerProcesses:
             os.close(wake_read)
         return _Child(process, wake_write)
 
-    def wake(self, name: str = FIRST) -> None:
+    def wake(self) -> None:
         for child in self._children:
             # A full pipe already holds a wake-up; a closed one is a worker that exited.
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
