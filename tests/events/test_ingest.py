@@ -186,3 +186,22 @@ async def test_a_failing_request_does_not_fail_the_requests_committed_with_it(
     assert isinstance(outcomes[1], RuntimeError)  # the test client re-raises the 500's cause
     assert [o.status_code for o in outcomes if isinstance(o, httpx.Response)] == [202] * 3
     assert await count_events(db) == 3
+
+
+async def test_ids_that_ulak_keeps_for_its_own_events_are_refused(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    derived = order_placed(event_id="derived:order.delivered:s-1")
+    made_up = order_placed("2", event_id="ulak:0123456789abcdef01234567")
+    response = await client.post(
+        "/v1/events", json={"events": [derived, made_up, order_placed("3")]}, headers=store.auth
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert [a["key"] for a in body["accepted"]] == ["evt-order-3"]
+    assert [(r["index"], r["errors"][0]["path"]) for r in body["rejected"]] == [
+        (0, "events[0].id"),
+        (1, "events[1].id"),
+    ]
+    assert "reserved" in body["rejected"][0]["errors"][0]["message"]
+    assert await count_events(db) == 1

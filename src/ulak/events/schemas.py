@@ -182,6 +182,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
 WITHOUT_CUSTOMER = frozenset({"product.updated"})
 
 MAX_BATCH = 1000
+# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
+RESERVED_KEY_PREFIXES = ("ulak:", "derived:")
 
 
 class Problem(BaseModel):
@@ -213,6 +215,15 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
     except ValidationError as error:
         return None, problems_of(error, prefix)
     problems: list[Problem] = []
+    if event.id is not None and event.id.startswith(RESERVED_KEY_PREFIXES):
+        # ulak keys the events it makes up or derives so; a shop's event with such a key
+        # could collide with one of them and be taken for a duplicate.
+        problems.append(
+            Problem(
+                path=_path(prefix, ("id",)),
+                message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+            )
+        )
     model = DATA_MODELS.get(event.type)
     if model is not None:
         try:
