@@ -7,22 +7,9 @@ import re
 import signal
 from functools import partial
 
-from ulak.channels.email import OutgoingEmail, build_mime
-from ulak.clock import FrozenClock
+from tests.channels.test_email import MAIL
+from ulak.channels.email import build_mime
 from ulak.offload import Offload
-
-MAIL = OutgoingEmail(
-    message_id="<m1.1@dukkan.example>",
-    from_name="Ayşe'nin Dükkanı",
-    from_address="merhaba@dukkan.example",
-    reply_to=None,
-    to_address="ayse@example.com",
-    subject="Siparişiniz alındı – #1001",
-    html="<p>Teşekkürler</p>",
-    text="Teşekkürler",
-    date=FrozenClock().now(),
-    list_unsubscribe_url=None,
-)
 
 
 def same_mail(raw: bytes) -> bytes:

@@ -108,6 +108,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def sync_url(url: str) -> str:
+    """The same database for a synchronous engine (Alembic's checks)."""
+    return _async_url(url).replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+
 def _async_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -165,16 +170,14 @@ class Database:
         stages of its pipeline priority, so mail already rendered leaves before more events
         are taken in). PostgreSQL has no turns to take.
         """
-        if self.turns is None:
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
-        await self.turns.take(priority)
+        if self.turns is not None:
+            await self.turns.take(priority)
         try:
             async with self.sessions() as session, session.begin():
                 yield session
         finally:
-            self.turns.hand_on()
+            if self.turns is not None:
+                self.turns.hand_on()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
+from ulak.db import sync_url
+
 _HERE = Path(__file__).parent / "migrations"
 
 
@@ -30,10 +32,7 @@ def upgrade(database_url: str) -> None:
 
 
 def _current(database_url: str) -> str | None:
-    url = database_url.replace("+aiosqlite", "").replace("postgresql://", "postgresql+psycopg://")
-    if url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
-    engine = create_engine(url)
+    engine = create_engine(sync_url(database_url))
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

@@ -34,6 +34,7 @@ class Workers:
         self.stages = pipeline_stages(jobs)
         # In pipeline order, so that `drain` runs each stage after the one that feeds it.
         self.jobs = dict(sorted(jobs.items(), key=lambda item: self.stages[item[0]]))
+        self._contexts = {name: replace(ctx, priority=self.stages[name]) for name in self.jobs}
         self._wake = {name: asyncio.Event() for name in self.jobs}
         self._stopping = asyncio.Event()
 
@@ -52,7 +53,7 @@ class Workers:
                     session, name=job.name, tick=tick_of(now, job.every), now=now
                 ):
                     return 0
-        done = await job.run(replace(self.ctx, priority=self.stages[job.name]))
+        done = await job.run(self._contexts[job.name])
         if done:
             for name in job.wakes:
                 self.wake(name)

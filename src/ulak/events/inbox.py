@@ -91,6 +91,19 @@ async def create_inbox(connection: AsyncConnection) -> None:
         await connection.execute(inbox_file.insert().values(generation=secrets.token_hex(8)))
 
 
+async def _generation(connection: AsyncConnection) -> str | None:
+    """Which inbox file this is; None before the API wrote its first event."""
+    try:
+        return (await connection.execute(select(inbox_file.c.generation))).scalar()
+    except OperationalError:  # no such table yet
+        return None
+
+
+def _copied_up_to(cursor: InboxCursor | None, generation: str) -> int:
+    """The last sequence number of this inbox file that the worker copied (0: none)."""
+    return cursor.seq if cursor is not None and cursor.generation == generation else 0
+
+
 def lane_of(event: EventIn) -> int:
     """Events of one customer share a lane so they apply in order.
 
@@ -288,11 +301,11 @@ class Inbox:
         if time.monotonic() - self._pruned_at < PRUNE_SECONDS:
             return
         self._pruned_at = time.monotonic()
-        generation = (await connection.execute(select(inbox_file.c.generation))).scalar_one()
+        generation = await _generation(connection)
         async with self.database.read() as session:
             cursor = await session.get(InboxCursor, 1)
-        if cursor is not None and cursor.generation == generation:
-            await connection.execute(delete(inbox).where(inbox.c.seq <= cursor.seq))
+        if generation is not None and (copied := _copied_up_to(cursor, generation)):
+            await connection.execute(delete(inbox).where(inbox.c.seq <= copied))
 
 
 def _answers(submission: Submission, rows: list[dict[str, Any]], new: set[str]) -> list[Accepted]:
@@ -309,14 +322,11 @@ async def take_from_inbox(session: AsyncSession, database: Database, *, limit: i
     """SQLite: copy up to `limit` inbox rows past the cursor into `events` and move the
     cursor, in the caller's transaction (the worker's, the main database's one writer)."""
     async with database.inbox_reader.connect() as connection:
-        try:
-            generation = (await connection.execute(select(inbox_file.c.generation))).scalar()
-        except OperationalError:  # no such table: the API has not written its first event
-            return 0
+        generation = await _generation(connection)
         if generation is None:
             return 0
         cursor = await session.get(InboxCursor, 1)
-        after = cursor.seq if cursor is not None and cursor.generation == generation else 0
+        after = _copied_up_to(cursor, generation)
         rows = (
             (
                 await connection.execute(
@@ -342,11 +352,10 @@ async def inbox_backlog(database: Database, *, store_id: int | None) -> int:
     async with database.read() as session:
         cursor = await session.get(InboxCursor, 1)
     async with database.inbox_reader.connect() as connection:
-        try:
-            generation = (await connection.execute(select(inbox_file.c.generation))).scalar()
-        except OperationalError:  # no inbox yet: nothing accepted
+        generation = await _generation(connection)
+        if generation is None:  # no inbox yet: nothing accepted
             return 0
-        after = cursor.seq if cursor is not None and cursor.generation == generation else 0
+        after = _copied_up_to(cursor, generation)
         query = select(func.count()).select_from(inbox).where(inbox.c.seq > after)
         if store_id is not None:
             query = query.where(inbox.c.store_id == store_id)
