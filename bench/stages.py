@@ -73,14 +73,14 @@ async def measure(args: argparse.Namespace, url: str) -> None:
     transport = CountingTransport()
     if args.smtp_url:
         # Count what the real SMTP transport sends.
-        smtp = workers.ctx.email.transport
+        smtp = workers.ctx.sender.email.transport
 
         async def send(*, mail_from: str, rcpt_to: str, raw: bytes) -> None:
             await smtp.send(mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
             await CountingTransport.send(transport, mail_from=mail_from, rcpt_to=rcpt_to, raw=raw)
 
         transport.send = send  # type: ignore[method-assign]
-    workers.ctx.email.transport = transport
+    workers.ctx.sender.email.transport = transport
     store = await make_store(database, clock)
     n = args.orders
     events = [

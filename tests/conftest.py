@@ -98,10 +98,11 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database, clock: FrozenClock) -> Iterator[Any]:
+async def app(settings: Settings, db: Database, clock: FrozenClock) -> AsyncIterator[Any]:
     application = create_app(settings, database=db, clock=clock, run_workers=False)
     yield application
     application.state.inbox.close()
+    await application.state.workers.ctx.sender.close(grace=10)
 
 
 @pytest.fixture

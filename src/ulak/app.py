@@ -123,7 +123,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
             app.state.inbox.close()
-            await ctx.email.close()
+            await ctx.sender.close(grace=10)
             await database.dispose()
 
     app = FastAPI(

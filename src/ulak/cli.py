@@ -157,7 +157,7 @@ def worker(
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
-            await ctx.email.close()
+            await ctx.sender.close(grace=10)
             ctx.offload.close()
             await database.dispose()
 

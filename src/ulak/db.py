@@ -121,16 +121,22 @@ def _async_url(url: str) -> str:
     return url
 
 
-def inbox_path(path: str) -> str:
-    """The SQLite file the API appends accepted events to: `ulak.db` -> `ulak-inbox.db`."""
+def side_path(path: str, name: str) -> str:
+    """A SQLite file beside the main one, with one writer of its own: `ulak.db` ->
+    `ulak-inbox.db` (accepted events, written by the API process) or `ulak-outcomes.db`
+    (delivery outcomes, written by the sender)."""
     stem, dot, suffix = path.rpartition(".")
     if not dot or "/" in suffix:
-        return f"{path}-inbox"
-    return f"{stem}-inbox.{suffix}"
+        return f"{path}-{name}"
+    return f"{stem}-{name}.{suffix}"
+
+
+def inbox_path(path: str) -> str:
+    return side_path(path, "inbox")
 
 
 class Database:
-    """The main database, and on SQLite the inbox file beside it.
+    """The main database, and on SQLite the side files beside it (inbox, outcomes).
 
     On SQLite every file has one writing process: the worker writes the main database, the
     API process writes the inbox (see `events/inbox.py`). Everyone else only reads, and a
@@ -146,7 +152,7 @@ class Database:
         self.path = (make_url(self.url).database or "") if self.is_sqlite else ""
         self.lock_timeout = lock_timeout
         self.engine: AsyncEngine
-        self._inbox_engines: dict[str, AsyncEngine] = {}
+        self._side_engines: dict[tuple[str, bool], AsyncEngine] = {}
         if self.is_sqlite:
             # One connection writes: this process's transactions queue for it in order.
             self.engine = _sqlite_engine(self.path, echo, immediate=True, lock_timeout=lock_timeout)
@@ -188,28 +194,27 @@ class Database:
     @property
     def inbox_engine(self) -> AsyncEngine:
         """SQLite only: the inbox file, for its one writer (the API process)."""
-        if "write" not in self._inbox_engines:
-            self._inbox_engines["write"] = _sqlite_engine(
-                self._inbox_path(), False, immediate=True, lock_timeout=self.lock_timeout
-            )
-        return self._inbox_engines["write"]
+        return self.side_engine("inbox", write=True)
 
     @property
     def inbox_reader(self) -> AsyncEngine:
         """SQLite only: the inbox file, for its reader (the worker)."""
-        if "read" not in self._inbox_engines:
-            self._inbox_engines["read"] = _sqlite_engine(self._inbox_path(), False, immediate=False)
-        return self._inbox_engines["read"]
+        return self.side_engine("inbox", write=False)
 
-    def _inbox_path(self) -> str:
-        assert self.is_sqlite, "on PostgreSQL events go straight into the events table"
-        return inbox_path(self.path)
+    def side_engine(self, name: str, *, write: bool) -> AsyncEngine:
+        """SQLite only: a side file (`side_path`), for its one writer or for readers."""
+        assert self.is_sqlite, "PostgreSQL keeps everything in the one database"
+        if (name, write) not in self._side_engines:
+            self._side_engines[name, write] = _sqlite_engine(
+                side_path(self.path, name), False, immediate=write, lock_timeout=self.lock_timeout
+            )
+        return self._side_engines[name, write]
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
-        for engine in self._inbox_engines.values():
+        for engine in self._side_engines.values():
             await engine.dispose()
 
 

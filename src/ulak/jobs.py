@@ -23,10 +23,11 @@ from sqlalchemy import String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ulak.channels.service import EmailChannel, email_channel
+from ulak.channels.service import email_channel
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Base, BigId, Database, UTCDateTime, insert_ignoring_conflicts, table_of
+from ulak.messages.sending import Sender
 from ulak.offload import Offload
 
 # The features whose `jobs.py` declares jobs; importing one registers its jobs.
@@ -40,7 +41,8 @@ class JobContext:
     database: Database
     settings: Settings
     clock: Clock
-    email: EmailChannel
+    # Delivers messages over the email channel; one per worker process.
+    sender: Sender
     # Rows one batch takes (`ULAK_BATCH_SIZE`).
     batch_size: int
     # Rendering and MIME, in a helper process (or inline).
@@ -63,7 +65,7 @@ def job_context(
         database=database,
         settings=settings,
         clock=clock,
-        email=email_channel(settings, database, clock, offload),
+        sender=Sender(email_channel(settings, database, clock, offload), database, settings, clock),
         batch_size=settings.batch_size,
         offload=offload,
     )

@@ -27,6 +27,13 @@ async def failures_report(
             select(model.status, func.count()).where(*scope).group_by(model.status)
         )
         counts[kind] = {state: int(count) for state, count in rows.all()}
+        if model is Message:
+            # Sent again after its sender stopped mid-delivery: the customer may have it twice.
+            resent = await session.scalar(
+                select(func.count()).where(Message.interrupted_attempts > 0, *scope)
+            )
+            if resent:
+                counts[kind]["resent after a crash"] = int(resent)
         reason = {"events": Event.error, "enrollments": Enrollment.failure_reason}.get(
             kind, Message.last_error
         )

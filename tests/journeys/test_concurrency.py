@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import false, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.journeys.test_engine import (
     WAIT_FOR_REVIEW,
@@ -23,7 +24,7 @@ from ulak.events.models import Event
 from ulak.events.service import apply_lanes
 from ulak.journeys.jobs import run_due_enrollments
 from ulak.messages.models import Message
-from ulak.messages.service import claim_due, record_outcome
+from ulak.messages.service import Claimed, Delivered, claim_due, record_outcomes
 from ulak.offload import Offload
 from ulak.worker import Workers
 
@@ -75,25 +76,14 @@ async def test_a_stale_senders_outcome_does_not_overwrite_a_later_claim(
     await post(client, store, order_placed("1"))
     await workers.once("events.apply")
     await workers.once("journeys.run_due")
-    lease = timedelta(seconds=60)
     async with db.transaction() as session:
-        (first,) = await claim_due(
-            session, now=clock.now(), limit=10, lease=lease, base_url="", max_attempts=3
-        )
+        (first,) = await claim(session, clock, claimer=1)
     clock.travel(timedelta(seconds=61))  # the first sender is slow; its lease runs out
     async with db.transaction() as session:
-        (second,) = await claim_due(
-            session, now=clock.now(), limit=10, lease=lease, base_url="", max_attempts=3
-        )
-        await record_outcome(
-            session, message_id=second.id, attempt=second.attempts, error=None,
-            permanent=False, max_attempts=3, now=clock.now(),
-        )  # fmt: skip
+        (second,) = await claim(session, clock, claimer=2)
+        await record_outcomes(session, [delivered(second, clock)], max_attempts=3)
     async with db.transaction() as session:
-        await record_outcome(
-            session, message_id=first.id, attempt=first.attempts, error="timed out",
-            permanent=False, max_attempts=3, now=clock.now(),
-        )  # fmt: skip
+        await record_outcomes(session, [delivered(first, clock, "timed out")], max_attempts=3)
     async with db.transaction() as session:
         message = (await session.execute(select(Message))).scalar_one()
     assert (message.status, message.attempts, message.last_error) == ("sent", 2, None)
@@ -108,20 +98,27 @@ async def test_a_message_whose_sender_keeps_dying_gives_up(
     await workers.once("journeys.run_due")
     for _ in range(3):  # claimed, and the sender dies each time
         async with db.transaction() as session:
-            await claim_due(
-                session, now=clock.now(), limit=10, lease=timedelta(seconds=60), base_url="",
-                max_attempts=3,
-            )  # fmt: skip
+            await claim(session, clock, claimer=1)
         clock.travel(timedelta(seconds=61))
     async with db.transaction() as session:
-        again = await claim_due(
-            session, now=clock.now(), limit=10, lease=timedelta(seconds=60), base_url="",
-            max_attempts=3,
-        )  # fmt: skip
+        again = await claim(session, clock, claimer=1)
         message = (await session.execute(select(Message))).scalar_one()
     assert again == []
     assert message.status == "failed"
     assert message.last_error == "gave up after 3 attempt(s): the sender stopped during delivery"
+    assert message.interrupted_attempts == 3
+
+
+async def claim(session: AsyncSession, clock: FrozenClock, *, claimer: int) -> list[Claimed]:
+    """Claim as a sender whose peers are all alive: only a lease that ran out frees a claim."""
+    return await claim_due(
+        session, now=clock.now(), limit=10, lease=timedelta(seconds=60), base_url="",
+        max_attempts=3, claimer=claimer, orphaned=false(),
+    )  # fmt: skip
+
+
+def delivered(message: Claimed, clock: FrozenClock, error: str | None = None) -> Delivered:
+    return Delivered(message.id, message.attempts, error, False, clock.now())
 
 
 @pytest.fixture

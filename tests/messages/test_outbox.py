@@ -112,7 +112,7 @@ async def smtp_app(
     settings = Settings(database_url=database_url, smtp_url=smtp_sink.url, send_max_attempts=3)
     app = create_app(settings, database=db, clock=clock, run_workers=False)
     yield app
-    await app.state.workers.ctx.email.close()
+    await app.state.workers.ctx.sender.close(grace=10)
 
 
 async def test_a_temporary_refusal_is_retried_with_backoff(

@@ -78,6 +78,8 @@ async def get_customer(ref: str, store: CurrentStore, database: AppDatabase) -> 
                     "status": m.status,
                     "sent_at": m.sent_at,
                     "attempts": m.attempts,
+                    # Attempts cut short by a crash: each may have reached the customer.
+                    "interrupted_attempts": m.interrupted_attempts,
                     "error": m.last_error,
                 },
             )

@@ -69,6 +69,11 @@ class Message(Base):
     send_after: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The sender process holding the message while it is `sending` (`messages.sending`).
+    claimed_by: Mapped[int | None] = mapped_column(Integer)
+    # Deliveries whose sender stopped before it recorded their outcome: each may have
+    # reached the customer, so a later successful send may be a duplicate.
+    interrupted_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

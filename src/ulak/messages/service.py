@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Update,
+    and_,
+    bindparam,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.db import Note, is_postgres, notes
+from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
@@ -247,8 +257,14 @@ async def claim_due(
     lease: timedelta,
     base_url: str,
     max_attempts: int,
+    claimer: int,
+    orphaned: ColumnElement[bool],
 ) -> list[Claimed]:
-    """Take due messages (and those a crashed sender left) under a lease.
+    """Take up to `limit` due messages for the sender `claimer`, under a lease.
+
+    Also taken: messages left in `sending` by a sender that is gone, at once when the
+    database proves it (`orphaned`), otherwise once their lease ran out. Their earlier
+    delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
     Consent is checked here, at send time: a commercial message to someone who has since
     unsubscribed is skipped with a reason.
@@ -260,7 +276,7 @@ async def claim_due(
         .where(
             or_(
                 and_(IS_QUEUED, Message.send_after <= now),
-                and_(IS_SENDING, Message.lease_until <= now),
+                and_(IS_SENDING, or_(Message.lease_until <= now, orphaned)),
             )
         )
         .order_by(Message.send_after)
@@ -270,20 +286,27 @@ async def claim_due(
         query = query.with_for_update(skip_locked=True, of=Message)
     claimed = []
     for message, store, customer in (await session.execute(query)).all():
-        if message.status == "sending" and message.attempts >= max_attempts:
-            # Its sender stopped during delivery every time: it may have left, so give up.
-            message.status = "failed"
-            message.lease_until = None
-            message.last_error = (
-                f"gave up after {message.attempts} attempt(s): the sender stopped during delivery"
-            )
-            continue
+        if message.status == "sending":
+            message.interrupted_attempts += 1
+            if message.attempts >= max_attempts:
+                # Its sender stopped during delivery every time: give up.
+                message.status = "failed"
+                message.lease_until = None
+                message.claimed_by = None
+                message.last_error = (
+                    f"gave up after {message.attempts} attempt(s): "
+                    "the sender stopped during delivery"
+                )
+                continue
         if message.legal_class == "commercial" and customer.email_unsubscribed_at is not None:
             message.status = "skipped"
+            message.lease_until = None
+            message.claimed_by = None
             message.last_error = "the customer unsubscribed from email"
             continue
         message.status = "sending"
         message.lease_until = now + lease
+        message.claimed_by = claimer
         message.attempts += 1
         claimed.append(
             Claimed(
@@ -314,33 +337,75 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
-async def record_outcome(
-    session: AsyncSession,
-    *,
-    message_id: int,
-    attempt: int,
-    error: str | None,
-    permanent: bool,
-    max_attempts: int,
-    now: datetime,
+@dataclass(frozen=True)
+class Delivered:
+    """The outcome of one delivery attempt: `error` None is success; a permanent error is
+    not retried."""
+
+    message_id: int
+    attempt: int
+    error: str | None
+    permanent: bool
+    at: datetime
+
+
+def recording_outcomes() -> Update:
+    """The one statement that applies a delivery outcome to its message, for many rows at
+    once (`outcome_rows`). It only counts for the attempt it belongs to, while that attempt
+    is `sending`: applied again it changes nothing, and a sender whose lease ran out while
+    it worked no longer decides the message's state (a later claim does)."""
+    table = table_of(Message)
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("message"),
+            IS_SENDING,
+            table.c.attempts == bindparam("attempt"),
+        )
+        .values(
+            status=bindparam("status"),
+            last_error=bindparam("error"),
+            sent_at=func.coalesce(bindparam("sent_at", type_=UTCDateTime()), table.c.sent_at),
+            send_after=func.coalesce(
+                bindparam("send_after", type_=UTCDateTime()), table.c.send_after
+            ),
+            lease_until=null(),
+            claimed_by=null(),
+        )
+    )
+
+
+def outcome_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dict[str, Any]]:
+    """Parameters of `recording_outcomes`: under its guard the message's attempts equal the
+    outcome's, so the new state follows from the outcome alone, without reading the row."""
+    rows = []
+    for o in outcomes:
+        row: dict[str, Any] = {
+            "message": o.message_id,
+            "attempt": o.attempt,
+            "status": "sent",
+            "error": None,
+            "sent_at": None,
+            "send_after": None,
+        }
+        if o.error is None:
+            row["sent_at"] = o.at
+        elif o.permanent or o.attempt >= max_attempts:
+            row.update(status="failed", error=f"gave up after {o.attempt} attempt(s): {o.error}")
+        else:
+            row.update(status="queued", error=o.error, send_after=o.at + backoff(o.attempt))
+        rows.append(row)
+    return rows
+
+
+async def record_outcomes(
+    session: AsyncSession, outcomes: Sequence[Delivered], *, max_attempts: int
 ) -> None:
-    message = await session.get(Message, message_id)
-    # A sender whose lease ran out while it worked no longer owns the message: another
-    # claim (a later attempt) decides its state.
-    if message is None or message.status != "sending" or message.attempts != attempt:
-        return
-    message.lease_until = None
-    if error is None:
-        message.status = "sent"
-        message.sent_at = now
-        message.last_error = None
-    elif permanent or message.attempts >= max_attempts:
-        message.status = "failed"
-        message.last_error = f"gave up after {message.attempts} attempt(s): {error}"
-    else:
-        message.status = "queued"
-        message.send_after = now + backoff(message.attempts)
-        message.last_error = error
+    """Apply delivery outcomes to their messages, in the caller's transaction."""
+    if outcomes:
+        await session.execute(
+            recording_outcomes(), outcome_rows(outcomes, max_attempts=max_attempts)
+        )
 
 
 async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:

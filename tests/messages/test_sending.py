@@ -1,0 +1,212 @@
+"""The sender: each outcome is recorded the moment it is known, claims stay within the
+pool, and a gone sender's claims come back at once, counted as possible duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.support import StoreKey, make_store, order_placed
+from ulak.app import create_app
+from ulak.clock import FrozenClock
+from ulak.config import Settings
+from ulak.db import Database
+from ulak.messages.models import Message
+from ulak.messages.sending import Sender
+from ulak.worker import Workers
+
+
+class HeldTransport:
+    """An SMTP server that answers 250 at once, except to the addresses in `held`, whose
+    answer waits until `release` is set. It keeps every accepted delivery."""
+
+    def __init__(self, held: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.held = held
+        self.release = asyncio.Event()
+        self.accepted: list[str] = []
+        self.started: list[str] = []
+        self._accepting = asyncio.Event()
+
+    async def send(self, *, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        self.started.append(rcpt_to)
+        if rcpt_to in self.held:
+            await self.release.wait()
+        self.accepted.append(rcpt_to)
+        self._accepting.set()
+
+    async def until_accepted(self, count: int) -> None:
+        while len(self.accepted) < count:
+            self._accepting.clear()
+            await self._accepting.wait()
+
+    async def close(self) -> None:
+        return None
+
+
+async def one_app(settings: Settings, db: Database, clock: FrozenClock) -> Any:
+    return create_app(settings, database=db, clock=clock, run_workers=False)
+
+
+@pytest.fixture
+async def second_app(settings: Settings, db: Database, clock: FrozenClock) -> AsyncIterator[Any]:
+    """Another worker on the same database: the one that starts after a crash."""
+    application = create_app(settings, database=db, clock=clock, run_workers=False)
+    yield application
+    application.state.inbox.close()
+    await application.state.workers.ctx.sender.close(grace=10)
+
+
+async def place_orders(client: httpx.AsyncClient, store: StoreKey, count: int) -> None:
+    events = [
+        order_placed(str(1000 + n), customer_id=f"c-{n}", email=f"buyer{n}@example.com")
+        for n in range(count)
+    ]
+    response = await client.post("/v1/events", json={"events": events}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    assert response.json()["rejected"] == []
+
+
+async def by_address(db: Database) -> dict[str, tuple[str, int, int]]:
+    """Each message's (status, attempts, interrupted attempts), by recipient."""
+    async with db.read() as session:
+        rows = (await session.execute(select(Message))).scalars()
+        return {m.to_address: (m.status, m.attempts, m.interrupted_attempts) for m in rows}
+
+
+async def queue_messages(workers: Workers) -> None:
+    await workers.once("events.apply")
+    await workers.once("journeys.run_due")
+
+
+def sender_of(workers: Workers, transport: HeldTransport) -> Sender:
+    sender = workers.ctx.sender
+    sender.email.transport = transport
+    return sender
+
+
+async def test_an_accepted_message_is_recorded_sent_while_others_are_still_in_flight(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock)
+    await place_orders(client, store, 3)
+    await queue_messages(workers)
+    transport = HeldTransport(held={"buyer1@example.com"})
+    sender = sender_of(workers, transport)
+
+    await workers.once("messages.send_due")  # claims all three, starts delivering
+    await transport.until_accepted(2)
+    await sender.outcomes.wait()
+    assert sorted(transport.accepted) == ["buyer0@example.com", "buyer2@example.com"]
+    await workers.once("messages.send_due")  # folds what was recorded; buyer1 still waits
+
+    assert await by_address(db) == {
+        "buyer0@example.com": ("sent", 1, 0),
+        "buyer1@example.com": ("sending", 1, 0),
+        "buyer2@example.com": ("sent", 1, 0),
+    }
+    transport.release.set()
+    await workers.drain()
+    assert sender.in_flight == 0
+    assert await by_address(db) == {f"buyer{n}@example.com": ("sent", 1, 0) for n in range(3)}
+    assert sorted(transport.accepted) == [f"buyer{n}@example.com" for n in range(3)]
+
+
+async def test_a_sender_claims_no_more_than_its_pool_can_send_at_once(
+    database_url: str, db: Database, clock: FrozenClock
+) -> None:
+    settings = Settings(database_url=database_url, public_url="http://ulak.test", smtp_pool_size=2)
+    app = await one_app(settings, db, clock)
+    workers: Workers = app.state.workers
+    store = await make_store(db, clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+    ) as client:
+        await place_orders(client, store, 5)
+    await queue_messages(workers)
+    transport = HeldTransport(held={f"buyer{n}@example.com" for n in range(5)})
+    sender = sender_of(workers, transport)
+    try:
+        await workers.once("messages.send_due")
+        statuses = sorted(status for status, _, _ in (await by_address(db)).values())
+        assert statuses == ["queued", "queued", "queued", "sending", "sending"]
+        assert sender.in_flight == 2
+
+        transport.release.set()
+        await workers.drain()
+        assert sorted(transport.accepted) == [f"buyer{n}@example.com" for n in range(5)]
+        assert {s for s, _, _ in (await by_address(db)).values()} == {"sent"}
+    finally:
+        app.state.inbox.close()
+        await sender.close(grace=10)
+
+
+async def test_after_a_crash_only_the_deliveries_in_flight_go_again_and_at_once(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    second_app: Any,
+) -> None:
+    """The first sender stops with buyer1's delivery in flight (its outcome never
+    recorded); buyer0 and buyer2 were accepted and recorded. The next sender, without any
+    lease running out (the clock stands still), sends buyer1 again, with the same
+    Message-ID, counts the interrupted attempt, and sends nobody else twice."""
+    store = await make_store(db, clock)
+    await place_orders(client, store, 3)
+    await queue_messages(workers)
+    first = HeldTransport(held={"buyer1@example.com"})
+    crashed = sender_of(workers, first)
+    await workers.once("messages.send_due")
+    await first.until_accepted(2)
+    await crashed.outcomes.wait()
+    await crashed.close(grace=0)  # what kill -9 leaves: buyer1 claimed, outcome unknown
+
+    then: Workers = second_app.state.workers
+    second = HeldTransport()
+    sender_of(then, second)
+    await then.drain()
+
+    assert second.accepted == ["buyer1@example.com"]
+    assert await by_address(db) == {
+        "buyer0@example.com": ("sent", 1, 0),
+        "buyer1@example.com": ("sent", 2, 1),
+        "buyer2@example.com": ("sent", 1, 0),
+    }
+    response = await client.get("/v1/customers/c-1", headers=store.auth)
+    (message,) = [e for e in response.json()["timeline"] if e["kind"] == "message"]
+    assert (message["type"], message["detail"]["interrupted_attempts"]) == ("message.sent", 1)
+
+
+async def test_a_live_senders_claims_are_not_taken(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    second_app: Any,
+) -> None:
+    """PostgreSQL, where several workers send: a claim whose sender still holds its lock
+    stays with it until the lease runs out."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one sender, the database's one writer")
+    store = await make_store(db, clock)
+    await place_orders(client, store, 1)
+    await queue_messages(workers)
+    first = HeldTransport(held={"buyer0@example.com"})
+    busy = sender_of(workers, first)
+    await workers.once("messages.send_due")
+
+    other: Workers = second_app.state.workers
+    second = HeldTransport()
+    sender_of(other, second)
+    assert await other.once("messages.send_due") == 0
+    assert second.started == []
+
+    first.release.set()
+    await workers.drain()
+    assert busy.in_flight == 0
+    assert await by_address(db) == {"buyer0@example.com": ("sent", 1, 0)}
