@@ -68,6 +68,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    # time.monotonic() when the server took the message in, just before its "250".
+    at: float = 0.0
 
     @property
     def message(self) -> EmailMessage:
@@ -92,7 +94,12 @@ class SmtpSink:
         if self.refusals:
             return self.refusals.pop(0)
         self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content),
+                time.monotonic(),
+            )
         )
         return "250 OK"
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support import (
+    Received,
     Server,
     SmtpSink,
     create_store_with_cli,
@@ -82,17 +83,22 @@ def test_an_order_confirmation_reaches_a_real_smtp_server(
     assert ("message", "message.sent") in kinds
 
 
-def test_kill_9_during_delivery_sends_at_most_one_duplicate_per_crash(
+# A delivery may only go twice if the SMTP server accepted it this close to a crash: the
+# time between its "250" and the record of it, on a machine loaded by the test itself
+# (measured here: p99 under 1 ms on SQLite, 20 ms on PostgreSQL).
+CRASH_WINDOW_SECONDS = 0.1
+
+
+def test_kill_9_during_delivery_sends_again_only_what_was_accepted_at_the_crash(
     server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
 ) -> None:
-    """Kill the whole server (API and workers) early, midway and late in sending a burst of
-    orders' confirmations, starting it again each time: every acknowledged order gets its
-    confirmation, and duplicates average at most one per crash.
-
-    A duplicate can only come from a crash between the SMTP server's "250" and the commit
-    of that outcome, a few milliseconds (`messages/sending.py`); it carries the same
-    Message-ID, and the customer's timeline shows the interrupted attempt. On PostgreSQL two
-    worker processes send, each under its own lock.
+    """Kill the whole server (API, workers, sender processes) early, midway and late in
+    sending a burst of orders' confirmations, starting it again each time: every
+    acknowledged order gets its confirmation, and a confirmation goes twice only if the SMTP
+    server accepted it in the last milliseconds before a crash (before, a crash re-sent
+    every message of the batch in hand: 21 of 300). It carries the same Message-ID, and
+    the customer's timeline shows the interrupted attempt. On PostgreSQL two worker
+    processes send, each under its own lock. Prints the duplicates per crash.
     """
     if server_env["ULAK_DATABASE_URL"].startswith("postgresql"):
         server.env["ULAK_WORKER_PROCESSES"] = "2"
@@ -113,7 +119,7 @@ def test_kill_9_during_delivery_sends_at_most_one_duplicate_per_crash(
     def arrivals() -> Counter[str]:
         return Counter(r.message["Message-ID"] for r in smtp_sink.received)
 
-    crashes = 0
+    crashes: list[float] = []
     for share in (0.2, 0.5, 0.8):
         # (Counting raw arrivals: parsing every message on each poll would overshoot.)
         wait_until(
@@ -121,12 +127,9 @@ def test_kill_9_during_delivery_sends_at_most_one_duplicate_per_crash(
             60,
             f"{share:.0%} of the confirmations",
         )
+        crashes.append(time.monotonic())
         server.kill()
-        crashes += 1
-        counts = arrivals()
-        assert len(counts) < len(orders), "every email left before the kill; nothing was tested"
-        # Resends of the messages a crash left in flight go out after the next start.
-        print(f"crash {crashes}: {len(counts)} sent, {sum(counts.values()) - len(counts)} twice")
+        assert len(arrivals()) < len(orders), "every email left before the kill: nothing tested"
         server.start()
     wait_until(lambda: len(arrivals()) == len(orders), 90, "every order's confirmation")
     time.sleep(1)  # any stray resend would arrive now
@@ -137,15 +140,25 @@ def test_kill_9_during_delivery_sends_at_most_one_duplicate_per_crash(
         by_order.setdefault(number, set()).add(r.message["Message-ID"])
     assert sorted(by_order) == orders
     assert all(len(ids) == 1 for ids in by_order.values())
-    counts = arrivals()
-    duplicates = sum(counts.values()) - len(counts)
-    print(f"in all {duplicates} duplicate(s) for {crashes} crashes")
-    assert duplicates <= crashes
+
+    first: dict[str, Received] = {}
+    for r in smtp_sink.received:
+        first.setdefault(r.message["Message-ID"], r)
+    twice = [first[m] for m, n in arrivals().items() if n > 1]
+    # The crash each duplicate belongs to: the first one after its first copy arrived (or
+    # just before: the server may finish reading a message whose sender was just killed).
+    belongs = [next((i for i, at in enumerate(crashes) if at >= r.at - 0.05), -1) for r in twice]
+    before = [crashes[i] - r.at if i >= 0 else 99.0 for i, r in zip(belongs, twice, strict=True)]
+    per_crash = [belongs.count(i) for i in range(len(crashes))]
+    print(
+        f"duplicates per crash: {per_crash}; their first copies arrived "
+        f"{sorted(round(b * 1000, 1) for b in before)} ms before the crash"
+    )
+    assert all(b <= CRASH_WINDOW_SECONDS for b in before)
     # The shop can see who may have received theirs twice.
-    twice = {r.rcpt_tos[0] for r in smtp_sink.received if counts[r.message["Message-ID"]] > 1}
     with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
-        for address in twice:
-            profile = client.get(f"/v1/customers/{address}").json()
+        for r in twice:
+            profile = client.get(f"/v1/customers/{r.rcpt_tos[0]}").json()
             (message,) = [e for e in profile["timeline"] if e["kind"] == "message"]
             assert message["detail"]["interrupted_attempts"] >= 1
 

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=0, le=32)
     # Helper processes each worker process renders emails and builds their MIME in, so
     # the worker (on SQLite the database's one writer) keeps its core for the database;
-    # 0 does that work in the worker itself.
+    # with SMTP configured, a sender process beside them holds the SMTP conversations and
+    # records each outcome the moment it is known (`messages/sending.py`). 0 does all of
+    # that in the worker itself.
     helper_processes: int = Field(default=1, ge=0, le=32)
     # SQLite: how long a write waits for another process's write lock (an admin command
     # beside a running server) before it fails saying so.

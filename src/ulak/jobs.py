@@ -65,7 +65,14 @@ def job_context(
         database=database,
         settings=settings,
         clock=clock,
-        sender=Sender(email_channel(settings, database, clock, offload), database, settings, clock),
+        sender=Sender(
+            email_channel(settings, database, clock, offload),
+            database,
+            settings,
+            clock,
+            # With SMTP configured and helper processes allowed, a sender process delivers.
+            own_process=bool(settings.smtp_url) and helper_processes > 0,
+        ),
         batch_size=settings.batch_size,
         offload=offload,
     )

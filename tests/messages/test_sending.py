@@ -4,20 +4,24 @@ pool, and a gone sender's claims come back at once, counted as possible duplicat
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from tests.support import StoreKey, make_store, order_placed
+from tests.support import SmtpSink, StoreKey, free_port, make_store, order_placed, wait_until
 from ulak.app import create_app
-from ulak.clock import FrozenClock
+from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
 from ulak.db import Database
+from ulak.jobs import job_context
 from ulak.messages.models import Message
-from ulak.messages.sending import Sender
+from ulak.messages.sending import Sender, SenderProcess
 from ulak.worker import Workers
 
 
@@ -210,3 +214,63 @@ async def test_a_live_senders_claims_are_not_taken(
     await workers.drain()
     assert busy.in_flight == 0
     assert await by_address(db) == {"buyer0@example.com": ("sent", 1, 0)}
+
+
+class SlowFirstSink(SmtpSink):
+    """An SMTP server that, the first time it gets mail for `slow`, takes its time and
+    then refuses: its client is meant to die meanwhile."""
+
+    slow: str = ""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.slow in envelope.rcpt_tos:
+            self.slow = ""
+            await asyncio.sleep(2)
+            return "451 4.3.0 the client is gone"
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_sender_process_that_dies_is_replaced_and_its_claims_come_back_at_once(
+    database_url: str, db: Database, clock: FrozenClock
+) -> None:
+    sink = SlowFirstSink("127.0.0.1", free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    settings = Settings(database_url=database_url, public_url="http://ulak.test", smtp_url=sink.url)
+    ctx = job_context(settings, db, SystemClock(), helper_processes=1)
+    workers = Workers(ctx)
+    app = create_app(settings, database=db, clock=clock, run_workers=False)
+    store = await make_store(db, clock)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+        ) as client:
+            await place_orders(client, store, 3)
+        await queue_messages(workers)
+        sink.slow = "buyer1@example.com"
+        sender = ctx.sender
+        process = sender.deliveries
+        assert isinstance(process, SenderProcess)
+        await workers.once("messages.send_due")  # hands all three to the sender process
+        first_claimer = process.claimer
+        await asyncio.to_thread(wait_until, lambda: len(sink.received) >= 2, 10, "two emails")
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # buyer1's delivery is in flight
+
+        await workers.drain()
+
+        assert process.claimer != first_claimer
+        assert sorted(r.rcpt_tos[0] for r in sink.received) == [
+            f"buyer{n}@example.com" for n in range(3)
+        ]
+        assert await by_address(db) == {
+            "buyer0@example.com": ("sent", 1, 0),
+            "buyer1@example.com": ("sent", 2, 1),
+            "buyer2@example.com": ("sent", 1, 0),
+        }
+    finally:
+        app.state.inbox.close()
+        await app.state.workers.ctx.sender.close(grace=10)
+        await ctx.sender.close(grace=10)
+        ctx.offload.close()
+        controller.stop()

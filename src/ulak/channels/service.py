@@ -58,6 +58,16 @@ class Outcome:
     permanent: bool = False
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """An email ready for the wire: what `transmit` hands to the SMTP server."""
+
+    message_id: str
+    mail_from: str
+    rcpt_to: str
+    raw: bytes
+
+
 class EmailChannel:
     def __init__(
         self, transport: EmailTransport, dkim: DkimSigner | None, offload: Offload
@@ -67,14 +77,30 @@ class EmailChannel:
         self.offload = offload
 
     async def deliver(self, mail: OutgoingEmail) -> Outcome:
+        prepared = await self.prepare(mail)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return await self.transmit(prepared)
+
+    async def prepare(self, mail: OutgoingEmail) -> Envelope | Outcome:
+        """Build the MIME message and its DKIM signature: pure CPU work, which a helper
+        process does. An Outcome if that failed."""
         try:
-            # MIME and the DKIM signature are pure CPU work: a helper process does them.
             raw = await self.offload.run(partial(build_mime, mail, dkim=self.dkim))
-            await self.transport.send(mail_from=mail.from_address, rcpt_to=mail.to_address, raw=raw)
+        except Exception as error:  # an unexpected failure is retried like a temporary one
+            log.exception("mail to message %s could not be built", mail.message_id)
+            return Outcome(f"{type(error).__name__}: {error}")
+        return Envelope(mail.message_id, mail.from_address, mail.to_address, raw)
+
+    async def transmit(self, envelope: Envelope) -> Outcome:
+        try:
+            await self.transport.send(
+                mail_from=envelope.mail_from, rcpt_to=envelope.rcpt_to, raw=envelope.raw
+            )
         except SendError as error:
             return Outcome(str(error), error.permanent)
         except Exception as error:  # an unexpected failure is retried like a temporary one
-            log.exception("mail to message %s could not be sent", mail.message_id)
+            log.exception("mail to message %s could not be sent", envelope.message_id)
             return Outcome(f"{type(error).__name__}: {error}")
         return Outcome()
 

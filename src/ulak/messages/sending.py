@@ -1,50 +1,61 @@
 """The sender: delivers claimed messages and records each outcome the moment it is known.
 
 A message the SMTP server accepted ("250") must be marked sent before a crash can make us
-send it again. So the sender does not wait for a whole batch: each delivery's outcome joins
-a group commit (`Outcomes`) that starts as soon as the previous one ends, and the delivery
-counts as done only once its outcome is durable. The window in which a crash can still
-cause a duplicate is the time between the "250" and that commit: one commit of a few rows,
-plus at most one commit already under way (measured in `bench/RESULTS.md`).
+send it again. The sender does not wait for a batch: each delivery's outcome is made
+durable as soon as the reply is read, and only then does the delivery count as done. The
+only duplicate a crash can still cause is a message whose "250" came in that short window
+(tests/test_end_to_end.py measures it on every crash: 0 to 5 ms on this 2-core machine).
 
-Where the outcomes are committed:
+Where an outcome is recorded (`Outcomes`):
 - SQLite: the worker's main-database transactions can be long (a batch of events), so an
-  outcome waiting for the one writer connection could wait that long. Outcomes go to a side
-  file of their own instead (`ulak-outcomes.db`, one writer: this process), and the next
-  claim folds them into `messages` in its transaction. Folding is idempotent (an outcome
-  only counts for its attempt while that attempt is `sending`), so the rows are deleted
-  from the side file after the fold committed, and a crash in between folds them again
-  harmlessly.
-- PostgreSQL: straight into `messages`, in a transaction of their own; there is no one
-  writer to wait for.
+  outcome that waited for the one writer could wait that long. Outcomes go to a side file
+  of their own (`ulak-outcomes.db`, one writer at a time: the sender), committed before
+  `record` returns, and the next claim folds them into `messages` in its transaction.
+  Folding is idempotent (an outcome only counts for its attempt while that attempt is
+  `sending`), so the rows are deleted from the side file after the fold committed, and a
+  crash in between folds them again harmlessly.
+- PostgreSQL: straight into `messages`, on the sender's own connection.
+
+Who delivers (`Deliveries`): with SMTP configured, a sender process of its own
+(`SenderProcess`), so that a reply is read and recorded the moment it arrives instead of
+waiting for the busy worker; otherwise (the dev inbox, tests, one-process mode) the worker's
+own loop (`LocalDeliveries`).
 
 At most one SMTP pool's worth of messages is claimed at a time (`slots`), so a crash strands
 few claims, and those come back at once: each sender has an id (`claimed_by`), and a claim
-whose sender is provably gone is taken over without waiting for the lease. On SQLite the
-worker is the database's one writer (`ulak.worker.writer_lock`), so every sender but this
-one is gone. On PostgreSQL each sender holds an advisory lock on its id for as long as it
-lives, on a connection of its own; a claim whose sender's lock is free is orphaned.
+whose sender is provably gone is taken over without waiting for the lease, and counted
+(`interrupted_attempts`: the customer may have it twice). On SQLite the worker is the
+database's one writer (`ulak.worker.writer_lock`) and its sender the only one (a new sender
+process waits for the last one's `sender_lock`), so every other sender is gone. On
+PostgreSQL each sender holds an advisory lock on its id for as long as it lives; a claim
+whose sender's lock is free is orphaned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
 import secrets
+import signal
 import sqlite3
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, false, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.channels.email import OutgoingEmail
-from ulak.channels.service import EmailChannel
+from ulak.channels.service import EmailChannel, Envelope, Outcome
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Database, side_path
@@ -57,11 +68,10 @@ from ulak.messages.service import (
     record_outcomes,
     recording_outcomes,
 )
+from ulak.offload import Offload
 
 if TYPE_CHECKING:
     import psycopg
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -212,45 +222,306 @@ def _recording_on_postgres() -> str:
     return str(recording_outcomes().compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
-class DeliveryThread:
-    """An event loop of its own, on a thread of its own, for SMTP conversations and the
-    recording of their outcomes.
+class Deliveries(Protocol):
+    """Where claimed messages are delivered and their outcomes recorded."""
 
-    On the worker's loop, which applies events and runs journeys, a reply from the SMTP
-    server waited for that loop's turn: at capacity the loop is always busy, so every
-    conversation spent a share of its time with a "250" received and not yet recorded, and
-    a crash then sent those messages twice (measured: about one per crash with ten
-    connections). Here a reply waits at most for the interpreter to switch threads.
+    claimer: int
+
+    async def ready(self) -> None:
+        """Until deliveries can start under `claimer` (which may change here)."""
+
+    async def deliver(self, message: Claimed) -> None:
+        """Until the message's outcome is recorded, or its delivery was abandoned."""
+
+    async def close(self, grace: float) -> None: ...
+
+
+class LocalDeliveries:
+    """Deliveries on the worker's own event loop: for the dev inbox, which writes the main
+    database through the worker's engine, and where one process does everything."""
+
+    def __init__(self, email: EmailChannel, outcomes: Outcomes, clock: Clock) -> None:
+        self.email = email
+        self.outcomes = outcomes
+        self.clock = clock
+        self.claimer = _new_claimer()
+        # PostgreSQL: the connection holding this sender's lock.
+        self._alive: psycopg.AsyncConnection[Any] | None = None
+
+    async def ready(self) -> None:
+        database = self.outcomes.database
+        if database.is_sqlite or (self._alive is not None and not self._alive.closed):
+            return
+        if self._alive is not None:
+            log.warning("the sender's lock connection was lost; continuing under a new id")
+            self.claimer = _new_claimer()
+        self._alive = self.outcomes.connection = await hold_claimer_lock(database, self.claimer)
+
+    async def deliver(self, message: Claimed) -> None:
+        await deliver_and_record(message, self.email, self.outcomes, self.clock)
+
+    async def close(self, grace: float) -> None:
+        await self.outcomes.wait()
+        await self.email.close()
+        if self._alive is not None:
+            await self._alive.close()
+            self._alive = None
+
+
+async def deliver_and_record(
+    message: Claimed, email: EmailChannel, outcomes: Outcomes, clock: Clock
+) -> None:
+    outcome = await email.deliver(_email(message))
+    await record(message.id, message.attempts, outcome, outcomes, clock)
+
+
+async def record(
+    message: int, attempt: int, outcome: Outcome, outcomes: Outcomes, clock: Clock
+) -> None:
+    delivered = Delivered(message, attempt, outcome.error, outcome.permanent, clock.now())
+    try:
+        await outcomes.record(delivered)
+    except Exception:
+        # The message stays claimed; it comes back when this sender is gone or its lease
+        # runs out, and is counted as possibly sent twice.
+        log.exception("the outcome of message %s could not be recorded", message)
+
+
+async def hold_claimer_lock(database: Database, claimer: int) -> psycopg.AsyncConnection[Any]:
+    """PostgreSQL: a connection of the sender's own that holds its lock while it lives,
+    and on which it commits its outcomes."""
+    import psycopg
+
+    url = database.url.replace("postgresql+psycopg://", "postgresql://")
+    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    await connection.execute("SELECT pg_advisory_lock(%s, %s)", (SENDER_LOCKS, claimer))
+    # Outcomes committed on this connection do not wait for the WAL's flush to disk: a
+    # crash of ulak loses none of them (the server flushes them regardless); a crash of the
+    # database server's machine may lose the last fraction of a second, as SQLite's
+    # synchronous=NORMAL does. Waiting for the flush kept the window in which a crash
+    # duplicates a delivery several times longer.
+    await connection.execute("SET synchronous_commit = off")
+    return connection
+
+
+class SenderProcess:
+    """Deliveries in a process of their own (`ulak serve` with SMTP configured).
+
+    Measured on the worker's loop, and then on a thread of the worker's: the worker is
+    busy at capacity (it applies events and runs journeys), so a reply from the SMTP server
+    waited for its loop or for the interpreter lock. Each of the ten conversations spent a
+    share of its time with a "250" received and not yet recorded, and a kill then sent
+    about one message twice per crash. In a process of its own, whose only work is SMTP
+    and recording, a reply is read and recorded as it arrives; the SMTP work and the MIME
+    also leave the worker's core.
+
+    The worker sends it claimed messages over a pipe; it answers each with the message's
+    id once the outcome is recorded (in the outcomes side file on SQLite, in `messages` on
+    PostgreSQL). When the pipe closes (the worker stopped or died) it finishes the
+    deliveries it has and exits. A sender process that dies is replaced under a new id,
+    so its claims come back at once.
     """
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="ulak-delivery", daemon=True
+    def __init__(self, settings: Settings, email: EmailChannel) -> None:
+        self.settings = settings
+        self.email = email
+        self.claimer = 0
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._pipe: Connection | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._waiting: dict[tuple[int, int], asyncio.Future[None]] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def ready(self) -> None:
+        if self._pipe is None or self._process is None or not self._process.is_alive():
+            self._start()
+        assert self._started is not None
+        await asyncio.shield(self._started)
+
+    def _start(self) -> None:
+        if self._process is not None:
+            self._gone()
+            if self._process.is_alive():  # alive, but its pipe broke: it cannot be told
+                self._process.kill()
+            self._process.join()
+            log.error(
+                "the sender process %s exited (%s); starting another",
+                self._process.pid,
+                self._process.exitcode,
+            )
+        self.claimer = _new_claimer()
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self._process = context.Process(
+            target=run_sender_process,
+            args=(self.settings, self.claimer, theirs),
+            name="ulak-sender",
+            daemon=True,
         )
-        self._thread.start()
+        self._process.start()
+        theirs.close()
+        self._pipe = ours
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        loop.add_reader(ours.fileno(), self._read)
 
-    async def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` on the delivery loop; cancelling this cancels it there."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+    def _read(self) -> None:
+        pipe = self._pipe
+        assert pipe is not None
+        try:
+            while pipe.poll():
+                answer = pipe.recv()
+                if answer == "ready":
+                    assert self._started is not None
+                    self._started.set_result(None)
+                elif (done := self._waiting.pop(answer, None)) is not None:
+                    done.set_result(None)
+        except (EOFError, OSError):
+            self._gone()
 
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+    def _gone(self) -> None:
+        """The process ended: its deliveries in flight are abandoned (their claims come
+        back to the next sender, counted as possible duplicates)."""
+        if self._pipe is not None:
+            asyncio.get_running_loop().remove_reader(self._pipe.fileno())
+            self._pipe.close()
+            self._pipe = None
+        waiting, self._waiting = self._waiting, {}
+        for done in waiting.values():
+            if not done.done():
+                done.set_result(None)
+        if self._started is not None and not self._started.done():
+            self._started.set_exception(RuntimeError("the sender process exited at start"))
+
+    async def deliver(self, message: Claimed) -> None:
+        # The MIME is built here (in the worker's helper process), so that the sender
+        # process does nothing between an SMTP reply and its record but record it.
+        prepared = await self.email.prepare(_email(message))
+        if self._pipe is None:
+            return  # the process is gone; the claim comes back to the next one
+        done = asyncio.get_running_loop().create_future()
+        self._waiting[message.id, message.attempts] = done
+        try:
+            self._pipe.send(Handover(message.id, message.attempts, prepared))
+        except OSError:
+            self._gone()
+        await done
+
+    async def close(self, grace: float) -> None:
+        if self._process is None:
+            return
+        if self._pipe is not None:
+            # The end of the pipe tells it to finish what it has and exit.
+            asyncio.get_running_loop().remove_reader(self._pipe.fileno())
+            self._pipe.close()
+            self._pipe = None
+        process = self._process
+        await asyncio.to_thread(process.join, grace)
+        if process.is_alive():
+            log.warning("the sender process did not stop in time; killing it")
+            process.kill()
+            await asyncio.to_thread(process.join)
+        self._process = None
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A claimed message, as the worker hands it to the sender process."""
+
+    message: int
+    attempt: int
+    # Ready for the wire, or what went wrong building it (recorded as its outcome).
+    prepared: Envelope | Outcome
+
+
+def run_sender_process(settings: Settings, claimer: int, pipe: Connection) -> None:
+    """The sender process's main function."""
+    # Ctrl-C in a terminal reaches the whole group; the worker decides when this ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_send_until_closed(settings, claimer, pipe))
+
+
+async def _send_until_closed(settings: Settings, claimer: int, pipe: Connection) -> None:
+    from ulak.channels.service import email_transport
+    from ulak.clock import SystemClock
+
+    database = Database(settings.database_url, lock_timeout=settings.lock_timeout_seconds)
+    clock = SystemClock()
+    outcomes = Outcomes(database, max_attempts=settings.send_max_attempts)
+    # It only transmits: the worker built the MIME and signed it.
+    email = EmailChannel(email_transport(settings, database, clock), None, Offload(0))
+    loop = asyncio.get_running_loop()
+    closed = asyncio.Event()
+    deliveries: set[asyncio.Task[None]] = set()
+    with sender_lock(database):
+        alive = None if database.is_sqlite else await hold_claimer_lock(database, claimer)
+        outcomes.connection = alive
+
+        async def deliver(handover: Handover) -> None:
+            prepared = handover.prepared
+            outcome = await email.transmit(prepared) if isinstance(prepared, Envelope) else prepared
+            await record(handover.message, handover.attempt, outcome, outcomes, clock)
+            with contextlib.suppress(OSError):
+                pipe.send((handover.message, handover.attempt))
+
+        def read() -> None:
+            try:
+                while pipe.poll():
+                    task = loop.create_task(deliver(pipe.recv()))
+                    deliveries.add(task)
+                    task.add_done_callback(deliveries.discard)
+            except (EOFError, OSError):
+                loop.remove_reader(pipe.fileno())
+                closed.set()
+
+        pipe.send("ready")
+        loop.add_reader(pipe.fileno(), read)
+        await closed.wait()
+        if deliveries:
+            await asyncio.wait(deliveries, timeout=settings.smtp_timeout_seconds)
+        await outcomes.wait()
+        outcomes.close()
+        await email.close()
+        if alive is not None:
+            await alive.close()
+    await database.dispose()
+
+
+@contextlib.contextmanager
+def sender_lock(database: Database) -> Iterator[None]:
+    """SQLite: hold `<file>-sender.lock` while sending. A sender that starts while an
+    earlier one still finishes its deliveries (its worker died; it saw the pipe close)
+    waits here, so no claim it holds is taken back while it may still be delivered."""
+    if not database.is_sqlite:
+        yield
+        return
+    fd = os.open(f"{database.path}-sender.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class Sender:
-    """This worker process's deliveries: at most `slots` in flight (the SMTP pool's
-    connections), each outcome recorded as soon as it is known.
-
-    Claims and folds run in the worker's transactions; SMTP conversations and outcomes run
-    on a `DeliveryThread`. The dev inbox (no SMTP server configured) writes the main
-    database through the worker's own engine, so there deliveries run on the worker's loop.
-    """
+    """This worker's deliveries: at most `slots` in flight (the SMTP pool's connections),
+    each outcome recorded as soon as it is known, in this process (`LocalDeliveries`) or in
+    a sender process (`SenderProcess`)."""
 
     def __init__(
-        self, email: EmailChannel, database: Database, settings: Settings, clock: Clock
+        self,
+        email: EmailChannel,
+        database: Database,
+        settings: Settings,
+        clock: Clock,
+        *,
+        own_process: bool,
     ) -> None:
         self.email = email
         self.database = database
@@ -258,30 +529,21 @@ class Sender:
         self.clock = clock
         self.slots = settings.smtp_pool_size
         self.outcomes = Outcomes(database, max_attempts=settings.send_max_attempts)
-        self.claimer = _new_claimer()
+        self.deliveries: Deliveries = (
+            SenderProcess(settings, email)
+            if own_process
+            else LocalDeliveries(email, self.outcomes, clock)
+        )
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._thread: DeliveryThread | None = None
-        self._own_thread = bool(settings.smtp_url)
-        # PostgreSQL: the connection holding this sender's lock (on the delivery loop).
-        self._alive: psycopg.AsyncConnection[Any] | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    async def _there(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` where deliveries run."""
-        if not self._own_thread:
-            return await work
-        if self._thread is None:
-            self._thread = DeliveryThread()
-        return await self._thread.run(work)
-
     async def send_due(self, session: AsyncSession, *, limit: int) -> list[Claimed]:
         """Claim up to `limit` due messages (no more than the free slots) in the caller's
         transaction; deliver them once it has committed (`start`)."""
-        if not self.database.is_sqlite and (self._alive is None or self._alive.closed):
-            await self._there(self._hold_claimer_lock())
+        await self.deliveries.ready()
         now = self.clock.now()
         return await claim_due(
             session,
@@ -290,13 +552,13 @@ class Sender:
             lease=timedelta(seconds=self.settings.lease_seconds),
             base_url=self.settings.base_url,
             max_attempts=self.settings.send_max_attempts,
-            claimer=self.claimer,
+            claimer=self.deliveries.claimer,
             orphaned=await self._orphaned(session),
         )
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         for message in claimed:
-            task = asyncio.create_task(self._there(self._deliver(message)))
+            task = asyncio.create_task(self.deliveries.deliver(message))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -314,23 +576,12 @@ class Sender:
         )
         return bool(done)
 
-    async def _deliver(self, message: Claimed) -> None:
-        outcome = await self.email.deliver(_email(message))
-        delivered = Delivered(
-            message.id, message.attempts, outcome.error, outcome.permanent, self.clock.now()
-        )
-        try:
-            await self.outcomes.record(delivered)
-        except Exception:
-            # The message stays claimed; it comes back when this sender is gone or its
-            # lease runs out, and is counted as possibly sent twice.
-            log.exception("the outcome of message %s could not be recorded", message.id)
-
     async def _orphaned(self, session: AsyncSession) -> ColumnElement[bool]:
         """Which `sending` messages belong to a sender that is provably gone."""
+        me = self.deliveries.claimer
         if self.database.is_sqlite:
-            # This process is the one writer: no other sender is running.
-            return Message.claimed_by != self.claimer
+            # This process is the one writer, and its sender the only one running.
+            return Message.claimed_by != me
         # A sender holds its lock while it lives; taking it (until this transaction ends)
         # proves that sender gone. The DISTINCT subquery asks once per sender, and
         # PostgreSQL never pushes a volatile condition into it.
@@ -341,30 +592,11 @@ class Sender:
                     " WHERE messages.status = 'sending' AND claimed_by <> :me) s"
                     " WHERE pg_try_advisory_xact_lock(:locks, s.claimed_by)"
                 ),
-                {"me": self.claimer, "locks": SENDER_LOCKS},
+                {"me": me, "locks": SENDER_LOCKS},
             )
         ).scalars()
         ids = list(dead)
         return Message.claimed_by.in_(ids) if ids else or_(false())
-
-    async def _hold_claimer_lock(self) -> None:
-        """PostgreSQL: hold this sender's lock on a connection of its own; if that
-        connection was lost (others may now take its claims), go on under a new id."""
-        import psycopg
-
-        if self._alive is not None:
-            log.warning("the sender's lock connection was lost; continuing under a new id")
-            self.claimer = _new_claimer()
-        url = self.database.url.replace("postgresql+psycopg://", "postgresql://")
-        connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
-        await connection.execute("SELECT pg_advisory_lock(%s, %s)", (SENDER_LOCKS, self.claimer))
-        # Outcomes committed on this connection do not wait for the WAL's flush to disk: a
-        # crash of ulak loses none of them (the server flushes them regardless); a crash of
-        # the database server's machine may lose the last fraction of a second, as
-        # SQLite's synchronous=NORMAL does. Waiting for the flush kept the window in which
-        # a crash duplicates a delivery several times longer.
-        await connection.execute("SET synchronous_commit = off")
-        self._alive = self.outcomes.connection = connection
 
     async def close(self, grace: float) -> None:
         """Let the deliveries in flight finish and record their outcomes (up to `grace`
@@ -374,18 +606,8 @@ class Sender:
         for task in self._in_flight:
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
-        await (self._thread.run(self._close()) if self._thread is not None else self._close())
+        await self.deliveries.close(grace)
         self.outcomes.close()
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
-
-    async def _close(self) -> None:
-        await self.outcomes.wait()
-        await self.email.close()
-        if self._alive is not None:
-            await self._alive.close()
-            self._alive = None
 
 
 def _new_claimer() -> int:
