@@ -10,9 +10,9 @@ async def send_due(ctx: JobContext) -> int:
     """Fold the outcomes recorded since the last run into `messages`, claim due messages for
     the free delivery slots and start delivering them (`messages.sending`).
 
-    Returns how many messages it claimed or settled. With nothing to claim while deliveries
-    are in flight, it waits (up to `poll_seconds`) for one to end, so their outcomes are
-    folded promptly and `drain` returns only once every delivery has ended.
+    Returns how many messages it claimed, folded or saw delivered. With nothing to claim
+    while deliveries are in flight, it waits (up to `poll_seconds`) for one to end, so
+    their outcomes are folded promptly and `drain` returns only once every delivery ended.
     """
     sender = ctx.sender
     await sender.free_slot()
@@ -23,4 +23,4 @@ async def send_due(ctx: JobContext) -> int:
     sender.start(claimed)
     if claimed or folded:
         return len(claimed) or 1
-    return int(await sender.one_delivered(ctx.settings.poll_seconds))
+    return await sender.ended(ctx.settings.poll_seconds)

@@ -13,8 +13,9 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
+    Select,
+    TextClause,
     Update,
-    and_,
     bindparam,
     func,
     null,
@@ -269,23 +270,33 @@ async def claim_due(
     Consent is checked here, at send time: a commercial message to someone who has since
     unsubscribed is skipped with a reason.
     """
-    query = (
-        select(Message, Store, Customer)
-        .join(Store, Store.id == Message.store_id)
-        .join(Customer, Customer.id == Message.customer_id)
-        .where(
-            or_(
-                and_(IS_QUEUED, Message.send_after <= now),
-                and_(IS_SENDING, or_(Message.lease_until <= now, orphaned)),
-            )
+
+    def claimable(
+        *where: ColumnElement[bool] | TextClause, limit: int
+    ) -> Select[Message, Store, Customer]:
+        query = (
+            select(Message, Store, Customer)
+            .join(Store, Store.id == Message.store_id)
+            .join(Customer, Customer.id == Message.customer_id)
+            .where(*where)
+            .order_by(Message.send_after)
+            .limit(limit)
         )
-        .order_by(Message.send_after)
-        .limit(limit)
-    )
-    if is_postgres(session):
-        query = query.with_for_update(skip_locked=True, of=Message)
+        if is_postgres(session):
+            query = query.with_for_update(skip_locked=True, of=Message)
+        return query
+
+    # Two queries, each answered from its partial index: as one OR, SQLite scanned the
+    # whole table once the orphan condition was added (measured: a third of the capacity).
+    stale = claimable(IS_SENDING, or_(Message.lease_until <= now, orphaned), limit=limit)
+    rows: list[tuple[Message, Store, Customer]] = [
+        (m, s, c) for m, s, c in (await session.execute(stale)).all()
+    ]
+    if len(rows) < limit:
+        due = claimable(IS_QUEUED, Message.send_after <= now, limit=limit - len(rows))
+        rows += [(m, s, c) for m, s, c in (await session.execute(due)).all()]
     claimed = []
-    for message, store, customer in (await session.execute(query)).all():
+    for message, store, customer in rows:
         if message.status == "sending":
             message.interrupted_attempts += 1
             if message.attempts >= max_attempts:
