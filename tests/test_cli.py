@@ -10,8 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tests.support import StoreKey, order_placed, ulak_cli
+from ulak.db import Database
+from ulak.messages.models import Message
 from ulak.worker import Workers
 
 
@@ -144,3 +147,32 @@ async def test_status_counts_accepted_events_until_the_worker_takes_them(
     assert re.search(r"events\s*│\s*applied\s*│\s*2\b", after.stdout), after.stdout
     assert "accepted" not in after.stdout
     assert "pending" not in after.stdout
+
+
+async def test_status_names_the_messages_that_may_have_arrived_twice(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers, env: dict[str, str], db: Database
+) -> None:
+    batch = {
+        "events": [
+            order_placed("1", email="ayse@example.com"),
+            order_placed("2", customer_id="c-2", email="can@example.com"),
+        ]
+    }
+    assert (await client.post("/v1/events", json=batch, headers=store.auth)).status_code == 202
+    await workers.drain()
+    before = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert "resent after a crash" not in before.stdout
+    assert "may have arrived twice" not in before.stdout
+    # As a claim taken back from a sender that died mid-delivery leaves it
+    # (tests/messages/test_sending.py makes one for real).
+    async with db.transaction() as session:
+        await session.execute(
+            update(Message)
+            .where(Message.to_address == "ayse@example.com")
+            .values(interrupted_attempts=1)
+        )
+    after = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert after.returncode == 0, after.stderr
+    assert re.search(r"messages\s*│\s*resent after a crash\s*│\s*1\b", after.stdout), after.stdout
+    assert "may have arrived twice" in after.stdout
+    assert re.search(r"│\s*ayse@example\.com\s*│\s*sent\s*│", after.stdout), after.stdout

@@ -491,3 +491,11 @@ def status(
         for f in report["failures"]:
             failed.add_row(f["kind"], str(f["id"]), str(f["store_id"]), f["at"], f["reason"])
         console.print(failed)
+    if report["resent"]:
+        # A delivery cut short by a crash may have reached the customer before it went again.
+        resent = Table(
+            "message", "store", "created", "to", "status", title="may have arrived twice"
+        )
+        for r in report["resent"]:
+            resent.add_row(str(r["id"]), str(r["store_id"]), r["at"], r["to"], r["status"])
+        console.print(resent)

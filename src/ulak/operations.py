@@ -15,6 +15,9 @@ from ulak.messages.models import Message
 async def failures_report(
     session: AsyncSession, *, store_id: int | None, limit: int
 ) -> dict[str, Any]:
+    def scoped(model: type[Event] | type[Enrollment] | type[Message]) -> list[Any]:
+        return [model.store_id == store_id] if store_id is not None else []
+
     counts: dict[str, dict[str, int]] = {}
     failures: list[dict[str, Any]] = []
     for kind, model, at in (
@@ -22,18 +25,18 @@ async def failures_report(
         ("enrollments", Enrollment, Enrollment.started_at),
         ("messages", Message, Message.created_at),
     ):
-        scope = [model.store_id == store_id] if store_id is not None else []
+        scope = scoped(model)
         rows = await session.execute(
             select(model.status, func.count()).where(*scope).group_by(model.status)
         )
         counts[kind] = {state: int(count) for state, count in rows.all()}
         if model is Message:
             # Sent again after its sender stopped mid-delivery: the customer may have it twice.
-            resent = await session.scalar(
+            twice = await session.scalar(
                 select(func.count()).where(Message.interrupted_attempts > 0, *scope)
             )
-            if resent:
-                counts[kind]["resent after a crash"] = int(resent)
+            if twice:
+                counts[kind]["resent after a crash"] = int(twice)
         reason = {"events": Event.error, "enrollments": Enrollment.failure_reason}.get(
             kind, Message.last_error
         )
@@ -47,4 +50,14 @@ async def failures_report(
             {"kind": kind, "id": id_, "store_id": s, "at": when.isoformat(), "reason": why or ""}
             for id_, s, when, why in recent.all()
         ]
-    return {"counts": counts, "failures": failures}
+    interrupted = await session.execute(
+        select(Message.id, Message.store_id, Message.created_at, Message.to_address, Message.status)
+        .where(Message.interrupted_attempts > 0, *scoped(Message))
+        .order_by(Message.created_at.desc())
+        .limit(limit)
+    )
+    resent = [
+        {"id": id_, "store_id": s, "at": when.isoformat(), "to": to, "status": status}
+        for id_, s, when, to, status in interrupted.all()
+    ]
+    return {"counts": counts, "failures": failures, "resent": resent}
