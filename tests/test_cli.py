@@ -66,6 +66,46 @@ def test_stores_create_refuses_an_unknown_time_zone(env: dict[str, str]) -> None
     assert "unknown time zone 'Mars/Olympus'" in result.stderr
 
 
+def test_a_store_name_that_could_forge_a_header_is_refused(env: dict[str, str]) -> None:
+    for option in ("--name", "--sender-name"):
+        args = ["--name", "Dükkan", option, "Evil\r\nBcc: x@example.com"]
+        result = ulak_cli("stores", "create", *args, env=env)
+        assert result.returncode == 2, option
+        assert f"{option}: Value error, must not contain control characters" in result.stderr
+    assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == []
+
+
+def test_stores_update_changes_only_the_settings_given(env: dict[str, str]) -> None:
+    created = ulak_cli(
+        "stores", "create", "--name", "Dükkan", "--sender-email", "a@dukkan.example", "--json",
+        env=env,
+    )  # fmt: skip
+    store = json.loads(created.stdout)
+    result = ulak_cli(
+        "stores", "update", str(store["id"]), "--name", "Ayşe'nin Dükkanı",
+        "--sender-email", "merhaba@dukkan.example", "--json", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (listed,) = json.loads(ulak_cli("stores", "list", "--json", env=env).stdout)
+    assert listed == {
+        **{k: v for k, v in store.items() if k != "api_key"},
+        "name": "Ayşe'nin Dükkanı",
+        "sender_email": "merhaba@dukkan.example",
+    }
+    assert json.loads(result.stdout) == listed
+
+    bad = ulak_cli("stores", "update", str(store["id"]), "--name", "a\nb", env=env)
+    assert bad.returncode == 2
+    assert "--name: Value error, must not contain control characters" in bad.stderr
+    nothing = ulak_cli("stores", "update", str(store["id"]), env=env)
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr
+    missing = ulak_cli("stores", "update", "999", "--name", "X", env=env)
+    assert missing.returncode == 2
+    assert "store 999 does not exist" in missing.stderr
+    assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == [listed]
+
+
 def test_an_invalid_journey_file_names_the_line_and_field(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -176,6 +176,7 @@ def test_kill_9_of_one_process_loses_no_acknowledged_order(
     auth = {"Authorization": f"Bearer {store['api_key']}"}
     orders = [f"V{n:04d}" for n in range(240)]
     acknowledged: list[str] = []
+    orphans: list[int] = []
     with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
         for start in range(0, len(orders), 20):
             chunk = orders[start : start + 20]
@@ -184,6 +185,8 @@ def test_kill_9_of_one_process_loses_no_acknowledged_order(
             if start == 120 and victim == "worker":
                 wait_until(lambda: len(smtp_sink.received) >= 5, 30, "the first emails")
                 for pid in server.workers():
+                    # Its helper and sender processes must not outlive it.
+                    orphans += children_of(pid)
                     os.kill(pid, signal.SIGKILL)
             batch = [
                 order_placed(o, customer_id=f"c-{o}", email=f"b-{o}@example.com") for o in chunk
@@ -209,6 +212,16 @@ def test_kill_9_of_one_process_loses_no_acknowledged_order(
         by_order.setdefault(number, set()).add(r.message["Message-ID"])
     assert set(by_order) == set(acknowledged)
     assert all(len(ids) == 1 for ids in by_order.values())
+    if victim == "worker":
+        assert orphans, "the worker had no helper or sender process"
+        wait_until(lambda: not any(_alive(p) for p in orphans), 20, "the dead worker's children")
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:

@@ -27,8 +27,8 @@ from ulak.journeys.definition import JourneyFileError, load_journey_file
 from ulak.journeys.service import apply_journey, install_library, list_journeys
 from ulak.migrate import upgrade
 from ulak.sqlite import DatabaseLocked
-from ulak.stores.schemas import StoreCreate, StoreCreated, StoreOut
-from ulak.stores.service import create_store, get_store, list_stores
+from ulak.stores.schemas import StoreCreate, StoreCreated, StoreOut, StoreUpdate
+from ulak.stores.service import create_store, get_store, list_stores, update_store
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 stores_app = typer.Typer(help="Stores (tenants) and their API keys.", no_args_is_help=True)
@@ -227,6 +227,51 @@ async def _create_store(settings: Settings, data: StoreCreate) -> StoreCreated:
             return StoreCreated(**StoreOut.model_validate(store).model_dump(), api_key=key)
     finally:
         await database.dispose()
+
+
+@stores_app.command("update")
+def stores_update(
+    store: Annotated[int, typer.Argument(help="The store's id.")],
+    name: Annotated[str | None, typer.Option()] = None,
+    locale: Annotated[str | None, typer.Option()] = None,
+    timezone: Annotated[str | None, typer.Option()] = None,
+    currency: Annotated[str | None, typer.Option()] = None,
+    sender_email: Annotated[str | None, typer.Option()] = None,
+    sender_name: Annotated[str | None, typer.Option()] = None,
+    reply_to: Annotated[str | None, typer.Option()] = None,
+    contact_email: Annotated[str | None, typer.Option()] = None,
+    contact_phone: Annotated[str | None, typer.Option()] = None,
+    postal_address: Annotated[str | None, typer.Option()] = None,
+    logo_url: Annotated[str | None, typer.Option()] = None,
+    website_url: Annotated[str | None, typer.Option()] = None,
+    brand_color: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Change a store's settings; those not given stay as they are."""
+    given = {k: v for k, v in locals().items() if k not in ("store", "as_json") and v is not None}
+    if not given:
+        err.print("[red]error:[/red] nothing to change: give at least one setting")
+        raise typer.Exit(2)
+    try:
+        data = StoreUpdate(**given)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
+        raise typer.Exit(2) from error
+
+    async def main() -> StoreOut:
+        database = _database(get_settings())
+        try:
+            async with database.transaction() as session:
+                return StoreOut.model_validate(await update_store(session, store, data))
+        finally:
+            await database.dispose()
+
+    updated = _run(main())
+    if as_json:
+        sys.stdout.write(updated.model_dump_json() + "\n")
+        return
+    console.print(f"store [bold]{updated.id}[/bold] ({updated.name}) updated", markup=True)
 
 
 @stores_app.command("list")

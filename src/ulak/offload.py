@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,7 +51,10 @@ class Offload:
         if self._pool is None:
             # spawn, not fork: the worker has an event loop, threads and open databases.
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn")
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -56,3 +62,16 @@ class Offload:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _exit_with(parent: int) -> None:
+    """In a helper: exit when the worker that started it is gone. A helper waits on a queue
+    whose pipe it holds both ends of, so a worker killed with -9 would leave it waiting
+    for ever (seen: one orphaned helper per killed worker)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ulak-exit-with-worker", daemon=True).start()

@@ -54,6 +54,33 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, store: StoreKey)
     assert "not valid JSON" in response.json()["error"]["message"]
 
 
+async def test_a_body_that_is_not_a_batch_gets_a_clear_answer(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    not_a_list = await client.post("/v1/events", json={"events": "x"}, headers=store.auth)
+    assert not_a_list.status_code == 422
+    assert not_a_list.json()["error"] == {
+        "code": "invalid",
+        "message": "events must be a list",
+        "details": [{"path": "events", "message": "must be a list"}],
+    }
+    empty = await client.post("/v1/events", json={"events": []}, headers=store.auth)
+    assert empty.status_code == 422
+    assert empty.json()["error"] == {
+        "code": "invalid",
+        "message": "the batch has no events",
+        "details": [{"path": "events", "message": "must hold at least one event"}],
+    }
+    deep = await client.post(
+        "/v1/events",
+        content=b"[" * 5000 + b"]" * 5000,
+        headers={**store.auth, "Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400
+    assert deep.json()["error"]["message"] == "the body is not valid JSON: it is nested too deeply"
+    assert await count_events(db) == 0
+
+
 async def test_wrong_types_are_422_with_field_paths(
     client: httpx.AsyncClient, store: StoreKey, db: Database
 ) -> None:

@@ -465,6 +465,13 @@ async def test_a_tampered_or_foreign_unsubscribe_link_is_a_404_page_and_changes_
         )
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("text/html")
+        # A store id no database column can hold.
+        for method in ("GET", "POST"):
+            huge = await client.request(
+                method, f"{server.url}/u/{'9' * 23}/{token}", headers={"Accept": "text/html"}
+            )
+            assert huge.status_code == 404, method
+            assert "This link is not valid." in huge.text  # no store: the browser's language
     await context.close()
 
     await all_applied(database)

@@ -59,11 +59,21 @@ async def post_events(request: Request, store: CurrentStore) -> Response:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadJson(f"the body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise BadJson("the body is not valid JSON: it is nested too deeply") from error
     if isinstance(body, dict) and "events" in body and "type" not in body:
         raw = body["events"]
         if not isinstance(raw, list):
             raise Invalid(
-                "events must be a list", details=[Problem(path="events", message="must be a list")]
+                "events must be a list",
+                details=[Problem(path="events", message="must be a list").model_dump()],
+            )
+        if not raw:
+            raise Invalid(
+                "the batch has no events",
+                details=[
+                    Problem(path="events", message="must hold at least one event").model_dump()
+                ],
             )
         if len(raw) > MAX_BATCH:
             raise Invalid(f"a batch holds at most {MAX_BATCH} events, this one has {len(raw)}")

@@ -28,7 +28,8 @@ async def _unsubscribe_page(
     names, following merges to the surviving profile).
     """
     async with database.read() as session:
-        store = await session.get(Store, store_id)
+        # An id no database column can hold names no store (asking would overflow).
+        store = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
         customer = None
         if store is not None:
             try:

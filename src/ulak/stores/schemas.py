@@ -1,46 +1,86 @@
 from __future__ import annotations
 
+import unicodedata
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+
+def _no_control_characters(value: str) -> str:
+    # A line break in a value that reaches a header (the From name) would end the header
+    # and start another: every email of the store would then fail or carry a forged one.
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain control characters (line breaks, tabs)")
+    return value
+
+
+def _known_locale(value: str) -> str:
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError) as error:
+        raise ValueError(f"unknown locale {value!r}") from error
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
+    return value
+
+
+StoreName = Annotated[
+    str, Field(min_length=1, max_length=200), AfterValidator(_no_control_characters)
+]
+SenderName = Annotated[str, Field(max_length=200), AfterValidator(_no_control_characters)]
+LocaleName = Annotated[str, AfterValidator(_known_locale)]
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
 class StoreCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    locale: str = "tr"
-    timezone: str = "Europe/Istanbul"
-    currency: str = Field(default="TRY", pattern=r"^[A-Z]{3}$")
-    phone_region: str = Field(default="TR", pattern=r"^[A-Z]{2}$")
-    sender_name: str | None = None
+    name: StoreName
+    locale: LocaleName = "tr"
+    timezone: ZoneName = "Europe/Istanbul"
+    currency: Currency = "TRY"
+    phone_region: Region = "TR"
+    sender_name: SenderName | None = None
     sender_email: EmailStr = "shop@example.com"
     reply_to: EmailStr | None = None
     logo_url: str | None = None
-    brand_color: str = Field(default="#1f6feb", pattern=r"^#[0-9a-fA-F]{6}$")
+    brand_color: Color = "#1f6feb"
     postal_address: str | None = None
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
     website_url: str | None = None
 
-    @field_validator("locale")
-    @classmethod
-    def _known_locale(cls, value: str) -> str:
-        try:
-            Locale.parse(value.replace("-", "_"))
-        except (UnknownLocaleError, ValueError) as error:
-            raise ValueError(f"unknown locale {value!r}") from error
-        return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}") from error
-        return value
+class StoreUpdate(BaseModel):
+    """The settings to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StoreName | None = None
+    locale: LocaleName | None = None
+    timezone: ZoneName | None = None
+    currency: Currency | None = None
+    phone_region: Region | None = None
+    sender_name: SenderName | None = None
+    sender_email: EmailStr | None = None
+    reply_to: EmailStr | None = None
+    logo_url: str | None = None
+    brand_color: Color | None = None
+    postal_address: str | None = None
+    contact_email: EmailStr | None = None
+    contact_phone: str | None = None
+    website_url: str | None = None
 
 
 class StoreOut(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.errors import NotFound, Unauthorized
 from ulak.stores.models import ApiKey, Store
-from ulak.stores.schemas import StoreCreate
+from ulak.stores.schemas import StoreCreate, StoreUpdate
 
 KEY_PREFIX = "ulak_sk_"
 
@@ -46,6 +46,15 @@ async def create_store(
     await session.flush()
     key = await create_api_key(session, store_id=store.id, clock=clock)
     return store, key
+
+
+async def update_store(session: AsyncSession, store_id: int, data: StoreUpdate) -> Store:
+    """Change the settings `data` gives; the others stay."""
+    store = await get_store(session, store_id)
+    for field, value in data.model_dump(exclude_none=True).items():
+        setattr(store, field, value)
+    await session.flush()
+    return store
 
 
 async def create_api_key(session: AsyncSession, *, store_id: int, clock: Clock) -> str:
