@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from tests.support import StoreKey, order_placed, ulak_cli
+from ulak.app import create_app
+from ulak.config import Settings
 from ulak.db import Database
 from ulak.messages.models import Message
 from ulak.worker import Workers
@@ -216,3 +218,37 @@ async def test_status_names_the_messages_that_may_have_arrived_twice(
     assert re.search(r"messages\s*│\s*resent after a crash\s*│\s*1\b", after.stdout), after.stdout
     assert "may have arrived twice" in after.stdout
     assert re.search(r"│\s*ayse@example\.com\s*│\s*sent\s*│", after.stdout), after.stdout
+
+
+async def test_the_database_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """They hold customers' data and each store's link secret (created 0644 before)."""
+    path = tmp_path / "shop.db"
+    env = {"ULAK_DATABASE_URL": f"sqlite:///{path}"}
+    assert (await asyncio.to_thread(ulak_cli, "migrate", env=env)).returncode == 0
+    created = await asyncio.to_thread(
+        ulak_cli, "stores", "create", "--name", "Dükkan", "--json", env=env
+    )
+    key = json.loads(created.stdout)["api_key"]
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{path}", public_url="http://ulak.test")
+    database = Database(settings.database_url)
+    app = create_app(settings, database=database, run_workers=False)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+        ) as client:
+            response = await client.post(
+                "/v1/events", json=order_placed("1"), headers={"Authorization": f"Bearer {key}"}
+            )
+            assert response.status_code == 202
+        await app.state.workers.drain()
+    finally:
+        app.state.inbox.close()
+        await app.state.workers.ctx.sender.close(grace=10)
+        await database.dispose()
+    modes = await asyncio.to_thread(modes_in, tmp_path)
+    assert {"shop.db", "shop-inbox.db", "shop-outcomes.db"} <= set(modes)
+    assert modes == dict.fromkeys(modes, "0o600")
+
+
+def modes_in(folder: Path) -> dict[str, str]:
+    return {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -131,6 +132,14 @@ def side_path(path: str, name: str) -> str:
     return f"{stem}-{name}.{suffix}"
 
 
+def create_private(path: str) -> None:
+    """Create a SQLite file that only its owner may read, if it does not exist yet: it holds
+    customers' data and each store's link secret. SQLite gives the `-wal` and `-shm` files
+    it creates beside it the same mode."""
+    if path and path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
 def inbox_path(path: str) -> str:
     return side_path(path, "inbox")
 
@@ -154,6 +163,7 @@ class Database:
         self.engine: AsyncEngine
         self._side_engines: dict[tuple[str, bool], AsyncEngine] = {}
         if self.is_sqlite:
+            create_private(self.path)
             # One connection writes: this process's transactions queue for it in order.
             self.engine = _sqlite_engine(self.path, echo, immediate=True, lock_timeout=lock_timeout)
             # Readers have connections of their own, so they never queue behind a write.
@@ -205,6 +215,7 @@ class Database:
         """SQLite only: a side file (`side_path`), for its one writer or for readers."""
         assert self.is_sqlite, "PostgreSQL keeps everything in the one database"
         if (name, write) not in self._side_engines:
+            create_private(side_path(self.path, name))
             self._side_engines[name, write] = _sqlite_engine(
                 side_path(self.path, name), False, immediate=write, lock_timeout=self.lock_timeout
             )

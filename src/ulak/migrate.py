@@ -8,9 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 
-from ulak.db import sync_url
+from ulak.db import create_private, sync_url
 
 _HERE = Path(__file__).parent / "migrations"
 
@@ -27,6 +27,8 @@ def upgrade(database_url: str) -> None:
     schema that is up to date is only read: on SQLite a migration takes the write lock,
     which the running worker holds most of the time."""
     config = alembic_config(database_url)
+    if database_url.startswith("sqlite"):
+        create_private(make_url(sync_url(database_url)).database or "")
     if _current(database_url) != ScriptDirectory.from_config(config).get_current_head():
         command.upgrade(config, "head")
 

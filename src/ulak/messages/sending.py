@@ -57,7 +57,7 @@ from ulak.channels.email import OutgoingEmail
 from ulak.channels.service import EmailChannel, Envelope, Outcome
 from ulak.clock import Clock
 from ulak.config import Settings
-from ulak.db import Database, side_path
+from ulak.db import Database, create_private, side_path
 from ulak.messages.models import Message
 from ulak.messages.service import (
     Claimed,
@@ -186,8 +186,7 @@ class Outcomes:
     def _side_file(self) -> sqlite3.Connection:
         if self._file is None:
             path = side_path(self.database.path, "outcomes")
-            # Only this process may read it: it names customers' messages.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            create_private(path)
             # Autocommit: each statement is its own transaction. WAL with synchronous=NORMAL
             # survives a crash of the process (not of the machine), like the main database.
             file = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
