@@ -68,12 +68,19 @@ def test_stores_create_refuses_an_unknown_time_zone(env: dict[str, str]) -> None
     assert "unknown time zone 'Mars/Olympus'" in result.stderr
 
 
-def test_a_store_name_that_could_forge_a_header_is_refused(env: dict[str, str]) -> None:
+def test_a_store_setting_that_could_forge_a_header_or_a_link_is_refused(
+    env: dict[str, str],
+) -> None:
     for option in ("--name", "--sender-name"):
         args = ["--name", "Dükkan", option, "Evil\r\nBcc: x@example.com"]
         result = ulak_cli("stores", "create", *args, env=env)
         assert result.returncode == 2, option
         assert f"{option}: Value error, must not contain control characters" in result.stderr
+    for option in ("--logo-url", "--website-url"):
+        args = ["--name", "Dükkan", option, "javascript:alert(1)"]
+        result = ulak_cli("stores", "create", *args, env=env)
+        assert result.returncode == 2, option
+        assert f"{option}: Value error, must be an http:// or https:// address" in result.stderr
     assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == []
 
 

@@ -157,6 +157,49 @@ async def test_a_batch_keeps_valid_events_and_reports_each_rejected_one(
     assert await count_events(db) == 2
 
 
+async def test_links_other_than_http_and_https_are_refused(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    """Links from events go into emails as they are: a javascript: or data: link there
+    would run in the reader's mail client."""
+    links = [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        " https://shop.example/p",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "https://shop.example/p\nx",
+        "//shop.example/p",
+        "HTTPS://Shop.example/kupa?renk=mavi",
+    ]
+    events = []
+    for n, link in enumerate(links):
+        event = order_placed(str(n))
+        event["data"]["items"][0]["url"] = link
+        events.append(event)
+    shipped = {
+        "id": "ship-1",
+        "type": "order.shipped",
+        "customer": {"id": "c-1042"},
+        "data": {"order_id": "1", "shipment_id": "s-1", "carrier": "Yurtiçi Kargo",
+                 "tracking_number": "123", "tracking_url": "javascript:void(0)"},
+    }  # fmt: skip
+    response = await client.post(
+        "/v1/events", json={"events": [*events, shipped]}, headers=store.auth
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert [a["index"] for a in body["accepted"]] == [6]
+    assert [(r["index"], r["errors"]) for r in body["rejected"]] == [
+        (i, [{"path": f"events[{i}].data.items[0].url",
+              "message": "Value error, must be an http:// or https:// address"}])
+        for i in range(6)
+    ] + [
+        (7, [{"path": "events[7].data.tracking_url",
+              "message": "Value error, must be an http:// or https:// address"}])
+    ]  # fmt: skip
+    assert await count_events(db) == 1
+
+
 async def test_a_batch_over_1000_events_is_refused(
     client: httpx.AsyncClient, store: StoreKey
 ) -> None:

@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from ulak.fields import WebUrl
+
 
 def _no_float(value: Any) -> Any:
     if isinstance(value, float):
@@ -26,7 +28,6 @@ def _no_float(value: Any) -> Any:
 Money = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
-Url = Annotated[str, Field(max_length=2000)]
 
 
 class Loose(BaseModel):
@@ -69,16 +70,16 @@ class Item(Loose):
     title: Annotated[str, Field(min_length=1, max_length=500)]
     quantity: Annotated[int, Field(ge=1)] = 1
     price: Money
-    url: Url | None = None
-    image_url: Url | None = None
+    url: WebUrl | None = None
+    image_url: WebUrl | None = None
 
 
 class ProductData(Loose):
     product_id: Id
     variant_id: Id | None = None
     title: Annotated[str, Field(max_length=500)] | None = None
-    url: Url | None = None
-    image_url: Url | None = None
+    url: WebUrl | None = None
+    image_url: WebUrl | None = None
     price: Money | None = None
     currency: Currency | None = None
     inventory: int | None = None
@@ -96,7 +97,7 @@ class CartData(Loose):
     items: list[Item] = Field(default_factory=list)
     total: Money | None = None
     currency: Currency | None = None
-    recovery_url: Url | None = None
+    recovery_url: WebUrl | None = None
 
 
 Channel = Literal[
@@ -132,7 +133,7 @@ class OrderShippedData(Loose):
     shipment_id: Id | None = None
     carrier: Annotated[str, Field(max_length=100)] | None = None
     tracking_number: Annotated[str, Field(max_length=200)] | None = None
-    tracking_url: Url | None = None
+    tracking_url: WebUrl | None = None
     items: list[Item] = Field(default_factory=list)
 
 

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from ulak.fields import WebUrl
+
 
 def _no_control_characters(value: str) -> str:
     # A line break in a value that reaches a header (the From name) would end the header
@@ -54,12 +56,12 @@ class StoreCreate(BaseModel):
     sender_name: SenderName | None = None
     sender_email: EmailStr = "shop@example.com"
     reply_to: EmailStr | None = None
-    logo_url: str | None = None
+    logo_url: WebUrl | None = None
     brand_color: Color = "#1f6feb"
     postal_address: str | None = None
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
-    website_url: str | None = None
+    website_url: WebUrl | None = None
 
 
 class StoreUpdate(BaseModel):
@@ -75,12 +77,12 @@ class StoreUpdate(BaseModel):
     sender_name: SenderName | None = None
     sender_email: EmailStr | None = None
     reply_to: EmailStr | None = None
-    logo_url: str | None = None
+    logo_url: WebUrl | None = None
     brand_color: Color | None = None
     postal_address: str | None = None
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
-    website_url: str | None = None
+    website_url: WebUrl | None = None
 
 
 class StoreOut(BaseModel):

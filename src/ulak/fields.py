@@ -1,0 +1,21 @@
+"""Field types the schemas of several features share."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+_WEB = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+
+
+def _web_address(value: str) -> str:
+    # Links from events and store settings are put into emails as they are: a
+    # `javascript:` or `data:` link there would run in the reader's mail client or browser.
+    if not _WEB.match(value) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be an http:// or https:// address")
+    return value
+
+
+WebUrl = Annotated[str, Field(max_length=2000), AfterValidator(_web_address)]
