@@ -139,3 +139,16 @@ async def test_an_unsubscribe_survives_a_merge_and_old_links_reach_the_person(
     await workers.drain()  # the page's event is applied by the worker
     (person,) = await live_customers(db)
     assert person.email_unsubscribed_at is not None
+
+
+async def test_a_customer_id_or_email_with_a_slash_can_be_looked_up(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers
+) -> None:
+    await post(client, store, order_placed("1", customer_id="shop/42", email="a/b@example.com"))
+    await workers.drain()
+    for ref in ("shop%2F42", "a%2Fb%40example.com", "shop/42"):
+        response = await client.get(f"/v1/customers/{ref}", headers=store.auth)
+        assert response.status_code == 200, ref
+        assert response.json()["customer"]["email"] == "a/b@example.com", ref
+    missing = await client.get("/v1/customers/shop%2F43", headers=store.auth)
+    assert missing.status_code == 404

@@ -32,7 +32,7 @@ class CustomerProfile(BaseModel):
     timeline: list[TimelineEntry]
 
 
-@router.get("/customers/{ref}", response_model=CustomerProfile, summary="A customer's profile")
+@router.get("/customers/{ref:path}", response_model=CustomerProfile, summary="A customer's profile")
 async def get_customer(ref: str, store: CurrentStore, database: AppDatabase) -> CustomerProfile:
     """`ref` is the shop's customer id or an email address. The timeline lists the newest
     events and messages first."""
