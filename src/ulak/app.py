@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -190,6 +191,25 @@ def create_app(
     app.include_router(customers_router)
     app.include_router(unsubscribe_router)
     if not settings.smtp_url:
-        app.include_router(dev_inbox_router)
+        # It shows every store's mail without a login: only to this machine.
+        if is_loopback(settings.host):
+            app.include_router(dev_inbox_router)
+        else:
+            log.warning(
+                "the dev inbox is not served: ulak listens on %s, beyond this machine, and "
+                "the dev inbox shows every store's mail without a login; listen on "
+                "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
+                settings.host,
+            )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps a page to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
