@@ -316,6 +316,66 @@ async def test_sends_concurrently_over_a_small_pool(sink: tuple[Sink, int]) -> N
     assert channel.connections_opened == len(handler.connections)
 
 
+@pytest.mark.parametrize("smtputf8", [False, True])
+async def test_a_non_ascii_address_does_not_spoil_the_connection_for_others(
+    smtputf8: bool,
+) -> None:
+    """A pooled connection once answered every later MAIL with "503 nested MAIL command"
+    after a non-ASCII address failed mid-envelope, failing other customers' mail for good.
+    With SMTPUTF8 offered such an address is sent; without it, it alone fails, saying why."""
+    handler = Sink()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=unused_port(), enable_SMTPUTF8=smtputf8
+    )
+    controller.start()
+    channel = SmtpChannel(SmtpConfig("127.0.0.1", controller.port), pool_size=1, timeout=10)
+    addresses = ["a@example.org", "çağrı@example.org", "b@example.org", "ömer@örnek.com.tr"]
+    addresses += ["c@example.org"]
+    outcomes: dict[str, str] = {}
+    try:
+        for n, to in enumerate(addresses):
+            try:
+                await channel.send(mail_from="b@aysenin.example", rcpt_to=to, raw=raw_for(to, n))
+            except SendError as error:
+                outcomes[to] = f"{'permanent' if error.permanent else 'temporary'}: {error}"
+            else:
+                outcomes[to] = "sent"
+    finally:
+        await channel.close()
+        controller.stop()
+
+    refused = (
+        "permanent: the address has non-ASCII characters and the SMTP server does not offer "
+        "SMTPUTF8 to send it"
+    )
+    non_ascii = {"çağrı@example.org", "ömer@örnek.com.tr"}
+    assert outcomes == {
+        to: "sent" if smtputf8 or to not in non_ascii else refused for to in addresses
+    }
+    assert [rcpt for _, rcpt, _ in handler.received] == [
+        [to] for to in addresses if smtputf8 or to not in non_ascii
+    ]
+
+
+async def test_a_503_is_our_fault_retried_later_on_a_fresh_connection(
+    sink: tuple[Sink, int],
+) -> None:
+    handler, port = sink
+    handler.refuse["x@example.org"] = "503 5.5.1 Error: bad sequence of commands"
+    channel = SmtpChannel(SmtpConfig("127.0.0.1", port), pool_size=1, timeout=10)
+    with pytest.raises(SendError) as failed:
+        await channel.send(
+            mail_from="b@aysenin.example", rcpt_to="x@example.org", raw=raw_for("x@example.org")
+        )
+    await channel.send(
+        mail_from="b@aysenin.example", rcpt_to="y@example.org", raw=raw_for("y@example.org")
+    )
+    await channel.close()
+    assert failed.value.permanent is False
+    assert [rcpt for _, rcpt, _ in handler.received] == [["y@example.org"]]
+    assert channel.connections_opened == 2
+
+
 async def test_connections_are_reused_between_sends(sink: tuple[Sink, int]) -> None:
     handler, port = sink
     channel = SmtpChannel(SmtpConfig("127.0.0.1", port))

@@ -247,13 +247,37 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     )
 
 
+class _NoSmtpUtf8(Exception):
+    """A non-ASCII address, and a server that does not offer SMTPUTF8."""
+
+
+async def _mail_options(client: aiosmtplib.SMTP, mail_from: str, rcpt_to: str) -> list[str]:
+    """SMTPUTF8 (RFC 6531) for an address with non-ASCII characters, when the server offers
+    it; without it such an address cannot be sent, and is refused before any command."""
+    if (mail_from + rcpt_to).isascii():
+        return []
+    if not client.esmtp_extensions:
+        await client.ehlo()
+    if not client.supports_extension("smtputf8"):
+        raise _NoSmtpUtf8(
+            "the address has non-ASCII characters and the SMTP server does not offer "
+            "SMTPUTF8 to send it"
+        )
+    return ["SMTPUTF8"]
+
+
+def _permanent(code: int) -> bool:
+    # 503 is a bad sequence of commands: a fault of ours, never the recipient's.
+    return code >= 500 and code != 503
+
+
 def _refusal(exc: Exception) -> SendError | None:
     """The server answered, and said no: permanent for 5xx, temporary otherwise."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refused = exc.recipients[0] if exc.recipients else None
         code = refused.code if refused else 550
         text = refused.message if refused else "all recipients refused"
-        return SendError(f"recipient refused: {code} {text}", permanent=code >= 500, code=code)
+        return SendError(f"recipient refused: {code} {text}", permanent=_permanent(code), code=code)
     if isinstance(exc, aiosmtplib.SMTPResponseException) and not isinstance(
         exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPAuthenticationError
     ):
@@ -262,7 +286,7 @@ def _refusal(exc: Exception) -> SendError | None:
             aiosmtplib.SMTPDataError: "message refused",
         }.get(type(exc), "SMTP error")
         return SendError(
-            f"{what}: {exc.code} {exc.message}", permanent=exc.code >= 500, code=exc.code
+            f"{what}: {exc.code} {exc.message}", permanent=_permanent(exc.code), code=exc.code
         )
     return None
 
@@ -346,19 +370,25 @@ class SmtpChannel:
                     client = await self._connect()
                 healthy = False
                 try:
-                    await client.sendmail(mail_from, [rcpt_to], raw)
+                    options = await _mail_options(client, mail_from, rcpt_to)
+                    await client.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
                     healthy = True
                     return
+                except _NoSmtpUtf8 as exc:
+                    healthy = True  # refused before any command: the connection is clean
+                    raise SendError(str(exc), permanent=True) from exc
                 except ValueError as exc:
-                    # aiosmtplib refuses an address it cannot send before talking to the server.
-                    healthy = True
+                    # An address aiosmtplib cannot encode; it may fail after MAIL was sent,
+                    # so the connection is not reused (it would answer the next MAIL with
+                    # "503 nested MAIL command", failing another customer's mail).
                     raise SendError(f"invalid address: {exc}", permanent=True) from exc
                 except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
                     refusal = _refusal(exc)
                     if refusal is None:
                         raise SendError(f"SMTP error: {exc}", permanent=False) from exc
-                    # aiosmtplib already sent RSET; 421 means the server is hanging up.
-                    healthy = refusal.code != 421
+                    # aiosmtplib already sent RSET; 421 means the server is hanging up, and
+                    # 503 (bad sequence of commands) that this connection's state is wrong.
+                    healthy = refusal.code not in (421, 503)
                     raise refusal from exc
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
                     if reused and isinstance(exc, aiosmtplib.SMTPServerDisconnected):
