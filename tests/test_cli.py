@@ -259,3 +259,24 @@ async def test_the_database_files_are_readable_by_their_owner_only(tmp_path: Pat
 
 def modes_in(folder: Path) -> dict[str, str]:
     return {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()}
+
+
+def test_a_command_run_where_there_is_no_database_says_so_and_creates_none(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "ulak.db"
+    env = {"ULAK_DATABASE_URL": f"sqlite:///{missing}"}
+    for command in (["status"], ["stores", "list"], ["journeys", "list", "--store", "1"]):
+        result = ulak_cli(*command, env=env)
+        assert result.returncode == 2, command
+        assert result.stderr.startswith(
+            f"error: there is no ulak database at {missing}. Run `ulak migrate`"
+        ), result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not missing.exists()
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    result = ulak_cli("status", env={"ULAK_DATABASE_URL": f"sqlite:///{empty}"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: the database at {empty} has no ulak schema.")

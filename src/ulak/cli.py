@@ -17,15 +17,16 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
-from ulak.db import Database
+from ulak.db import Database, sync_url
 from ulak.errors import UlakError
 from ulak.journeys.definition import JourneyFileError, load_journey_file
 from ulak.journeys.service import apply_journey, install_library, list_journeys
-from ulak.migrate import upgrade
+from ulak.migrate import current_revision, upgrade
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.schemas import StoreCreate, StoreCreated, StoreOut, StoreUpdate
 from ulak.stores.service import create_store, get_store, list_stores, update_store
@@ -58,7 +59,29 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _database(settings: Settings) -> Database:
-    return Database(settings.database_url, lock_timeout=settings.lock_timeout_seconds)
+    """The database `settings` name, which must hold ulak's schema: a command run from
+    another directory would otherwise create an empty `ulak.db` there and fail on it."""
+    url = settings.database_url
+    where = url
+    if settings.is_sqlite:
+        path = Path(make_url(sync_url(url)).database or "").resolve()
+        where = str(path)
+        if not path.exists():
+            err.print(
+                f"[red]error:[/red] there is no ulak database at {where}. Run `ulak migrate` "
+                "to create one here, or set ULAK_DATABASE_URL to the server's database.",
+                markup=True,
+                highlight=False,
+            )
+            raise typer.Exit(2)
+    if current_revision(url) is None:
+        err.print(
+            f"[red]error:[/red] the database at {where} has no ulak schema. Run `ulak "
+            "migrate` first, or set ULAK_DATABASE_URL to the server's database.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    return Database(url, lock_timeout=settings.lock_timeout_seconds)
 
 
 def _logging(settings: Settings) -> None:

@@ -33,6 +33,11 @@ def upgrade(database_url: str) -> None:
         command.upgrade(config, "head")
 
 
+def current_revision(database_url: str) -> str | None:
+    """The schema's revision; None for a database ulak has not migrated."""
+    return _current(database_url)
+
+
 def _current(database_url: str) -> str | None:
     engine = create_engine(sync_url(database_url))
     try:
