@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -198,6 +199,43 @@ async def test_links_other_than_http_and_https_are_refused(
               "message": "Value error, must be an http:// or https:// address"}])
     ]  # fmt: skip
     assert await count_events(db) == 1
+
+
+async def test_values_no_later_step_could_store_or_send_are_refused_at_ingest(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    """Each once passed validation and failed later (an overflow, a date out of range at
+    send time, six times over); now each is a 422 with its field path."""
+    cases: list[tuple[str, Any, str]] = [
+        ("data.items[0].quantity", 10**30, "Input should be less than or equal to 1000000"),
+        ("data.items[0].price", "-5.00", "Input should be greater than or equal to 0"),
+        ("data.total", "-1249.90", "Input should be greater than or equal to 0"),
+        ("occurred_at", "9999-12-31T00:00:00Z", "Value error, must be between 2000 and 2099"),
+        ("occurred_at", "1970-01-01T00:00:00Z", "Value error, must be between 2000 and 2099"),
+        ("customer.timezone", "Mars/Olympus", "Value error, unknown time zone 'Mars/Olympus'"),
+        ("customer.email", "not-an-email", "value is not a valid email address"),
+    ]
+    events = []
+    for n, (path, value, _) in enumerate(cases):
+        event = order_placed(str(n))
+        *parents, last = [int(p[:-1]) if p[:-1].isdigit() else p for p in re.split(r"[.\[]", path)]
+        target: Any = event
+        for key in parents:
+            target = target[key]
+        target[last] = value
+        events.append(event)
+    response = await client.post("/v1/events", json={"events": events}, headers=store.auth)
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert [(d["path"], d["message"].split(":")[0]) for d in details] == [
+        (f"events[{n}].{path}", message.split(":")[0]) for n, (path, _, message) in enumerate(cases)
+    ]
+    assert await count_events(db) == 0
+    # A locale no template has is accepted: the message falls back to the store's language.
+    event = order_placed("100")
+    event["customer"]["locale"] = "xx-YY"
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 202
 
 
 async def test_a_batch_over_1000_events_is_refused(

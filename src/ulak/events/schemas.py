@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    EmailStr,
     Field,
     ValidationError,
     model_validator,
@@ -25,7 +28,32 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4)]
+# Amounts are never negative (a discount or a refund is an amount taken off), and fit the
+# money column (NUMERIC(18, 4) on PostgreSQL).
+Money = Annotated[Decimal, BeforeValidator(_no_float), Field(max_digits=18, decimal_places=4, ge=0)]
+
+
+def _plausible_moment(value: datetime) -> datetime:
+    # Every later date computed from it (a wait of days, a send time in the store's zone)
+    # must stay within what a datetime holds: 9999-12-31 failed at send time, six times.
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
+    return value
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible_moment)]
+# Quantities of one line: far beyond any real order, well within 64 bits.
+Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -37,12 +65,12 @@ class Loose(BaseModel):
 
 class CustomerIn(Loose):
     id: Id | None = None
-    email: Annotated[str, Field(max_length=320)] | None = None
+    email: Annotated[EmailStr, Field(max_length=320)] | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
     first_name: Annotated[str, Field(max_length=200)] | None = None
     last_name: Annotated[str, Field(max_length=200)] | None = None
     locale: Annotated[str, Field(max_length=16)] | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(_known_zone)] | None = None
     birthday: date | None = None
     attributes: dict[str, Any] | None = None
 
@@ -58,7 +86,7 @@ class EventIn(BaseModel):
 
     id: Id | None = None
     type: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$", max_length=100)]
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     customer: CustomerIn | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -68,7 +96,7 @@ class Item(Loose):
     variant_id: Id | None = None
     sku: Annotated[str, Field(max_length=200)] | None = None
     title: Annotated[str, Field(min_length=1, max_length=500)]
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Quantity = 1
     price: Money
     url: WebUrl | None = None
     image_url: WebUrl | None = None
