@@ -17,8 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
-from tests.support import Server, SmtpSink, StoreKey, free_port, make_store
-from ulak.app import create_app
+from tests.support import Server, SmtpSink, StoreKey, free_port, make_store, opened_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Base, Database
@@ -99,10 +98,8 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def app(settings: Settings, db: Database, clock: FrozenClock) -> AsyncIterator[Any]:
-    application = create_app(settings, database=db, clock=clock, run_workers=False)
-    yield application
-    application.state.inbox.close()
-    await application.state.workers.ctx.sender.close(grace=10)
+    async with opened_app(settings, db, clock) as application:
+        yield application
 
 
 @pytest.fixture

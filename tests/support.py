@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,9 +24,10 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from ulak import cli
+from ulak.app import create_app
 from ulak.channels.models import DevInboxMessage
-from ulak.clock import FrozenClock
-from ulak.config import get_settings
+from ulak.clock import Clock, FrozenClock
+from ulak.config import Settings, get_settings
 from ulak.db import Database
 from ulak.events.inbox import inbox
 from ulak.events.models import Event, InboxCursor
@@ -102,6 +104,18 @@ class SmtpSink:
             )
         )
         return "250 OK"
+
+
+@contextlib.asynccontextmanager
+async def opened_app(settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Any]:
+    """The app without its worker loops (tests run jobs themselves), closed as the server
+    closes it: the inbox's reader, then the sender (its connections, its process)."""
+    app = create_app(settings, database=db, clock=clock, run_workers=False)
+    try:
+        yield app
+    finally:
+        app.state.inbox.close()
+        await app.state.workers.ctx.sender.close(grace=10)
 
 
 def free_port() -> int:

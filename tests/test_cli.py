@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from tests.support import StoreKey, order_placed, ulak_cli
-from ulak.app import create_app
+from tests.support import StoreKey, opened_app, order_placed, ulak_cli
+from ulak.clock import SystemClock
 from ulak.config import Settings
 from ulak.db import Database
 from ulak.messages.models import Message
@@ -238,19 +238,19 @@ async def test_the_database_files_are_readable_by_their_owner_only(tmp_path: Pat
     key = json.loads(created.stdout)["api_key"]
     settings = Settings(database_url=f"sqlite+aiosqlite:///{path}", public_url="http://ulak.test")
     database = Database(settings.database_url)
-    app = create_app(settings, database=database, run_workers=False)
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
-        ) as client:
+        async with (
+            opened_app(settings, database, SystemClock()) as app,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+            ) as client,
+        ):
             response = await client.post(
                 "/v1/events", json=order_placed("1"), headers={"Authorization": f"Bearer {key}"}
             )
             assert response.status_code == 202
-        await app.state.workers.drain()
+            await app.state.workers.drain()
     finally:
-        app.state.inbox.close()
-        await app.state.workers.ctx.sender.close(grace=10)
         await database.dispose()
     modes = await asyncio.to_thread(modes_in, tmp_path)
     assert {"shop.db", "shop-inbox.db", "shop-outcomes.db"} <= set(modes)

@@ -40,6 +40,7 @@ app.add_typer(journeys_app, name="journeys")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+S = TypeVar("S", StoreCreate, StoreUpdate)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -211,32 +212,24 @@ def stores_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a store with the shipped journeys switched on; prints its API key once."""
-    try:
-        data = StoreCreate(
-            name=name,
-            locale=locale,
-            timezone=timezone,
-            currency=currency,
-            sender_email=sender_email,
-            sender_name=sender_name,
-            reply_to=reply_to,
-            contact_email=contact_email,
-            contact_phone=contact_phone,
-            postal_address=postal_address,
-            logo_url=logo_url,
-            website_url=website_url,
-            brand_color=brand_color,
-        )
-    except ValidationError as error:
-        for problem in error.errors(include_url=False):
-            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
-        raise typer.Exit(2) from error
+    data = _store_settings(StoreCreate, {k: v for k, v in locals().items() if k != "as_json"})
     created = _run(_create_store(get_settings(), data))
     if as_json:
         sys.stdout.write(created.model_dump_json() + "\n")
         return
     console.print(f"store [bold]{created.id}[/bold] ({created.name}) created")
     console.print(f"API key (shown only now): [bold]{created.api_key}[/bold]")
+
+
+def _store_settings(schema: type[S], options: dict[str, Any]) -> S:
+    """A store's settings from command-line options; exits naming each option that is
+    wrong, and why."""
+    try:
+        return schema(**options)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
+        raise typer.Exit(2) from error
 
 
 async def _create_store(settings: Settings, data: StoreCreate) -> StoreCreated:
@@ -275,12 +268,7 @@ def stores_update(
     if not given:
         err.print("[red]error:[/red] nothing to change: give at least one setting")
         raise typer.Exit(2)
-    try:
-        data = StoreUpdate(**given)
-    except ValidationError as error:
-        for problem in error.errors(include_url=False):
-            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
-        raise typer.Exit(2) from error
+    data = _store_settings(StoreUpdate, given)
 
     async def main() -> StoreOut:
         database = _database(get_settings())

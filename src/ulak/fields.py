@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field
 
@@ -19,3 +20,15 @@ def _web_address(value: str) -> str:
 
 
 WebUrl = Annotated[str, Field(max_length=2000), AfterValidator(_web_address)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
+    return value
+
+
+# A time zone of the tz database (`Europe/Istanbul`).
+ZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]

@@ -7,7 +7,7 @@ import logging
 import httpx
 import pytest
 
-from ulak.app import create_app
+from tests.support import opened_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Database
@@ -28,15 +28,13 @@ async def test_the_dev_inbox_is_served_only_on_a_loopback_address(
 ) -> None:
     settings = Settings(database_url=database_url, smtp_url="", host=host)
     with caplog.at_level(logging.WARNING, logger="ulak.app"):
-        app = create_app(settings, database=db, clock=FrozenClock(), run_workers=False)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
-        ) as client:
+        async with (
+            opened_app(settings, db, FrozenClock()) as app,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+            ) as client,
+        ):
             response = await client.get("/dev/inbox")
-    finally:
-        app.state.inbox.close()
-        await app.state.workers.ctx.sender.close(grace=10)
     assert response.status_code == (200 if served else 404)
     warnings = [r.getMessage() for r in caplog.records if r.name == "ulak.app"]
     if served:

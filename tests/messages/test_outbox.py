@@ -10,8 +10,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.support import SmtpSink, StoreKey, add_journey, dev_inbox, make_store, order_placed
-from ulak.app import create_app
+from tests.support import (
+    SmtpSink,
+    StoreKey,
+    add_journey,
+    dev_inbox,
+    make_store,
+    opened_app,
+    order_placed,
+)
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Database
@@ -110,9 +117,8 @@ async def smtp_app(
     database_url: str, db: Database, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> AsyncIterator[Any]:
     settings = Settings(database_url=database_url, smtp_url=smtp_sink.url, send_max_attempts=3)
-    app = create_app(settings, database=db, clock=clock, run_workers=False)
-    yield app
-    await app.state.workers.ctx.sender.close(grace=10)
+    async with opened_app(settings, db, clock) as app:
+        yield app
 
 
 async def test_a_temporary_refusal_is_retried_with_backoff(

@@ -15,8 +15,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import event, select
 
-from tests.support import SmtpSink, StoreKey, free_port, make_store, order_placed, wait_until
-from ulak.app import create_app
+from tests.support import (
+    SmtpSink,
+    StoreKey,
+    free_port,
+    make_store,
+    opened_app,
+    order_placed,
+    wait_until,
+)
 from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
 from ulak.db import Database
@@ -53,17 +60,11 @@ class HeldTransport:
         return None
 
 
-async def one_app(settings: Settings, db: Database, clock: FrozenClock) -> Any:
-    return create_app(settings, database=db, clock=clock, run_workers=False)
-
-
 @pytest.fixture
 async def second_app(settings: Settings, db: Database, clock: FrozenClock) -> AsyncIterator[Any]:
     """Another worker on the same database: the one that starts after a crash."""
-    application = create_app(settings, database=db, clock=clock, run_workers=False)
-    yield application
-    application.state.inbox.close()
-    await application.state.workers.ctx.sender.close(grace=10)
+    async with opened_app(settings, db, clock) as application:
+        yield application
 
 
 async def place_orders(client: httpx.AsyncClient, store: StoreKey, count: int) -> None:
@@ -125,17 +126,16 @@ async def test_a_sender_claims_no_more_than_its_pool_can_send_at_once(
     database_url: str, db: Database, clock: FrozenClock
 ) -> None:
     settings = Settings(database_url=database_url, public_url="http://ulak.test", smtp_pool_size=2)
-    app = await one_app(settings, db, clock)
-    workers: Workers = app.state.workers
-    store = await make_store(db, clock)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
-    ) as client:
-        await place_orders(client, store, 5)
-    await queue_messages(workers)
-    transport = HeldTransport(held={f"buyer{n}@example.com" for n in range(5)})
-    sender = sender_of(workers, transport)
-    try:
+    async with opened_app(settings, db, clock) as app:
+        workers: Workers = app.state.workers
+        store = await make_store(db, clock)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+        ) as client:
+            await place_orders(client, store, 5)
+        await queue_messages(workers)
+        transport = HeldTransport(held={f"buyer{n}@example.com" for n in range(5)})
+        sender = sender_of(workers, transport)
         await workers.once("messages.send_due")
         statuses = sorted(status for status, _, _ in (await by_address(db)).values())
         assert statuses == ["queued", "queued", "queued", "sending", "sending"]
@@ -145,9 +145,6 @@ async def test_a_sender_claims_no_more_than_its_pool_can_send_at_once(
         await workers.drain()
         assert sorted(transport.accepted) == [f"buyer{n}@example.com" for n in range(5)]
         assert {s for s, _, _ in (await by_address(db)).values()} == {"sent"}
-    finally:
-        app.state.inbox.close()
-        await sender.close(grace=10)
 
 
 async def test_after_a_crash_only_the_deliveries_in_flight_go_again_and_at_once(
@@ -232,21 +229,17 @@ class SlowFirstSink(SmtpSink):
 
 
 async def test_a_sender_process_that_dies_is_replaced_and_its_claims_come_back_at_once(
-    database_url: str, db: Database, clock: FrozenClock
+    database_url: str, client: httpx.AsyncClient, db: Database, clock: FrozenClock
 ) -> None:
     sink = SlowFirstSink("127.0.0.1", free_port())
     controller = Controller(sink, hostname=sink.host, port=sink.port)
     controller.start()
     settings = Settings(database_url=database_url, public_url="http://ulak.test", smtp_url=sink.url)
     ctx = job_context(settings, db, SystemClock(), helper_processes=1)
-    workers = Workers(ctx)
-    app = create_app(settings, database=db, clock=clock, run_workers=False)
+    workers = Workers(ctx)  # with SMTP and a helper: it delivers in a sender process
     store = await make_store(db, clock)
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
-        ) as client:
-            await place_orders(client, store, 3)
+        await place_orders(client, store, 3)
         await queue_messages(workers)
         sink.slow = "buyer1@example.com"
         sender = ctx.sender
@@ -277,8 +270,6 @@ async def test_a_sender_process_that_dies_is_replaced_and_its_claims_come_back_a
             "buyer2@example.com": ("sent", 1, 0),
         }
     finally:
-        app.state.inbox.close()
-        await app.state.workers.ctx.sender.close(grace=10)
         await ctx.sender.close(grace=10)
         ctx.offload.close()
         controller.stop()

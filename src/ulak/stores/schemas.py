@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from ulak.fields import WebUrl
+from ulak.fields import WebUrl, ZoneName
 
 
 def _no_control_characters(value: str) -> str:
@@ -26,20 +25,11 @@ def _known_locale(value: str) -> str:
     return value
 
 
-def _known_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {value!r}") from error
-    return value
-
-
 StoreName = Annotated[
     str, Field(min_length=1, max_length=200), AfterValidator(_no_control_characters)
 ]
 SenderName = Annotated[str, Field(max_length=200), AfterValidator(_no_control_characters)]
 LocaleName = Annotated[str, AfterValidator(_known_locale)]
-ZoneName = Annotated[str, AfterValidator(_known_zone)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
