@@ -16,6 +16,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
@@ -29,10 +31,13 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
-from ulak.web.pages import browser_language, error_page
+from ulak.web.pages import browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
 log = logging.getLogger(__name__)
+
+# What a 503 asks clients to wait before they retry.
+RETRY_AFTER_SECONDS = 5
 
 
 class BodyTooLarge(UlakError):
@@ -179,6 +184,33 @@ def create_app(
         return JSONResponse(
             {"error": {"code": "invalid", "message": "the request is invalid", "details": details}},
             status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_unavailable(request: Request, error: Exception) -> Response:
+        # A database that is locked past the wait, restarting or unreachable is a moment's
+        # outage, not a fault of the request: clients retry after the pause (as Stripe and
+        # every HTTP client library expect of a 503), and nothing was stored.
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, error)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if _wants_html(request):
+            locale = browser_language(request)
+            page = error_page(
+                request, locale=locale, message=texts_for(locale)["unavailable"], status_code=503
+            )
+            page.headers.update(headers)
+            return page
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "unavailable",
+                    "message": "the database is unavailable for a moment; nothing was stored,"
+                    f" retry after {RETRY_AFTER_SECONDS} s",
+                }
+            },
+            status_code=503,
+            headers=headers,
         )
 
     @app.get("/healthz", tags=["operations"])

@@ -3,15 +3,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from tests.support import StoreKey, make_store, order_placed, stored_keys
+from tests.support import StoreKey, free_port, make_store, opened_app, order_placed, stored_keys
 from ulak.clock import FrozenClock
-from ulak.db import Database
+from ulak.config import Settings
+from ulak.db import Database, inbox_path
 from ulak.events import inbox
+from ulak.events.models import Event
+from ulak.worker import Workers
 
 
 async def count_events(db: Database) -> int:
@@ -129,6 +134,70 @@ async def test_same_id_twice_stores_one_event(
     assert first.json()["accepted"][0]["duplicate"] is False
     assert again.json()["accepted"][0]["duplicate"] is True
     assert await count_events(db) == 1
+
+
+async def test_the_same_id_with_a_different_body_is_a_conflict_and_stores_nothing(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    db: Database,
+    workers: Workers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stripe's rule for idempotency keys: a retry is answered as a duplicate, another
+    event under a used id is refused, before and after the worker took the first one."""
+    monkeypatch.setattr(inbox, "PRUNE_SECONDS", 0.0)  # each write prunes what was copied
+    first = await client.post("/v1/events", json=order_placed(), headers=store.auth)
+    assert first.status_code == 202
+    for drained in (False, True):
+        if drained:
+            await workers.drain()
+        changed = await client.post(
+            "/v1/events", json=order_placed(total="1.00"), headers=store.auth
+        )
+        assert changed.status_code == 409, drained
+        error = changed.json()["error"]
+        assert error["code"] == "conflict"
+        assert error["details"] == [
+            {
+                "path": "id",
+                "message": "an event with id 'evt-order-1001' was already accepted with a"
+                " different body; send a new id for a new event",
+            }
+        ]
+        # A retry of the same event, even without its time, is still a plain duplicate.
+        retry = order_placed()
+        del retry["occurred_at"]
+        again = await client.post("/v1/events", json=retry, headers=store.auth)
+        assert again.status_code == 202
+        assert again.json()["accepted"][0]["duplicate"] is True
+    assert await count_events(db) == 1
+    async with db.read() as session:
+        assert [e.data["total"] for e in (await session.scalars(select(Event))).all()] == [
+            "1249.90"
+        ]
+
+
+async def test_a_batch_lists_a_conflicting_event_as_rejected(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    await client.post("/v1/events", json=order_placed("1"), headers=store.auth)
+    batch = {
+        "events": [
+            order_placed("2"),
+            order_placed("1", total="9.99"),
+            order_placed("1"),
+            order_placed("2", total="5.00"),  # differs from the one earlier in this batch
+        ]
+    }
+    response = await client.post("/v1/events", json=batch, headers=store.auth)
+    assert response.status_code == 202
+    body = response.json()
+    assert [(a["index"], a["duplicate"]) for a in body["accepted"]] == [(0, False), (2, True)]
+    assert [(r["index"], [e["path"] for e in r["errors"]]) for r in body["rejected"]] == [
+        (1, ["events[1].id"]),
+        (3, ["events[3].id"]),
+    ]
+    assert await count_events(db) == 2
 
 
 async def test_ids_are_scoped_to_the_store(
@@ -313,3 +382,54 @@ async def test_ids_that_ulak_keeps_for_its_own_events_are_refused(
     ]
     assert "reserved" in body["rejected"][0]["errors"][0]["message"]
     assert await count_events(db) == 1
+
+
+async def test_a_locked_inbox_is_a_503_with_retry_after(
+    store: StoreKey, settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite: the API's inbox file is locked by another process")
+    impatient = Database(settings.database_url, lock_timeout=0.2)
+    async with opened_app(settings, impatient, clock) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ulak.test") as client:
+            first = await client.post("/v1/events", json=order_placed("1"), headers=store.auth)
+            assert first.status_code == 202
+            holder = sqlite3.connect(inbox_path(db.path), isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                locked = await client.post("/v1/events", json=order_placed("2"), headers=store.auth)
+            finally:
+                holder.rollback()
+                holder.close()
+            assert locked.status_code == 503
+            assert locked.headers["Retry-After"] == "5"
+            assert locked.json()["error"]["code"] == "unavailable"
+            again = await client.post("/v1/events", json=order_placed("2"), headers=store.auth)
+            assert again.status_code == 202
+            assert again.json()["accepted"][0]["duplicate"] is False
+    await impatient.dispose()
+    assert [key for _, key in await stored_keys(db)] == ["evt-order-1", "evt-order-2"]
+
+
+async def test_an_unreachable_database_is_a_503_with_retry_after(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL: a database server that does not answer")
+    gone = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+    async with opened_app(settings, gone, clock) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ulak.test") as client:
+            health = await client.get("/healthz")
+            events = await client.post(
+                "/v1/events", json=order_placed(), headers={"Authorization": "Bearer ulak_sk_x"}
+            )
+            page = await client.get("/u/1/token", headers={"Accept": "text/html"})
+    await gone.dispose()
+    for response in (health, events):
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert response.json()["error"]["code"] == "unavailable"
+    assert page.status_code == 503
+    assert "try again in a few seconds" in page.text

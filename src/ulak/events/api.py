@@ -5,10 +5,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from ulak.errors import Invalid, UlakError
+from ulak.errors import Conflict, Invalid, UlakError
 from ulak.events.inbox import Inbox
 from ulak.events.schemas import (
     MAX_BATCH,
+    Accepted,
     EventIn,
     IngestResult,
     Problem,
@@ -54,7 +55,11 @@ _BODY_SCHEMA: dict[str, Any] = {
 )
 async def post_events(request: Request, store: CurrentStore) -> Response:
     """Answered 202 once the accepted events are committed. A batch keeps its valid events
-    and lists each rejected one with the field path and the reason."""
+    and lists each rejected one with the field path and the reason.
+
+    An `id` the store already has is a duplicate (`"duplicate": true`, nothing stored) when
+    the body is the same, and a conflict when it differs: 409 for a single event, a
+    rejected entry in a batch."""
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -95,6 +100,15 @@ async def post_events(request: Request, store: CurrentStore) -> Response:
             details=[p.model_dump() for p in problems],
         )
     inbox: Inbox = request.app.state.inbox
-    accepted = await inbox.accept(store.id, valid)
+    accepted: list[Accepted] = []
+    for answer in await inbox.accept(store.id, valid):
+        if isinstance(answer, Accepted):
+            accepted.append(answer)
+            continue
+        problem = answer.problem(f"{prefix}[{answer.index}]" if prefix else "")
+        if not prefix:
+            raise Conflict(problem.message, details=[problem.model_dump()])
+        rejected.append(Rejected(index=answer.index, errors=[problem]))
+    rejected.sort(key=lambda r: r.index)
     result = IngestResult(accepted=accepted, rejected=rejected)
     return Response(result.model_dump_json(), status_code=202, media_type="application/json")

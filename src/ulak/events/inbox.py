@@ -20,14 +20,15 @@ commit out of order. Everything after `events` is the same on both.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -50,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ulak.clock import Clock
 from ulak.db import Database, UTCDateTime, insert_ignoring_conflicts, table_of
 from ulak.events.models import LANES, Event, InboxCursor
-from ulak.events.schemas import Accepted, EventIn
+from ulak.events.schemas import Accepted, EventIn, Problem
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class Submission:
     events: Sequence[tuple[int, EventIn]]
     source: str = "api"
     customer_id: int | None = None
-    answer: asyncio.Future[list[Accepted]] = field(
+    answer: asyncio.Future[list[Accepted | Conflicting]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -194,7 +195,7 @@ class Inbox:
         *,
         source: str = "api",
         customer_id: int | None = None,
-    ) -> list[Accepted]:
+    ) -> list[Accepted | Conflicting]:
         """Store a request's valid events; returns once they are committed."""
         submission = Submission(store_id, events, source, customer_id)
         self._waiting.append(submission)
@@ -212,6 +213,11 @@ class Inbox:
                 for submission in group + self._waiting:
                     submission.answer.cancel()
                 raise
+            except OperationalError as error:
+                # The database is locked past the wait or unreachable: one by one would only
+                # wait again for each request.
+                for submission in group:
+                    submission.answer.set_exception(error)
             except Exception:
                 # One request's failure must not fail the others: write them one by one.
                 log.warning("a group of %d event requests failed; retrying each", len(group))
@@ -227,7 +233,7 @@ class Inbox:
                     submission.answer.set_result(answer)
             self.on_commit()
 
-    async def _commit(self, group: list[Submission]) -> list[list[Accepted]]:
+    async def _commit(self, group: list[Submission]) -> list[list[Accepted | Conflicting]]:
         now = self.clock.now()
         rows = [
             event_rows(
@@ -242,19 +248,26 @@ class Inbox:
         if not self.database.is_sqlite:
             async with self.database.transaction() as session:
                 new = [await insert_events(session, r) for r in rows]
+                stored = [
+                    await _stored_bodies(await session.connection(), table_of(Event), r, n)
+                    for r, n in zip(rows, new, strict=True)
+                ]
                 # Wakes the workers listening, on whichever machine, once this commits.
                 await session.execute(text("NOTIFY ulak_events"))
         else:
-            new = await self._append_to_file(rows)
-        return [_answers(s, r, n) for s, r, n in zip(group, rows, new, strict=True)]
+            new, stored = await self._append_to_file(rows)
+        return [_answers(s, r, n, b) for s, r, n, b in zip(group, rows, new, stored, strict=True)]
 
-    async def _append_to_file(self, groups: list[list[dict[str, Any]]]) -> list[set[str]]:
+    async def _append_to_file(
+        self, groups: list[list[dict[str, Any]]]
+    ) -> tuple[list[set[str]], list[dict[str, StoredBody]]]:
         async with self.database.inbox_engine.begin() as connection:
             if not self._created:
                 await create_inbox(connection)
                 self._created = True
             await self._prune(connection)
             new: list[set[str]] = []
+            stored: list[dict[str, StoredBody]] = []
             for rows in groups:
                 statement = (
                     sqlite_insert(inbox)
@@ -273,8 +286,12 @@ class Inbox:
                 if copied:
                     again = [seq for seq, key in inserted.items() if key in copied]
                     await connection.execute(delete(inbox).where(inbox.c.seq.in_(again)))
-                new.append({key for key in inserted.values() if key not in copied})
-            return new
+                new.append(fresh := {key for key in inserted.values() if key not in copied})
+                bodies = await _stored_bodies(connection, inbox, rows, fresh)
+                if missing := _duplicate_keys(rows, fresh) - bodies.keys():
+                    bodies |= self._bodies_in_events(rows[0]["store_id"], missing)
+                stored.append(bodies)
+            return new, stored
 
     def close(self) -> None:
         if self._main is not None:
@@ -296,6 +313,25 @@ class Inbox:
         )
         return {key for (key,) in found}
 
+    def _bodies_in_events(self, store_id: int, keys: set[str]) -> dict[str, StoredBody]:
+        """The stored bodies of keys already copied into `events` (read-only, see above)."""
+        assert self._main is not None  # opened by _keys_in_events, which found them
+        marks = ",".join("?" * len(keys))
+        found = self._main.execute(
+            "SELECT key, type, occurred_at, customer, data FROM events"  # noqa: S608
+            f" WHERE store_id = ? AND key IN ({marks})",
+            (store_id, *keys),
+        )
+        return {
+            key: StoredBody(
+                type=type_,
+                occurred_at=datetime.fromisoformat(occurred_at).replace(tzinfo=UTC),
+                customer=json.loads(customer),
+                data=json.loads(data),
+            )
+            for key, type_, occurred_at, customer, data in found
+        }
+
     async def _prune(self, connection: AsyncConnection) -> None:
         """Delete the rows the worker has copied, at most once every PRUNE_SECONDS."""
         if time.monotonic() - self._pruned_at < PRUNE_SECONDS:
@@ -308,14 +344,92 @@ class Inbox:
             await connection.execute(delete(inbox).where(inbox.c.seq <= copied))
 
 
-def _answers(submission: Submission, rows: list[dict[str, Any]], new: set[str]) -> list[Accepted]:
-    seen: set[str] = set()
-    accepted = []
-    for (index, _), row in zip(submission.events, rows, strict=True):
-        key = row["key"]
-        accepted.append(Accepted(index=index, key=key, duplicate=key not in new or key in seen))
-        seen.add(key)
-    return accepted
+@dataclass(frozen=True)
+class StoredBody:
+    """What an event said, to tell a retry from a different event under the same id."""
+
+    type: str
+    occurred_at: datetime | None
+    customer: dict[str, Any]
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> StoredBody:
+        # Through JSON, as the stored copy went, so a retry compares equal to it.
+        return cls(
+            type=row["type"],
+            occurred_at=row["occurred_at"],
+            customer=json.loads(json.dumps(row["customer"])),
+            data=json.loads(json.dumps(row["data"])),
+        )
+
+    def repeated_by(self, retry: StoredBody, *, occurred_at_given: bool) -> bool:
+        # An event sent without `occurred_at` is stamped with its arrival, which differs
+        # on every retry: only a time the shop gave is compared.
+        return (
+            self.type == retry.type
+            and self.customer == retry.customer
+            and self.data == retry.data
+            and (not occurred_at_given or self.occurred_at == retry.occurred_at)
+        )
+
+
+def _duplicate_keys(rows: list[dict[str, Any]], new: set[str]) -> set[str]:
+    return {row["key"] for row in rows if row["key"] not in new}
+
+
+async def _stored_bodies(
+    connection: AsyncConnection, table: Table, rows: list[dict[str, Any]], new: set[str]
+) -> dict[str, StoredBody]:
+    """The stored bodies of this request's duplicate keys that `table` holds. Duplicates
+    are rare, so this read is paid only when there are some."""
+    if not (keys := _duplicate_keys(rows, new)):
+        return {}
+    query = select(
+        table.c.key, table.c.type, table.c.occurred_at, table.c.customer, table.c.data
+    ).where(table.c.store_id == rows[0]["store_id"], table.c.key.in_(keys))
+    return {row["key"]: StoredBody.of(row) for row in (await connection.execute(query)).mappings()}
+
+
+def _answers(
+    submission: Submission,
+    rows: list[dict[str, Any]],
+    new: set[str],
+    stored: dict[str, StoredBody],
+) -> list[Accepted | Conflicting]:
+    """Each event's answer. A key stored before, or earlier in this request, is a
+    duplicate when the body is the same and a conflict when it is not (Stripe's rule for
+    idempotency keys): a shop that reuses an id for another event must hear of it."""
+    first: dict[str, StoredBody] = {}
+    answers: list[Accepted | Conflicting] = []
+    for (index, event), row in zip(submission.events, rows, strict=True):
+        key, body = row["key"], StoredBody.of(row)
+        earlier = first.get(key) or (stored.get(key) if key not in new else None)
+        if earlier is not None and not earlier.repeated_by(
+            body, occurred_at_given=event.occurred_at is not None
+        ):
+            answers.append(Conflicting(index=index, key=key))
+            continue
+        answers.append(
+            Accepted(index=index, key=key, duplicate=earlier is not None or (key not in new))
+        )
+        first.setdefault(key, body)
+    return answers
+
+
+@dataclass(frozen=True)
+class Conflicting:
+    """An event whose id the store already has, with a different body: nothing stored."""
+
+    index: int
+    key: str
+
+    def problem(self, prefix: str) -> Problem:
+        return Problem(
+            path=f"{prefix}.id" if prefix else "id",
+            message=f"an event with id {self.key!r} was already accepted with a different body;"
+            " send a new id for a new event",
+        )
 
 
 async def take_from_inbox(session: AsyncSession, database: Database, *, limit: int) -> int:

@@ -26,6 +26,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unsubscribed_body": "{store} size artık kampanya e-postası göndermeyecek.",
         "error_title": "Bir sorun oluştu",
         "invalid_link": "Bu bağlantı geçerli değil. Lütfen e-postadaki bağlantıyı yeniden açın.",
+        "unavailable": "Şu anda yanıt veremiyoruz. Lütfen birkaç saniye sonra yeniden deneyin.",
     },
     "en": {
         "unsubscribe_title": "Unsubscribe from email",
@@ -38,6 +39,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unsubscribed_body": "{store} will not send you marketing email any more.",
         "error_title": "Something went wrong",
         "invalid_link": "This link is not valid. Please open the link in the email again.",
+        "unavailable": "We cannot answer right now. Please try again in a few seconds.",
     },
 }
 
