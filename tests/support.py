@@ -115,6 +115,7 @@ async def opened_app(settings: Settings, db: Database, clock: Clock) -> AsyncIte
         yield app
     finally:
         app.state.inbox.close()
+        app.state.keys.close()
         await app.state.workers.ctx.sender.close(grace=10)
 
 

@@ -6,17 +6,19 @@ import asyncio
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from tests.support import StoreKey, opened_app, order_placed, ulak_cli
-from ulak.clock import SystemClock
+from tests.support import StoreKey, dev_inbox, opened_app, order_placed, ulak_cli
+from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
 from ulak.db import Database
-from ulak.messages.models import Message
+from ulak.messages.models import Message, TemplateOverride
 from ulak.worker import Workers
 
 
@@ -280,3 +282,255 @@ def test_a_command_run_where_there_is_no_database_says_so_and_creates_none(
     result = ulak_cli("status", env={"ULAK_DATABASE_URL": f"sqlite:///{empty}"})
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: the database at {empty} has no ulak schema.")
+
+
+async def test_keys_are_listed_without_their_secret_and_revoked_per_store(
+    client: httpx.AsyncClient, store: StoreKey, env: dict[str, str], clock: FrozenClock
+) -> None:
+    made = await asyncio.to_thread(
+        ulak_cli, "keys", "create", "--store", str(store.id), "--json", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    second = json.loads(made.stdout)
+    headers = {"Authorization": f"Bearer {second['api_key']}"}
+    assert (
+        await client.post("/v1/events", json=order_placed("1"), headers=headers)
+    ).status_code == 202
+    other = json.loads(
+        (
+            await asyncio.to_thread(
+                ulak_cli, "stores", "create", "--name", "Öteki", "--json", env=env
+            )
+        ).stdout
+    )
+    # Another store's id cannot reach this store's key.
+    wrong = await asyncio.to_thread(
+        ulak_cli, "keys", "revoke", str(second["id"]), "--store", str(other["id"]), env=env
+    )
+    assert wrong.returncode == 2
+    assert f"store {other['id']} has no API key {second['id']}" in wrong.stderr
+    revoked = await asyncio.to_thread(
+        ulak_cli, "keys", "revoke", str(second["id"]), "--store", str(store.id), env=env
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    # The very next request is refused; the store's first key still works.
+    refused = await client.post("/v1/events", json=order_placed("2"), headers=headers)
+    assert refused.status_code == 401
+    assert (
+        await client.post("/v1/events", json=order_placed("3"), headers=store.auth)
+    ).status_code == 202
+    listed = await asyncio.to_thread(
+        ulak_cli, "keys", "list", "--store", str(store.id), "--json", env=env
+    )
+    keys = json.loads(listed.stdout)
+    assert [(k["id"], k["revoked_at"] is not None) for k in keys] == [
+        (keys[0]["id"], False),
+        (second["id"], True),
+    ]
+    assert store.key not in listed.stdout
+    assert second["api_key"] not in listed.stdout
+    assert [k["prefix"] for k in keys] == [store.key[:14], second["api_key"][:14]]
+
+
+def catch_up_with_the_commands(clock: FrozenClock) -> None:
+    """The commands run on the real clock; the workers here on the test's frozen one."""
+    clock.set(max(clock.now(), datetime.now(UTC)) + timedelta(seconds=1))
+
+
+async def test_a_broken_template_fixed_by_reset_then_failed_steps_retried(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    env: dict[str, str],
+    db: Database,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """A shop owner's way out of a bad template: enrollments failed on it; reset the
+    template, retry the failed steps, and each customer gets one confirmation."""
+    # Stored as it was before `ulak templates set` rendered a template before saving it:
+    # it compiles, and fails on every real order.
+    broken = (
+        "{% block subject %}Sipariş{% endblock %}{% block text %}x{% endblock %}"
+        '{% block body %}{{ 1 // (order["items"]|length - order["items"]|length) }}{% endblock %}'
+    )
+    async with db.transaction() as session:
+        session.add(
+            TemplateOverride(
+                store_id=store.id,
+                name="order_confirmation",
+                locale="tr",
+                source=broken,
+                updated_at=clock.now(),
+            )
+        )
+    batch = {
+        "events": [order_placed("1"), order_placed("2", customer_id="c-2", email="can@example.com")]
+    }
+    assert (await client.post("/v1/events", json=batch, headers=store.auth)).status_code == 202
+    for _ in range(settings.step_max_attempts):
+        await workers.drain()
+        clock.travel(timedelta(hours=1))
+    assert await dev_inbox(db) == []
+    status = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert re.search(r"enrollments\s*│\s*failed\s*│\s*2\b", status.stdout), status.stdout
+
+    reset = await asyncio.to_thread(
+        ulak_cli, "templates", "reset", "order_confirmation", "--store", str(store.id), env=env
+    )
+    assert reset.returncode == 0, reset.stderr
+    again = await asyncio.to_thread(
+        ulak_cli, "templates", "reset", "order_confirmation", "--store", str(store.id), env=env
+    )
+    assert again.returncode == 1
+    assert "has no version of its own of order_confirmation" in again.stderr
+    nothing = await asyncio.to_thread(ulak_cli, "steps", "retry", "--store", str(store.id), env=env)
+    assert nothing.returncode == 2
+    assert "name the rows to retry by id, or give --since" in nothing.stderr
+    retried = await asyncio.to_thread(
+        ulak_cli, "steps", "retry", "--store", str(store.id), "--since", "2000-01-01", env=env
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith("2 enrollment(s) will run again")
+    catch_up_with_the_commands(clock)
+    await workers.drain()
+    assert sorted(m["To"] for m in await dev_inbox(db)) == ["ayse@example.com", "can@example.com"]
+    after = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert re.search(r"enrollments\s*│\s*completed\s*│\s*2\b", after.stdout), after.stdout
+    assert "failed" not in after.stdout
+
+
+async def test_messages_retry_sends_only_the_named_failed_message_of_the_store(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    env: dict[str, str],
+    db: Database,
+    clock: FrozenClock,
+) -> None:
+    batch = {
+        "events": [order_placed("1"), order_placed("2", customer_id="c-2", email="can@example.com")]
+    }
+    assert (await client.post("/v1/events", json=batch, headers=store.auth)).status_code == 202
+    await workers.once("events.apply")
+    await workers.once("journeys.run_due")
+    # As a sender that gave up leaves them (tests/messages/test_outbox.py makes them for real).
+    async with db.transaction() as session:
+        failed = (
+            await session.execute(
+                update(Message)
+                .values(status="failed", attempts=8, last_error="gave up after 8 attempt(s): 451")
+                .returning(Message.id, Message.to_address)
+            )
+        ).all()
+    ids = {to: i for i, to in failed}
+    other = json.loads(
+        (
+            await asyncio.to_thread(
+                ulak_cli, "stores", "create", "--name", "Öteki", "--json", env=env
+            )
+        ).stdout
+    )
+    elsewhere = await asyncio.to_thread(
+        ulak_cli,
+        "messages",
+        "retry",
+        str(ids["can@example.com"]),
+        "--store",
+        str(other["id"]),
+        env=env,
+    )
+    assert elsewhere.stdout.startswith("0 message(s) queued again")
+    retried = await asyncio.to_thread(
+        ulak_cli,
+        "messages",
+        "retry",
+        str(ids["can@example.com"]),
+        "--store",
+        str(store.id),
+        env=env,
+    )
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith(f"1 message(s) queued again: {ids['can@example.com']}")
+    catch_up_with_the_commands(clock)
+    await workers.drain()
+    assert [m["To"] for m in await dev_inbox(db)] == ["can@example.com"]
+    async with db.read() as session:
+        rows = (
+            await session.execute(select(Message.to_address, Message.status, Message.attempts))
+        ).all()
+    assert sorted(rows) == [("ayse@example.com", "failed", 8), ("can@example.com", "sent", 1)]
+
+
+async def test_a_disabled_journey_sends_nothing_more_until_enabled(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    env: dict[str, str],
+    db: Database,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "thank-you.yaml"
+    path.write_text(JOURNEY, encoding="utf-8")
+    assert (
+        await asyncio.to_thread(
+            ulak_cli, "journeys", "apply", str(path), "--store", str(store.id), env=env
+        )
+    ).returncode == 0
+    # The shipped delivery email would answer the same events at once.
+    shipped = await asyncio.to_thread(
+        ulak_cli, "journeys", "disable", "order-delivered", "--store", str(store.id), env=env
+    )
+    assert shipped.stdout.startswith("order-delivered: disabled; 0 live enrollment(s)")
+
+    def delivered(order_id: str, customer_id: str, email: str) -> dict[str, Any]:
+        return {
+            "id": f"evt-delivered-{order_id}",
+            "type": "order.delivered",
+            "customer": {"id": customer_id, "email": email},
+            "data": {"order_id": order_id},
+        }
+
+    await client.post(
+        "/v1/events", json=delivered("1", "c-1", "ayse@example.com"), headers=store.auth
+    )
+    await workers.drain()  # waiting two days
+    disabled = await asyncio.to_thread(
+        ulak_cli, "journeys", "disable", "thank-you", "--store", str(store.id), env=env
+    )
+    assert disabled.returncode == 0, disabled.stderr
+    assert "1 live enrollment(s) stopped" in disabled.stdout
+    await client.post(
+        "/v1/events", json=delivered("2", "c-2", "can@example.com"), headers=store.auth
+    )
+    clock.travel(timedelta(days=3))
+    await workers.drain()
+    assert await dev_inbox(db) == []
+    listed = json.loads(
+        (
+            await asyncio.to_thread(
+                ulak_cli, "journeys", "list", "--store", str(store.id), "--json", env=env
+            )
+        ).stdout
+    )
+    assert [(j["enabled"], j["live_enrollments"]) for j in listed if j["key"] == "thank-you"] == [
+        (False, 0)
+    ]
+
+    enabled = await asyncio.to_thread(
+        ulak_cli, "journeys", "enable", "thank-you", "--store", str(store.id), env=env
+    )
+    assert enabled.returncode == 0, enabled.stderr
+    await client.post(
+        "/v1/events", json=delivered("3", "c-3", "deniz@example.com"), headers=store.auth
+    )
+    await workers.drain()
+    clock.travel(timedelta(days=3))
+    await workers.drain()
+    assert [m["To"] for m in await dev_inbox(db)] == ["deniz@example.com"]
+    missing = await asyncio.to_thread(
+        ulak_cli, "journeys", "disable", "nope", "--store", str(store.id), env=env
+    )
+    assert missing.returncode == 2
+    assert "has no journey 'nope'" in missing.stderr

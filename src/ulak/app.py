@@ -31,6 +31,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.stores.service import KeyCheck
 from ulak.web.pages import browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
@@ -129,6 +130,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
             app.state.inbox.close()
+            app.state.keys.close()
             await ctx.sender.close(grace=10)
             await database.dispose()
 
@@ -156,6 +158,7 @@ def create_app(
     app.state.database = database
     app.state.clock = clock
     app.state.workers = workers
+    app.state.keys = KeyCheck(database)
     app.state.inbox = Inbox(
         database, clock, on_commit=processes.wake if processes is not None else workers.wake
     )

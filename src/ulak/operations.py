@@ -1,14 +1,21 @@
-"""What an operator asks: how much work is waiting, and what failed and why."""
+"""What an operator asks and does: how much work is waiting, what failed and why; retry
+failed work, switch a journey off and on."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ulak.clock import Clock
+from ulak.db import insert_rows
+from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
-from ulak.journeys.models import Enrollment
+from ulak.journeys.models import IS_LIVE, Enrollment, EnrollmentStep, Journey
 from ulak.messages.models import Message
 
 
@@ -61,3 +68,119 @@ async def failures_report(
         for id_, s, when, to, status in interrupted.all()
     ]
     return {"counts": counts, "failures": failures, "resent": resent}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which failed rows of one store an operator names: by id, or all failed since a time."""
+
+    store_id: int
+    ids: Sequence[int] = ()
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ids and self.since is None:
+            raise Invalid("name the rows to retry by id, or give --since for all failed since then")
+
+
+async def retry_messages(session: AsyncSession, which: Selection, *, clock: Clock) -> list[int]:
+    """Queue failed messages again, each with a full set of attempts; returns their ids.
+    One UPDATE guarded by the status, so a message a sender holds is never touched."""
+    query = (
+        update(Message)
+        .where(Message.store_id == which.store_id, Message.status == "failed")
+        .values(
+            status="queued", attempts=0, send_after=clock.now(), lease_until=None, claimed_by=None
+        )
+        .returning(Message.id)
+    )
+    if which.ids:
+        query = query.where(Message.id.in_(which.ids))
+    if which.since is not None:
+        query = query.where(Message.created_at >= which.since)
+    return sorted((await session.execute(query)).scalars())
+
+
+async def retry_steps(session: AsyncSession, which: Selection, *, clock: Clock) -> list[int]:
+    """Run failed enrollments again from the step that failed; returns their ids."""
+    now = clock.now()
+    query = (
+        update(Enrollment)
+        .where(Enrollment.store_id == which.store_id, Enrollment.status == "failed")
+        .values(status="active", attempts=0, failure_reason=None, finished_at=None, next_run_at=now)
+        .returning(Enrollment.id, Enrollment.pc)
+    )
+    if which.ids:
+        query = query.where(Enrollment.id.in_(which.ids))
+    if which.since is not None:
+        query = query.where(Enrollment.finished_at >= which.since)
+    retried = (await session.execute(query)).all()
+    await insert_rows(
+        session,
+        EnrollmentStep,
+        [
+            {"enrollment_id": i, "at": now, "pc": pc, "kind": "retry", "note": "retried by hand"}
+            for i, pc in retried
+        ],
+    )
+    return sorted(i for i, _ in retried)
+
+
+async def set_journey_enabled(
+    session: AsyncSession, *, store_id: int, key: str, enabled: bool, clock: Clock
+) -> int:
+    """Switch a journey on or off; returns how many live enrollments were stopped.
+
+    Off means nothing more is sent from it: no event starts it, its live enrollments exit
+    ("the journey was disabled") and its messages not yet handed to a sender are skipped.
+    On again, new events start it; the enrollments that exited stay finished, so nobody
+    gets a reminder that was due while it was off.
+    """
+    journey = (
+        await session.execute(
+            select(Journey).where(Journey.store_id == store_id, Journey.key == key)
+        )
+    ).scalar_one_or_none()
+    if journey is None:
+        raise NotFound(f"store {store_id} has no journey {key!r} (see `ulak journeys list`)")
+    now = clock.now()
+    journey.enabled = enabled
+    journey.updated_at = now
+    if enabled:
+        return 0
+    reason = "the journey was disabled"
+    # Guarded UPDATEs: an enrollment a worker is running right now is stopped after it
+    # commits (PostgreSQL re-checks the status once the row's lock is free).
+    stopped = (
+        await session.execute(
+            update(Enrollment)
+            .where(Enrollment.journey_id == journey.id, IS_LIVE)
+            .values(
+                status="exited",
+                exit_reason=reason,
+                next_run_at=None,
+                waiting_for=None,
+                finished_at=now,
+            )
+            .returning(Enrollment.id, Enrollment.pc)
+        )
+    ).all()
+    await insert_rows(
+        session,
+        EnrollmentStep,
+        [
+            {"enrollment_id": i, "at": now, "pc": pc, "kind": "exit", "note": reason}
+            for i, pc in stopped
+        ],
+    )
+    await session.execute(
+        update(Message)
+        .where(
+            Message.status == "queued",
+            Message.enrollment_id.in_(
+                select(Enrollment.id).where(Enrollment.journey_id == journey.id)
+            ),
+        )
+        .values(status="skipped", last_error=reason)
+    )
+    return len(stopped)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     TextClause,
     Update,
     bindparam,
+    delete,
     func,
     null,
     or_,
@@ -124,6 +125,20 @@ async def set_template_override(
     row.source = source
     row.updated_at = clock.now()
     await session.flush()
+
+
+async def reset_template_override(
+    session: AsyncSession, *, store_id: int, name: str, locale: str | None
+) -> int:
+    """Remove a store's own version of a template (in one locale, or all); the shipped one
+    is used again from the next message on. Returns how many were removed."""
+    query = delete(TemplateOverride).where(
+        TemplateOverride.store_id == store_id, TemplateOverride.name == name
+    )
+    if locale is not None:
+        query = query.where(TemplateOverride.locale == locale)
+    result = await session.execute(query)
+    return int(getattr(result, "rowcount", 0))
 
 
 class Renders:

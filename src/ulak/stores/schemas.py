@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
@@ -96,3 +97,15 @@ class StoreOut(BaseModel):
 
 class StoreCreated(StoreOut):
     api_key: str
+
+
+class ApiKeyOut(BaseModel):
+    """A key as listed: never the key itself, which is kept only as a hash."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    store_id: int
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None

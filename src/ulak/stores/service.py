@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.db import Database
 from ulak.errors import NotFound, Unauthorized
 from ulak.stores.models import ApiKey, Store
 from ulak.stores.schemas import StoreCreate, StoreUpdate
@@ -71,16 +73,64 @@ async def create_api_key(session: AsyncSession, *, store_id: int, clock: Clock) 
     return key
 
 
-async def store_for_key(session: AsyncSession, key: str) -> Store:
-    row = await session.execute(
-        select(Store)
-        .join(ApiKey, ApiKey.store_id == Store.id)
-        .where(ApiKey.key_hash == _hash_key(key), ApiKey.revoked_at.is_(None))
-    )
-    store = row.scalar_one_or_none()
-    if store is None:
-        raise Unauthorized("invalid API key")
-    return store
+async def list_api_keys(session: AsyncSession, *, store_id: int) -> Sequence[ApiKey]:
+    await get_store(session, store_id)
+    query = select(ApiKey).where(ApiKey.store_id == store_id).order_by(ApiKey.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def revoke_api_key(
+    session: AsyncSession, *, store_id: int, key_id: int, clock: Clock
+) -> ApiKey:
+    """Revoke one of a store's keys. Every process checks the key on each request, so the
+    next request with it is refused, wherever it arrives."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or key.store_id != store_id:
+        raise NotFound(f"store {store_id} has no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+        await session.flush()
+    return key
+
+
+class KeyCheck:
+    """Which store an API key belongs to, asked on every request.
+
+    A cache of keys would keep a revoked key working in every running process until it
+    expired. The check is one indexed read: on SQLite through a plain read-only
+    connection, in microseconds (an ORM session for it took a sixth of the API's CPU
+    under single-event POSTs); on PostgreSQL one round trip on a pooled connection.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._sqlite: sqlite3.Connection | None = None
+
+    async def store_id(self, key: str) -> int:
+        digest = _hash_key(key)
+        if self.database.is_sqlite:
+            if self._sqlite is None:
+                self._sqlite = sqlite3.connect(
+                    f"file:{self.database.path}?mode=ro", uri=True, check_same_thread=False
+                )
+            row = self._sqlite.execute(
+                "SELECT store_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                (digest,),
+            ).fetchone()
+        else:
+            query = select(ApiKey.store_id).where(
+                ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+            )
+            async with self.database.engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        if row is None:
+            raise Unauthorized("invalid API key")
+        return int(row[0])
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
 
 async def get_store(session: AsyncSession, store_id: int) -> Store:

@@ -14,7 +14,7 @@ from ulak.clock import Clock
 from ulak.db import Database
 from ulak.errors import Unauthorized
 from ulak.stores.models import Store
-from ulak.stores.service import store_for_key
+from ulak.stores.service import KeyCheck, get_store
 
 
 async def database(request: Request) -> Database:
@@ -35,24 +35,25 @@ def _bearer_key(request: Request) -> str:
     return key.strip()
 
 
-# Known keys for a short while, so a busy shop's requests skip one transaction each.
-# A revoked key keeps working for at most this long in a running process.
-KEY_CACHE_SECONDS = 30.0
-_known_keys: dict[str, tuple[float, Store]] = {}
+# A store's settings for a short while, so a busy shop's requests skip one read each; the
+# key itself is checked on every request (`KeyCheck`).
+STORE_CACHE_SECONDS = 30.0
+_stores: dict[int, tuple[float, Store]] = {}
 
 
 async def current_store(request: Request) -> Store:
     # One dependency, not a tree of them: FastAPI solving each costs on every event POST.
-    key = _bearer_key(request)
-    known = _known_keys.get(key)
-    if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
+    keys: KeyCheck = request.app.state.keys
+    store_id = await keys.store_id(_bearer_key(request))
+    known = _stores.get(store_id)
+    if known is not None and time.monotonic() - known[0] < STORE_CACHE_SECONDS:
         return known[1]
     db: Database = request.app.state.database
     async with db.read() as s:
-        store = await store_for_key(s, key)
-    if len(_known_keys) > 10_000:
-        _known_keys.clear()
-    _known_keys[key] = (time.monotonic(), store)
+        store = await get_store(s, store_id)
+    if len(_stores) > 10_000:
+        _stores.clear()
+    _stores[store_id] = (time.monotonic(), store)
     return store
 
 

@@ -1,0 +1,127 @@
+"""`ulak templates`: the shipped email templates and a store's own versions of them."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ulak.clock import SystemClock
+from ulak.config import get_settings
+from ulak.errors import UlakError
+from ulak.operations import retry_messages
+from ulak.stores.service import get_store
+from ulak.terminal import console, err, open_database, run, run_retry
+
+templates_app = typer.Typer(
+    help="Email templates and a store's own versions of them.", no_args_is_help=True
+)
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """The shipped templates (and `layout`, the frame around every email)."""
+    from ulak.messages.rendering import shipped_templates
+
+    for name in [*shipped_templates(), "layout"]:
+        console.print(name, markup=False)
+
+
+@templates_app.command("show")
+def templates_show(name: str, locale: Annotated[str, typer.Option(help="tr or en")] = "tr") -> None:
+    """Print a shipped template: the starting point for a store's own version."""
+    from ulak.messages.rendering import shipped_source
+
+    try:
+        sys.stdout.write(shipped_source(name, locale))
+    except UlakError as error:
+        err.print(f"error: {error.message}", markup=False)
+        raise typer.Exit(2) from error
+
+
+@templates_app.command("set")
+def templates_set(
+    name: str,
+    path: Path,
+    store: Annotated[int, typer.Option(help="Store id.")],
+    locale: Annotated[str, typer.Option(help="tr or en")] = "tr",
+) -> None:
+    """Use the store's own version of a template (checked before it is saved)."""
+    from ulak.messages.rendering import resolve_locale, shipped_templates
+    from ulak.messages.service import set_template_override
+
+    if name not in [*shipped_templates(), "layout"]:
+        err.print(f"error: unknown template {name!r} (see `ulak templates list`)", markup=False)
+        raise typer.Exit(2)
+    source = path.read_text(encoding="utf-8")
+
+    async def main() -> None:
+        database = open_database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                await set_template_override(
+                    session,
+                    store_id=store,
+                    name=name,
+                    locale=resolve_locale(locale, locale),
+                    source=source,
+                    clock=SystemClock(),
+                )
+        finally:
+            await database.dispose()
+
+    run(main())
+    console.print(f"store {store} now uses its own {name} ({locale})", markup=False)
+
+
+@templates_app.command("reset")
+def templates_reset(
+    name: str,
+    store: Annotated[int, typer.Option(help="Store id.")],
+    locale: Annotated[str | None, typer.Option(help="tr or en; all when not given")] = None,
+) -> None:
+    """Remove a store's own version of a template: the shipped one is used again."""
+    from ulak.messages.rendering import resolve_locale
+    from ulak.messages.service import reset_template_override
+
+    async def main() -> int:
+        database = open_database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                return await reset_template_override(
+                    session,
+                    store_id=store,
+                    name=name,
+                    locale=resolve_locale(locale, locale) if locale else None,
+                )
+        finally:
+            await database.dispose()
+
+    if run(main()) == 0:
+        err.print(f"store {store} has no version of its own of {name}", markup=False)
+        raise typer.Exit(1)
+    console.print(f"store {store} uses the shipped {name} again", markup=False)
+
+
+messages_app = typer.Typer(help="Messages that failed.", no_args_is_help=True)
+
+
+@messages_app.command("retry")
+def messages_retry(
+    store: Annotated[int, typer.Option(help="Store id.")],
+    messages: Annotated[
+        list[int] | None, typer.Argument(help="Message ids (see `ulak status`).")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Every failed message of the store since then (UTC).")
+    ] = None,
+) -> None:
+    """Send failed messages again, each with a fresh set of attempts."""
+    retried = run_retry(retry_messages, store, messages, since)
+    shown = ", ".join(map(str, retried)) if retried else "none was failed"
+    console.print(f"{len(retried)} message(s) queued again: {shown}", markup=False)

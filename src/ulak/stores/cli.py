@@ -1,0 +1,218 @@
+"""`ulak stores` and `ulak keys`: a store's settings and its API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from ulak.clock import SystemClock
+from ulak.config import Settings, get_settings
+from ulak.journeys.service import install_library
+from ulak.migrate import upgrade
+from ulak.stores.schemas import ApiKeyOut, StoreCreate, StoreCreated, StoreOut, StoreUpdate
+from ulak.stores.service import (
+    create_api_key,
+    create_store,
+    get_store,
+    list_api_keys,
+    list_stores,
+    revoke_api_key,
+    update_store,
+)
+from ulak.terminal import console, err, open_database, run
+
+stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is_help=True)
+S = TypeVar("S", StoreCreate, StoreUpdate)
+
+
+@stores_app.command("create")
+def stores_create(
+    name: Annotated[str, typer.Option(help="The store's name, shown in every message.")],
+    locale: Annotated[str, typer.Option()] = "tr",
+    timezone: Annotated[str, typer.Option()] = "Europe/Istanbul",
+    currency: Annotated[str, typer.Option()] = "TRY",
+    sender_email: Annotated[
+        str, typer.Option(help="From address of the store's email.")
+    ] = "shop@example.com",
+    sender_name: Annotated[str | None, typer.Option()] = None,
+    reply_to: Annotated[str | None, typer.Option()] = None,
+    contact_email: Annotated[str | None, typer.Option()] = None,
+    contact_phone: Annotated[str | None, typer.Option()] = None,
+    postal_address: Annotated[str | None, typer.Option()] = None,
+    logo_url: Annotated[str | None, typer.Option()] = None,
+    website_url: Annotated[str | None, typer.Option()] = None,
+    brand_color: Annotated[str, typer.Option()] = "#1f6feb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a store with the shipped journeys switched on; prints its API key once."""
+    data = _store_settings(StoreCreate, {k: v for k, v in locals().items() if k != "as_json"})
+    created = run(create_store_with_key(get_settings(), data))
+    if as_json:
+        sys.stdout.write(created.model_dump_json() + "\n")
+        return
+    console.print(f"store [bold]{created.id}[/bold] ({created.name}) created")
+    console.print(f"API key (shown only now): [bold]{created.api_key}[/bold]")
+
+
+def _store_settings(schema: type[S], options: dict[str, Any]) -> S:
+    """A store's settings from command-line options; exits naming each option that is
+    wrong, and why."""
+    try:
+        return schema(**options)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            err.print(f"[red]--{str(problem['loc'][0]).replace('_', '-')}[/red]: {problem['msg']}")
+        raise typer.Exit(2) from error
+
+
+async def create_store_with_key(settings: Settings, data: StoreCreate) -> StoreCreated:
+    await asyncio.to_thread(upgrade, settings.database_url)
+    database = open_database(settings)
+    try:
+        async with database.transaction() as session:
+            clock = SystemClock()
+            store, key = await create_store(session, data, clock=clock)
+            await install_library(session, store_id=store.id, clock=clock)
+            return StoreCreated(**StoreOut.model_validate(store).model_dump(), api_key=key)
+    finally:
+        await database.dispose()
+
+
+@stores_app.command("update")
+def stores_update(
+    store: Annotated[int, typer.Argument(help="The store's id.")],
+    name: Annotated[str | None, typer.Option()] = None,
+    locale: Annotated[str | None, typer.Option()] = None,
+    timezone: Annotated[str | None, typer.Option()] = None,
+    currency: Annotated[str | None, typer.Option()] = None,
+    sender_email: Annotated[str | None, typer.Option()] = None,
+    sender_name: Annotated[str | None, typer.Option()] = None,
+    reply_to: Annotated[str | None, typer.Option()] = None,
+    contact_email: Annotated[str | None, typer.Option()] = None,
+    contact_phone: Annotated[str | None, typer.Option()] = None,
+    postal_address: Annotated[str | None, typer.Option()] = None,
+    logo_url: Annotated[str | None, typer.Option()] = None,
+    website_url: Annotated[str | None, typer.Option()] = None,
+    brand_color: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Change a store's settings; those not given stay as they are."""
+    given = {k: v for k, v in locals().items() if k not in ("store", "as_json") and v is not None}
+    if not given:
+        err.print("[red]error:[/red] nothing to change: give at least one setting")
+        raise typer.Exit(2)
+    data = _store_settings(StoreUpdate, given)
+
+    async def main() -> StoreOut:
+        database = open_database(get_settings())
+        try:
+            async with database.transaction() as session:
+                return StoreOut.model_validate(await update_store(session, store, data))
+        finally:
+            await database.dispose()
+
+    updated = run(main())
+    if as_json:
+        sys.stdout.write(updated.model_dump_json() + "\n")
+        return
+    console.print(f"store [bold]{updated.id}[/bold] ({updated.name}) updated", markup=True)
+
+
+@stores_app.command("list")
+def stores_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the stores."""
+
+    async def main() -> list[StoreOut]:
+        database = open_database(get_settings())
+        try:
+            async with database.read() as session:
+                return [StoreOut.model_validate(s) for s in await list_stores(session)]
+        finally:
+            await database.dispose()
+
+    stores = run(main())
+    if as_json:
+        sys.stdout.write(json.dumps([s.model_dump() for s in stores], ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "name", "locale", "time zone", "currency", "sender")
+    for s in stores:
+        table.add_row(str(s.id), s.name, s.locale, s.timezone, s.currency, s.sender_email)
+    console.print(table)
+
+
+keys_app = typer.Typer(help="A store's API keys.", no_args_is_help=True)
+StoreOption = Annotated[int, typer.Option("--store", help="The store's id.")]
+
+
+@keys_app.command("create")
+def keys_create(
+    store: StoreOption, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Make a new API key for a store; it is printed once and kept only as a hash."""
+
+    async def main() -> tuple[int, str]:
+        database = open_database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await get_store(session, store)
+                key = await create_api_key(session, store_id=store, clock=SystemClock())
+                keys = await list_api_keys(session, store_id=store)
+                return keys[-1].id, key
+        finally:
+            await database.dispose()
+
+    key_id, key = run(main())
+    if as_json:
+        sys.stdout.write(json.dumps({"id": key_id, "store_id": store, "api_key": key}) + "\n")
+        return
+    console.print(f"key [bold]{key_id}[/bold] of store {store} created")
+    console.print(f"API key (shown only now): [bold]{key}[/bold]")
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a store's keys: their id, first characters, and whether they were revoked."""
+
+    async def main() -> list[ApiKeyOut]:
+        database = open_database(get_settings())
+        try:
+            async with database.read() as session:
+                keys = await list_api_keys(session, store_id=store)
+                return [ApiKeyOut.model_validate(k) for k in keys]
+        finally:
+            await database.dispose()
+
+    keys = run(main())
+    if as_json:
+        sys.stdout.write(json.dumps([k.model_dump(mode="json") for k in keys]) + "\n")
+        return
+    table = Table("id", "starts with", "created", "revoked")
+    for k in keys:
+        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
+        table.add_row(str(k.id), k.prefix + "…", f"{k.created_at:%Y-%m-%d %H:%M}", revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `ulak keys list`).")],
+    store: StoreOption,
+) -> None:
+    """Revoke a key: the next request with it gets 401, on every running process."""
+
+    async def main() -> None:
+        database = open_database(get_settings())
+        try:
+            async with database.transaction() as session:
+                await revoke_api_key(session, store_id=store, key_id=key_id, clock=SystemClock())
+        finally:
+            await database.dispose()
+
+    run(main())
+    console.print(f"key {key_id} of store {store} revoked", markup=False)
