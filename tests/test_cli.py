@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from tests.messages.test_rendering import OVERRIDE, SPINS
 from tests.support import StoreKey, dev_inbox, opened_app, order_placed, ulak_cli
 from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
@@ -534,3 +535,33 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
     )
     assert missing.returncode == 2
     assert "has no journey 'nope'" in missing.stderr
+
+
+def test_templates_set_renders_a_sample_order_before_saving(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
+    path = tmp_path / "confirmation.html"
+    good = OVERRIDE
+    for source, problem in (
+        (good.replace("<p>Toplam", SPINS + "<p>Toplam"), "took more than 2 s of CPU"),
+        (good.replace("<p>Toplam", "{{ 'a' * 10**9 }}<p>Toplam"), "builds a value over"),
+        (good.replace("{{ order.total|money }} ·", "{{ 1 // 0 }}"), "division or modulo by zero"),
+    ):
+        path.write_text(source, encoding="utf-8")
+        refused = ulak_cli(
+            "templates", "set", "order_confirmation", str(path), "--store", str(store["id"]),
+            env=env,
+        )  # fmt: skip
+        assert refused.returncode == 2, problem
+        assert problem in refused.stderr
+        assert "order_confirmation (tr, store override), line 2" in refused.stderr
+    reset = ulak_cli(
+        "templates", "reset", "order_confirmation", "--store", str(store["id"]), env=env
+    )
+    assert reset.returncode == 1  # nothing was saved
+    path.write_text(good, encoding="utf-8")
+    saved = ulak_cli(
+        "templates", "set", "order_confirmation", str(path), "--store", str(store["id"]), env=env
+    )
+    assert saved.returncode == 0, saved.stderr

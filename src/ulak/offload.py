@@ -8,6 +8,10 @@ adds ~8 ms). A helper process does them on the other core while the worker goes 
 
 With `processes=0` (tests, and `ULAK_WORKER_PROCESSES=0` where one core does everything)
 the work runs inline.
+
+A helper renders stores' own templates, so its memory is bounded: HELPER_MEMORY_BYTES more
+than it holds once started. A render past it fails with MemoryError, alone; the worker's
+memory is never at stake. (Time and output are bounded per render: `messages.rendering`.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +31,10 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# What one helper may allocate beyond its start-up size (~100 MB resident): a render of a
+# real order needs a few MB.
+HELPER_MEMORY_BYTES = 1 << 30
 
 
 class Offload:
@@ -53,8 +62,8 @@ class Offload:
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with,
-                initargs=(os.getpid(),),
+                initializer=_start_helper,
+                initargs=(os.getpid(), HELPER_MEMORY_BYTES),
             )
         return self._pool
 
@@ -62,6 +71,25 @@ class Offload:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _start_helper(parent: int, memory: int) -> None:
+    _exit_with(parent)
+    _bound_memory(memory)
+
+
+def _bound_memory(extra: int) -> None:
+    """Cap this process's address space at its size now plus `extra` bytes (Linux)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # no /proc: leave it unbounded
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + extra
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _exit_with(parent: int) -> None:

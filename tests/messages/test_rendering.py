@@ -398,3 +398,36 @@ def test_compiled_templates_are_reused() -> None:
     render("order_shipped", "tr-TR")
 
     assert rendering._compile.cache_info().misses == misses
+
+
+SPINS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{{ 'a' * 10**9 }}", "builds a value over 1,000,000 long"),
+        ("{{ [0] * 10**8 }}", "builds a value over 1,000,000 long"),
+        ("{{ 7 ** 10000000 }}", "raises to a power over 1,000"),
+        ("{% for i in range(100000) %}{{ 'x' * 50 }}{% endfor %}", "renders more than 1,000,000"),
+        (SPINS, "took more than 0.3 s of CPU"),
+    ],
+)
+def test_a_store_template_over_a_limit_fails_alone_and_is_not_rendered_again(
+    body: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rendering, "RENDER_CPU_SECONDS", 0.3)
+    monkeypatch.setattr(rendering, "_over_limit", {})
+    source = OVERRIDE.replace("<p>Toplam", body + "<p>Toplam")
+    with pytest.raises(TemplateError, match=re.escape(reason)) as first:
+        render("order_confirmation", overrides={"order_confirmation": source})
+    assert first.value.message.startswith("order_confirmation (tr, store override)")
+    # The next email from it fails at once, with the same reason.
+    with pytest.raises(TemplateError) as again:
+        render("order_confirmation", overrides={"order_confirmation": source})
+    assert again.value.message == f"{first.value.message} (not rendered again)"
+    # Everyone else's mail renders as before, in the same process.
+    assert render("order_confirmation").subject == "Siparişiniz alındı – #1001"
+    assert render("order_confirmation", overrides={"order_confirmation": OVERRIDE}).subject == (
+        "Teşekkürler Ayşe!"
+    )

@@ -7,18 +7,29 @@ is ignored. The body is wrapped in `layout.html` and its CSS is inlined.
 
 Store overrides are untrusted: every source renders in an immutable sandbox (no underscore
 attributes, no mutating the context), and every failure becomes a TemplateError naming the
-template and line.
+template and line. Rendering one email is bounded, so one store's template cannot stall the
+worker that renders every store's mail: RENDER_CPU_SECONDS of CPU (a timer signal on the
+rendering thread), MAX_RENDERED_CHARS of output (counted as it is produced, and checked
+before `*` builds a string or list that large), and, in the helper processes, memory
+(`ulak.offload`). A store template that went over a limit fails at once afterwards in the
+same process, without running again (`_over_limit`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
-from collections.abc import Callable, Iterator, Mapping
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,6 +49,12 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 _FORMATTER_VAR = "_ulak_formatter"
 _T = TypeVar("_T")
 _DEFAULT_COLOR = "#1f2937"
+
+# Bounds on rendering one email. A real order email renders in ~2.5 ms of CPU and ~30,000
+# characters (bench/stages.py); the bounds are far above that and far below what would
+# stall a worker or fill its memory.
+RENDER_CPU_SECONDS = 2.0
+MAX_RENDERED_CHARS = 1_000_000
 _HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 # Small localized strings of the shared layout and the plain-text footer.
@@ -145,7 +162,27 @@ def _finalize(value: object) -> object:
     return "" if value is None else value
 
 
+class RenderLimit(Exception):
+    """A render went over one of the bounds above."""
+
+
 class _Environment(ImmutableSandboxedEnvironment):
+    # `'a' * 10**9` would build the whole string before any output is counted.
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(sequence) * times > MAX_RENDERED_CHARS
+                ):
+                    raise RenderLimit(f"builds a value over {MAX_RENDERED_CHARS:,} long")
+        elif operator == "**" and isinstance(right, int) and right > 1_000:
+            raise RenderLimit("raises to a power over 1,000")
+        return super().call_binop(context, operator, left, right)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Context values are dicts: `order.items` must be the order's items, not dict.items.
         if isinstance(obj, dict) and attribute in obj:
@@ -224,6 +261,52 @@ def _guard(label: str, render: Callable[[], _T]) -> _T:
         raise TemplateError(f"{where}: {exc}", details={"template": label, "line": line}) from exc
 
 
+def _bounded(chunks: Iterable[str]) -> str:
+    """Join a render's output, stopping as soon as it passes MAX_RENDERED_CHARS."""
+    out, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise RenderLimit(f"renders more than {MAX_RENDERED_CHARS:,} characters")
+        out.append(chunk)
+    return "".join(out)
+
+
+@contextmanager
+def _cpu_limit(seconds: float) -> Iterator[None]:
+    """Raise RenderLimit in this thread once the process has used `seconds` of CPU.
+
+    Signals reach only the main thread, which is where renders run: the helper processes'
+    and, without helpers, the worker's own. Costs two system calls per email.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    start = time.thread_time()
+
+    def expired(_signal: int, _frame: FrameType | None) -> None:
+        # The timer counts the whole process; the bound is this thread's own CPU.
+        used = time.thread_time() - start
+        if used < seconds:
+            signal.setitimer(signal.ITIMER_PROF, max(seconds - used, 0.001))
+            return
+        raise RenderLimit(f"took more than {seconds:g} s of CPU")
+
+    previous = signal.signal(signal.SIGPROF, expired)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+# Store templates that went over a limit in this process, and why: the next email from one
+# fails at once instead of spending its bounds again (a batch may hold hundreds).
+_over_limit: dict[str, str] = {}
+
+
 def _no_output(_ctx: Context) -> Iterator[str]:
     return iter(())
 
@@ -245,7 +328,7 @@ def _render_blocks(
     def render() -> dict[str, str]:
         ctx = _context(template, variables)
         return {
-            name: "".join(template.blocks[name](ctx)) if name in template.blocks else ""
+            name: _bounded(template.blocks[name](ctx)) if name in template.blocks else ""
             for name in names
         }
 
@@ -351,7 +434,93 @@ def render_email(
     overrides: Mapping[str, str] | None = None,
     unsubscribe_url: str | None = None,
 ) -> RenderedEmail:
+    """One email, within the bounds above."""
     overrides = overrides or {}
+    for source in overrides.values():
+        if source in _over_limit:
+            raise TemplateError(
+                f"{_over_limit[source]} (not rendered again)", details={"limit": True}
+            )
+    try:
+        with _cpu_limit(RENDER_CPU_SECONDS):
+            return _render_email(template, locale, brand, context, overrides, unsubscribe_url)
+    except (TemplateError, RenderLimit, MemoryError) as error:
+        cause = error.__cause__ if isinstance(error, TemplateError) else error
+        if not isinstance(cause, RenderLimit | MemoryError | RecursionError):
+            raise
+        reason = error.message if isinstance(error, TemplateError) else f"{template}: {error!r}"
+        if len(_over_limit) > 256:
+            _over_limit.clear()
+        for source in overrides.values():
+            _over_limit[source] = reason
+        if isinstance(error, TemplateError):
+            raise
+        raise TemplateError(reason, details={"template": template, "limit": True}) from error
+
+
+def sample_context() -> dict[str, Any]:
+    """An order with everything a template may show: a store's template is rendered on it
+    before it is saved (`ulak templates set`)."""
+    return {
+        "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
+        "order": {
+            "order_id": "ord_1001",
+            "number": "1001",
+            "status": "paid",
+            "subtotal": Decimal("1250.00"),
+            "discount": Decimal("50.00"),
+            "shipping": Decimal("49.90"),
+            "tax": Decimal("208.32"),
+            "total": Decimal("1249.90"),
+            "currency": "TRY",
+            "discount_codes": ["HOSGELDIN"],
+            "payment_method": "card",
+            "placed_at": dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC),
+            "shipping_address": {
+                "name": "Ayşe Yılmaz",
+                "line1": "Moda Cad. 12 D:3",
+                "district": "Kadıköy",
+                "city": "İstanbul",
+                "postal_code": "34710",
+                "country": "Türkiye",
+            },
+            "items": [
+                {
+                    "product_id": "p-1",
+                    "title": "Seramik Kupa",
+                    "quantity": 2,
+                    "price": Decimal("250.00"),
+                    "url": "https://example.com/kupa",
+                    "image_url": "https://example.com/kupa.jpg",
+                },
+                {
+                    "product_id": "p-2",
+                    "title": "Keten Önlük",
+                    "quantity": 1,
+                    "price": Decimal("750.00"),
+                },
+            ],
+        },
+        "shipment": {
+            "shipment_id": "shp_1",
+            "carrier": "Yurtiçi Kargo",
+            "tracking_number": "YK123456",
+            "tracking_url": "https://example.com/kargo/YK123456",
+            "status": "in_transit",
+            "location": "İstanbul",
+            "estimated_delivery": "2026-11-25",
+        },
+    }
+
+
+def _render_email(
+    template: str,
+    locale: str,
+    brand: Brand,
+    context: Mapping[str, Any],
+    overrides: Mapping[str, str],
+    unsubscribe_url: str | None,
+) -> RenderedEmail:
     lang = resolve_locale(locale, brand.locale)
     fmt = Formatter(locale=lang, timezone=brand.timezone, currency=brand.currency)
     store = dataclasses.asdict(brand)
@@ -382,7 +551,7 @@ def render_email(
     }
     layout = _compile(layout_source, layout_label, "html")
     html = _guard(
-        layout_label, lambda: "".join(layout.root_render_func(layout.new_context(layout_vars)))
+        layout_label, lambda: _bounded(layout.root_render_func(layout.new_context(layout_vars)))
     )
     text = _tidy_text(plain["text"])
     footer = _text_footer(brand, LAYOUT_STRINGS[lang], unsubscribe_url)

@@ -37,6 +37,7 @@ from ulak.messages.rendering import (
     check_template_source,
     render_email,
     resolve_locale,
+    sample_context,
 )
 from ulak.offload import Offload
 from ulak.stores.models import Store
@@ -109,7 +110,21 @@ async def _overrides(
 async def set_template_override(
     session: AsyncSession, *, store_id: int, name: str, locale: str, source: str, clock: Clock
 ) -> None:
+    """Save a store's own version of a template, once it compiled and rendered a sample
+    order within the same bounds every email has: a template that fails, loops or grows
+    without end is refused here rather than at each customer's email."""
     check_template_source(source, name=name)
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} does not exist")
+    render_email(
+        "order_confirmation" if name == "layout" else name,
+        locale=locale,
+        brand=brand_of(store),
+        context={**sample_context(), "store": brand_of(store).__dict__},
+        overrides={name: source},
+        unsubscribe_url="https://example.com/u/sample",
+    )
     row = (
         await session.execute(
             select(TemplateOverride).where(
