@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import replace
 from decimal import Decimal
@@ -16,6 +15,7 @@ from ulak.messages.rendering import (
     check_template_source,
     render_email,
     resolve_locale,
+    sample_context,
     shipped_templates,
 )
 
@@ -36,46 +36,7 @@ BRAND = Brand(
 
 
 def full_context() -> dict[str, Any]:
-    return {
-        "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
-        "order": {
-            "order_id": "ord_1",
-            "number": "1001",
-            "status": "paid",
-            "subtotal": Decimal("1250.00"),
-            "discount": Decimal("50.00"),
-            "shipping": Decimal("49.90"),
-            "tax": Decimal("208.32"),
-            "total": Decimal("1249.90"),
-            "currency": "TRY",
-            # 22:30 UTC is already the 23rd in Istanbul.
-            "placed_at": dt.datetime(2026, 11, 22, 22, 30, tzinfo=dt.UTC),
-            "shipping_address": {
-                "name": "Ayşe Yılmaz",
-                "line1": "Moda Cad. 12 D:3",
-                "district": "Kadıköy",
-                "city": "İstanbul",
-                "postal_code": "34710",
-                "country": "Türkiye",
-            },
-            "items": [
-                {
-                    "title": "Seramik Kupa",
-                    "quantity": 2,
-                    "price": Decimal("250.00"),
-                    "url": "https://aysenin.example/kupa",
-                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
-                },
-                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
-            ],
-        },
-        "shipment": {
-            "carrier": "Yurtiçi Kargo",
-            "tracking_number": "YK123456",
-            "tracking_url": "https://kargo.example/YK123456",
-            "estimated_delivery": "2026-11-25",
-        },
-    }
+    return sample_context()
 
 
 def minimal_context() -> dict[str, Any]:

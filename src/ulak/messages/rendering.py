@@ -460,11 +460,11 @@ def render_email(
 
 def sample_context() -> dict[str, Any]:
     """An order with everything a template may show: a store's template is rendered on it
-    before it is saved (`ulak templates set`)."""
+    before it is saved (`ulak templates set`), and the tests render the shipped ones on it."""
     return {
         "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
         "order": {
-            "order_id": "ord_1001",
+            "order_id": "ord_1",
             "number": "1001",
             "status": "paid",
             "subtotal": Decimal("1250.00"),
@@ -473,9 +473,8 @@ def sample_context() -> dict[str, Any]:
             "tax": Decimal("208.32"),
             "total": Decimal("1249.90"),
             "currency": "TRY",
-            "discount_codes": ["HOSGELDIN"],
-            "payment_method": "card",
-            "placed_at": dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC),
+            # 22:30 UTC is already the 23rd in Istanbul.
+            "placed_at": dt.datetime(2026, 11, 22, 22, 30, tzinfo=dt.UTC),
             "shipping_address": {
                 "name": "Ayşe Yılmaz",
                 "line1": "Moda Cad. 12 D:3",
@@ -486,28 +485,19 @@ def sample_context() -> dict[str, Any]:
             },
             "items": [
                 {
-                    "product_id": "p-1",
                     "title": "Seramik Kupa",
                     "quantity": 2,
                     "price": Decimal("250.00"),
-                    "url": "https://example.com/kupa",
-                    "image_url": "https://example.com/kupa.jpg",
+                    "url": "https://aysenin.example/kupa",
+                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
                 },
-                {
-                    "product_id": "p-2",
-                    "title": "Keten Önlük",
-                    "quantity": 1,
-                    "price": Decimal("750.00"),
-                },
+                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
             ],
         },
         "shipment": {
-            "shipment_id": "shp_1",
             "carrier": "Yurtiçi Kargo",
             "tracking_number": "YK123456",
-            "tracking_url": "https://example.com/kargo/YK123456",
-            "status": "in_transit",
-            "location": "İstanbul",
+            "tracking_url": "https://kargo.example/YK123456",
             "estimated_delivery": "2026-11-25",
         },
     }
