@@ -433,3 +433,30 @@ async def test_an_unreachable_database_is_a_503_with_retry_after(
         assert response.json()["error"]["code"] == "unavailable"
     assert page.status_code == 503
     assert "try again in a few seconds" in page.text
+
+
+async def test_an_address_only_smtputf8_can_carry_is_accepted_with_a_warning(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    batch = {
+        "events": [
+            order_placed("1"),
+            order_placed("2", customer_id="c-2", email="çağrı@example.com"),
+        ]
+    }
+    response = await client.post("/v1/events", json=batch, headers=store.auth)
+    assert response.status_code == 202
+    assert [(a["index"], a["warnings"]) for a in response.json()["accepted"]] == [
+        (0, []),
+        (
+            1,
+            [
+                {
+                    "path": "events[1].customer.email",
+                    "message": "the part before @ is not ASCII: only a mail server that offers"
+                    " SMTPUTF8 takes it; where the server does not, this customer's emails fail",
+                }
+            ],
+        ),
+    ]
+    assert await count_events(db) == 2

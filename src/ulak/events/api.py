@@ -15,6 +15,7 @@ from ulak.events.schemas import (
     Problem,
     Rejected,
     validate_event,
+    warnings_of,
 )
 from ulak.web.deps import CurrentStore
 
@@ -101,8 +102,11 @@ async def post_events(request: Request, store: CurrentStore) -> Response:
         )
     inbox: Inbox = request.app.state.inbox
     accepted: list[Accepted] = []
+    events = dict(valid)
     for answer in await inbox.accept(store.id, valid):
         if isinstance(answer, Accepted):
+            where = f"{prefix}[{answer.index}]" if prefix else ""
+            answer.warnings = warnings_of(events[answer.index], where)
             accepted.append(answer)
             continue
         problem = answer.problem(f"{prefix}[{answer.index}]" if prefix else "")

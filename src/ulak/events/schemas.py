@@ -267,6 +267,22 @@ class Accepted(BaseModel):
     key: str
     # True when the store already had an event with this key: nothing new was stored.
     duplicate: bool
+    # What was accepted but may not work everywhere, for the shop to hear of at once.
+    warnings: list[Problem] = Field(default_factory=list)
+
+
+def warnings_of(event: EventIn, prefix: str = "") -> list[Problem]:
+    """What an accepted event holds that some later step may not manage."""
+    email = event.customer.email if event.customer is not None else None
+    if email is not None and not email.rpartition("@")[0].isascii():
+        return [
+            Problem(
+                path=_path(prefix, ("customer", "email")),
+                message="the part before @ is not ASCII: only a mail server that offers "
+                "SMTPUTF8 takes it; where the server does not, this customer's emails fail",
+            )
+        ]
+    return []
 
 
 class Rejected(BaseModel):
