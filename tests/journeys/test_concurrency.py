@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import false, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.journeys.test_engine import (
@@ -110,10 +110,11 @@ async def test_a_message_whose_sender_keeps_dying_gives_up(
 
 
 async def claim(session: AsyncSession, clock: FrozenClock, *, claimer: int) -> list[Claimed]:
-    """Claim as a sender whose peers are all alive: only a lease that ran out frees a claim."""
+    """Claim as a sender that takes back every claim whose lease ran out (as it does a
+    claim it lost, or one from before claims were signed)."""
     return await claim_due(
         session, now=clock.now(), limit=10, lease=timedelta(seconds=60), base_url="",
-        max_attempts=3, claimer=claimer, orphaned=false(),
+        max_attempts=3, claimer=claimer, taken_back=Message.lease_until <= clock.now(),
     )  # fmt: skip
 
 

@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import ColumnElement, false, or_, text
+from sqlalchemy import ColumnElement, and_, false, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.channels.email import OutgoingEmail
@@ -534,6 +534,8 @@ class Sender:
             else LocalDeliveries(email, self.outcomes, clock)
         )
         self._in_flight: set[asyncio.Task[None]] = set()
+        # The message each delivery in flight holds.
+        self._holding: dict[asyncio.Task[None], int] = {}
         self._ended = 0
 
     @property
@@ -553,13 +555,14 @@ class Sender:
             base_url=self.settings.base_url,
             max_attempts=self.settings.send_max_attempts,
             claimer=self.deliveries.claimer,
-            orphaned=await self._orphaned(session),
+            taken_back=await self._taken_back(session, now),
         )
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         for message in claimed:
             task = asyncio.create_task(self.deliveries.deliver(message))
             self._in_flight.add(task)
+            self._holding[task] = message.id
             task.add_done_callback(self._end)
 
     async def free_slot(self) -> None:
@@ -578,7 +581,27 @@ class Sender:
 
     def _end(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._holding.pop(task, None)
         self._ended += 1
+
+    async def _taken_back(self, session: AsyncSession, now: datetime) -> ColumnElement[bool]:
+        """Which `sending` messages no sender holds any more: those of a sender that is
+        provably gone, at once; those this sender claimed and no longer has in flight (a
+        claim lost between its commit and its start), and rows from before senders signed
+        their claims, once the lease ran out.
+
+        A live sender's claim is never taken, however long its delivery takes: with a
+        5 s lease under a loaded machine, a second worker took claims still in flight and
+        sent them again (10 duplicates over 10 crashes in `tests/test_soak.py`). A sender
+        that hangs is ended by restarting its worker; its claims then come back at once.
+        """
+        mine = Message.claimed_by == self.deliveries.claimer
+        holding = list(self._holding.values())
+        lost = and_(
+            Message.lease_until <= now,
+            or_(Message.claimed_by.is_(None), and_(mine, Message.id.not_in(holding))),
+        )
+        return or_(await self._orphaned(session), lost)
 
     async def _orphaned(self, session: AsyncSession) -> ColumnElement[bool]:
         """Which `sending` messages belong to a sender that is provably gone."""

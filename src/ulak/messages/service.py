@@ -20,7 +20,6 @@ from sqlalchemy import (
     delete,
     func,
     null,
-    or_,
     select,
     update,
 )
@@ -289,13 +288,13 @@ async def claim_due(
     base_url: str,
     max_attempts: int,
     claimer: int,
-    orphaned: ColumnElement[bool],
+    taken_back: ColumnElement[bool],
 ) -> list[Claimed]:
     """Take up to `limit` due messages for the sender `claimer`, under a lease.
 
-    Also taken: messages left in `sending` by a sender that is gone, at once when the
-    database proves it (`orphaned`), otherwise once their lease ran out. Their earlier
-    delivery may have reached the customer: it is counted (`interrupted_attempts`).
+    Also taken: the `sending` messages the caller says are no longer in anyone's hands
+    (`taken_back`: their sender is gone, or their claim was lost; see `Sender`). Their
+    earlier delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
     Consent is checked here, at send time: a commercial message to someone who has since
     unsubscribed is skipped with a reason.
@@ -318,7 +317,7 @@ async def claim_due(
 
     # Two queries, each answered from its partial index: as one OR, SQLite scanned the
     # whole table once the orphan condition was added (measured: a third of the capacity).
-    stale = claimable(IS_SENDING, or_(Message.lease_until <= now, orphaned), limit=limit)
+    stale = claimable(IS_SENDING, taken_back, limit=limit)
     rows: list[tuple[Message, Store, Customer]] = [
         (m, s, c) for m, s, c in (await session.execute(stale)).all()
     ]
