@@ -35,7 +35,8 @@ from ulak.journeys.service import (
     trace,
     write_trace,
 )
-from ulak.messages.service import Renders, create_email
+from ulak.messages.rendering import store_template_of
+from ulak.messages.service import Renders, alert_shop_of_template, create_email
 from ulak.offload import Offload
 from ulak.stores.models import Store
 
@@ -148,7 +149,31 @@ async def _run_all(
                     seconds=30 * 2 ** (enrollment.attempts - 1)
                 )
             trace(session, enrollment, at=now, kind="error", note=reason)
+            if (template := store_template_of(error)) is not None:
+                await _alert_shop(
+                    session, enrollment.store_id, template, str(error), clock, renders
+                )
     return done
+
+
+async def _alert_shop(
+    session: AsyncSession,
+    store_id: int,
+    template: str,
+    reason: str,
+    clock: Clock,
+    renders: Renders,
+) -> None:
+    """A store's own template failed a customer's email: the shop must hear of it."""
+    store = await session.get(Store, store_id)
+    assert store is not None
+    try:
+        async with savepoint(session):
+            await alert_shop_of_template(
+                session, store=store, template=template, reason=reason, clock=clock, renders=renders
+            )
+    except Exception:  # the alert is ulak's own template: never expected, never fatal
+        log.exception("could not alert store %s about its template %s", store_id, template)
 
 
 async def _prefetch(session: AsyncSession, enrollments: list[Enrollment]) -> None:

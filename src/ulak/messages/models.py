@@ -47,7 +47,8 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # None: a message to the shop itself (an alert to its contact address).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     enrollment_id: Mapped[int | None] = mapped_column(
         ForeignKey("enrollments.id", ondelete="SET NULL")
     )

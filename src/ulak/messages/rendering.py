@@ -44,6 +44,8 @@ from ulak.errors import Invalid
 from ulak.messages.formatting import SHIPPED_LANGUAGES, Formatter, language_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
+# ulak's own email to a shop about its templates: no store replaces it.
+SHOP_ALERT = "shop_alert"
 REQUIRED_BLOCKS = ("subject", "body", "text")
 _NAME = re.compile(r"^[a-z0-9_]+$")
 _FORMATTER_VAR = "_ulak_formatter"
@@ -371,15 +373,27 @@ def _shipped_source(filename: str) -> str | None:
 
 
 def shipped_templates() -> list[str]:
+    """The templates of customers' emails, which a store may replace with its own."""
     names = {p.name.split(".")[0] for p in TEMPLATE_DIR.glob("*.*.html")}
-    return sorted(names)
+    return sorted(names - {SHOP_ALERT})
+
+
+_OVERRIDE_LABEL = re.compile(r"^([a-z0-9_]+) \([a-z]+, store override\)")
+
+
+def store_template_of(error: BaseException) -> str | None:
+    """The template whose store version `error` came from, if it came from one."""
+    if not isinstance(error, TemplateError):
+        return None
+    found = _OVERRIDE_LABEL.match(error.message)
+    return found.group(1) if found else None
 
 
 def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, str]:
     if not _NAME.match(name):
         raise TemplateError(f"unknown template {name!r}", details={"template": name})
     if name in overrides:
-        return overrides[name], f"{name} ({lang}, store override)"
+        return overrides[name], f"{name} ({lang}, store override)"  # see _OVERRIDE_LABEL
     filename = "layout.html" if name == "layout" else f"{name}.{lang}.html"
     source = _shipped_source(filename)
     if source is None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     null,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
+    SHOP_ALERT,
     Brand,
     RenderedEmail,
     check_template_source,
@@ -220,26 +222,16 @@ async def create_email(
     unsubscribe = (
         unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
     )
-    domain = store.sender_email.rpartition("@")[2] or "ulak.invalid"
-    message = Message(
-        store_id=store.id,
+    message = _queued(
+        store,
         customer_id=customer.id,
+        to=customer.email or "",
         enrollment_id=enrollment_id,
         step=step,
-        channel="email",
         template=template,
         locale=locale,
         legal_class=legal_class,
-        to_address=customer.email or "",
-        subject="",
-        preheader="",
-        html="",
-        text="",
-        message_id_header=f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
-        status="queued",
-        send_after=now,
-        attempts=0,
-        created_at=now,
+        now=now,
     )
     if not customer.email:
         message.status = "skipped"
@@ -255,6 +247,113 @@ async def create_email(
             context={**context, "store": brand.__dict__},
             overrides=overrides,
             unsubscribe_url=unsubscribe,
+        ),
+    )
+    await session.flush()
+    return message
+
+
+def _queued(
+    store: Store,
+    *,
+    customer_id: int | None,
+    to: str,
+    enrollment_id: int | None,
+    step: int,
+    template: str,
+    locale: str,
+    legal_class: str,
+    now: datetime,
+) -> Message:
+    """A message due now, its content filled in by its render."""
+    domain = store.sender_email.rpartition("@")[2] or "ulak.invalid"
+    return Message(
+        store_id=store.id,
+        customer_id=customer_id,
+        enrollment_id=enrollment_id,
+        step=step,
+        channel="email",
+        template=template,
+        locale=locale,
+        legal_class=legal_class,
+        to_address=to,
+        subject="",
+        preheader="",
+        html="",
+        text="",
+        message_id_header=f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
+        status="queued",
+        send_after=now,
+        attempts=0,
+        created_at=now,
+    )
+
+
+# A shop hears of a template of its own that stops its emails at most this often.
+SHOP_ALERT_EVERY = timedelta(days=1)
+SHOP_ALERT_LOCKS = 0x616C7274  # the advisory-lock space of alerts, per store
+
+
+async def alert_shop_of_template(
+    session: AsyncSession,
+    *,
+    store: Store,
+    template: str,
+    reason: str,
+    clock: Clock,
+    renders: Renders,
+) -> Message | None:
+    """Tell the shop, at its contact address, that its own version of a template fails on
+    customers' emails, and how to fix it; at most once per SHOP_ALERT_EVERY. The alert is
+    ulak's own email: no override of the store's changes it, so a broken layout cannot
+    stop it too."""
+    now = clock.now()
+    if is_postgres(session):
+        # Workers failing the same store's emails at once would each find no alert yet.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:kind, :store)"),
+            {"kind": SHOP_ALERT_LOCKS, "store": store.id},
+        )
+    recent = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.customer_id.is_(None),  # ix_messages_customer
+            Message.store_id == store.id,
+            Message.template == SHOP_ALERT,
+            Message.created_at > now - SHOP_ALERT_EVERY,
+        )
+        .limit(1)
+    )
+    if recent is not None:
+        return None
+    locale = resolve_locale(store.locale, store.locale)
+    brand = brand_of(store)
+    message = _queued(
+        store,
+        customer_id=None,
+        to=store.contact_email or store.sender_email,
+        enrollment_id=None,
+        step=0,
+        template=SHOP_ALERT,
+        locale=locale,
+        legal_class="informational",
+        now=now,
+    )
+    session.add(message)
+    alert = {
+        "template": template,
+        "reason": reason,
+        "store_id": store.id,
+        "since": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    await renders.render(
+        message,
+        partial(
+            render_email,
+            SHOP_ALERT,
+            locale=locale,
+            brand=brand,
+            context={"alert": alert, "store": brand.__dict__},
         ),
     )
     await session.flush()
@@ -302,11 +401,12 @@ async def claim_due(
 
     def claimable(
         *where: ColumnElement[bool] | TextClause, limit: int
-    ) -> Select[Message, Store, Customer]:
+    ) -> Select[Message, Store, Customer | None]:
         query = (
             select(Message, Store, Customer)
             .join(Store, Store.id == Message.store_id)
-            .join(Customer, Customer.id == Message.customer_id)
+            # Outer: a message to the shop itself has no customer.
+            .outerjoin(Customer, Customer.id == Message.customer_id)
             .where(*where)
             .order_by(Message.send_after)
             .limit(limit)
@@ -318,7 +418,7 @@ async def claim_due(
     # Two queries, each answered from its partial index: as one OR, SQLite scanned the
     # whole table once the orphan condition was added (measured: a third of the capacity).
     stale = claimable(IS_SENDING, taken_back, limit=limit)
-    rows: list[tuple[Message, Store, Customer]] = [
+    rows: list[tuple[Message, Store, Customer | None]] = [
         (m, s, c) for m, s, c in (await session.execute(stale)).all()
     ]
     if len(rows) < limit:
@@ -338,7 +438,11 @@ async def claim_due(
                     "the sender stopped during delivery"
                 )
                 continue
-        if message.legal_class == "commercial" and customer.email_unsubscribed_at is not None:
+        if (
+            message.legal_class == "commercial"
+            and customer is not None
+            and customer.email_unsubscribed_at is not None
+        ):
             message.status = "skipped"
             message.lease_until = None
             message.claimed_by = None
@@ -363,7 +467,7 @@ async def claim_due(
                 reply_to=store.reply_to,
                 unsubscribe_url=(
                     unsubscribe_url(base_url, store, customer.id)
-                    if message.legal_class == "commercial"
+                    if message.legal_class == "commercial" and customer is not None
                     else None
                 ),
             )
