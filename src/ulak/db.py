@@ -7,6 +7,7 @@ service functions with the session, and the block commits once at the end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import os
@@ -38,8 +39,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
 from ulak import sqlite
@@ -107,6 +110,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+B = TypeVar("B", bound=Base)
 
 
 def sync_url(url: str) -> str:
@@ -348,13 +354,39 @@ def notes(session: AsyncSession) -> Notes:
 
 @asynccontextmanager
 async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
-    """A savepoint; when it rolls back, so does what the transaction noted inside it."""
+    """A savepoint; when it rolls back, so does what the transaction noted inside it, and
+    the session lets go of the objects of the rows `insert_returning_id` wrote inside it."""
+    inserted = notes(session)(INSERTED)
+    mark = len(inserted)
     try:
         async with session.begin_nested():
             yield
     except BaseException:
+        # Their rows are gone and SQLite hands their ids out again: an object left in the
+        # identity map would stand for the next row that gets one. (The ORM does this for
+        # the objects its own flush inserted.)
+        for model, id_ in inserted[mark:]:
+            obj = session.identity_map.get(identity_key(model, id_))
+            if obj is not None:
+                session.expunge(obj)
+        del inserted[mark:]
         notes(session).after_rollback()
         raise
+
+
+# The rows this transaction inserted with `insert_returning_id`, for `savepoint`.
+INSERTED: Note[list[tuple[type[Base], int]]] = Note("db.inserted", list)
+
+
+def attach(session: AsyncSession, obj: B) -> B:
+    """Make an object persistent in the session, as if loaded, for the row that
+    `insert_returning_id` just wrote from the same values: a Core insert and this cost
+    0.09 ms less CPU than the ORM's flush of one new object (a customer, measured alone).
+    Every column must be set: a missing one would be loaded lazily, which an async
+    session cannot do."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def table_of(model: type[Base]) -> Table:
@@ -368,7 +400,23 @@ async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[
     """Insert rows with one statement (executemany), bypassing the ORM's unit of work: for
     rows nothing in the transaction reads back as objects (trace, order items, history)."""
     if rows:
-        await session.execute(insert(table_of(model)), rows)
+        await session.execute(_inserting(table_of(model)), rows)
+
+
+async def insert_returning_id(session: AsyncSession, model: type[Base], row: dict[str, Any]) -> int:
+    """Insert one row, bypassing the ORM's unit of work, and return its id."""
+    result = await session.execute(_inserting(table_of(model), returning_id=True), row)
+    id_ = int(result.scalar_one())
+    notes(session)(INSERTED).append((model, id_))
+    return id_
+
+
+@functools.cache
+def _inserting(table: Table, *, returning_id: bool = False) -> Insert:
+    # Built once per table: building it for every insert cost 0.01 ms more each (a fifth
+    # of an executed one-row insert on SQLite).
+    statement = insert(table)
+    return statement.returning(table.c.id) if returning_id else statement
 
 
 def insert_ignoring_conflicts(session: AsyncSession, model: type[Base] | Table) -> Any:

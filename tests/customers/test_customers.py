@@ -9,6 +9,7 @@ from tests.support import StoreKey, order_placed
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.events.models import Event
 from ulak.worker import Workers
 
 
@@ -87,6 +88,30 @@ async def test_two_profiles_named_by_one_event_are_merged(
     )
     profile = (await client.get("/v1/customers/first@example.com", headers=store.auth)).json()
     assert sorted(o["order_id"] for o in profile["orders"]) == ["1", "2"]
+
+
+async def test_events_applied_in_the_batch_of_a_merge_move_to_the_survivor(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    by_id = order_placed("1", customer_id="c-1", email="first@example.com")
+    by_phone = order_placed("2")
+    by_phone["customer"] = {"phone": "+905321112233"}
+    both = {
+        "id": "update-1",
+        "type": "customer.updated",
+        "customer": {"id": "c-1", "phone": "+90 532 111 22 33"},
+    }
+    await post(client, store, by_id, by_phone, both)
+    await workers.drain()
+    (customer,) = await live_customers(db)
+    async with db.transaction() as session:
+        rows = await session.execute(select(Event.key, Event.status, Event.customer_id))
+        events = sorted(tuple(row) for row in rows)
+    assert events == [
+        ("evt-order-1", "applied", customer.id),
+        ("evt-order-2", "applied", customer.id),
+        ("update-1", "applied", customer.id),
+    ]
 
 
 async def test_a_customer_of_another_store_is_not_found(

@@ -10,7 +10,11 @@ from sqlalchemy import select
 
 from tests.support import StoreKey, add_journey, make_store, order_placed
 from ulak.clock import FrozenClock
+from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.events.inbox import event_rows, insert_events
+from ulak.events.models import Event
+from ulak.events.schemas import EventIn
 from ulak.journeys.models import Enrollment, EnrollmentStep
 from ulak.messages.models import Message
 from ulak.operations import failures_report
@@ -292,3 +296,30 @@ async def test_a_carriers_delivered_status_sends_the_delivered_email_once(
     async with db.transaction() as session:
         order = (await session.execute(select(Order))).scalar_one()
     assert order.status == "delivered"
+
+
+async def test_an_event_that_fails_after_creating_its_customer_fails_alone(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, clock: FrozenClock, workers: Workers
+) -> None:
+    # Its data no longer validates (ingest checks it; a stored row may predate a rule):
+    # applying it creates its customer, then fails. The rollback frees the customer's id,
+    # which SQLite hands to the next new customer.
+    bad = order_placed("1", customer_id="c-1", email="bir@example.com")
+    del bad["data"]["total"]
+    async with db.transaction() as session:
+        rows = event_rows(store.id, [EventIn.model_validate(bad)], source="api", now=clock.now())
+        await insert_events(session, rows)
+    clock.travel(timedelta(seconds=1))
+    await post(client, store, order_placed("2", customer_id="c-2", email="iki@example.com"))
+    await workers.drain()
+    async with db.transaction() as session:
+        events = (await session.execute(select(Event).order_by(Event.id))).scalars().all()
+        customers = (await session.execute(select(Customer.external_id))).scalars().all()
+    assert [(e.key, e.status) for e in events] == [
+        ("evt-order-1", "failed"),
+        ("evt-order-2", "applied"),
+    ]
+    assert "total" in (events[0].error or "")
+    assert customers == ["c-2"]
+    assert events[1].customer_id is not None
+    assert await sent(db) == [("order_confirmation", "sent")]

@@ -29,6 +29,7 @@ from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
 from ulak.db import Database
 from ulak.jobs import job_context
+from ulak.messages import sending
 from ulak.messages.models import Message
 from ulak.messages.sending import Sender, SenderProcess
 from ulak.worker import Workers
@@ -217,6 +218,40 @@ async def test_a_claim_in_flight_is_never_taken_however_long_it_takes(
     assert busy.in_flight == 0
     assert first.accepted == ["buyer0@example.com"]
     assert await by_address(db) == {"buyer0@example.com": ("sent", 1, 0)}
+
+
+async def test_a_sender_asks_who_is_gone_at_most_once_a_second(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    second_app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL: a sender that asked a moment ago takes the claims of a sender gone
+    since then at its next check, a second later, not on every claim."""
+    if db.is_sqlite:
+        pytest.skip("SQLite has one sender, the database's one writer")
+    store = await make_store(db, clock)
+    await place_orders(client, store, 1)
+    await queue_messages(workers)
+    first = HeldTransport(held={"buyer0@example.com"})
+    crashed = sender_of(workers, first)
+    await workers.once("messages.send_due")
+    other: Workers = second_app.state.workers
+    second = HeldTransport()
+    sender_of(other, second)
+    now = 1000.0
+    monkeypatch.setattr(sending, "monotonic", lambda: now)
+    assert await other.once("messages.send_due") == 0  # asks: the first sender lives
+
+    await crashed.close(grace=0)
+    now += 0.5
+    assert await other.once("messages.send_due") == 0
+    now += 0.5
+    await other.drain()
+    assert second.accepted == ["buyer0@example.com"]
+    assert await by_address(db) == {"buyer0@example.com": ("sent", 2, 1)}
 
 
 class SlowFirstSink(SmtpSink):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
-from ulak.db import Note, insert_rows, is_postgres, notes
+from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres, notes
 from ulak.errors import NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
@@ -357,25 +357,28 @@ async def _start_enrollments(
             exists = found.first() is not None
         if exists:
             continue
-        enrollment = Enrollment(
-            store_id=event.store_id,
-            journey_id=journey.id,
-            journey_version_id=version,
-            customer_id=customer.id,
-            reentry_key=reentry_key,
-            trigger_event_id=event.id,
-            event_id=event.id,
-            order_id=keys["order_id"],
-            cart_id=keys["cart_id"],
-            shipment_id=keys["shipment_id"],
-            status="active",
-            pc=0,
-            attempts=0,
-            next_run_at=now,
-            started_at=now,
-        )
-        session.add(enrollment)
-        await session.flush()
+        values: dict[str, Any] = {
+            "store_id": event.store_id,
+            "journey_id": journey.id,
+            "journey_version_id": version,
+            "customer_id": customer.id,
+            "reentry_key": reentry_key,
+            "trigger_event_id": event.id,
+            "event_id": event.id,
+            **keys,
+            "status": "active",
+            "pc": 0,
+            "next_run_at": now,
+            "waiting_for": None,
+            "attempts": 0,
+            "failure_reason": None,
+            "exit_reason": None,
+            "started_at": now,
+            "finished_at": None,
+        }
+        # Core, not the ORM's flush (see `attach`).
+        id_ = await insert_returning_id(session, Enrollment, values)
+        enrollment = attach(session, Enrollment(id=id_, **values))
         if fresh is not None:
             fresh.append(enrollment)
         trace(session, enrollment, at=now, kind="enter", note=f"triggered by {event.type}")

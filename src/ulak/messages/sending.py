@@ -49,6 +49,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, false, or_, text
@@ -78,6 +79,9 @@ log = logging.getLogger(__name__)
 # The first key of every sender's PostgreSQL advisory lock ("ulak" in ASCII); the second
 # is the sender's id.
 SENDER_LOCKS = 0x756C616B
+# PostgreSQL: a sender asks which senders are gone at most this often, not on every claim
+# (one query fewer per claim; a check costs a round trip and scans the sending ones).
+DEAD_SENDER_CHECK_SECONDS = 1.0
 
 # The outcomes side file's one table (SQLite). Not part of the main schema: it only holds
 # outcomes on their way into `messages`.
@@ -537,6 +541,10 @@ class Sender:
         # The message each delivery in flight holds.
         self._holding: dict[asyncio.Task[None], int] = {}
         self._ended = 0
+        # PostgreSQL: when (monotonic()) and under which id this sender last asked
+        # which senders are gone.
+        self._gone_checked_at = -DEAD_SENDER_CHECK_SECONDS
+        self._gone_checked_as = 0
 
     @property
     def in_flight(self) -> int:
@@ -609,6 +617,13 @@ class Sender:
         if self.database.is_sqlite:
             # This process is the one writer, and its sender the only one running.
             return Message.claimed_by != me
+        now = monotonic()
+        if me == self._gone_checked_as and now - self._gone_checked_at < DEAD_SENDER_CHECK_SECONDS:
+            # Asked a moment ago: a sender gone since then has its claims taken at the next
+            # check. (A new id means this worker's own sender process was replaced: its
+            # claims come back at once.)
+            return or_(false())
+        self._gone_checked_at, self._gone_checked_as = now, me
         # A sender holds its lock while it lives; taking it (until this transaction ends)
         # proves that sender gone. The DISTINCT subquery asks once per sender, and
         # PostgreSQL never pushes a volatile condition into it.
