@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import httpx
@@ -177,3 +178,25 @@ async def test_a_customer_id_or_email_with_a_slash_can_be_looked_up(
         assert response.json()["customer"]["email"] == "a/b@example.com", ref
     missing = await client.get("/v1/customers/shop%2F43", headers=store.auth)
     assert missing.status_code == 404
+
+
+async def test_a_birthday_given_in_an_event_is_kept_and_shown(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers, db: Database
+) -> None:
+    """It passed validation and then failed every event on SQLite ("SQLite Date type only
+    accepts Python date objects"), and stayed a string on PostgreSQL."""
+    first = order_placed("1")
+    first["customer"]["birthday"] = "1990-02-28"
+    await post(client, store, first)
+    await workers.drain()
+    later = order_placed("2")
+    later["customer"]["birthday"] = "1990-03-01"  # corrected by the shop
+    await post(client, store, later)
+    await workers.drain()
+    async with db.read() as session:
+        statuses = (await session.scalars(select(Event.status))).all()
+    assert statuses == ["applied", "applied"]
+    (person,) = await live_customers(db)
+    assert person.birthday == date(1990, 3, 1)
+    response = await client.get("/v1/customers/c-1042", headers=store.auth)
+    assert response.json()["customer"]["birthday"] == "1990-03-01"

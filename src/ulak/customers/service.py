@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, or_, select
@@ -35,6 +35,9 @@ async def resolve_customer(
     profiles (a guest who ordered by email, then signed up with an id), they are one person:
     the others are merged into the first.
     """
+    if isinstance(profile.get("birthday"), str):
+        # Stored events are JSON: the date validated at ingest comes back as ISO text.
+        profile = {**profile, "birthday": date.fromisoformat(profile["birthday"])}
     external_id = profile.get("id") or None
     email = normalize_email(profile["email"]) if profile.get("email") else None
     phone = normalize_phone(profile["phone"], phone_region) if profile.get("phone") else None
