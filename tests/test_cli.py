@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from ulak.clock import FrozenClock, SystemClock
 from ulak.config import Settings
 from ulak.db import Database
 from ulak.messages.models import Message, TemplateOverride
+from ulak.stores.service import KeyCheck
 from ulak.worker import Workers
 
 
@@ -580,3 +583,43 @@ def test_templates_set_renders_a_sample_order_before_saving(
         "templates", "set", "order_confirmation", str(path), "--store", str(store["id"]), env=env
     )
     assert saved.returncode == 0, saved.stderr
+
+
+async def test_postgresql_keeps_known_keys_until_one_is_revoked(
+    client: httpx.AsyncClient, store: StoreKey, env: dict[str, str], app: Any, db: Database
+) -> None:
+    """A process that listens for revocations reads a key once; a revocation reaches it
+    as the command commits (the time of a NOTIFY), and the key is refused from then on."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL: SQLite reads the key on every request, in microseconds")
+    keys: KeyCheck = app.state.keys
+    listener = asyncio.create_task(keys.listen())
+    try:
+        for _ in range(100):
+            if keys._listening:
+                break
+            await asyncio.sleep(0.05)
+        made = await asyncio.to_thread(
+            ulak_cli, "keys", "create", "--store", str(store.id), "--json", env=env
+        )
+        second = json.loads(made.stdout)
+        headers = {"Authorization": f"Bearer {second['api_key']}"}
+        for n in range(2):
+            response = await client.post("/v1/events", json=order_placed(str(n)), headers=headers)
+            assert response.status_code == 202
+        assert list(keys._known.values()) == [store.id]  # read once, then known
+        revoked = await asyncio.to_thread(
+            ulak_cli, "keys", "revoke", str(second["id"]), "--store", str(store.id), env=env
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        started = time.monotonic()
+        while (
+            await client.post("/v1/events", json=order_placed("9"), headers=headers)
+        ).status_code != 401:
+            assert time.monotonic() - started < 1.0, "the revocation did not arrive"
+            await asyncio.sleep(0.01)
+        assert keys._known == {}
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener

@@ -112,6 +112,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
+        keys_listener = None if database.is_sqlite else asyncio.create_task(app.state.keys.listen())
         if processes is not None:
             processes.start()
         elif run_workers:
@@ -122,6 +123,10 @@ def create_app(
             yield
         finally:
             workers.stop()
+            if keys_listener is not None:
+                keys_listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keys_listener
             if processes is not None:
                 await processes.stop()
             for task in tasks[1:]:
