@@ -35,7 +35,7 @@ from ulak.journeys.service import (
     trace,
     write_trace,
 )
-from ulak.messages.rendering import store_template_of
+from ulak.messages.rendering import TemplateError, reason_of, store_template_of
 from ulak.messages.service import Renders, alert_shop_of_template, create_email
 from ulak.offload import Offload
 from ulak.stores.models import Store
@@ -149,9 +149,9 @@ async def _run_all(
                     seconds=30 * 2 ** (enrollment.attempts - 1)
                 )
             trace(session, enrollment, at=now, kind="error", note=reason)
-            if (template := store_template_of(error)) is not None:
+            if isinstance(error, TemplateError) and (template := store_template_of(error)):
                 await _alert_shop(
-                    session, enrollment.store_id, template, str(error), clock, renders
+                    session, enrollment.store_id, template, reason_of(error), clock, renders
                 )
     return done
 

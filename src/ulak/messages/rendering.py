@@ -307,6 +307,7 @@ def _cpu_limit(seconds: float) -> Iterator[None]:
 # Store templates that went over a limit in this process, and why: the next email from one
 # fails at once instead of spending its bounds again (a batch may hold hundreds).
 _over_limit: dict[str, str] = {}
+NOT_AGAIN = " (not rendered again)"
 
 
 def _no_output(_ctx: Context) -> Iterator[str]:
@@ -381,12 +382,15 @@ def shipped_templates() -> list[str]:
 _OVERRIDE_LABEL = re.compile(r"^([a-z0-9_]+) \([a-z]+, store override\)")
 
 
-def store_template_of(error: BaseException) -> str | None:
+def store_template_of(error: TemplateError) -> str | None:
     """The template whose store version `error` came from, if it came from one."""
-    if not isinstance(error, TemplateError):
-        return None
     found = _OVERRIDE_LABEL.match(error.message)
     return found.group(1) if found else None
+
+
+def reason_of(error: TemplateError) -> str:
+    """What went wrong, as the shop should read it (not how often it was tried)."""
+    return error.message.removesuffix(NOT_AGAIN)
 
 
 def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, str]:
@@ -452,9 +456,7 @@ def render_email(
     overrides = overrides or {}
     for source in overrides.values():
         if source in _over_limit:
-            raise TemplateError(
-                f"{_over_limit[source]} (not rendered again)", details={"limit": True}
-            )
+            raise TemplateError(f"{_over_limit[source]}{NOT_AGAIN}", details={"limit": True})
     try:
         with _cpu_limit(RENDER_CPU_SECONDS):
             return _render_email(template, locale, brand, context, overrides, unsubscribe_url)
