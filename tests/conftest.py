@@ -130,6 +130,21 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
+def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
+    """`ulak serve` on the test's database, sending to a real SMTP server. A module may
+    say otherwise with a `server_env` of its own."""
+    return {
+        "ULAK_DATABASE_URL": database_url,
+        "ULAK_SMTP_URL": smtp_sink.url,
+        "ULAK_LOG_LEVEL": "warning",
+        # Short, so a lease running out during a slow delivery would show as a duplicate
+        # (a crashed sender's claims come back at once, without it).
+        "ULAK_LEASE_SECONDS": "5",
+        "ULAK_POLL_SECONDS": "0.2",
+    }
+
+
+@pytest.fixture
 def server(server_env: dict[str, str]) -> Iterator[Server]:
     """`ulak serve` as a subprocess; each test module says its environment in `server_env`."""
     running = Server(server_env)

@@ -23,18 +23,6 @@ from tests.support import (
 )
 
 
-@pytest.fixture
-def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
-    return {
-        "ULAK_DATABASE_URL": database_url,
-        "ULAK_SMTP_URL": smtp_sink.url,
-        "ULAK_LOG_LEVEL": "warning",
-        # A crashed sender's claims come back after this long.
-        "ULAK_LEASE_SECONDS": "5",
-        "ULAK_POLL_SECONDS": "0.2",
-    }
-
-
 def test_an_order_confirmation_reaches_a_real_smtp_server(
     server: Server, server_env: dict[str, str], smtp_sink: SmtpSink
 ) -> None:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests.messages.test_rendering import OVERRIDE, SPINS
@@ -25,18 +24,6 @@ from ulak.messages.models import TemplateOverride
 
 ROUNDS = 10
 GOOD_PER_BATCH = 8
-
-
-@pytest.fixture
-def server_env(database_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
-    return {
-        "ULAK_DATABASE_URL": database_url,
-        "ULAK_SMTP_URL": smtp_sink.url,
-        "ULAK_LOG_LEVEL": "warning",
-        # Short, so a lease running out during a slow delivery would show as a duplicate.
-        "ULAK_LEASE_SECONDS": "5",
-        "ULAK_POLL_SECONDS": "0.2",
-    }
 
 
 def test_ten_crashes_under_good_and_bad_events_deliver_each_good_message_once(
