@@ -206,6 +206,10 @@ async def test_a_claim_in_flight_is_never_taken_however_long_it_takes(
     clock.travel(timedelta(seconds=settings.lease_seconds + 1))
 
     assert await workers.once("messages.send_due") == 0
+    # Nor after this sender goes on under a new id (its lock connection or its sender
+    # process replaced) while the delivery is still in flight under the old one.
+    busy.deliveries.claimer += 1
+    assert await workers.once("messages.send_due") == 0
     if not db.is_sqlite:
         other: Workers = second_app.state.workers
         second = HeldTransport()

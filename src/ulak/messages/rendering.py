@@ -169,6 +169,10 @@ class RenderLimit(Exception):
     """A render went over one of the bounds above."""
 
 
+class CpuSpent(RenderLimit):
+    """A render used up its CPU."""
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     # `'a' * 10**9` would build the whole string before any output is counted.
     intercepted_binops = frozenset({"*", "**"})
@@ -325,7 +329,7 @@ class _CpuBound:
 
     def check(self) -> None:
         if self.spent is not None:
-            raise RenderLimit(self.spent)
+            raise CpuSpent(self.spent)
 
     @contextmanager
     def bound(self, seconds: float) -> Iterator[None]:
@@ -334,8 +338,11 @@ class _CpuBound:
             yield
             return
         start = time.thread_time()
+        active = True
 
         def expired(_signal: int, _frame: FrameType | None) -> None:
+            if not active:  # a signal still pending as the render ended
+                return
             # The timer counts the whole process; the bound is this thread's own CPU.
             used = time.thread_time() - start
             if used < seconds:
@@ -348,6 +355,7 @@ class _CpuBound:
         try:
             yield
         finally:
+            active = False
             signal.setitimer(signal.ITIMER_PROF, 0)
             signal.signal(signal.SIGPROF, previous)
             self.spent = None
@@ -517,10 +525,14 @@ def render_email(
         if not isinstance(cause, RenderLimit | MemoryError | RecursionError):
             raise
         reason = error.message if isinstance(error, TemplateError) else f"{template}: {error!r}"
-        if len(_over_limit) > 256:
-            _over_limit.clear()
-        for source in overrides.values():
-            _over_limit[source] = reason
+        # Remembered: only the store template that went over (not a healthy layout beside
+        # it), and only for the bounds that cost to reach again. Output and operator bounds
+        # fail within milliseconds and may hold for one large order only.
+        name = store_template_of(error) if isinstance(error, TemplateError) else None
+        if isinstance(cause, CpuSpent | MemoryError) and name is not None and name in overrides:
+            if len(_over_limit) > 256:
+                _over_limit.clear()
+            _over_limit[overrides[name]] = reason
         if isinstance(error, TemplateError):
             raise
         raise TemplateError(reason, details={"template": template, "limit": True}) from error

@@ -398,9 +398,12 @@ class SenderProcess:
     async def deliver(self, message: Claimed) -> None:
         # The MIME is built here (in the worker's helper process), so that the sender
         # process does nothing between an SMTP reply and its record but record it.
+        pipe = self._pipe
         prepared = await self.email.prepare(_email(message))
-        if self._pipe is None:
-            return  # the process is gone; the claim comes back to the next one
+        if self._pipe is None or self._pipe is not pipe:
+            # The process it was claimed for is gone (a new one has a new id): the claim
+            # comes back, once this delivery has let go of it (`Sender._taken_back`).
+            return
         done = asyncio.get_running_loop().create_future()
         self._waiting[message.id, message.attempts] = done
         try:
@@ -607,9 +610,12 @@ class Sender:
         holding = list(self._holding.values())
         lost = and_(
             Message.lease_until <= now,
-            or_(Message.claimed_by.is_(None), and_(mine, Message.id.not_in(holding))),
+            or_(Message.claimed_by.is_(None), mine),
         )
-        return or_(await self._orphaned(session), lost)
+        # Never what this worker still has in flight, even under an id it no longer
+        # has (its sender process or lock connection replaced meanwhile): that delivery
+        # may still reach the customer.
+        return and_(or_(await self._orphaned(session), lost), Message.id.not_in(holding))
 
     async def _orphaned(self, session: AsyncSession) -> ColumnElement[bool]:
         """Which `sending` messages belong to a sender that is provably gone."""
