@@ -403,6 +403,17 @@ async def test_a_broken_template_fixed_by_reset_then_failed_steps_retried(
     nothing = await asyncio.to_thread(ulak_cli, "steps", "retry", "--store", str(store.id), env=env)
     assert nothing.returncode == 2
     assert "name the rows to retry by id, or give --since" in nothing.stderr
+    # Nothing runs again from a journey that is switched off.
+    for switch in ("disable", "enable"):
+        await asyncio.to_thread(
+            ulak_cli, "journeys", switch, "order-confirmation", "--store", str(store.id), env=env
+        )
+        if switch == "disable":
+            off = await asyncio.to_thread(
+                ulak_cli, "steps", "retry", "--store", str(store.id), "--since", "2000-01-01",
+                env=env,
+            )  # fmt: skip
+            assert off.stdout.startswith("0 enrollment(s) will run again")
     retried = await asyncio.to_thread(
         ulak_cli, "steps", "retry", "--store", str(store.id), "--since", "2000-01-01", env=env
     )

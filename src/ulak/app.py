@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +32,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
 from ulak.web.pages import browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
@@ -112,14 +114,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
-        keys_listener = None if database.is_sqlite else asyncio.create_task(app.state.keys.listen())
-        if processes is not None:
-            processes.start()
-        elif run_workers:
-            tasks.append(asyncio.create_task(workers.run()))
-            if not database.is_sqlite:
-                tasks.append(asyncio.create_task(listen_for_events(database.url, workers)))
+        keys_listener = None
         try:
+            if not database.is_sqlite:
+                keys_listener = asyncio.create_task(app.state.keys.listen())
+            if processes is not None:
+                processes.start()
+            elif run_workers:
+                tasks.append(asyncio.create_task(workers.run()))
+                if not database.is_sqlite:
+                    tasks.append(asyncio.create_task(listen_for_events(database.url, workers)))
             yield
         finally:
             workers.stop()
@@ -196,10 +200,17 @@ def create_app(
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
+    @app.exception_handler(sqlite3.OperationalError)
     async def database_unavailable(request: Request, error: Exception) -> Response:
         # A database that is locked past the wait, restarting or unreachable is a moment's
         # outage, not a fault of the request: clients retry after the pause (as Stripe and
-        # every HTTP client library expect of a 503), and nothing was stored.
+        # every HTTP client library expect of a 503), and nothing was stored. Any other
+        # operational error (a missing table: a schema behind the code) is ours, a 500.
+        if not _is_outage(error):
+            log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+            return JSONResponse(
+                {"error": {"code": "internal", "message": "internal error"}}, status_code=500
+            )
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, error)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         if _wants_html(request):
@@ -243,6 +254,20 @@ def create_app(
             )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def _is_outage(error: Exception) -> bool:
+    """Whether a database error is the database being locked or out of reach for now."""
+    if isinstance(error, PoolTimeout):
+        return True
+    cause = error.orig if isinstance(error, OperationalError) else error
+    if isinstance(cause, DatabaseLocked):
+        return True
+    if isinstance(cause, sqlite3.OperationalError):
+        text_ = str(cause)
+        return "locked" in text_ or "busy" in text_ or "unable to open" in text_
+    # psycopg's OperationalError: the server is down, restarting, or the connection broke.
+    return type(cause).__module__.startswith("psycopg")
 
 
 def is_loopback(host: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -83,12 +83,26 @@ class Selection:
             raise Invalid("name the rows to retry by id, or give --since for all failed since then")
 
 
+def _of_enabled_journeys() -> Select[int]:
+    return (
+        select(Enrollment.id)
+        .join(Journey, Journey.id == Enrollment.journey_id)
+        .where(Journey.enabled.is_(True))
+    )
+
+
 async def retry_messages(session: AsyncSession, which: Selection, *, clock: Clock) -> list[int]:
-    """Queue failed messages again, each with a full set of attempts; returns their ids.
+    """Queue failed messages again, each with a full set of attempts (not those of a
+    journey switched off); returns their ids.
     One UPDATE guarded by the status, so a message a sender holds is never touched."""
     query = (
         update(Message)
-        .where(Message.store_id == which.store_id, Message.status == "failed")
+        .where(
+            Message.store_id == which.store_id,
+            Message.status == "failed",
+            # Nothing is sent again from a journey that was switched off.
+            or_(Message.enrollment_id.is_(None), Message.enrollment_id.in_(_of_enabled_journeys())),
+        )
         .values(
             status="queued", attempts=0, send_after=clock.now(), lease_until=None, claimed_by=None
         )
@@ -102,11 +116,16 @@ async def retry_messages(session: AsyncSession, which: Selection, *, clock: Cloc
 
 
 async def retry_steps(session: AsyncSession, which: Selection, *, clock: Clock) -> list[int]:
-    """Run failed enrollments again from the step that failed; returns their ids."""
+    """Run failed enrollments again from the step that failed (not those of a journey
+    switched off); returns their ids."""
     now = clock.now()
     query = (
         update(Enrollment)
-        .where(Enrollment.store_id == which.store_id, Enrollment.status == "failed")
+        .where(
+            Enrollment.store_id == which.store_id,
+            Enrollment.status == "failed",
+            Enrollment.id.in_(_of_enabled_journeys()),
+        )
         .values(status="active", attempts=0, failure_reason=None, finished_at=None, next_run_at=now)
         .returning(Enrollment.id, Enrollment.pc)
     )

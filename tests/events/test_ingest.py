@@ -460,3 +460,17 @@ async def test_an_address_only_smtputf8_can_carry_is_accepted_with_a_warning(
         ),
     ]
     assert await count_events(db) == 2
+
+
+async def test_a_schema_behind_the_code_is_a_500_not_a_503(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    """Retrying would not help: it is not reported as a moment's outage."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite: its missing table is an OperationalError, like a locked file")
+    with sqlite3.connect(db.path) as connection:
+        connection.execute("ALTER TABLE customers RENAME TO customers_elsewhere")
+    response = await client.get("/v1/customers/c-1", headers=store.auth)
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal", "message": "internal error"}}
+    assert "Retry-After" not in response.headers
