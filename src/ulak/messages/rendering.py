@@ -24,21 +24,22 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import css_inline
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, pass_context
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError
+from jinja2.filters import do_format
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from ulak.errors import Invalid
@@ -174,8 +175,18 @@ class CpuSpent(RenderLimit):
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    # `'a' * 10**9` would build the whole string before any output is counted.
-    intercepted_binops = frozenset({"*", "**"})
+    # `'a' * 10**9` would build the whole string before any output is counted; so would
+    # `'%0999999999d' % 1`.
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every loop goes through `_each`, which checks the CPU bound at each step: a loop
+        # over a long string or list otherwise runs no code of ours. A filter, because a
+        # template cannot redefine one (it could a global).
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _EACH, [], [], None, None, lineno=loop.lineno)
+        return tree
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _cpu.check()  # every call a template makes (macros too) passes here
@@ -193,6 +204,15 @@ class _Environment(ImmutableSandboxedEnvironment):
                     raise RenderLimit(f"builds a value over {MAX_RENDERED_CHARS:,} long")
         elif operator == "**" and isinstance(right, int) and right > 1_000:
             raise RenderLimit("raises to a power over 1,000")
+        elif (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() * right > 100_000
+        ):
+            raise RenderLimit("raises to a power of over 100,000 bits")
+        elif operator == "%" and isinstance(left, str):
+            _check_widths(left)
         return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -224,31 +244,43 @@ def _environment(*, autoescape: bool) -> _Environment:
     )
     env.filters.update(money=_money, date=_date, datetime=_datetime, number=_number)
     env.tests["present"] = _present
-    env.globals["range"] = _Range
+    env.filters[_EACH] = _each
+    env.filters["format"] = _format
     return env
 
 
-class _Range(Sequence[int]):
-    """The sandbox's range, checking the CPU bound at each step: a loop over it runs no
-    other code of ours (`{% for i in range(100000) %}{% for j in range(100000) %}`)."""
+_EACH = "ulak_each"
 
-    def __init__(self, *args: int) -> None:
-        self._range = safe_range(*args)
 
-    def __iter__(self) -> Iterator[int]:
-        for i in self._range:
-            _cpu.check()
-            yield i
+def _each(value: Any) -> Any:
+    """A loop's items, checking the CPU bound at each (see `_Environment._parse`)."""
+    if isinstance(value, Undefined):
+        return value
+    return _checked(value)
 
-    def __len__(self) -> int:
-        return len(self._range)
 
-    @overload
-    def __getitem__(self, index: int) -> int: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[int]: ...
-    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
-        return self._range[index]
+def _checked(value: Iterable[Any]) -> Iterator[Any]:
+    for item in value:
+        _cpu.check()
+        yield item
+
+
+# A printf-style width or precision: `%0999999999d` builds a billion characters in C.
+_WIDTH = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_widths(template: str) -> None:
+    for width, precision in _WIDTH.findall(template):
+        for number in (width, precision):
+            if number == "*" or (number and int(number) > MAX_RENDERED_CHARS):
+                raise RenderLimit(f"formats a value wider than {MAX_RENDERED_CHARS:,}")
+
+
+def _format(value: object, *args: Any, **kwargs: Any) -> str:
+    """Jinja's `format` filter, with the same bound on widths as `%`."""
+    text = str(value)
+    _check_widths(text)
+    return str(do_format(text, *args, **kwargs))
 
 
 # Subject, preheader and text are plain text: escaping them would show "&amp;" to customers.
@@ -315,7 +347,7 @@ class _CpuBound:
     """The CPU a render may use, in this thread.
 
     A SIGPROF timer marks the bound as spent, and the render stops at the next place it
-    passes a check (every call, attribute, item, operator, step of `range` and chunk of
+    passes a check (every call, attribute, item, operator, step of a loop and chunk of
     output). The handler raises nothing itself: an exception from a signal handler can land
     where Python swallows it (seen: in a weakref callback during garbage collection), and
     the render would then run on unbounded. Signals reach only the main thread, which is
