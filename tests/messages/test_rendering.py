@@ -381,6 +381,8 @@ CPU_BOUND = (SPINS, SPINS_OVER_TEXT)
         ("{{ ((9 ** 1000) ** 1000) ** 8 }}", "raises to a power of over 100,000 bits"),
         ("{{ '%099999999d' % 1 }}", "formats a value wider than 1,000,000"),
         ("{{ '%099999999d'|format(1) }}", "formats a value wider than 1,000,000"),
+        ("{{ 'x'.ljust(10**10) }}", "asks for a size over 1,000,000"),
+        ("{{ 'x'|center(10**10) }}", "asks for a size over 1,000,000"),
     ],
 )
 def test_a_store_template_over_a_limit_fails_alone(

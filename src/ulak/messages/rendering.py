@@ -190,6 +190,9 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _cpu.check()  # every call a template makes (macros too) passes here
+        if isinstance(getattr(__obj, "__self__", None), str):
+            # `'x'.ljust(10**10)`, `'x'.center(...)`, `'x'.zfill(...)`: one C call.
+            _check_sizes(*args, *kwargs.values())
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -246,6 +249,8 @@ def _environment(*, autoescape: bool) -> _Environment:
     env.tests["present"] = _present
     env.filters[_EACH] = _each
     env.filters["format"] = _format
+    for name in ("center", "indent", "truncate", "wordwrap"):
+        env.filters[name] = _sized(env.filters[name])
     return env
 
 
@@ -274,6 +279,21 @@ def _check_widths(template: str) -> None:
         for number in (width, precision):
             if number == "*" or (number and int(number) > MAX_RENDERED_CHARS):
                 raise RenderLimit(f"formats a value wider than {MAX_RENDERED_CHARS:,}")
+
+
+def _check_sizes(*values: Any) -> None:
+    if any(isinstance(v, int) and v > MAX_RENDERED_CHARS for v in values):
+        raise RenderLimit(f"asks for a size over {MAX_RENDERED_CHARS:,}")
+
+
+def _sized(filter_: Callable[..., Any]) -> Callable[..., Any]:
+    """A Jinja filter whose numbers are sizes (`center`, `indent`), refusing huge ones."""
+
+    def sized(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_sizes(*args, *kwargs.values())
+        return filter_(value, *args, **kwargs)
+
+    return sized
 
 
 def _format(value: object, *args: Any, **kwargs: Any) -> str:
