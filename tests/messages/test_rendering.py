@@ -383,6 +383,8 @@ CPU_BOUND = (SPINS, SPINS_OVER_TEXT)
         ("{{ '%099999999d'|format(1) }}", "formats a value wider than 1,000,000"),
         ("{{ 'x'.ljust(10**10) }}", "asks for a size over 1,000,000"),
         ("{{ 'x'|center(10**10) }}", "asks for a size over 1,000,000"),
+        ("{{ ('x' * 999999)|replace('x', 'y' * 999999) }}", "replaces into a value over"),
+        ("{{ ('x' * 999999).replace('x', 'y' * 999999) }}", "replaces into a value over"),
     ],
 )
 def test_a_store_template_over_a_limit_fails_alone(

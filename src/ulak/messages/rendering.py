@@ -35,9 +35,18 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import css_inline
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, nodes, pass_context
+from jinja2 import (
+    ChainableUndefined,
+    Template,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_context,
+    pass_eval_context,
+)
 from jinja2.exceptions import SecurityError
-from jinja2.filters import do_format
+from jinja2.filters import do_format, do_replace
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
@@ -190,9 +199,11 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _cpu.check()  # every call a template makes (macros too) passes here
-        if isinstance(getattr(__obj, "__self__", None), str):
+        if isinstance(text := getattr(__obj, "__self__", None), str):
             # `'x'.ljust(10**10)`, `'x'.center(...)`, `'x'.zfill(...)`: one C call.
             _check_sizes(*args, *kwargs.values())
+            if getattr(__obj, "__name__", "") == "replace" and len(args) >= 2:
+                _check_replace(text, args[0], args[1])
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -251,6 +262,7 @@ def _environment(*, autoescape: bool) -> _Environment:
     env.filters["format"] = _format
     for name in ("center", "indent", "truncate", "wordwrap"):
         env.filters[name] = _sized(env.filters[name])
+    env.filters["replace"] = _replace
     return env
 
 
@@ -284,6 +296,23 @@ def _check_widths(template: str) -> None:
 def _check_sizes(*values: Any) -> None:
     if any(isinstance(v, int) and v > MAX_RENDERED_CHARS for v in values):
         raise RenderLimit(f"asks for a size over {MAX_RENDERED_CHARS:,}")
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    """`s|replace('x', 'y' * 999999)` multiplies in one C call."""
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str) and old):
+        return
+    if len(text) + text.count(old) * (len(new) - len(old)) > MAX_RENDERED_CHARS:
+        raise RenderLimit(f"replaces into a value over {MAX_RENDERED_CHARS:,} long")
+
+
+@pass_eval_context
+def _replace(
+    eval_ctx: EvalContext, value: Any, old: Any, new: Any, count: int | None = None
+) -> Any:
+    """Jinja's `replace` filter, refusing a result over the output bound."""
+    _check_replace(str(value), old, new)
+    return do_replace(eval_ctx, value, old, new, count)
 
 
 def _sized(filter_: Callable[..., Any]) -> Callable[..., Any]:
