@@ -109,13 +109,11 @@ class SmtpSink:
 @contextlib.asynccontextmanager
 async def opened_app(settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Any]:
     """The app without its worker loops (tests run jobs themselves), closed as the server
-    closes it: the inbox's reader, then the sender (its connections, its process)."""
+    closes it: the sender (its connections, its process)."""
     app = create_app(settings, database=db, clock=clock, run_workers=False)
     try:
         yield app
     finally:
-        app.state.inbox.close()
-        app.state.keys.close()
         await app.state.workers.ctx.sender.close(grace=10)
 
 

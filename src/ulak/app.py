@@ -138,8 +138,6 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
-            app.state.inbox.close()
-            app.state.keys.close()
             await ctx.sender.close(grace=10)
             await database.dispose()
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
@@ -72,6 +73,25 @@ def open_database(settings: Settings) -> Database:
     return Database(url, lock_timeout=settings.lock_timeout_seconds)
 
 
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """A command's work in one write transaction on the configured database."""
+    return run(_on_database(work, write=True))
+
+
+def reading(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """A command's reads, in one snapshot of the configured database."""
+    return run(_on_database(work, write=False))
+
+
+async def _on_database(work: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
+    database = open_database(get_settings())
+    try:
+        async with database.transaction() if write else database.read() as session:
+            return await work(session)
+    finally:
+        await database.dispose()
+
+
 def run_retry(
     retry: Callable[..., Awaitable[list[int]]],
     store: int,
@@ -83,14 +103,9 @@ def run_retry(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
 
-    async def main() -> list[int]:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                which = Selection(store_id=store, ids=ids or (), since=since)
-                return await retry(session, which, clock=SystemClock())
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> list[int]:
+        await get_store(session, store)
+        which = Selection(store_id=store, ids=ids or (), since=since)
+        return await retry(session, which, clock=SystemClock())
 
-    return run(main())
+    return in_transaction(main)

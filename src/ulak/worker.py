@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ulak.db import Database
+from ulak.db import Database, listen
 from ulak.jobs import Job, JobContext, registered, take_tick, tick_of
 
 log = logging.getLogger(__name__)
@@ -144,20 +144,7 @@ def writer_lock(database: Database) -> Iterator[None]:
 async def listen_for_events(url: str, workers: Workers) -> None:
     """PostgreSQL: wake the worker when any API process commits events (NOTIFY
     ulak_events), wherever it runs. Polling stays as the fallback while disconnected."""
-    import psycopg
-
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    while True:
-        try:
-            async with await psycopg.AsyncConnection.connect(plain, autocommit=True) as conn:
-                await conn.execute("LISTEN ulak_events")
-                async for _ in conn.notifies():
-                    workers.wake()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.warning("listening for new events failed (%s); retrying in 5 s", error)
-            await asyncio.sleep(5)
+    await listen(url, "ulak_events", heard=workers.wake)
 
 
 @dataclass

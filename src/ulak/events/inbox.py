@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import secrets
-import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -186,7 +185,6 @@ class Inbox:
         self._writer: asyncio.Task[None] | None = None
         self._pruned_at = 0.0
         self._created = False
-        self._main: sqlite3.Connection | None = None
 
     async def accept(
         self,
@@ -293,31 +291,19 @@ class Inbox:
                 stored.append(bodies)
             return new, stored
 
-    def close(self) -> None:
-        if self._main is not None:
-            self._main.close()
-            self._main = None
-
     def _keys_in_events(self, store_id: int, keys: set[str]) -> set[str]:
-        """Which of these keys `events` has: one indexed read of the main database, on a
-        plain read-only connection of its own (measured: the ORM session that did this
-        took a sixth of the API's CPU under single-event POSTs)."""
-        if self._main is None:
-            self._main = sqlite3.connect(
-                f"file:{self.database.path}?mode=ro", uri=True, check_same_thread=False
-            )
+        """Which of these keys `events` has: one indexed read of the main database."""
         marks = ",".join("?" * len(keys))
-        found = self._main.execute(
+        found = self.database.lookup(
             f"SELECT key FROM events WHERE store_id = ? AND key IN ({marks})",  # noqa: S608
             (store_id, *keys),
         )
         return {key for (key,) in found}
 
     def _bodies_in_events(self, store_id: int, keys: set[str]) -> dict[str, StoredBody]:
-        """The stored bodies of keys already copied into `events` (read-only, see above)."""
-        assert self._main is not None  # opened by _keys_in_events, which found them
+        """The stored bodies of keys already copied into `events`."""
         marks = ",".join("?" * len(keys))
-        found = self._main.execute(
+        found = self.database.lookup(
             "SELECT key, type, occurred_at, customer, data FROM events"  # noqa: S608
             f" WHERE store_id = ? AND key IN ({marks})",
             (store_id, *keys),

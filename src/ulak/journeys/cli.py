@@ -10,14 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
-from ulak.config import get_settings
 from ulak.journeys.definition import JourneyFileError, load_journey_file
 from ulak.journeys.service import apply_journey, list_journeys
 from ulak.operations import retry_steps, set_journey_enabled
 from ulak.stores.service import get_store
-from ulak.terminal import console, err, open_database, run, run_retry
+from ulak.terminal import console, err, in_transaction, reading, run_retry
 
 journeys_app = typer.Typer(help="Journey definitions.", no_args_is_help=True)
 
@@ -57,26 +57,21 @@ def journeys_apply(
                 err.print(str(problem), markup=False, highlight=False)
             raise typer.Exit(1) from error
 
-    async def main() -> list[tuple[str, int, bool]]:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                out = []
-                for definition, source in loaded:
-                    journey, version, changed = await apply_journey(
-                        session,
-                        store_id=store,
-                        definition=definition,
-                        source=source,
-                        clock=SystemClock(),
-                    )
-                    out.append((journey.key, version, changed))
-                return out
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> list[tuple[str, int, bool]]:
+        await get_store(session, store)
+        out = []
+        for definition, source in loaded:
+            journey, version, changed = await apply_journey(
+                session,
+                store_id=store,
+                definition=definition,
+                source=source,
+                clock=SystemClock(),
+            )
+            out.append((journey.key, version, changed))
+        return out
 
-    for key, version, changed in run(main()):
+    for key, version, changed in in_transaction(main):
         state = "new version" if changed else "unchanged"
         console.print(f"{key}: version {version} ({state})", markup=False)
 
@@ -88,16 +83,11 @@ def journeys_list(
 ) -> None:
     """List a store's journeys with their versions and live enrollments."""
 
-    async def main() -> list[dict[str, Any]]:
-        database = open_database(get_settings())
-        try:
-            async with database.read() as session:
-                await get_store(session, store)
-                return await list_journeys(session, store_id=store)
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> list[dict[str, Any]]:
+        await get_store(session, store)
+        return await list_journeys(session, store_id=store)
 
-    rows = run(main())
+    rows = reading(main)
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         return
@@ -132,18 +122,13 @@ def journeys_enable(key: str, store: Annotated[int, typer.Option(help="Store id.
 
 
 def _set_enabled(key: str, store: int, *, enabled: bool) -> int:
-    async def main() -> int:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                return await set_journey_enabled(
-                    session, store_id=store, key=key, enabled=enabled, clock=SystemClock()
-                )
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> int:
+        await get_store(session, store)
+        return await set_journey_enabled(
+            session, store_id=store, key=key, enabled=enabled, clock=SystemClock()
+        )
 
-    return run(main())
+    return in_transaction(main)
 
 
 steps_app = typer.Typer(help="Journey steps that failed.", no_args_is_help=True)

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
-from ulak.config import get_settings
 from ulak.errors import UlakError
 from ulak.operations import retry_messages
 from ulak.stores.service import get_store
-from ulak.terminal import console, err, open_database, run, run_retry
+from ulak.terminal import console, err, in_transaction, run_retry
 
 templates_app = typer.Typer(
     help="Email templates and a store's own versions of them.", no_args_is_help=True
@@ -58,23 +58,18 @@ def templates_set(
         raise typer.Exit(2)
     source = path.read_text(encoding="utf-8")
 
-    async def main() -> None:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                await set_template_override(
-                    session,
-                    store_id=store,
-                    name=name,
-                    locale=resolve_locale(locale, locale),
-                    source=source,
-                    clock=SystemClock(),
-                )
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> None:
+        await get_store(session, store)
+        await set_template_override(
+            session,
+            store_id=store,
+            name=name,
+            locale=resolve_locale(locale, locale),
+            source=source,
+            clock=SystemClock(),
+        )
 
-    run(main())
+    in_transaction(main)
     console.print(f"store {store} now uses its own {name} ({locale})", markup=False)
 
 
@@ -88,21 +83,16 @@ def templates_reset(
     from ulak.messages.rendering import resolve_locale
     from ulak.messages.service import reset_template_override
 
-    async def main() -> int:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                return await reset_template_override(
-                    session,
-                    store_id=store,
-                    name=name,
-                    locale=resolve_locale(locale, locale) if locale else None,
-                )
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> int:
+        await get_store(session, store)
+        return await reset_template_override(
+            session,
+            store_id=store,
+            name=name,
+            locale=resolve_locale(locale, locale) if locale else None,
+        )
 
-    if run(main()) == 0:
+    if in_transaction(main) == 0:
         err.print(f"store {store} has no version of its own of {name}", markup=False)
         raise typer.Exit(1)
     console.print(f"store {store} uses the shipped {name} again", markup=False)

@@ -59,7 +59,7 @@ from ulak.channels.email import OutgoingEmail
 from ulak.channels.service import EmailChannel, Envelope, Outcome
 from ulak.clock import Clock
 from ulak.config import Settings
-from ulak.db import Database, create_private, side_path
+from ulak.db import Database, create_private, libpq_url, side_path
 from ulak.messages.models import Message
 from ulak.messages.service import (
     Claimed,
@@ -292,8 +292,7 @@ async def hold_claimer_lock(database: Database, claimer: int) -> psycopg.AsyncCo
     and on which it commits its outcomes."""
     import psycopg
 
-    url = database.url.replace("postgresql+psycopg://", "postgresql://")
-    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    connection = await psycopg.AsyncConnection.connect(libpq_url(database.url), autocommit=True)
     await connection.execute("SELECT pg_advisory_lock(%s, %s)", (SENDER_LOCKS, claimer))
     # Outcomes committed on this connection do not wait for the WAL's flush to disk: a
     # crash of ulak loses none of them (the server flushes them regardless); a crash of the

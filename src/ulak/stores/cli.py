@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
@@ -25,7 +26,7 @@ from ulak.stores.service import (
     revoke_api_key,
     update_store,
 )
-from ulak.terminal import console, err, open_database, run
+from ulak.terminal import console, err, in_transaction, open_database, reading, run
 
 stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is_help=True)
 S = TypeVar("S", StoreCreate, StoreUpdate)
@@ -109,15 +110,10 @@ def stores_update(
         raise typer.Exit(2)
     data = _store_settings(StoreUpdate, given)
 
-    async def main() -> StoreOut:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                return StoreOut.model_validate(await update_store(session, store, data))
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> StoreOut:
+        return StoreOut.model_validate(await update_store(session, store, data))
 
-    updated = run(main())
+    updated = in_transaction(main)
     if as_json:
         sys.stdout.write(updated.model_dump_json() + "\n")
         return
@@ -128,15 +124,10 @@ def stores_update(
 def stores_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the stores."""
 
-    async def main() -> list[StoreOut]:
-        database = open_database(get_settings())
-        try:
-            async with database.read() as session:
-                return [StoreOut.model_validate(s) for s in await list_stores(session)]
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> list[StoreOut]:
+        return [StoreOut.model_validate(s) for s in await list_stores(session)]
 
-    stores = run(main())
+    stores = reading(main)
     if as_json:
         sys.stdout.write(json.dumps([s.model_dump() for s in stores], ensure_ascii=False) + "\n")
         return
@@ -156,18 +147,11 @@ def keys_create(
 ) -> None:
     """Make a new API key for a store; it is printed once and kept only as a hash."""
 
-    async def main() -> tuple[int, str]:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await get_store(session, store)
-                key = await create_api_key(session, store_id=store, clock=SystemClock())
-                keys = await list_api_keys(session, store_id=store)
-                return keys[-1].id, key
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> tuple[int, str]:
+        await get_store(session, store)
+        return await create_api_key(session, store_id=store, clock=SystemClock())
 
-    key_id, key = run(main())
+    key_id, key = in_transaction(main)
     if as_json:
         sys.stdout.write(json.dumps({"id": key_id, "store_id": store, "api_key": key}) + "\n")
         return
@@ -179,16 +163,11 @@ def keys_create(
 def keys_list(store: StoreOption, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List a store's keys: their id, first characters, and whether they were revoked."""
 
-    async def main() -> list[ApiKeyOut]:
-        database = open_database(get_settings())
-        try:
-            async with database.read() as session:
-                keys = await list_api_keys(session, store_id=store)
-                return [ApiKeyOut.model_validate(k) for k in keys]
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> list[ApiKeyOut]:
+        keys = await list_api_keys(session, store_id=store)
+        return [ApiKeyOut.model_validate(k) for k in keys]
 
-    keys = run(main())
+    keys = reading(main)
     if as_json:
         sys.stdout.write(json.dumps([k.model_dump(mode="json") for k in keys]) + "\n")
         return
@@ -206,13 +185,8 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: the next request with it gets 401, on every running process."""
 
-    async def main() -> None:
-        database = open_database(get_settings())
-        try:
-            async with database.transaction() as session:
-                await revoke_api_key(session, store_id=store, key_id=key_id, clock=SystemClock())
-        finally:
-            await database.dispose()
+    async def main(session: AsyncSession) -> None:
+        await revoke_api_key(session, store_id=store, key_id=key_id, clock=SystemClock())
 
-    run(main())
+    in_transaction(main)
     console.print(f"key {key_id} of store {store} revoked", markup=False)

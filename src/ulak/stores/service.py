@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
-import sqlite3
 from collections.abc import Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
-from ulak.db import Database, is_postgres
+from ulak.db import Database, is_postgres, listen
 from ulak.errors import NotFound, Unauthorized
 from ulak.stores.models import ApiKey, Store
 from ulak.stores.schemas import StoreCreate, StoreUpdate
@@ -50,7 +48,7 @@ async def create_store(
     )
     session.add(store)
     await session.flush()
-    key = await create_api_key(session, store_id=store.id, clock=clock)
+    _, key = await create_api_key(session, store_id=store.id, clock=clock)
     return store, key
 
 
@@ -63,18 +61,18 @@ async def update_store(session: AsyncSession, store_id: int, data: StoreUpdate) 
     return store
 
 
-async def create_api_key(session: AsyncSession, *, store_id: int, clock: Clock) -> str:
+async def create_api_key(session: AsyncSession, *, store_id: int, clock: Clock) -> tuple[int, str]:
+    """A new key for the store: its id, and the key itself (kept only as a hash)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiKey(
-            store_id=store_id,
-            prefix=key[: len(KEY_PREFIX) + 6],
-            key_hash=_hash_key(key),
-            created_at=clock.now(),
-        )
+    row = ApiKey(
+        store_id=store_id,
+        prefix=key[: len(KEY_PREFIX) + 6],
+        key_hash=_hash_key(key),
+        created_at=clock.now(),
     )
+    session.add(row)
     await session.flush()
-    return key
+    return row.id, key
 
 
 async def list_api_keys(session: AsyncSession, *, store_id: int) -> Sequence[ApiKey]:
@@ -117,7 +115,6 @@ class KeyCheck:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._sqlite: sqlite3.Connection | None = None
         self._known: dict[str, int] = {}
         self._listening = False
         # Bumped by every revocation: a read that started before one is not kept.
@@ -126,17 +123,13 @@ class KeyCheck:
     async def store_id(self, key: str) -> int:
         digest = _hash_key(key)
         if self.database.is_sqlite:
-            if self._sqlite is None:
-                self._sqlite = sqlite3.connect(
-                    f"file:{self.database.path}?mode=ro", uri=True, check_same_thread=False
-                )
-            row = self._sqlite.execute(
+            rows = self.database.lookup(
                 "SELECT store_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
                 (digest,),
-            ).fetchone()
-            if row is None:
+            )
+            if not rows:
                 raise Unauthorized("invalid API key")
-            return int(row[0])
+            return int(rows[0][0])
         if self._listening and (known := self._known.get(digest)) is not None:
             return known
         generation = self._generation
@@ -159,34 +152,11 @@ class KeyCheck:
 
     async def listen(self) -> None:
         """PostgreSQL: keep known keys for as long as this process hears of revocations."""
-        import psycopg
+        await listen(self.database.url, KEYS_CHANNEL, heard=self._forget, listening=self._heard)
 
-        plain = self.database.url.replace("postgresql+psycopg://", "postgresql://")
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    # Keepalives: a connection that died silently must not keep keys known.
-                    plain, autocommit=True, keepalives=1, keepalives_idle=10,
-                    keepalives_interval=5, keepalives_count=3,
-                ) as connection:  # fmt: skip
-                    await connection.execute(f"LISTEN {KEYS_CHANNEL}")
-                    self._forget()
-                    self._listening = True
-                    async for _ in connection.notifies():
-                        self._forget()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("listening for revoked API keys failed (%s); retrying in 5 s", error)
-            finally:
-                self._listening = False
-                self._forget()
-            await asyncio.sleep(5)
-
-    def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+    def _heard(self, listening: bool) -> None:
+        self._forget()
+        self._listening = listening
 
 
 async def get_store(session: AsyncSession, store_id: int) -> Store:
