@@ -271,6 +271,29 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(int(child)) for child in children)
 
 
+def cpu_by_process(pid: int) -> dict[str, float]:
+    """Each running process of the tree (the server and its descendants) by role: its own
+    user + system CPU seconds so far, so the capacity phase can say which one is busiest."""
+    found: dict[str, float] = {}
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return found
+    words = [part.decode(errors="replace") for part in command if part]
+    if "worker" in words:
+        role = "worker"
+    elif any("spawn_main" in word for word in words):
+        role = "helper/sender"
+    else:
+        role = "api" if "serve" in words else Path(words[0]).name if words else "?"
+    found[f"{role}[{pid}]"] = sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    for child in children:
+        found.update(cpu_by_process(int(child)))
+    return found
+
+
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
     """A fresh database on the server admin_url points at, dropped afterwards."""
@@ -685,6 +708,7 @@ async def phase_a(
     reading = asyncio.create_task(reader.run())
     async with poster_for(running, SENDERS) as poster:
         cpu0, start = cpu_seconds(pid), time.monotonic()
+        by_process0 = cpu_by_process(pid)
         batched = await post_all(poster, batches, BATCHED_CAP)
     detail(
         f"batched: {batched.events} events in {batched.requests} requests acked in "
@@ -695,6 +719,7 @@ async def phase_a(
     await reading
     arrived = sink.count("M")
     cpu, wall = cpu_seconds(pid) - cpu0, last - start
+    by_process = cpu_by_process(pid)
     figures.capacity = arrived / wall
     figures.drained = arrived >= batched.events
     detail(
@@ -702,6 +727,12 @@ async def phase_a(
         f"server CPU (its processes together) {100 * cpu / wall:.0f}% of one core; "
         f"mean message {sink.mean_size('M') / 1024:.1f} KiB "
         f"(baseline {sink.mean_size('B') / 1024:.1f} KiB)"
+    )
+    busy = {name: (spent - by_process0.get(name, 0.0)) / wall for name, spent in by_process.items()}
+    detail(
+        "CPU by process (share of one core): "
+        + ", ".join(f"{name} {100 * share:.0f}%" for name, share in sorted(busy.items()))
+        + f"; per email {1000 * cpu / max(arrived, 1):.1f} ms in all"
     )
     detail(
         f"reads meanwhile: {len(reader.seconds)} profiles, p50 / p99 / max "

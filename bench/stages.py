@@ -143,7 +143,7 @@ async def measure(args: argparse.Namespace, url: str) -> None:
                 f" {statements[0] / n:>10.1f}"
             )
             if profiler:
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+                pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
     mean = transport.bytes / max(transport.messages, 1) / 1024
     print(f"sent {transport.messages} messages, mean {mean:.1f} KiB")
     await database.dispose()
@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--show-sql", action="store_true", help="print each SQL statement")
     parser.add_argument("--explain", action="store_true", help="show plans that scan (SQLite)")
     parser.add_argument("--profile", default="", help="stage to profile with cProfile")
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime")
     parser.add_argument(
         "--together", action="store_true", help="run the worker loops at once, as in a server"
     )

@@ -148,7 +148,6 @@ async def apply_lanes(
         done += 1
     await write_applied(session)
     await write_trace(session)
-    await session.flush()
     return done
 
 

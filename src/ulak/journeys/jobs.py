@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ from ulak.journeys.service import (
     trace,
     write_trace,
 )
+from ulak.messages.models import Message
 from ulak.messages.rendering import TemplateError, reason_of, store_template_of
 from ulak.messages.service import Renders, alert_shop_of_template, create_email
 from ulak.offload import Offload
@@ -107,7 +109,6 @@ async def run_due_enrollments(
     finally:
         await renders.finish()
     await write_trace(session)
-    await session.flush()
     return done
 
 
@@ -279,9 +280,12 @@ async def _run(
                     clock=clock,
                     renders=renders,
                 )
-                note = f"{op.template} -> message {message.id} ({message.status})"
-                trace(session, enrollment, at=now, kind="send", note=note)
+                trace(session, enrollment, at=now, kind="send", note=_sent(op.template, message))
             enrollment.pc += 1
         else:  # pragma: no cover - the compiler emits only the kinds above
             raise TypeError(f"unknown step {op!r}")
     raise RuntimeError(f"more than {MAX_OPS_PER_RUN} steps without a wait")
+
+
+def _sent(template: str, message: Message) -> Callable[[], str]:
+    return lambda: f"{template} -> message {message.id} ({message.status})"

@@ -179,24 +179,31 @@ async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[st
 
 
 def trace(
-    session: AsyncSession, enrollment: Enrollment, *, at: datetime, kind: str, note: str
+    session: AsyncSession,
+    enrollment: Enrollment,
+    *,
+    at: datetime,
+    kind: str,
+    note: str | Callable[[], str],
 ) -> None:
-    """Note a step in the enrollment's trace; `write_trace` stores what was noted."""
+    """Note a step in the enrollment's trace; `write_trace` stores what was noted. A note
+    that names a row inserted in this batch (a message's id) is a function, called after
+    the batch's flush has given the row its id."""
     notes(session)(TRACE).append(
-        {
-            "enrollment_id": enrollment.id,
-            "at": at,
-            "pc": enrollment.pc,
-            "kind": kind,
-            "note": note[:1000],
-        }
+        {"enrollment_id": enrollment.id, "at": at, "pc": enrollment.pc, "kind": kind, "note": note}
     )
 
 
 async def write_trace(session: AsyncSession) -> None:
-    """Store the noted trace rows in one statement. Callers write before a savepoint ends
-    and at the end of a batch; a savepoint that rolls back takes its notes with it."""
-    await insert_rows(session, EnrollmentStep, notes(session).pop(TRACE))
+    """Flush, then store the noted trace rows in one statement. Callers write before a
+    savepoint ends and at the end of a batch; a savepoint that rolls back takes its notes
+    with it."""
+    await session.flush()
+    rows = notes(session).pop(TRACE)
+    for row in rows:
+        note = row["note"]
+        row["note"] = (note if isinstance(note, str) else note())[:1000]
+    await insert_rows(session, EnrollmentStep, rows)
 
 
 def finish(enrollment: Enrollment, status: str, *, at: datetime, reason: str | None = None) -> None:
