@@ -37,8 +37,9 @@ _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in a duration like "2h", "1d12h", "30m" or "45s"; ValueError when invalid."""
+def parse_duration(text: str, *, zero: bool = False) -> int:
+    """Seconds in a duration like "2h", "1d12h", "30m" or "45s" (and "0s" when `zero` is
+    allowed); ValueError when invalid."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if match is None or not any(match.groups()):
         shown = f'"{text}"' if isinstance(text, str) else repr(text)
@@ -47,7 +48,7 @@ def parse_duration(text: str) -> int:
         )
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
+    if total <= 0 and not zero:
         raise ValueError(f'duration "{text}" must be longer than zero')
     return total
 
