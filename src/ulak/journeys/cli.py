@@ -182,10 +182,11 @@ def simulate_command(
             err.print(line, markup=False, highlight=False)
         return
     table = Table(title=f"{scenario}: {len(timeline.messages)} message(s), {timeline.timezone}")
-    for column in ("when", "journey", "template", "channel"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("to", overflow="fold")
-    table.add_column("subject")
+    # On a narrow terminal every column stays, folded onto more lines.
+    table.add_column("when", no_wrap=True)
+    for column in ("journey", "template", "channel", "to"):
+        table.add_column(column, overflow="fold")
+    table.add_column("subject", min_width=12)
     for message in timeline.messages:
         table.add_row(
             _when(timeline, message.at),

@@ -2,15 +2,19 @@
 with the clock moved from one due moment to the next instead of sleeping.
 
 Each event is accepted as `POST /v1/events` accepts it (the events inbox) at its moment,
-and the worker's pipeline is drained; between events, the clock jumps to the earliest
-moment something is due (an enrollment's `next_run_at`, a queued message's `send_after`)
-and the pipeline is drained again. Mail goes to the dev inbox, which keeps the moment each
-one was delivered; the timeline is read back from the features' services.
+together with the others of the same moment, and the worker's pipeline is drained; between
+events, the clock jumps to the earliest moment something is due (an enrollment's
+`next_run_at`, a queued message's `send_after`) and the pipeline is drained again. Mail
+goes to the dev inbox, which keeps the moment each one was delivered; the timeline is read
+back from the features' services.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,9 +146,23 @@ def simulate(scenario: Scenario, *, base_url: str = DEFAULT_BASE_URL) -> Timelin
     """Run the scenario on a throwaway database (removed afterwards) and return what
     happened when. Links in the messages point at `base_url`."""
     with tempfile.TemporaryDirectory(prefix="ulak-simulate-") as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'ulak.db'}"
-        upgrade(url)
-        return asyncio.run(_simulate(scenario, url, base_url))
+        path = Path(folder) / "ulak.db"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(_migrated())
+        return asyncio.run(_simulate(scenario, f"sqlite+aiosqlite:///{path}", base_url))
+
+
+@functools.cache
+def _migrated() -> bytes:
+    """An empty database at the newest schema: migrated once per process, kept in memory,
+    and copied for each simulation (migrating took most of a short simulation's time)."""
+    with tempfile.TemporaryDirectory(prefix="ulak-simulate-") as folder:
+        path = Path(folder) / "ulak.db"
+        upgrade(f"sqlite+aiosqlite:///{path}")
+        # Migrating closes its connections, which moves the WAL into the file.
+        assert not path.with_name("ulak.db-wal").exists()
+        return path.read_bytes()
 
 
 async def _simulate(scenario: Scenario, url: str, base_url: str) -> Timeline:
@@ -172,14 +190,19 @@ async def _simulate(scenario: Scenario, url: str, base_url: str) -> Timeline:
                     session, store_id=store.id, definition=definition, source=source, clock=clock
                 )
         lines: dict[str, int] = {}
-        for timed in scenario.events:
-            await _run_until(timed.at, workers, database, clock)
-            clock.set(timed.at)
-            (answer,) = await inbox.accept(store.id, [(0, timed.event)])
-            if not isinstance(answer, Accepted):
-                message = answer.problem("").message
-                raise ScenarioError([Problem(scenario.filename, timed.line, "event.id", message)])
-            lines.setdefault(answer.key, timed.line)
+        # Events of one moment arrive together, before the worker takes them (as a batch
+        # of events that came in at once): a cancellation can overtake a send step.
+        for at, together in itertools.groupby(scenario.events, key=lambda timed: timed.at):
+            await _run_until(at, workers, database, clock)
+            clock.set(at)
+            for timed in together:
+                (answer,) = await inbox.accept(store.id, [(0, timed.event)])
+                if not isinstance(answer, Accepted):
+                    problem = Problem(
+                        scenario.filename, timed.line, "event.id", answer.problem("").message
+                    )
+                    raise ScenarioError([problem])
+                lines.setdefault(answer.key, timed.line)
             await workers.drain()
         end = scenario.run_until or clock.now() + IDLE_LIMIT
         await _run_until(end, workers, database, clock)
