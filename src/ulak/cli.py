@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
-from ulak.journeys.cli import journeys_app, steps_app
+from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
 from ulak.migrate import upgrade
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
@@ -31,6 +31,7 @@ app.add_typer(journeys_app, name="journeys")
 app.add_typer(steps_app, name="steps")
 app.add_typer(templates_app, name="templates")
 app.add_typer(messages_app, name="messages")
+app.command("simulate")(simulate_command)
 
 
 def _logging(settings: Settings) -> None:

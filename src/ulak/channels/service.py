@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from functools import partial
 from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.channels.email import DkimSigner, OutgoingEmail, SendError, build_mime
 from ulak.channels.models import DevInboxMessage
@@ -126,3 +131,35 @@ def email_channel(
     return EmailChannel(
         email_transport(settings, database, clock), DkimSigner.from_settings(settings), offload
     )
+
+
+@dataclass(frozen=True)
+class CapturedMail:
+    """An email the dev inbox kept, as its recipient would read it."""
+
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    received_at: datetime
+
+
+async def captured_mail(session: AsyncSession) -> list[CapturedMail]:
+    """What the dev inbox kept, oldest first, with each mail's plain-text part."""
+    rows = (await session.execute(select(DevInboxMessage).order_by(DevInboxMessage.id))).scalars()
+    captured = []
+    for row in rows:
+        parsed = message_from_bytes(row.raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        part = parsed.get_body(preferencelist=("plain",))
+        captured.append(
+            CapturedMail(
+                message_id=row.message_id,
+                to=row.rcpt_to,
+                subject=row.subject,
+                # As a mail reader shows it: lines, not the wire's CRLF.
+                text=str(part.get_content()).replace("\r\n", "\n") if part is not None else "",
+                received_at=row.received_at,
+            )
+        )
+    return captured

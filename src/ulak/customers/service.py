@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -195,3 +195,17 @@ def customer_view(customer: Customer) -> dict[str, Any]:
     }
     # Absent rather than None: templates print nothing and `is defined` tells the truth.
     return {k: v for k, v in view.items() if v is not None}
+
+
+async def references(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, str]:
+    """How the shop would name each of these customers: its own id, else the email or
+    phone."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Customer.id, Customer.external_id, Customer.email, Customer.phone).where(
+            Customer.id.in_(wanted)
+        )
+    )
+    return {id_: ref or email or phone or f"#{id_}" for id_, ref, email, phone in rows.all()}

@@ -308,3 +308,21 @@ async def _derive_order_delivered(
     await insert_events(
         session, event_rows(event.store_id, [derived], source="derived", now=clock.now())
     )
+
+
+@dataclass(frozen=True)
+class FailedEvent:
+    key: str
+    type: str
+    received_at: datetime
+    error: str
+
+
+async def failed_events(session: AsyncSession, *, store_id: int) -> list[FailedEvent]:
+    """A store's events that could not be applied, with why, oldest first."""
+    rows = await session.execute(
+        select(Event.key, Event.type, Event.received_at, Event.error)
+        .where(Event.store_id == store_id, Event.status == "failed")
+        .order_by(Event.id)
+    )
+    return [FailedEvent(k, t, at, error or "") for k, t, at, error in rows.all()]

@@ -1,4 +1,4 @@
-"""`ulak journeys`: a store's journey definitions."""
+"""`ulak journeys`: a store's journey definitions; `ulak simulate`: a scenario run on them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
+from ulak.config import get_settings
 from ulak.journeys.definition import JourneyFileError, load_journey_file
+from ulak.journeys.scenario import load_scenario_file
 from ulak.journeys.service import apply_journey, list_journeys
+from ulak.journeys.simulation import Timeline, simulate
+from ulak.journeys.yamlfile import YamlFileError
 from ulak.operations import retry_steps, set_journey_enabled
 from ulak.stores.service import get_store
 from ulak.terminal import console, err, in_transaction, reading, run_retry
@@ -151,3 +155,86 @@ def steps_retry(
 
 def _ids(ids: list[int]) -> str:
     return ", ".join(map(str, ids)) if ids else "none was failed"
+
+
+def simulate_command(
+    scenario: Annotated[Path, typer.Argument(help="The scenario file (YAML).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the messages, as a JSON list.")
+    ] = False,
+) -> None:
+    """Run the journeys on a scenario's events on a throwaway database, the clock moved
+    from event to event, and print which message went to whom when, and which
+    enrollments ended early and why."""
+    try:
+        timeline = simulate(load_scenario_file(scenario), base_url=get_settings().base_url)
+    except YamlFileError as error:
+        for problem in error.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        raise typer.Exit(1) from error
+    except OSError as error:
+        err.print(f"{scenario}: {error.strerror}", markup=False, highlight=False)
+        raise typer.Exit(1) from error
+    if as_json:
+        sys.stdout.write(json.dumps(_messages_json(timeline), ensure_ascii=False, indent=2) + "\n")
+        # Not messages: on stderr, so stdout stays the list.
+        for line in _other_lines(timeline):
+            err.print(line, markup=False, highlight=False)
+        return
+    table = Table(title=f"{scenario}: {len(timeline.messages)} message(s), {timeline.timezone}")
+    # On a narrow terminal every column stays, folded onto more lines.
+    table.add_column("when", no_wrap=True)
+    for column in ("journey", "template", "channel", "to"):
+        table.add_column(column, overflow="fold")
+    table.add_column("subject", min_width=12)
+    for message in timeline.messages:
+        table.add_row(
+            _when(timeline, message.at),
+            message.journey or "(ulak)",
+            message.template,
+            message.channel,
+            message.to,
+            message.subject,
+        )
+    console.print(table)
+    for line in _other_lines(timeline):
+        console.print(line, markup=False, highlight=False)
+    console.print(
+        f"simulated from {_when(timeline, timeline.start)} to {_when(timeline, timeline.end)}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _when(timeline: Timeline, at: datetime) -> str:
+    return timeline.local(at).strftime("%a %Y-%m-%d %H:%M:%S")
+
+
+def _messages_json(timeline: Timeline) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": timeline.local(m.at).isoformat(),
+            "journey": m.journey,
+            "template": m.template,
+            "channel": m.channel,
+            "to": m.to,
+            "customer": m.customer,
+            "subject": m.subject,
+            "text": m.text,
+        }
+        for m in timeline.messages
+    ]
+
+
+def _other_lines(timeline: Timeline) -> list[str]:
+    """What else happened, by time: messages not delivered, enrollments that ended early,
+    events that failed; then what was still waiting at the end."""
+    happened = [(u.at, u.describe()) for u in timeline.unsent]
+    happened += [(e.at, e.describe()) for e in timeline.endings]
+    happened += [(f.at, f.describe()) for f in timeline.failed_events]
+    lines = [f"{_when(timeline, at)}  {text}" for at, text in sorted(happened, key=lambda h: h[0])]
+    for unfinished in timeline.unfinished:
+        until = unfinished.next_run_at
+        later = f" until {_when(timeline, until)}" if until is not None else ""
+        lines.append(f"at the end: {unfinished.describe()}{later}")
+    return lines

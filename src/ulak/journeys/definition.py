@@ -1,5 +1,6 @@
-"""Journey files: the schema, a YAML loader whose errors name file, line and field, and a
-compiler to a flat program of ops that the engine steps through with a program counter.
+"""Journey files: the schema, a YAML loader whose errors name file, line and field
+(`yamlfile.py`), and a compiler to a flat program of ops that the engine steps through with
+a program counter.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,10 +23,11 @@ from pydantic import (
     Tag,
     ValidationError,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
-from ulak.errors import Invalid
 from ulak.journeys.expressions import ExpressionError, check_expression
+from ulak.journeys.yamlfile import Problem as Problem  # what JourneyFileError.problems holds
+from ulak.journeys.yamlfile import YamlFileError, parse_mapping, read_text
 
 # ---------------------------------------------------------------------------------------------
 # Field types
@@ -36,8 +37,9 @@ _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in a duration like "2h", "1d12h", "30m" or "45s"; ValueError when invalid."""
+def parse_duration(text: str, *, zero: bool = False) -> int:
+    """Seconds in a duration like "2h", "1d12h", "30m" or "45s" (and "0s" when `zero` is
+    allowed); ValueError when invalid."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if match is None or not any(match.groups()):
         shown = f'"{text}"' if isinstance(text, str) else repr(text)
@@ -46,7 +48,7 @@ def parse_duration(text: str) -> int:
         )
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
+    if total <= 0 and not zero:
         raise ValueError(f'duration "{text}" must be longer than zero')
     return total
 
@@ -201,175 +203,31 @@ JourneyDefinition.model_rebuild()
 # Loading with errors that point at lines
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        if self.path:
-            return f"{self.file}:{self.line}: {self.path}: {self.message}"
-        return f"{self.file}:{self.line}: {self.message}"
-
-
-class JourneyFileError(Invalid):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(
-            "\n".join(str(problem) for problem in problems),
-            details=[dataclasses.asdict(problem) for problem in problems],
-        )
-        self.problems = problems
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-# YAML 1.1 reads `10:30` as the base-60 integer 630; a journey only ever means a time of day.
-_Loader.yaml_implicit_resolvers = {
-    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-for _digit in "0123456789":
-    _Loader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
-        0, ("tag:yaml.org,2002:str", re.compile(r"^\d{1,2}:\d{2}$"))
-    )
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
-    """The (key node, value node) that `part` selects in `node`, if it exists."""
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            # Scalar nodes hold the source text, so a YAML key `1` is found by pydantic's 1 too.
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return key, value
-    if (
-        isinstance(node, yaml.SequenceNode)
-        and isinstance(part, int)
-        and 0 <= part < len(node.value)
-    ):
-        return node.value[part], node.value[part]
-    return None
-
-
-def _problem(root: yaml.Node, error: ErrorDetails, filename: str) -> Problem:
-    loc = [part for part in error["loc"] if part not in _TAGS]
-    node, key_node, path = root, root, []
-    for index, part in enumerate(loc):
-        found = _child(node, part)
-        if found is not None:
-            key_node, node = found
-            path.append(part)
-        elif index == len(loc) - 1:
-            # A missing field: name it, but point at the mapping it belongs in.
-            path.append(part)
-    line = _line(key_node if error["type"] == "extra_forbidden" else node)
-    return Problem(filename, line, _format_path(path), _message(error, loc))
-
-
-def _format_path(parts: list[str | int]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-_MESSAGES = {
-    "missing": "field required",
-    "string_type": "expected text",
-    "list_type": "expected a list",
-    "model_type": "expected a mapping",
-    "dict_type": "expected a mapping",
-    "bool_type": "expected true or false",
-    "bool_parsing": "expected true or false",
-}
-_PATTERN_HINTS = {
-    "key": "use lowercase letters, digits and dashes, like order-shipped",
-    "event": "use lowercase words joined by dots, like order.shipped",
-    "template": "use lowercase letters, digits and underscores, like order_shipped",
-}
-
-
-def _message(error: ErrorDetails, loc: list[str | int]) -> str:
-    kind, field = error["type"], str(loc[-1]) if loc else ""
-    if kind == "extra_forbidden":
-        return f'unknown field "{field}"'
-    if kind == "too_short":
-        return "needs at least one step" if field in ("steps", "then") else "must not be empty"
-    if kind == "string_pattern_mismatch" and field in _PATTERN_HINTS:
-        return f'invalid {field} "{error["input"]}": {_PATTERN_HINTS[field]}'
-    return _MESSAGES.get(kind) or re.sub(r"^(Input|String|List) should", "should", error["msg"])
-
-
-def _duplicate_keys(node: yaml.Node, filename: str, path: str = "") -> list[Problem]:
-    # PyYAML silently keeps the last of two equal keys; a journey author never means that.
-    problems: list[Problem] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            child = f"{path}.{name}" if path else name
-            if name in seen:
-                problems.append(Problem(filename, _line(key), child, f'duplicate key "{name}"'))
-            seen.add(name)
-            problems += _duplicate_keys(value, filename, child)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            problems += _duplicate_keys(item, filename, f"{path}[{index}]")
-    return problems
-
-
-def _yaml_problem(exc: yaml.YAMLError, text: str, filename: str) -> Problem:
-    if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
-        return Problem(filename, line, "", f"unacceptable character #x{exc.character:04x}")
-    if not isinstance(exc, yaml.MarkedYAMLError):
-        return Problem(filename, 1, "", str(exc))
-    mark = exc.problem_mark or exc.context_mark
-    message = exc.problem or exc.context or "invalid YAML"
-    if exc.context and exc.problem and exc.context_mark is not None:
-        message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    return Problem(filename, mark.line + 1 if mark is not None else 1, "", message)
+class JourneyFileError(YamlFileError):
+    """A journey file's problems, each with its line."""
 
 
 def load_journey(text: str, filename: str = "<journey>") -> JourneyDefinition:
     """Parse and validate a journey; JourneyFileError lists every problem with its line."""
-    try:
-        loader = _Loader(text)
-        try:
-            # One parse gives both the marked node tree and the plain data built from it.
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        raise JourneyFileError([_yaml_problem(exc, text, filename)]) from None
-    if root is None or not isinstance(data, dict):
-        line = _line(root) if root is not None else 1
-        message = "a journey file must be a mapping with key, name, trigger and steps"
-        raise JourneyFileError([Problem(filename, line, "", message)])
-    problems = _duplicate_keys(root, filename)
+    document = parse_mapping(
+        text,
+        filename,
+        error=JourneyFileError,
+        needs="a journey file must be a mapping with key, name, trigger and steps",
+    )
+    problems = document.duplicate_keys()
     definition: JourneyDefinition | None = None
     try:
-        definition = JourneyDefinition.model_validate(data)
+        definition = JourneyDefinition.model_validate(document.data)
     except ValidationError as exc:
-        problems += [_problem(root, error, filename) for error in exc.errors(include_url=False)]
+        problems += document.problems_of(exc, skip=_TAGS)
     if problems or definition is None:
         raise JourneyFileError(sorted(problems, key=lambda problem: problem.line))
     return definition
 
 
 def load_journey_file(path: pathlib.Path) -> JourneyDefinition:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise JourneyFileError([Problem(str(path), 1, "", "the file is not UTF-8 text")]) from None
-    return load_journey(text, str(path))
+    return load_journey(read_text(path, error=JourneyFileError), str(path))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -415,3 +415,52 @@ async def move_enrollments(
                 finish(enrollment, "exited", at=now, reason="customer merged")
         enrollment.customer_id = to_customer
     await session.flush()
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the earliest live enrollment is due (ix_enrollments_due); None when none is."""
+    due: datetime | None = await session.scalar(
+        select(func.min(Enrollment.next_run_at)).where(IS_LIVE)
+    )
+    return due
+
+
+@dataclass(frozen=True)
+class EnrollmentSummary:
+    """An enrollment as a timeline shows it."""
+
+    id: int
+    journey: str
+    customer_id: int
+    # active | waiting | completed | exited | failed
+    status: str
+    # Why it exited or failed (or, while it is retried, why its last attempt failed).
+    reason: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    next_run_at: datetime | None
+    waiting_for: str | None
+
+
+async def enrollments_of(session: AsyncSession, *, store_id: int) -> list[EnrollmentSummary]:
+    """Every enrollment of a store, oldest first: for a small database (a simulation's)."""
+    rows = await session.execute(
+        select(Enrollment, Journey.key)
+        .join(Journey, Journey.id == Enrollment.journey_id)
+        .where(Enrollment.store_id == store_id)
+        .order_by(Enrollment.id)
+    )
+    return [
+        EnrollmentSummary(
+            id=e.id,
+            journey=key,
+            customer_id=e.customer_id,
+            status=e.status,
+            reason=e.exit_reason if e.status == "exited" else e.failure_reason,
+            started_at=e.started_at,
+            finished_at=e.finished_at,
+            next_run_at=e.next_run_at,
+            waiting_for=e.waiting_for,
+        )
+        for e, key in rows.all()
+    ]

@@ -560,3 +560,49 @@ async def move_customer(session: AsyncSession, *, from_customer: int, to_custome
     await session.execute(
         update(Message).where(Message.customer_id == from_customer).values(customer_id=to_customer)
     )
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the earliest queued message is due (ix_messages_due); None when none is."""
+    due: datetime | None = await session.scalar(
+        select(func.min(Message.send_after)).where(IS_QUEUED)
+    )
+    return due
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A message as a timeline shows it."""
+
+    message_id_header: str
+    enrollment_id: int | None
+    customer_id: int | None
+    channel: str
+    template: str
+    to: str
+    subject: str
+    status: str
+    last_error: str | None
+    created_at: datetime
+
+
+async def outbox_of(session: AsyncSession, *, store_id: int) -> list[OutboxEntry]:
+    """Every message of a store, oldest first: for a small database (a simulation's)."""
+    rows = await session.execute(
+        select(Message).where(Message.store_id == store_id).order_by(Message.id)
+    )
+    return [
+        OutboxEntry(
+            message_id_header=m.message_id_header,
+            enrollment_id=m.enrollment_id,
+            customer_id=m.customer_id,
+            channel=m.channel,
+            template=m.template,
+            to=m.to_address,
+            subject=m.subject,
+            status=m.status,
+            last_error=m.last_error,
+            created_at=m.created_at,
+        )
+        for m in rows.scalars()
+    ]
