@@ -634,3 +634,70 @@ async def test_postgresql_keeps_known_keys_until_one_is_revoked(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+
+
+SPRING_NOTE = """{% block subject %}Bahar notu, {{ customer.first_name }}{% endblock %}
+{% block body %}<p>Siparişiniz {{ order.number }} için teşekkürler.</p>{% endblock %}
+{% block text %}Siparişiniz {{ order.number }} için teşekkürler.{% endblock %}
+"""
+SPRING_JOURNEY = """\
+key: spring
+name: Bahar
+legal_class: informational
+trigger:
+  event: order.placed
+reentry: once_per_order
+steps:
+  - send: email
+    template: spring_note
+"""
+
+
+async def test_a_store_adds_a_template_of_its_own_and_a_journey_sends_it(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    env: dict[str, str],
+    db: Database,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    """A journey may send a template the store added under a new name; validate and apply
+    refuse a journey whose template the store does not have, instead of failing each
+    customer's email at run time."""
+    template, journey = tmp_path / "spring_note.html", tmp_path / "spring.yaml"
+    template.write_text(SPRING_NOTE, encoding="utf-8")
+    journey.write_text(SPRING_JOURNEY, encoding="utf-8")
+    sid = str(store.id)
+
+    def cli(*args: str) -> Any:
+        return asyncio.to_thread(ulak_cli, *args, env=env)
+
+    unchecked = await cli("journeys", "validate", str(journey))
+    assert unchecked.returncode == 1
+    assert unchecked.stderr.strip() == (
+        f"{journey}: template 'spring_note' is not among the shipped templates (or pass --store)"
+    )
+    early = await cli("journeys", "apply", str(journey), "--store", sid)
+    assert early.returncode == 2
+    assert f"template(s) spring_note not found for store {sid}" in early.stderr
+    bad_name = await cli("templates", "set", "Spring-Note", str(template), "--store", sid)
+    assert bad_name.returncode == 2
+    assert "invalid template name 'Spring-Note'" in bad_name.stderr
+
+    added = await cli("templates", "set", "spring_note", str(template), "--store", sid)
+    assert added.returncode == 0, added.stderr
+    listed = await cli("templates", "list", "--store", sid)
+    assert "spring_note  (the store's own: tr)" in listed.stdout.splitlines()
+    assert (await cli("journeys", "validate", str(journey), "--store", sid)).returncode == 0
+    applied = await cli("journeys", "apply", str(journey), "--store", sid)
+    assert applied.stdout.strip() == "spring: version 1 (new version)"
+
+    # A customer who reads English gets the store's Turkish template: it has no other.
+    event = order_placed("7")
+    event["customer"]["locale"] = "en"
+    catch_up_with_the_commands(clock)
+    assert (await client.post("/v1/events", json=event, headers=store.auth)).status_code == 202
+    await workers.drain()
+    subjects = sorted(str(m["Subject"]) for m in await dev_inbox(db))
+    assert subjects == ["Bahar notu, Ayşe", "Your order #7 is confirmed"]

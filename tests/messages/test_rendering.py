@@ -53,12 +53,12 @@ def render(template: str, locale: str = "tr", **kwargs: Any) -> RenderedEmail:
 
 
 def test_shipped_templates_are_the_four_order_mails() -> None:
-    assert shipped_templates() == [
+    assert shipped_templates() == (
         "order_confirmation",
         "order_delivered",
         "order_preparing",
         "order_shipped",
-    ]
+    )
 
 
 @pytest.mark.parametrize("template", shipped_templates())

@@ -14,11 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
 from ulak.config import get_settings
-from ulak.journeys.definition import JourneyFileError, load_journey_file
+from ulak.errors import Invalid
+from ulak.journeys.definition import (
+    JourneyDefinition,
+    JourneyFileError,
+    load_journey_file,
+    template_names,
+)
 from ulak.journeys.scenario import load_scenario_file
 from ulak.journeys.service import apply_journey, list_journeys
 from ulak.journeys.simulation import Timeline, simulate
 from ulak.journeys.yamlfile import YamlFileError
+from ulak.messages.service import missing_templates
 from ulak.operations import retry_steps, set_journey_enabled
 from ulak.stores.service import get_store
 from ulak.terminal import console, err, in_transaction, reading, run_retry
@@ -27,24 +34,64 @@ journeys_app = typer.Typer(help="Journey definitions.", no_args_is_help=True)
 
 
 @journeys_app.command("validate")
-def journeys_validate(paths: list[Path]) -> None:
-    """Check journey files; errors name the file, line and field."""
+def journeys_validate(
+    paths: list[Path],
+    store: Annotated[
+        int | None, typer.Option(help="Also check the templates against this store's own.")
+    ] = None,
+) -> None:
+    """Check journey files; errors name the file, line and field. Every template a journey
+    sends must be shipped or, with --store, one of the store's own."""
     failed = False
+    loaded: list[tuple[Path, JourneyDefinition]] = []
     for path in paths:
         try:
-            definition = load_journey_file(path)
+            loaded.append((path, load_journey_file(path)))
         except JourneyFileError as error:
             failed = True
             for problem in error.problems:
                 err.print(str(problem), markup=False, highlight=False)
-            continue
         except OSError as error:
             failed = True
             err.print(f"{path}: {error.strerror}", markup=False)
-            continue
-        console.print(f"{path}: ok ({definition.key}, {len(definition.steps)} steps)", markup=False)
+    missing = _missing_templates([definition for _, definition in loaded], store)
+    for path, definition in loaded:
+        problems = missing.get(definition.key, [])
+        for name in problems:
+            failed = True
+            where = (
+                f"store {store}" if store is not None else "the shipped templates (or pass --store)"
+            )
+            err.print(f"{path}: template {name!r} is not among {where}", markup=False)
+        if not problems:
+            console.print(
+                f"{path}: ok ({definition.key}, {len(definition.steps)} steps)", markup=False
+            )
     if failed:
         raise typer.Exit(1)
+
+
+def _missing_templates(
+    definitions: list[JourneyDefinition], store: int | None
+) -> dict[str, list[str]]:
+    """Each journey's templates that its store could not send (shipped ones only, without
+    a store)."""
+    from ulak.messages.rendering import shipped_templates
+
+    named = {d.key: sorted(template_names(d)) for d in definitions}
+    if store is None:
+        return {
+            key: [n for n in names if n not in shipped_templates()] for key, names in named.items()
+        }
+
+    async def main(session: AsyncSession) -> dict[str, list[str]]:
+        await get_store(session, store)
+        return {
+            key: await missing_templates(session, store_id=store, names=names)
+            for key, names in named.items()
+        }
+
+    return reading(main)
 
 
 @journeys_app.command("apply")
@@ -65,6 +112,12 @@ def journeys_apply(
         await get_store(session, store)
         out = []
         for definition, source in loaded:
+            names = template_names(definition)
+            if missing := await missing_templates(session, store_id=store, names=names):
+                raise Invalid(
+                    f"journey {definition.key}: template(s) {', '.join(missing)} not found for "
+                    f"store {store}; add them with `ulak templates set NAME FILE --store {store}`"
+                )
             journey, version, changed = await apply_journey(
                 session,
                 store_id=store,

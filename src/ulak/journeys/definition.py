@@ -283,6 +283,11 @@ def compile_program(definition: JourneyDefinition) -> Program:
     return Program(tuple(ops))
 
 
+def template_names(definition: JourneyDefinition) -> set[str]:
+    """Every template the journey may send."""
+    return {op.template for op in compile_program(definition).ops if isinstance(op, SendOp)}
+
+
 def _emit(steps: list[Step], ops: list[Op]) -> None:
     for step in steps:
         if isinstance(step, WaitStep):

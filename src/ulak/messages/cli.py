@@ -14,7 +14,7 @@ from ulak.clock import SystemClock
 from ulak.errors import UlakError
 from ulak.operations import retry_messages
 from ulak.stores.service import get_store
-from ulak.terminal import console, err, in_transaction, run_retry
+from ulak.terminal import console, err, in_transaction, reading, run_retry
 
 templates_app = typer.Typer(
     help="Email templates and a store's own versions of them.", no_args_is_help=True
@@ -22,12 +22,36 @@ templates_app = typer.Typer(
 
 
 @templates_app.command("list")
-def templates_list() -> None:
-    """The shipped templates (and `layout`, the frame around every email)."""
+def templates_list(
+    store: Annotated[int | None, typer.Option(help="Also the store's own templates.")] = None,
+) -> None:
+    """The shipped templates (and `layout`, the frame around every email); with --store,
+    the store's own templates and versions beside them."""
     from ulak.messages.rendering import shipped_templates
+    from ulak.messages.service import store_templates
 
-    for name in [*shipped_templates(), "layout"]:
-        console.print(name, markup=False)
+    own: list[tuple[str, str]] = []
+    if store is not None:
+
+        async def main(session: AsyncSession) -> list[tuple[str, str]]:
+            await get_store(session, store)
+            return await store_templates(session, store_id=store)
+
+        own = reading(main)
+    languages: dict[str, list[str]] = {}
+    for name, locale in own:
+        languages.setdefault(name, []).append(locale)
+    for name in [
+        *shipped_templates(),
+        "layout",
+        *sorted(set(languages) - set(shipped_templates())),
+    ]:
+        mine = languages.get(name)
+        shipped = name in shipped_templates() or name == "layout"
+        where = "shipped" if shipped else "the store's own"
+        if mine:
+            where += f"; store version: {', '.join(mine)}" if shipped else f": {', '.join(mine)}"
+        console.print(f"{name}  ({where})" if store is not None else name, markup=False)
 
 
 @templates_app.command("show")
@@ -49,13 +73,11 @@ def templates_set(
     store: Annotated[int, typer.Option(help="Store id.")],
     locale: Annotated[str, typer.Option(help="tr or en")] = "tr",
 ) -> None:
-    """Use the store's own version of a template (checked before it is saved)."""
-    from ulak.messages.rendering import resolve_locale, shipped_templates
+    """Use the store's own version of a template, or add a template of its own under a new
+    name (checked on a sample order before it is saved)."""
+    from ulak.messages.rendering import resolve_locale
     from ulak.messages.service import set_template_override
 
-    if name not in [*shipped_templates(), "layout"]:
-        err.print(f"error: unknown template {name!r} (see `ulak templates list`)", markup=False)
-        raise typer.Exit(2)
     source = path.read_text(encoding="utf-8")
 
     async def main(session: AsyncSession) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import signal
 import threading
@@ -58,7 +59,7 @@ TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
 # ulak's own email to a shop about its templates: no store replaces it.
 SHOP_ALERT = "shop_alert"
 REQUIRED_BLOCKS = ("subject", "body", "text")
-_NAME = re.compile(r"^[a-z0-9_]+$")
+TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
 _FORMATTER_VAR = "_ulak_formatter"
 _T = TypeVar("_T")
 _DEFAULT_COLOR = "#1f2937"
@@ -514,10 +515,11 @@ def _shipped_source(filename: str) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def shipped_templates() -> list[str]:
+@functools.cache
+def shipped_templates() -> tuple[str, ...]:
     """The templates of customers' emails, which a store may replace with its own."""
     names = {p.name.split(".")[0] for p in TEMPLATE_DIR.glob("*.*.html")}
-    return sorted(names - {SHOP_ALERT})
+    return tuple(sorted(names - {SHOP_ALERT}))
 
 
 _OVERRIDE_LABEL = re.compile(r"^([a-z0-9_]+) \([a-z]+, store override\)")
@@ -535,7 +537,7 @@ def reason_of(error: TemplateError) -> str:
 
 
 def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, str]:
-    if not _NAME.match(name):
+    if not TEMPLATE_NAME.match(name):
         raise TemplateError(f"unknown template {name!r}", details={"template": name})
     if name in overrides:
         return overrides[name], f"{name} ({lang}, store override)"  # see _OVERRIDE_LABEL

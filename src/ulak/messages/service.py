@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -29,16 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
-from ulak.errors import NotFound
+from ulak.errors import Invalid, NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     SHOP_ALERT,
+    TEMPLATE_NAME,
     Brand,
     RenderedEmail,
     check_template_source,
     render_email,
     resolve_locale,
     sample_context,
+    shipped_templates,
 )
 from ulak.offload import Offload
 from ulak.stores.models import Store
@@ -108,12 +110,49 @@ async def _overrides(
     return {name: source for name, source in rows.all()}
 
 
+async def missing_templates(
+    session: AsyncSession, *, store_id: int, names: Iterable[str]
+) -> list[str]:
+    """Which of these templates the store cannot send in its own language: neither shipped
+    nor a template of the store's own (`ulak journeys validate --store` and `apply` refuse a
+    journey that names one, rather than failing each customer's message at run time)."""
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} does not exist")
+    wanted = sorted(set(names) - set(shipped_templates()))
+    if not wanted:
+        return []
+    own = await _overrides(
+        session,
+        store_id=store_id,
+        locale=resolve_locale(store.locale, store.locale),
+        names=tuple(wanted),
+    )
+    return [name for name in wanted if name not in own]
+
+
+async def store_templates(session: AsyncSession, *, store_id: int) -> list[tuple[str, str]]:
+    """The store's own templates (new ones and its versions of shipped ones): (name, locale)."""
+    rows = await session.execute(
+        select(TemplateOverride.name, TemplateOverride.locale)
+        .where(TemplateOverride.store_id == store_id)
+        .order_by(TemplateOverride.name, TemplateOverride.locale)
+    )
+    return [(name, locale) for name, locale in rows.all()]
+
+
 async def set_template_override(
     session: AsyncSession, *, store_id: int, name: str, locale: str, source: str, clock: Clock
 ) -> None:
-    """Save a store's own version of a template, once it compiled and rendered a sample
-    order within the same bounds every email has: a template that fails, loops or grows
-    without end is refused here rather than at each customer's email."""
+    """Save a store's own version of a template, or a template of its own under a new name,
+    once it compiled and rendered a sample order within the same bounds every email has: a
+    template that fails, loops or grows without end is refused here rather than at each
+    customer's email."""
+    if not TEMPLATE_NAME.match(name) or name == SHOP_ALERT:
+        raise Invalid(
+            f"invalid template name {name!r}: use lowercase letters, digits and _"
+            + (" (shop_alert is ulak's own)" if name == SHOP_ALERT else "")
+        )
     check_template_source(source, name=name)
     store = await session.get(Store, store_id)
     if store is None:
@@ -216,9 +255,13 @@ async def create_email(
     now = clock.now()
     locale = resolve_locale(customer.locale, store.locale)
     brand = brand_of(store)
-    overrides = await overrides_for(
-        session, store_id=store.id, locale=locale, names=(template, "layout")
-    )
+    names = (template, "layout")
+    overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
+    if template not in overrides and template not in shipped_templates():
+        # A template of the store's own that exists only in the store's language: the
+        # message goes out in that language rather than not at all.
+        locale = resolve_locale(store.locale, store.locale)
+        overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
     unsubscribe = (
         unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
     )
