@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from ulak.catalog.api import router as back_in_stock_router
 from ulak.channels.pages import dev_inbox_router
 from ulak.clock import Clock, SystemClock
 from ulak.config import Settings, get_settings
@@ -238,6 +239,7 @@ def create_app(
 
     app.include_router(events_router)
     app.include_router(customers_router)
+    app.include_router(back_in_stock_router)
     app.include_router(unsubscribe_router)
     if not settings.smtp_url:
         # It shows every store's mail without a login: only to this machine.

@@ -373,7 +373,8 @@ runs_until: "+1d"
     text = scenario(PLACED, journeys="[order-confirmation, welcome]")
     assert problems(text) == [
         'scenario.yaml:3: journeys[1]: unknown journey "welcome": the shipped ones are'
-        " order-confirmation, order-delivered, order-preparing, order-shipped, or give a file"
+        " back-in-stock, order-confirmation, order-delivered, order-preparing, order-shipped,"
+        " or give a file"
     ]
 
 
@@ -519,3 +520,34 @@ def test_ulak_simulate_names_the_lines_of_a_bad_scenario(tmp_path: Path) -> None
     missing = ulak_cli("simulate", str(tmp_path / "none.yaml"), env={})
     assert missing.returncode == 1
     assert missing.stderr == f"{tmp_path / 'none.yaml'}: No such file or directory\n"
+
+
+def test_back_in_stock_tells_the_first_subscribers_of_a_restock_and_the_rest_at_the_next() -> None:
+    """Two cups come back and the factor is 1: the two who asked first hear of it, in that
+    order; the third waits for the next restock."""
+    stock = '{{product_id: p-kupa, title: Seramik kupa, price: "249.95", inventory: {n}}}'
+
+    def product(at: str, n: int) -> str:
+        return f'  - at: "{at}"\n    event: {{type: product.updated, data: {stock.format(n=n)}}}\n'
+
+    def asks(at: str, i: int) -> str:
+        who = f"customer: {{id: c-{i}, email: musteri{i}@example.com}}"
+        return event(at, "back_in_stock.requested", "{product_id: p-kupa}", who)
+
+    text = scenario(
+        product("+0s", 0),
+        asks("+1m", 1),
+        asks("+1m", 2),
+        asks("+1m", 3),
+        product("+1h", 2),
+        product("+1d", 0),
+        product("+1h", 1),
+        journeys="[back-in-stock]",
+    ).replace("currency: TRY}", "currency: TRY, back_in_stock_factor: 1}")
+    timeline = run(text)
+    assert sent(timeline) == [
+        ("2026-03-02T10:03:00+03:00", "back-in-stock", "back_in_stock", "musteri1@example.com"),
+        ("2026-03-02T10:03:00+03:00", "back-in-stock", "back_in_stock", "musteri2@example.com"),
+        ("2026-03-03T11:03:00+03:00", "back-in-stock", "back_in_stock", "musteri3@example.com"),
+    ]
+    assert [m.subject for m in timeline.messages] == ["Seramik kupa yeniden stokta"] * 3

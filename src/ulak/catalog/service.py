@@ -1,16 +1,35 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.catalog.models import Product
+from ulak.catalog.models import BackInStockSubscription, Product
 from ulak.clock import Clock
-from ulak.events.schemas import ProductData
+from ulak.errors import NotFound
+from ulak.events.schemas import BackInStockData, ProductData
+
+# A back-in-stock subscription that no restock told ends after this long.
+SUBSCRIPTION_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Restocked:
+    """A variant came back: the customers to tell, in the order they asked."""
+
+    product: Product
+    restock: int
+    subscriptions: list[BackInStockSubscription]
 
 
 async def upsert_product(
-    session: AsyncSession, *, store_id: int, data: ProductData, clock: Clock
-) -> Product:
+    session: AsyncSession, *, store_id: int, data: ProductData, factor: int, clock: Clock
+) -> Restocked | None:
+    """Store the product; when its inventory goes from none to some, the subscriptions it
+    answers (at most inventory × `factor`, oldest first) are marked notified and returned,
+    for the caller to tell their customers. Those beyond wait for the next restock."""
     variant_id = data.variant_id or ""
     product = (
         await session.execute(
@@ -21,9 +40,14 @@ async def upsert_product(
             )
         )
     ).scalar_one_or_none()
+    before: int | None = None
     if product is None:
-        product = Product(store_id=store_id, product_id=data.product_id, variant_id=variant_id)
+        product = Product(
+            store_id=store_id, product_id=data.product_id, variant_id=variant_id, restocks=0
+        )
         session.add(product)
+    else:
+        before = product.inventory
     sent = data.model_dump(exclude_unset=True, exclude={"product_id", "variant_id"})
     known = {"title", "url", "image_url", "price", "currency", "inventory", "tags"}
     for field in known & sent.keys():
@@ -33,4 +57,176 @@ async def upsert_product(
     product.data = {k: v for k, v in data.model_dump(mode="json").items() if k not in known}
     product.updated_at = clock.now()
     await session.flush()
+    # A restock: known to be out (0 or less) and now in. A product ulak first hears of
+    # with stock, or whose inventory the shop does not send, was never out.
+    if before is None or before > 0 or not product.inventory or product.inventory <= 0:
+        return None
+    product.restocks += 1
+    now = clock.now()
+    waiting = (
+        await session.execute(
+            select(BackInStockSubscription)
+            .where(
+                BackInStockSubscription.store_id == store_id,
+                BackInStockSubscription.product_id == product.product_id,
+                BackInStockSubscription.variant_id.in_({product.variant_id, ""}),
+                BackInStockSubscription.status == "waiting",
+                BackInStockSubscription.expires_at > now,
+            )
+            .order_by(BackInStockSubscription.created_at, BackInStockSubscription.id)
+            .limit(product.inventory * factor)
+        )
+    ).scalars()
+    told = list(waiting)
+    for subscription in told:
+        subscription.status = "notified"
+        subscription.notified_at = now
+        subscription.restock = product.restocks
+    await session.flush()
+    return Restocked(product, product.restocks, told)
+
+
+async def find_product(
+    session: AsyncSession, *, store_id: int, product_id: str, variant_id: str | None
+) -> Product:
+    """The variant named (or any variant of the product, when none is); NotFound if the
+    store has never sent it."""
+    query = select(Product).where(Product.store_id == store_id, Product.product_id == product_id)
+    if variant_id:
+        query = query.where(Product.variant_id == variant_id)
+    product = (await session.execute(query.limit(1))).scalar_one_or_none()
+    if product is None:
+        named = f"{product_id} variant {variant_id}" if variant_id else product_id
+        raise NotFound(f"product {named} is not in the store's catalogue")
     return product
+
+
+def requester(email: object, customer_ref: object, customer_id: int) -> str:
+    """Whom the per-day limit counts: the email given (lowercased), else the shop's id for
+    the customer, else ulak's."""
+    if isinstance(email, str) and email:
+        return email.strip().lower()
+    if isinstance(customer_ref, str | int) and str(customer_ref):
+        return f"id:{customer_ref}"
+    return f"customer:{customer_id}"
+
+
+async def subscriptions_today(
+    session: AsyncSession, *, store_id: int, requested_by: str, now: datetime
+) -> int:
+    """How many subscriptions this requester made in the last 24 hours."""
+    count = await session.scalar(
+        select(func.count()).where(
+            BackInStockSubscription.store_id == store_id,
+            BackInStockSubscription.requested_by == requested_by,
+            BackInStockSubscription.created_at > now - timedelta(days=1),
+        )
+    )
+    return int(count or 0)
+
+
+async def subscribe(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    requested_by: str,
+    data: BackInStockData,
+    daily_limit: int,
+    now: datetime,
+) -> BackInStockSubscription | None:
+    """Start (or renew) the customer's subscription to the variant; None when the requester
+    is past the store's daily limit (the API refuses those before they get here; requests
+    already on their way are held to it here)."""
+    variant_id = data.variant_id or ""
+    subscription = (
+        await session.execute(
+            select(BackInStockSubscription).where(
+                BackInStockSubscription.store_id == store_id,
+                BackInStockSubscription.customer_id == customer_id,
+                BackInStockSubscription.product_id == data.product_id,
+                BackInStockSubscription.variant_id == variant_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if subscription is not None and subscription.status == "waiting":
+        subscription.expires_at = now + timedelta(days=SUBSCRIPTION_DAYS)
+        return subscription
+    if (
+        await subscriptions_today(session, store_id=store_id, requested_by=requested_by, now=now)
+        >= daily_limit
+    ):
+        return None
+    if subscription is None:
+        subscription = BackInStockSubscription(
+            store_id=store_id,
+            customer_id=customer_id,
+            product_id=data.product_id,
+            variant_id=variant_id,
+        )
+        session.add(subscription)
+    subscription.status = "waiting"
+    subscription.requested_by = requested_by
+    subscription.created_at = now
+    subscription.expires_at = now + timedelta(days=SUBSCRIPTION_DAYS)
+    subscription.notified_at = None
+    subscription.restock = None
+    await session.flush()
+    return subscription
+
+
+async def cancel_subscription(
+    session: AsyncSession, *, store_id: int, customer_id: int, data: BackInStockData
+) -> None:
+    subscription = (
+        await session.execute(
+            select(BackInStockSubscription).where(
+                BackInStockSubscription.store_id == store_id,
+                BackInStockSubscription.customer_id == customer_id,
+                BackInStockSubscription.product_id == data.product_id,
+                BackInStockSubscription.variant_id == (data.variant_id or ""),
+                BackInStockSubscription.status == "waiting",
+            )
+        )
+    ).scalar_one_or_none()
+    if subscription is not None:
+        subscription.status = "cancelled"
+
+
+async def list_subscriptions(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_ids: list[int] | None,
+    product_id: str | None,
+) -> list[BackInStockSubscription]:
+    query = select(BackInStockSubscription).where(BackInStockSubscription.store_id == store_id)
+    if customer_ids is not None:
+        query = query.where(BackInStockSubscription.customer_id.in_(customer_ids))
+    if product_id is not None:
+        query = query.where(BackInStockSubscription.product_id == product_id)
+    rows = (await session.execute(query.order_by(BackInStockSubscription.id).limit(1000))).scalars()
+    return list(rows)
+
+
+def subscription_status(subscription: BackInStockSubscription, now: datetime) -> str:
+    """Its status as of now: a waiting one past its time has expired (read so, never swept)."""
+    if subscription.status == "waiting" and subscription.expires_at <= now:
+        return "expired"
+    return subscription.status
+
+
+async def get_subscription(
+    session: AsyncSession, *, store_id: int, subscription_id: int
+) -> BackInStockSubscription:
+    row = (
+        await session.execute(
+            select(BackInStockSubscription).where(
+                BackInStockSubscription.store_id == store_id,
+                BackInStockSubscription.id == subscription_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"back-in-stock subscription {subscription_id} does not exist")
+    return row

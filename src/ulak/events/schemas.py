@@ -111,6 +111,14 @@ class ProductViewedData(Loose):
     variant_id: Id | None = None
 
 
+class BackInStockData(Loose):
+    """back_in_stock.requested / back_in_stock.cancelled: a customer asks to hear when a
+    product (or one variant; none for any of its variants) is back, or no longer."""
+
+    product_id: Id
+    variant_id: Id | None = None
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -196,6 +204,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "order.shipped": OrderShippedData,
     "shipment.updated": ShipmentUpdatedData,
     "order.delivered": OrderDeliveredData,
+    "back_in_stock.requested": BackInStockData,
+    "back_in_stock.cancelled": BackInStockData,
 }
 
 # Types about the catalogue rather than a person; every other event names its customer.

@@ -14,7 +14,13 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.catalog.service import upsert_product
+from ulak.catalog.service import (
+    Restocked,
+    cancel_subscription,
+    requester,
+    subscribe,
+    upsert_product,
+)
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import (
@@ -27,6 +33,7 @@ from ulak.events.inbox import event_rows, insert_events
 from ulak.events.models import IS_PENDING, Event
 from ulak.events.schemas import (
     DATA_MODELS,
+    BackInStockData,
     CartData,
     CustomerIn,
     EventIn,
@@ -220,11 +227,27 @@ async def apply_event(
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
     if isinstance(data, ProductData):
-        await upsert_product(session, store_id=store.id, data=data, clock=clock)
+        restocked = await upsert_product(
+            session, store_id=store.id, data=data, factor=store.back_in_stock_factor, clock=clock
+        )
+        if restocked is not None:
+            await _derive_back_in_stock(session, event=event, restocked=restocked, clock=clock)
     if customer is None:
         return event.customer_id
     common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}
-    if isinstance(data, CartData):
+    if isinstance(data, BackInStockData) and event.type == "back_in_stock.requested":
+        asked = event.customer or {}
+        await subscribe(
+            session,
+            **common,
+            requested_by=requester(asked.get("email"), asked.get("id"), customer.id),
+            data=data,
+            daily_limit=store.back_in_stock_daily_limit,
+            now=now,
+        )
+    elif isinstance(data, BackInStockData):
+        await cancel_subscription(session, **common, data=data)
+    elif isinstance(data, CartData):
         await apply_cart(
             session, **common, data=data, checkout=event.type == "checkout.started", now=now
         )
@@ -326,3 +349,38 @@ async def failed_events(session: AsyncSession, *, store_id: int) -> list[FailedE
         .order_by(Event.id)
     )
     return [FailedEvent(k, t, at, error or "") for k, t, at, error in rows.all()]
+
+
+async def _derive_back_in_stock(
+    session: AsyncSession, *, event: Event, restocked: Restocked, clock: Clock
+) -> None:
+    """Each customer a restock answers gets a `product.back_in_stock` of their own, keyed by
+    subscription and restock, so a product update applied again derives nothing more."""
+    product = restocked.product
+    view = {
+        "product_id": product.product_id,
+        "variant_id": product.variant_id or None,
+        "title": product.title,
+        "url": product.url,
+        "image_url": product.image_url,
+        "price": str(product.price) if product.price is not None else None,
+        "currency": product.currency,
+        "inventory": product.inventory,
+    }
+    data = {k: v for k, v in view.items() if v is not None}
+    rows = []
+    for subscription in restocked.subscriptions:
+        derived = EventIn(
+            id=f"derived:product.back_in_stock:{subscription.id}:{restocked.restock}",
+            type="product.back_in_stock",
+            occurred_at=event.occurred_at,
+            data={**data, "subscription_id": subscription.id},
+        )
+        rows += event_rows(
+            event.store_id,
+            [derived],
+            source="derived",
+            now=clock.now(),
+            customer_id=subscription.customer_id,
+        )
+    await insert_events(session, rows)

@@ -30,6 +30,8 @@ from ulak.terminal import console, err, in_transaction, open_database, reading, 
 
 stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is_help=True)
 S = TypeVar("S", StoreCreate, StoreUpdate)
+FACTOR_HELP = "A restock of N items tells at most N times this many waiting customers."
+LIMIT_HELP = "Back-in-stock subscriptions one email (or customer) may make a day."
 
 
 @stores_app.command("create")
@@ -49,6 +51,8 @@ def stores_create(
     logo_url: Annotated[str | None, typer.Option()] = None,
     website_url: Annotated[str | None, typer.Option()] = None,
     brand_color: Annotated[str, typer.Option()] = "#1f6feb",
+    back_in_stock_factor: Annotated[int, typer.Option(help=FACTOR_HELP)] = 3,
+    back_in_stock_daily_limit: Annotated[int, typer.Option(help=LIMIT_HELP)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a store with the shipped journeys switched on; prints its API key once."""
@@ -101,6 +105,8 @@ def stores_update(
     logo_url: Annotated[str | None, typer.Option()] = None,
     website_url: Annotated[str | None, typer.Option()] = None,
     brand_color: Annotated[str | None, typer.Option()] = None,
+    back_in_stock_factor: Annotated[int | None, typer.Option(help=FACTOR_HELP)] = None,
+    back_in_stock_daily_limit: Annotated[int | None, typer.Option(help=LIMIT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""

@@ -53,6 +53,8 @@ class StoreCreate(BaseModel):
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
+    back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] = 3
+    back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] = 10
 
 
 class StoreUpdate(BaseModel):
@@ -74,6 +76,8 @@ class StoreUpdate(BaseModel):
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
+    back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] | None = None
+    back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class StoreOut(BaseModel):
@@ -93,6 +97,8 @@ class StoreOut(BaseModel):
     contact_email: str | None
     contact_phone: str | None
     website_url: str | None
+    back_in_stock_factor: int
+    back_in_stock_daily_limit: int
 
 
 class StoreCreated(StoreOut):

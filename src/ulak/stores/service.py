@@ -43,6 +43,8 @@ async def create_store(
         contact_email=data.contact_email,
         contact_phone=data.contact_phone,
         website_url=data.website_url,
+        back_in_stock_factor=data.back_in_stock_factor,
+        back_in_stock_daily_limit=data.back_in_stock_daily_limit,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )
