@@ -138,17 +138,7 @@ async def subscribe(
     """Start (or renew) the customer's subscription to the variant; None when the requester
     is past the store's daily limit (the API refuses those before they get here; requests
     already on their way are held to it here)."""
-    variant_id = data.variant_id or ""
-    subscription = (
-        await session.execute(
-            select(BackInStockSubscription).where(
-                BackInStockSubscription.store_id == store_id,
-                BackInStockSubscription.customer_id == customer_id,
-                BackInStockSubscription.product_id == data.product_id,
-                BackInStockSubscription.variant_id == variant_id,
-            )
-        )
-    ).scalar_one_or_none()
+    subscription = await _subscription_of(session, store_id, customer_id, data)
     if subscription is not None and subscription.status == "waiting":
         subscription.expires_at = now + timedelta(days=SUBSCRIPTION_DAYS)
         return subscription
@@ -162,7 +152,7 @@ async def subscribe(
             store_id=store_id,
             customer_id=customer_id,
             product_id=data.product_id,
-            variant_id=variant_id,
+            variant_id=data.variant_id or "",
         )
         session.add(subscription)
     subscription.status = "waiting"
@@ -178,19 +168,22 @@ async def subscribe(
 async def cancel_subscription(
     session: AsyncSession, *, store_id: int, customer_id: int, data: BackInStockData
 ) -> None:
-    subscription = (
-        await session.execute(
-            select(BackInStockSubscription).where(
-                BackInStockSubscription.store_id == store_id,
-                BackInStockSubscription.customer_id == customer_id,
-                BackInStockSubscription.product_id == data.product_id,
-                BackInStockSubscription.variant_id == (data.variant_id or ""),
-                BackInStockSubscription.status == "waiting",
-            )
-        )
-    ).scalar_one_or_none()
-    if subscription is not None:
+    subscription = await _subscription_of(session, store_id, customer_id, data)
+    if subscription is not None and subscription.status == "waiting":
         subscription.status = "cancelled"
+
+
+async def _subscription_of(
+    session: AsyncSession, store_id: int, customer_id: int, data: BackInStockData
+) -> BackInStockSubscription | None:
+    """The customer's one subscription to the variant, if they ever made it."""
+    query = select(BackInStockSubscription).where(
+        BackInStockSubscription.store_id == store_id,
+        BackInStockSubscription.customer_id == customer_id,
+        BackInStockSubscription.product_id == data.product_id,
+        BackInStockSubscription.variant_id == (data.variant_id or ""),
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def list_subscriptions(
