@@ -62,6 +62,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
     journeys = ulak_cli("journeys", "list", "--store", str(store["id"]), "--json", env=env)
     assert sorted(j["key"] for j in json.loads(journeys.stdout)) == [
         "back-in-stock",
+        "delivery-problems",
         "order-confirmation",
         "order-delivered",
         "order-preparing",

@@ -291,6 +291,7 @@ async def test_a_carriers_delivered_status_sends_the_delivered_email_once(
     assert await sent(db) == [
         ("order_confirmation", "sent"),
         ("order_shipped", "sent"),
+        ("delivery_problem", "sent"),  # out for delivery: someone should be in
         ("order_delivered", "sent"),
     ]
     async with db.transaction() as session:

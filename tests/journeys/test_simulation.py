@@ -101,12 +101,14 @@ def test_every_shipped_journey_along_one_order() -> None:
         ("2026-03-02T09:00:00+03:00", "order-confirmation", "order_confirmation", to),
         ("2026-03-02T11:00:00+03:00", "order-preparing", "order_preparing", to),
         ("2026-03-03T10:30:00+03:00", "order-shipped", "order_shipped", to),
+        ("2026-03-04T14:30:00+03:00", "delivery-problems", "delivery_problem", to),
         ("2026-03-04T17:30:00+03:00", "order-delivered", "order_delivered", to),
     ]
     assert [m.subject for m in timeline.messages] == [
         "Siparişiniz alındı – #1001",
         "Siparişiniz hazırlanıyor – #1001",
         "Siparişiniz kargoya verildi – #1001",
+        "Siparişiniz bugün dağıtımda – #1001",
         "Siparişiniz teslim edildi – #1001",
     ]
     assert "https://kargo.example/AR1" in timeline.messages[2].text
@@ -373,8 +375,8 @@ runs_until: "+1d"
     text = scenario(PLACED, journeys="[order-confirmation, welcome]")
     assert problems(text) == [
         'scenario.yaml:3: journeys[1]: unknown journey "welcome": the shipped ones are'
-        " back-in-stock, order-confirmation, order-delivered, order-preparing, order-shipped,"
-        " or give a file"
+        " back-in-stock, delivery-problems, order-confirmation, order-delivered, order-preparing,"
+        " order-shipped, or give a file"
     ]
 
 
@@ -551,3 +553,42 @@ def test_back_in_stock_tells_the_first_subscribers_of_a_restock_and_the_rest_at_
         ("2026-03-03T11:03:00+03:00", "back-in-stock", "back_in_stock", "musteri3@example.com"),
     ]
     assert [m.subject for m in timeline.messages] == ["Seramik kupa yeniden stokta"] * 3
+
+
+def test_delivery_problems_say_what_to_do_once_per_status_and_per_later_estimate() -> None:
+    shipped = (
+        "{order_id: '1001', shipment_id: SH-1, carrier: Aras Kargo, tracking_number: AR1,"
+        " tracking_url: 'https://kargo.example/AR1', estimated_delivery: '2026-03-05'}"
+    )
+
+    def update(at: str, fields: str) -> str:
+        return event(at, "shipment.updated", f"{{shipment_id: SH-1, {fields}}}")
+
+    timeline = run(
+        scenario(
+            PLACED,
+            event("+1h", "order.shipped", shipped),
+            update("+1d", "status: in_transit, estimated_delivery: '2026-03-07'"),
+            update("+1d", "status: attempt_failed, message: Alıcı adreste yok"),
+            update("+1h", "status: attempt_failed"),  # the carrier says it again: no email
+            update("+1d", "status: available_for_pickup, location: Kadıköy şubesi"),
+            update("+1d", "status: delivered"),
+            journeys="[delivery-problems]",
+        )
+    )
+    to = "ayse@example.com"
+    assert sent(timeline) == [
+        ("2026-03-03T10:00:00+03:00", "delivery-problems", "delivery_problem", to),
+        ("2026-03-04T10:00:00+03:00", "delivery-problems", "delivery_problem", to),
+        ("2026-03-05T11:00:00+03:00", "delivery-problems", "delivery_problem", to),
+    ]
+    delayed, failed, pickup = timeline.messages
+    assert delayed.subject == "Siparişiniz gecikecek – #1001"
+    assert "tahmini teslim tarihi 5 Mart 2026 yerine 7 Mart 2026 oldu" in delayed.text
+    assert failed.subject == "Siparişiniz teslim edilemedi – #1001"
+    assert "Aras Kargo siparişinizi teslim etmeyi denedi ama başaramadı (Alıcı adreste yok)" in (
+        failed.text
+    )
+    assert "Kargonuzu takip edin: https://kargo.example/AR1" in failed.text
+    assert pickup.subject == "Siparişiniz teslim noktasında sizi bekliyor – #1001"
+    assert "Siparişiniz Kadıköy şubesi adresindeki teslim noktasında" in pickup.text

@@ -9,6 +9,7 @@ import pytest
 
 from ulak.messages import rendering
 from ulak.messages.rendering import (
+    SAMPLE_EVENTS,
     Brand,
     RenderedEmail,
     TemplateError,
@@ -52,8 +53,10 @@ def render(template: str, locale: str = "tr", **kwargs: Any) -> RenderedEmail:
     return render_email(template, locale=locale, **kwargs)
 
 
-def test_shipped_templates_are_the_four_order_mails() -> None:
+def test_shipped_templates_are_the_order_mails_and_the_journeys() -> None:
     assert shipped_templates() == (
+        "back_in_stock",
+        "delivery_problem",
         "order_confirmation",
         "order_delivered",
         "order_preparing",
@@ -65,11 +68,13 @@ def test_shipped_templates_are_the_four_order_mails() -> None:
 @pytest.mark.parametrize("locale", ["tr", "en"])
 @pytest.mark.parametrize("context", [full_context, minimal_context])
 def test_every_template_renders(template: str, locale: str, context: Any) -> None:
-    mail = render(template, locale, context=context())
+    event = SAMPLE_EVENTS.get(template)
+    mail = render(template, locale, context=context() | ({"event": event} if event else {}))
 
-    assert "#1001" in mail.subject
-    assert "#1001" in mail.html
-    assert "#1001" in mail.text
+    about = "Seramik Kupa" if template == "back_in_stock" else "#1001"
+    assert about in mail.subject
+    assert about in mail.html
+    assert about in mail.text
     assert mail.preheader
     assert mail.preheader in mail.html
     assert TAG.search(mail.text) is None

@@ -161,6 +161,8 @@ class OrderShippedData(Loose):
     carrier: Annotated[str, Field(max_length=100)] | None = None
     tracking_number: Annotated[str, Field(max_length=200)] | None = None
     tracking_url: WebUrl | None = None
+    # An ISO date (or date and time), as the carrier gives it.
+    estimated_delivery: Annotated[str, Field(max_length=40)] | None = None
     items: list[Item] = Field(default_factory=list)
 
 

@@ -47,7 +47,9 @@ from ulak.events.schemas import (
 from ulak.journeys.context import build_context
 from ulak.journeys.service import move_enrollments, on_event, write_trace
 from ulak.messages.service import move_customer as move_messages
+from ulak.orders.models import Order
 from ulak.orders.service import (
+    ShipmentChange,
     apply_cart,
     apply_order_change,
     apply_order_placed,
@@ -273,11 +275,15 @@ async def apply_event(
             now=now,
         )
     elif isinstance(data, ShipmentUpdatedData):
-        shipment = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
-        order = await order_of_shipment(session, shipment)
+        change = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+        order = await order_of_shipment(session, change.shipment)
         if data.status == "delivered" and order is not None and order.status != "delivered":
             await _derive_order_delivered(
                 session, event=event, customer=customer, order_id=order.order_id, clock=clock
+            )
+        if change.problem is not None:
+            await _derive_shipment_problem(
+                session, event=event, customer=customer, change=change, order=order, clock=clock
             )
     loaded: dict[str, Any] = {}
 
@@ -384,3 +390,41 @@ async def _derive_back_in_stock(
             customer_id=subscription.customer_id,
         )
     await insert_events(session, rows)
+
+
+async def _derive_shipment_problem(
+    session: AsyncSession,
+    *,
+    event: Event,
+    customer: Customer,
+    change: ShipmentChange,
+    order: Order | None,
+    clock: Clock,
+) -> None:
+    """A carrier status the customer must act on, or a later estimated delivery, becomes a
+    `shipment.problem` (the delivery-problems journey), once per shipment and status (and
+    once per new estimate for a delay): a carrier that repeats a status sends one email."""
+    shipment, problem = change.shipment, change.problem
+    assert problem is not None
+    occurrence = f"delayed:{shipment.estimated_delivery}" if problem == "delayed" else problem
+    data = {
+        "shipment_id": shipment.shipment_id,
+        "order_id": order.order_id if order is not None else None,
+        "problem": problem,
+        "location": shipment.location,
+        "message": shipment.message,
+        "estimated_delivery": shipment.estimated_delivery,
+        "was_expected": change.was_expected,
+    }
+    derived = EventIn(
+        id=f"derived:shipment.problem:{shipment.shipment_id}:{occurrence}"[:200],
+        type="shipment.problem",
+        occurred_at=event.occurred_at,
+        data={k: v for k, v in data.items() if v is not None},
+    )
+    await insert_events(
+        session,
+        event_rows(
+            event.store_id, [derived], source="derived", now=clock.now(), customer_id=customer.id
+        ),
+    )

@@ -621,10 +621,40 @@ def render_email(
         raise TemplateError(reason, details={"template": template, "limit": True}) from error
 
 
-def sample_context() -> dict[str, Any]:
-    """An order with everything a template may show: a store's template is rendered on it
-    before it is saved (`ulak templates set`), and the tests render the shipped ones on it."""
-    return {
+# The event of journeys whose message is about what their trigger says (not the order's
+# state): the samples a template of that name is rendered on.
+SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
+    "back_in_stock": {
+        "type": "product.back_in_stock",
+        "data": {
+            "product_id": "p-1",
+            "title": "Seramik Kupa",
+            "url": "https://aysenin.example/kupa",
+            "image_url": "https://cdn.aysenin.example/kupa.jpg",
+            "price": "250.00",
+            "currency": "TRY",
+            "inventory": 4,
+        },
+    },
+    "delivery_problem": {
+        "type": "shipment.problem",
+        "data": {
+            "shipment_id": "YK123456",
+            "order_id": "ord_1",
+            "problem": "attempt_failed",
+            "message": "Alıcı adreste bulunamadı",
+            "location": "Kadıköy",
+        },
+    },
+}
+
+
+def sample_context(template: str | None = None) -> dict[str, Any]:
+    """An order with everything a template may show (and the trigger event of a template
+    that needs one): a store's template is rendered on it before it is saved (`ulak
+    templates set`), and the tests render the shipped ones on it."""
+    event = SAMPLE_EVENTS.get(template or "")
+    return ({"event": event} if event else {}) | {
         "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
         "order": {
             "order_id": "ord_1",

@@ -161,7 +161,7 @@ async def set_template_override(
         "order_confirmation" if name == "layout" else name,
         locale=locale,
         brand=brand_of(store),
-        context={**sample_context(), "store": brand_of(store).__dict__},
+        context={**sample_context(name), "store": brand_of(store).__dict__},
         overrides={name: source},
         unsubscribe_url="https://example.com/u/sample",
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -218,6 +219,7 @@ async def apply_order_change(
         shipment.carrier = data.carrier or shipment.carrier
         shipment.tracking_number = data.tracking_number or shipment.tracking_number
         shipment.tracking_url = data.tracking_url or shipment.tracking_url
+        shipment.estimated_delivery = data.estimated_delivery or shipment.estimated_delivery
         shipment.items = [item.model_dump(mode="json") for item in data.items]
         shipment.status = "in_transit"
         shipment.updated_at = now
@@ -244,10 +246,33 @@ async def _shipment(session: AsyncSession, store_id: int, shipment_id: str) -> S
     return shipment
 
 
+# Carrier statuses the customer must hear of, with what to do (the delivery-problems
+# journey); "delayed" is an estimated delivery moved later.
+DELIVERY_PROBLEMS = frozenset(
+    {
+        "out_for_delivery",
+        "attempt_failed",
+        "available_for_pickup",
+        "exception",
+        "returned_to_sender",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ShipmentChange:
+    shipment: Shipment
+    # A status of DELIVERY_PROBLEMS the shipment just reached, or "delayed"; None otherwise.
+    problem: str | None
+    # The estimate before a delay.
+    was_expected: str | None
+
+
 async def apply_shipment_update(
     session: AsyncSession, *, store_id: int, data: ShipmentUpdatedData, now: datetime
-) -> Shipment:
+) -> ShipmentChange:
     shipment = await _shipment(session, store_id, data.shipment_id)
+    before, expected = shipment.status, shipment.estimated_delivery
     if data.order_id and shipment.order_id is None:
         order = await _order(session, store_id, data.order_id)
         shipment.order_id = order.id if order else None
@@ -257,7 +282,22 @@ async def apply_shipment_update(
     shipment.estimated_delivery = data.estimated_delivery or shipment.estimated_delivery
     shipment.updated_at = now
     await session.flush()
-    return shipment
+    problem: str | None = None
+    if data.status in DELIVERY_PROBLEMS and data.status != before:
+        problem = data.status
+    elif data.status != "delivered" and _later(shipment.estimated_delivery, expected):
+        problem = "delayed"
+    return ShipmentChange(shipment, problem, expected if problem == "delayed" else None)
+
+
+def _later(estimate: str | None, before: str | None) -> bool:
+    """Whether an estimated delivery moved later (both readable as ISO dates)."""
+    if not estimate or not before:
+        return False
+    try:
+        return date.fromisoformat(estimate[:10]) > date.fromisoformat(before[:10])
+    except ValueError:
+        return False
 
 
 async def order_of_shipment(session: AsyncSession, shipment: Shipment) -> Order | None:
