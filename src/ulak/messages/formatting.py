@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import NumberPattern, format_currency, format_decimal, parse_pattern
+from babel.numbers import (
+    NumberPattern,
+    format_currency,
+    format_decimal,
+    format_percent,
+    parse_pattern,
+)
 
 # The languages we ship texts for; anything else falls back (see language_of/resolve).
 SHIPPED_LANGUAGES = ("tr", "en")
@@ -92,6 +98,13 @@ class Formatter:
         code = (currency or self.currency).upper()
         pattern = _money_pattern(self.language, code)
         return format_currency(amount, code, format=pattern, locale=self.locale)
+
+    def percent(self, value: object) -> str:
+        """`value` percent as the language writes it: %10 in Turkish, 10% in English."""
+        amount = _to_decimal(value)
+        if amount is None:
+            return ""
+        return format_percent(amount / 100, locale=self.locale, decimal_quantization=False)
 
     def number(self, value: object) -> str:
         amount = _to_decimal(value)
