@@ -240,13 +240,15 @@ def test_error_carries_problems_and_details() -> None:
 
 def test_unknown_step_kind() -> None:
     assert problems(HEAD + "  - wait: 1h\n  - sned: email\n    template: x\n") == [
-        "j.yaml:8: steps[1]: a step needs exactly one of the keys wait, wait_for, if, send, action or split"
+        "j.yaml:8: steps[1]: a step needs exactly one of the keys wait, wait_for, if, send, "
+        "action or split"
     ]
 
 
 def test_two_step_kinds_in_one_step() -> None:
     assert problems(HEAD + "  - wait: 1h\n    send: email\n") == [
-        "j.yaml:7: steps[0]: a step needs exactly one of the keys wait, wait_for, if, send, action or split"
+        "j.yaml:7: steps[0]: a step needs exactly one of the keys wait, wait_for, if, send, "
+        "action or split"
     ]
 
 

@@ -4,13 +4,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 TemplateKey = Annotated[str, Field(max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 # Upper-case letters and digits: a code is read aloud and typed from an email.
 Prefix = Annotated[str, Field(max_length=20, pattern=r"^[A-Z0-9]*$")]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 MinimumOrder = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+# Amounts as the API shows them: two decimals on either database (PostgreSQL's NUMERIC
+# would show 10.0000, SQLite the text it was given).
+Shown = Annotated[Decimal, AfterValidator(lambda value: value.quantize(Decimal("0.01")))]
 Kind = Literal["percent", "fixed"]
 Source = Literal["generated", "pool"]
 
@@ -32,8 +35,8 @@ class TemplateChange(BaseModel):
 class TemplateOut(BaseModel):
     key: str
     kind: Kind
-    amount: Decimal
-    minimum_order: Decimal | None
+    amount: Shown
+    minimum_order: Shown | None
     validity_days: int
     prefix: str
     source: Source
@@ -52,9 +55,9 @@ class CouponOut(BaseModel):
     status: Literal["available", "issued", "redeemed"]
     template: str
     kind: Kind | None
-    amount: Decimal | None
+    amount: Shown | None
     currency: str | None
-    minimum_order: Decimal | None
+    minimum_order: Shown | None
     issued_at: datetime | None
     expires_at: datetime | None
     expired: bool
