@@ -28,21 +28,26 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _value(template: TemplateOut) -> str:
-    return f"{template.amount} %" if template.kind == "percent" else f"{template.amount}"
+    if template.kind == "percent":
+        return f"{template.amount.normalize():f} %"
+    return str(template.amount)
 
 
 def _print_templates(templates: list[TemplateOut]) -> None:
-    table = Table("key", "kind", "value", "minimum order", "valid days", "prefix", "codes from")
+    table = Table("key", "kind", "value", "minimum order", "valid days", "prefix", "source", "left")
     for t in templates:
-        source = f"pool ({t.available} left)" if t.source == "pool" else "generated"
         minimum = str(t.minimum_order) if t.minimum_order is not None else ""
-        table.add_row(t.key, t.kind, _value(t), minimum, str(t.validity_days), t.prefix, source)
+        # A pool runs dry; made codes never do.
+        left = str(t.available) if t.source == "pool" else ""
+        table.add_row(
+            t.key, t.kind, _value(t), minimum, str(t.validity_days), t.prefix, t.source, left
+        )
     console.print(table)
 
 
 @coupons_app.command("templates")
 def coupons_templates(store: StoreOption, as_json: JsonOption = False) -> None:
-    """List a store's coupon templates; a pool's line says how many codes are left."""
+    """List a store's coupon templates; a pool's says how many codes it has left."""
 
     async def main(session: AsyncSession) -> list[TemplateOut]:
         await get_store(session, store)

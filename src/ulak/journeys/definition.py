@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
     ValidationError,
 )
@@ -80,7 +81,14 @@ def _time_of_day(value: Any) -> Any:
     return f"{int(match[1]):02d}:{match[2]}"
 
 
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise PydanticCustomError("scalar", "expected text, a number, true or false, or null")
+
+
 Duration = Annotated[str, BeforeValidator(_duration)]
+Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
 Expression = Annotated[str, AfterValidator(_expression)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
 JourneyKey = Annotated[str, Field(max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")]
@@ -155,7 +163,7 @@ class TagAction(_Model):
 class SetAttributeAction(_Model):
     action: Literal["set_attribute"]
     attribute: AttributeName
-    value: str | int | float | bool | None
+    value: Scalar
 
 
 class AlertShopAction(_Model):
