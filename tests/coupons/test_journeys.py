@@ -284,3 +284,19 @@ async def test_a_pool_that_runs_dry_fails_the_step_and_alerts_the_shop_once(
         ("ILK-KOD", "issued"),
         ("UCUNCU", "issued"),
     ]
+
+
+async def test_a_customer_merge_moves_their_coupons(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await coupon_store(db, clock)
+    guest = order_placed("1", email="misafir@example.com")
+    del guest["customer"]["id"]
+    await post(client, store, order_placed("2", customer_id="c-7", email="uye@example.com"), guest)
+    await workers.drain()
+    # The guest turns out to be member c-7: the two profiles are one person.
+    await post(client, store, order_placed("3", customer_id="c-7", email="misafir@example.com"))
+    await workers.drain()
+    response = await client.get("/v1/customers/c-7", headers=store.auth)
+    survivor = response.json()["customer"]["ulak_id"]
+    assert [c.customer_id for c in await coupons(db)] == [survivor, survivor]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.coupons.models import Coupon
 from ulak.coupons.service import (
     CouponPoolEmpty,
     coupon_of_enrollment,
@@ -118,7 +119,7 @@ def _who(customer: Customer) -> dict[str, Any]:
     return {k: v for k, v in who.items() if v}
 
 
-def _coupon_view(coupon: Any, *, store: Store, customer: Customer) -> dict[str, Any]:
+def _coupon_view(coupon: Coupon, *, store: Store, customer: Customer) -> dict[str, Any]:
     # In the language the message will be rendered in (`messages.service.create_email`).
     locale = resolve_locale(customer.locale, store.locale)
     return coupon_view(coupon, locale=locale, timezone=customer.timezone or store.timezone)
