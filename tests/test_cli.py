@@ -67,6 +67,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         "order-delivered",
         "order-preparing",
         "order-shipped",
+        "welcome",
     ]
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Dialect, inspect
+from sqlalchemy import Dialect, create_engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
 from ulak.db import Database
+from ulak.migrate import alembic_config, upgrade
 from ulak.models import Base
 
 
@@ -48,3 +51,39 @@ def _declared_names(dialect: Dialect) -> dict[str, set[str]]:
         ddl = str(CreateTable(table).compile(dialect=dialect))
         names[table.name] = set(re.findall(r"CONSTRAINT (\w+) (?:PRIMARY|UNIQUE|FOREIGN)", ddl))
     return names
+
+
+def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0006")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for name, locale in (("Dükkan", "tr"), ("Shop", "en-GB")):
+            connection.execute(
+                text(
+                    "INSERT INTO stores (name, locale, timezone, currency, phone_region,"
+                    " sender_name, sender_email, brand_color, link_secret, created_at)"
+                    " VALUES (:name, :locale, 'Europe/Istanbul', 'TRY', 'TR', :name,"
+                    " 'a@b.example', '#000000', 'x', '2026-11-01 00:00:00')"
+                ),
+                {"name": name, "locale": locale},
+            )
+    upgrade(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT store_id, key, kind, amount, validity_days, prefix, source"
+                " FROM coupon_templates ORDER BY store_id, key"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        (1, "birthday", "percent", "15", 30, "DOGUMGUNU", "generated"),
+        (1, "cart", "percent", "10", 7, "SEPET", "generated"),
+        (1, "welcome", "percent", "10", 30, "HOSGELDIN", "generated"),
+        (1, "win-back", "percent", "15", 30, "OZLEDIK", "generated"),
+        (2, "birthday", "percent", "15", 30, "BIRTHDAY", "generated"),
+        (2, "cart", "percent", "10", 7, "CART", "generated"),
+        (2, "welcome", "percent", "10", 30, "WELCOME", "generated"),
+        (2, "win-back", "percent", "15", 30, "COMEBACK", "generated"),
+    ]

@@ -26,6 +26,7 @@ from ulak.catalog.api import router as back_in_stock_router
 from ulak.channels.pages import dev_inbox_router
 from ulak.clock import Clock, SystemClock
 from ulak.config import Settings, get_settings
+from ulak.coupons.api import router as coupons_router
 from ulak.customers.api import router as customers_router
 from ulak.db import Database
 from ulak.errors import UlakError
@@ -240,6 +241,7 @@ def create_app(
     app.include_router(events_router)
     app.include_router(customers_router)
     app.include_router(back_in_stock_router)
+    app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
     if not settings.smtp_url:
         # It shows every store's mail without a login: only to this machine.

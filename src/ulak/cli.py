@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
+from ulak.coupons.cli import coupons_app
 from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
 from ulak.migrate import upgrade
@@ -32,6 +33,7 @@ app.add_typer(steps_app, name="steps")
 app.add_typer(templates_app, name="templates")
 app.add_typer(messages_app, name="messages")
 app.command("simulate")(simulate_command)
+app.add_typer(coupons_app, name="coupons")
 
 
 def _logging(settings: Settings) -> None:

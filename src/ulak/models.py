@@ -2,6 +2,7 @@
 
 from ulak.catalog.models import Product
 from ulak.channels.models import DevInboxMessage
+from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
 from ulak.db import Base
 from ulak.events.models import Event, InboxCursor
@@ -15,6 +16,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "Cart",
+    "Coupon",
+    "CouponTemplate",
     "Customer",
     "DevInboxMessage",
     "Enrollment",

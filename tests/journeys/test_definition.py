@@ -9,8 +9,10 @@ import pytest
 
 from ulak.errors import Invalid
 from ulak.journeys.definition import (
+    AlertShopOp,
     BranchOp,
     IfStep,
+    IssueCouponOp,
     JourneyDefinition,
     JourneyFileError,
     JumpOp,
@@ -18,16 +20,21 @@ from ulak.journeys.definition import (
     Program,
     SendOp,
     SendStep,
+    SetAttributeOp,
+    SplitOp,
+    TagOp,
     WaitForOp,
     WaitForStep,
     WaitOp,
     WaitStep,
     WaitUntil,
     compile_program,
+    coupon_keys,
     load_journey,
     load_journey_file,
     next_wait_time,
     parse_duration,
+    split_branch,
 )
 
 FULL = """\
@@ -240,13 +247,15 @@ def test_error_carries_problems_and_details() -> None:
 
 def test_unknown_step_kind() -> None:
     assert problems(HEAD + "  - wait: 1h\n  - sned: email\n    template: x\n") == [
-        "j.yaml:8: steps[1]: a step needs exactly one of the keys wait, wait_for, if or send"
+        "j.yaml:8: steps[1]: a step needs exactly one of the keys wait, wait_for, if, send, "
+        "action or split"
     ]
 
 
 def test_two_step_kinds_in_one_step() -> None:
     assert problems(HEAD + "  - wait: 1h\n    send: email\n") == [
-        "j.yaml:7: steps[0]: a step needs exactly one of the keys wait, wait_for, if or send"
+        "j.yaml:7: steps[0]: a step needs exactly one of the keys wait, wait_for, if, send, "
+        "action or split"
     ]
 
 
@@ -446,4 +455,130 @@ def test_generic_messages() -> None:
         "j.yaml:1: key: should have at most 100 characters",
         "j.yaml:2: name: expected text",
         "j.yaml:7: steps[0].wait.weekdays: must not be empty",
+    ]
+
+
+ACTIONS_AND_SPLIT = """\
+  - action: issue_coupon
+    coupon: welcome
+  - split:
+      - weight: 80
+        name: mail
+        steps:
+          - send: email
+            template: welcome
+          - action: tag
+            tag: vip
+      - weight: 10
+        steps:
+          - if: "customer.vip"
+            then:
+              - split:
+                  - weight: 1
+                  - weight: 1
+                    steps: [{action: untag, tag: vip}]
+      - weight: 10
+  - action: set_attribute
+    attribute: welcomed
+    value: true
+  - action: alert_shop
+    reason: Yeni müşteri
+"""
+
+
+def test_compile_actions_and_splits() -> None:
+    journey = load_journey(HEAD + ACTIONS_AND_SPLIT)
+    program = compile_program(journey)
+    assert program == Program(
+        ops=(
+            IssueCouponOp(coupon="welcome"),
+            SplitOp(
+                ordinal=0,
+                weights=(80, 10, 10),
+                targets=(2, 5, 10),
+                names=("mail", None, None),
+                holdouts=(False, False, True),
+            ),
+            SendOp(channel="email", template="welcome", guard=None),
+            TagOp(tag="vip", present=True),
+            JumpOp(target=10),
+            BranchOp(condition="customer.vip", else_pc=9),
+            SplitOp(
+                ordinal=1,
+                weights=(1, 1),
+                targets=(7, 8),
+                names=(None, None),
+                holdouts=(True, False),
+            ),
+            JumpOp(target=9),
+            TagOp(tag="vip", present=False),
+            JumpOp(target=10),
+            SetAttributeOp(attribute="welcomed", value=True),
+            AlertShopOp(reason="Yeni müşteri"),
+        )
+    )
+    assert program.issues_coupons
+    assert not compile_program(load_journey(FULL)).issues_coupons
+    assert coupon_keys(journey.steps) == {"welcome"}
+
+
+def test_split_programs_never_jump_backwards() -> None:
+    program = compile_program(load_journey(HEAD + ACTIONS_AND_SPLIT))
+    for pc, op in enumerate(program.ops):
+        targets = {
+            BranchOp: lambda o: [o.else_pc],
+            JumpOp: lambda o: [o.target],
+            SplitOp: lambda o: list(o.targets),
+        }.get(type(op), lambda o: [])(op)
+        assert all(pc < target <= len(program.ops) for target in targets)
+
+
+def test_a_split_is_stable_per_customer_and_follows_its_weights() -> None:
+    op = SplitOp(ordinal=0, weights=(80, 10, 10), targets=(1, 2, 3), names=(None,) * 3,
+                 holdouts=(False,) * 3)  # fmt: skip
+    chosen = [split_branch(op, journey="welcome", customer_id=c) for c in range(10_000)]
+    assert chosen == [split_branch(op, journey="welcome", customer_id=c) for c in range(10_000)]
+    shares = [chosen.count(branch) / len(chosen) for branch in range(3)]
+    assert [round(share, 2) for share in shares] == pytest.approx([0.8, 0.1, 0.1], abs=0.015)
+    # Another journey, or another split of the same one, chooses independently.
+    other = [split_branch(op, journey="win-back", customer_id=c) for c in range(10_000)]
+    second = SplitOp(ordinal=1, weights=op.weights, targets=op.targets, names=op.names,
+                     holdouts=op.holdouts)  # fmt: skip
+    again = [split_branch(second, journey="welcome", customer_id=c) for c in range(10_000)]
+    for choices in (other, again):
+        same = sum(a == b for a, b in zip(chosen, choices, strict=True)) / len(chosen)
+        assert same == pytest.approx(0.8**2 + 0.1**2 + 0.1**2, abs=0.02)
+
+
+def test_unknown_actions_and_bad_splits_point_at_their_lines() -> None:
+    text = HEAD + (
+        "  - action: issue_coupon\n"  # 7
+        "  - action: frobnicate\n"  # 8
+        "    coupon: x\n"
+        "  - action: tag\n"  # 10
+        "    tag: two words\n"
+        "  - action: set_attribute\n"  # 12
+        "    attribute: 9lives\n"
+        "    value: [1]\n"
+        "  - split:\n"  # 15
+        "      - weight: 1\n"
+        "  - split:\n"  # 17
+        "      - weight: 0\n"
+        "      - steps: []\n"
+        "  - action: alert_shop\n"  # 20
+        "    reason: x\n"
+        "    template: y\n"
+    )
+    assert problems(text) == [
+        "j.yaml:7: steps[0].coupon: field required",
+        'j.yaml:8: steps[1]: unknown action "frobnicate": use one of issue_coupon, tag, untag, '
+        "set_attribute, alert_shop",
+        'j.yaml:11: steps[2].tag: invalid tag "two words": use a word without spaces, like vip',
+        'j.yaml:13: steps[3].attribute: invalid attribute "9lives": use letters, digits and '
+        "underscores, like last_campaign",
+        "j.yaml:14: steps[3].value: expected text, a number, true or false, or null",
+        "j.yaml:16: steps[4].split: a split needs at least two branches",
+        "j.yaml:18: steps[5].split[0].weight: should be greater than or equal to 1",
+        "j.yaml:19: steps[5].split[1].weight: field required",
+        'j.yaml:22: steps[6].template: unknown field "template"',
     ]

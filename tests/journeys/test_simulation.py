@@ -372,11 +372,11 @@ runs_until: "+1d"
         'scenario.yaml:9: runs_until: unknown field "runs_until"',
     ]
     # Once the shape is right, the journeys are looked up.
-    text = scenario(PLACED, journeys="[order-confirmation, welcome]")
+    text = scenario(PLACED, journeys="[order-confirmation, welcom]")
     assert problems(text) == [
-        'scenario.yaml:3: journeys[1]: unknown journey "welcome": the shipped ones are'
+        'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
         " back-in-stock, delivery-problems, order-confirmation, order-delivered, order-preparing,"
-        " order-shipped, or give a file"
+        " order-shipped, welcome, or give a file"
     ]
 
 

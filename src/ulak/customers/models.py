@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, JSONType, UTCDateTime
@@ -29,6 +29,8 @@ class Customer(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     birthday: Mapped[date | None] = mapped_column(Date)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Labels journeys put on a customer (`action: tag`), for their expressions to read.
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     # When two profiles turn out to be one person, the absorbed one points at the survivor.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     email_unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

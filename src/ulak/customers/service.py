@@ -56,6 +56,7 @@ async def resolve_customer(
             "phone": phone,
             **{field: profile.get(field) for field in PROFILE_FIELDS},
             "attributes": {**(profile.get("attributes") or {})},
+            "tags": [],
             "merged_into_id": None,
             "email_unsubscribed_at": None,
             "created_at": now,
@@ -142,6 +143,7 @@ async def _absorb(
         if getattr(survivor, field) is None:
             setattr(survivor, field, value)
     survivor.attributes = {**absorbed.attributes, **survivor.attributes}
+    survivor.tags = sorted({*survivor.tags, *absorbed.tags})
     # An unsubscribe given under either profile stands for the person.
     times = [t for t in (survivor.email_unsubscribed_at, absorbed.email_unsubscribed_at) if t]
     survivor.email_unsubscribed_at = min(times) if times else None
@@ -158,6 +160,25 @@ async def surviving_customer(
     if customer is None or customer.store_id != store_id:
         return None
     return customer
+
+
+def tag_customer(customer: Customer, tag: str, *, present: bool, at: datetime) -> bool:
+    """Put a tag on the customer (or take it off); False when there was nothing to do."""
+    if (tag in customer.tags) == present:
+        return False
+    # A new list: the JSON column notices only assignment.
+    customer.tags = sorted({*customer.tags, tag} if present else set(customer.tags) - {tag})
+    customer.updated_at = at
+    return True
+
+
+def set_attribute(customer: Customer, name: str, value: Any, *, at: datetime) -> None:
+    """Set one of the customer's attributes (None removes it), as a journey decides."""
+    attributes = {**customer.attributes, name: value}
+    if value is None:
+        del attributes[name]
+    customer.attributes = attributes
+    customer.updated_at = at
 
 
 def unsubscribe_email(customer: Customer, *, at: datetime) -> None:
@@ -191,6 +212,7 @@ def customer_view(customer: Customer) -> dict[str, Any]:
         "timezone": customer.timezone,
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
         "attributes": customer.attributes,
+        "tags": customer.tags,
         "unsubscribed": customer.email_unsubscribed_at is not None,
     }
     # Absent rather than None: templates print nothing and `is defined` tells the truth.

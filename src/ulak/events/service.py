@@ -22,6 +22,8 @@ from ulak.catalog.service import (
     upsert_product,
 )
 from ulak.clock import Clock
+from ulak.coupons.service import move_customer as move_coupons
+from ulak.coupons.service import redeem_codes
 from ulak.customers.models import Customer
 from ulak.customers.service import (
     resolve_customer,
@@ -263,6 +265,14 @@ async def apply_event(
             occurred_at=event.occurred_at,
             now=now,
         )
+        if data.discount_codes:
+            await redeem_codes(
+                session,
+                store_id=store.id,
+                codes=data.discount_codes,
+                order_id=data.order_id,
+                at=event.occurred_at,
+            )
     elif isinstance(data, OrderChangeData | OrderShippedData | OrderDeliveredData):
         await apply_order_change(
             session,
@@ -317,6 +327,7 @@ async def _merge(
     )
     await move_orders(session, **moved)
     await move_messages(session, **moved)
+    await move_coupons(session, **moved)
     await move_enrollments(session, **moved, now=now)
 
 

@@ -6,6 +6,8 @@ a program counter.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import pathlib
 import re
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
     ValidationError,
 )
@@ -80,12 +83,22 @@ def _time_of_day(value: Any) -> Any:
     return f"{int(match[1]):02d}:{match[2]}"
 
 
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise PydanticCustomError("scalar", "expected text, a number, true or false, or null")
+
+
 Duration = Annotated[str, BeforeValidator(_duration)]
+Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
 Expression = Annotated[str, AfterValidator(_expression)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
 JourneyKey = Annotated[str, Field(max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 EventType = Annotated[str, Field(max_length=100, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")]
 TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+CouponKey = Annotated[str, Field(max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+TagName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s]+$")]
+AttributeName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -136,13 +149,90 @@ class SendStep(_Model):
     guard: Expression | None = None
 
 
-_STEP_KINDS: dict[str, tuple[str, type[BaseModel]]] = {
+class IssueCouponAction(_Model):
+    """A unique code from the store's coupon template `coupon`, for this customer; later
+    sends of the journey show it as `coupon`."""
+
+    action: Literal["issue_coupon"]
+    coupon: CouponKey
+
+
+class TagAction(_Model):
+    action: Literal["tag", "untag"]
+    tag: TagName
+
+
+class SetAttributeAction(_Model):
+    action: Literal["set_attribute"]
+    attribute: AttributeName
+    value: Scalar
+
+
+class AlertShopAction(_Model):
+    """An email to the store's contact address naming the customer and the reason."""
+
+    action: Literal["alert_shop"]
+    reason: str = Field(min_length=1, max_length=500)
+
+
+_ACTIONS: dict[str, tuple[str, type[BaseModel]]] = {
+    "issue_coupon": ("action:issue_coupon", IssueCouponAction),
+    "tag": ("action:tag", TagAction),
+    "untag": ("action:tag", TagAction),
+    "set_attribute": ("action:set_attribute", SetAttributeAction),
+    "alert_shop": ("action:alert_shop", AlertShopAction),
+}
+
+
+def _action_kind(value: Any) -> str | None:
+    for tag, model in _ACTIONS.values():
+        if isinstance(value, model):
+            return tag
+    if isinstance(value, dict) and isinstance(value.get("action"), str):
+        found = _ACTIONS.get(value["action"])
+        return found[0] if found else None
+    return None
+
+
+ActionStep = Annotated[
+    Annotated[IssueCouponAction, Tag("action:issue_coupon")]
+    | Annotated[TagAction, Tag("action:tag")]
+    | Annotated[SetAttributeAction, Tag("action:set_attribute")]
+    | Annotated[AlertShopAction, Tag("action:alert_shop")],
+    Discriminator(
+        _action_kind,
+        custom_error_type="action_kind",
+        custom_error_message=f"unknown action: use one of {', '.join(_ACTIONS)}",
+    ),
+]
+
+
+class SplitBranch(_Model):
+    """One branch of a split; a branch without steps is a holdout: its customers go on
+    after the split having done nothing."""
+
+    weight: int = Field(ge=1, le=1_000_000)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    steps: list[Step] = Field(default_factory=list)
+
+
+class SplitStep(_Model):
+    split: list[SplitBranch] = Field(min_length=2)
+
+
+_STEP_KINDS: dict[str, tuple[str, Any]] = {
     "wait": ("step:wait", WaitStep),
     "wait_for": ("step:wait_for", WaitForStep),
     "if": ("step:if", IfStep),
     "send": ("step:send", SendStep),
+    "action": ("step:action", tuple(model for _, model in _ACTIONS.values())),
+    "split": ("step:split", SplitStep),
 }
-_TAGS = frozenset({"wait:duration", "wait:until"} | {tag for tag, _ in _STEP_KINDS.values()})
+_TAGS = frozenset(
+    {"wait:duration", "wait:until"}
+    | {tag for tag, _ in _STEP_KINDS.values()}
+    | {tag for tag, _ in _ACTIONS.values()}
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -160,11 +250,15 @@ Step = Annotated[
     Annotated[WaitStep, Tag("step:wait")]
     | Annotated[WaitForStep, Tag("step:wait_for")]
     | Annotated[IfStep, Tag("step:if")]
-    | Annotated[SendStep, Tag("step:send")],
+    | Annotated[SendStep, Tag("step:send")]
+    | Annotated[ActionStep, Tag("step:action")]
+    | Annotated[SplitStep, Tag("step:split")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of the keys wait, wait_for, if or send",
+        custom_error_message=(
+            "a step needs exactly one of the keys wait, wait_for, if, send, action or split"
+        ),
     ),
 ]
 
@@ -196,6 +290,8 @@ class JourneyDefinition(_Model):
 
 WaitForStep.model_rebuild()
 IfStep.model_rebuild()
+SplitBranch.model_rebuild()
+SplitStep.model_rebuild()
 JourneyDefinition.model_rebuild()
 
 
@@ -269,12 +365,53 @@ class SendOp:
     guard: str | None
 
 
-Op = WaitOp | WaitForOp | BranchOp | JumpOp | SendOp
+@dataclass(frozen=True)
+class SplitOp:
+    # Which split of the journey this is (0 for its first), so that two splits of one
+    # journey choose independently.
+    ordinal: int
+    weights: tuple[int, ...]
+    # Where each branch starts; an empty branch (a holdout) starts where the split ends.
+    targets: tuple[int, ...]
+    names: tuple[str | None, ...]
+    # A branch without steps: its customers are the holdout that measures the others.
+    holdouts: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class IssueCouponOp:
+    coupon: str
+
+
+@dataclass(frozen=True)
+class TagOp:
+    tag: str
+    present: bool  # tag, or untag
+
+
+@dataclass(frozen=True)
+class SetAttributeOp:
+    attribute: str
+    value: str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class AlertShopOp:
+    reason: str
+
+
+ActionOp = IssueCouponOp | TagOp | SetAttributeOp | AlertShopOp
+Op = WaitOp | WaitForOp | BranchOp | JumpOp | SendOp | SplitOp | ActionOp
 
 
 @dataclass(frozen=True)
 class Program:
     ops: tuple[Op, ...]  # running past the last op completes the journey
+
+    @functools.cached_property
+    def issues_coupons(self) -> bool:
+        """Whether its sends may show a coupon (the step runner then looks one up)."""
+        return any(isinstance(op, IssueCouponOp) for op in self.ops)
 
 
 def compile_program(definition: JourneyDefinition) -> Program:
@@ -300,7 +437,7 @@ def _emit(steps: list[Step], ops: list[Op]) -> None:
             ops.append(wait_for)
             _emit(step.on_timeout, ops)
             ops[at] = dataclasses.replace(wait_for, resume_pc=len(ops))
-        else:
+        elif isinstance(step, IfStep):
             branch_at = len(ops)
             ops.append(BranchOp(step.if_, -1))
             _emit(step.then, ops)
@@ -313,6 +450,74 @@ def _emit(steps: list[Step], ops: list[Op]) -> None:
             else:
                 else_pc = len(ops)
             ops[branch_at] = BranchOp(step.if_, else_pc)
+        elif isinstance(step, SplitStep):
+            _emit_split(step, ops)
+        else:
+            ops.append(_action_op(step))
+
+
+def _emit_split(step: SplitStep, ops: list[Op]) -> None:
+    ordinal = sum(isinstance(op, SplitOp) for op in ops)
+    split_at = len(ops)
+    ops.append(SplitOp(ordinal, (), (), (), ()))
+    targets, jumps = [], []
+    for index, branch in enumerate(step.split):
+        targets.append(len(ops))
+        _emit(branch.steps, ops)
+        if index < len(step.split) - 1:
+            jumps.append(len(ops))
+            ops.append(JumpOp(-1))
+    for at in jumps:
+        ops[at] = JumpOp(len(ops))
+    ops[split_at] = SplitOp(
+        ordinal,
+        tuple(branch.weight for branch in step.split),
+        tuple(targets),
+        tuple(branch.name for branch in step.split),
+        tuple(not branch.steps for branch in step.split),
+    )
+
+
+def _action_op(
+    step: IssueCouponAction | TagAction | SetAttributeAction | AlertShopAction,
+) -> ActionOp:
+    if isinstance(step, IssueCouponAction):
+        return IssueCouponOp(step.coupon)
+    if isinstance(step, TagAction):
+        return TagOp(step.tag, present=step.action == "tag")
+    if isinstance(step, SetAttributeAction):
+        return SetAttributeOp(step.attribute, step.value)
+    return AlertShopOp(step.reason)
+
+
+def coupon_keys(steps: list[Step]) -> set[str]:
+    """The coupon templates a journey's steps issue from, however deeply nested."""
+    keys: set[str] = set()
+    for step in steps:
+        if isinstance(step, IssueCouponAction):
+            keys.add(step.coupon)
+        elif isinstance(step, WaitForStep):
+            keys |= coupon_keys(step.on_timeout)
+        elif isinstance(step, IfStep):
+            keys |= coupon_keys(step.then) | coupon_keys(step.else_ or [])
+        elif isinstance(step, SplitStep):
+            for branch in step.split:
+                keys |= coupon_keys(branch.steps)
+    return keys
+
+
+def split_branch(op: SplitOp, *, journey: str, customer_id: int) -> int:
+    """The branch a customer takes at a split: a point in [0, total weight) from a hash of
+    the journey, the split and the customer, so the same customer always lands in the same
+    branch (in every version of the journey and on every re-entry)."""
+    digest = hashlib.sha256(f"{journey}/{op.ordinal}/{customer_id}".encode()).digest()
+    # 64 bits: the bias of the modulo is below 1e-12 for any weights a journey may have.
+    point = int.from_bytes(digest[:8], "big") % sum(op.weights)
+    for index, weight in enumerate(op.weights):
+        if point < weight:
+            return index
+        point -= weight
+    raise AssertionError("unreachable: the point is below the total weight")
 
 
 def _wait_op(wait: str | WaitUntil) -> WaitOp:

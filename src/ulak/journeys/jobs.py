@@ -13,15 +13,28 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.coupons.service import CouponPoolEmpty
 from ulak.customers.models import Customer
 from ulak.db import Note, is_postgres, notes, savepoint
 from ulak.events.models import Event
 from ulak.jobs import JobContext, in_batch, job
+from ulak.journeys.actions import (
+    add_coupon,
+    alert_pool_empty,
+    run_action,
+    shown_coupon,
+    take_split,
+)
 from ulak.journeys.context import build_context, prefetch_orders
 from ulak.journeys.definition import (
+    AlertShopOp,
     BranchOp,
+    IssueCouponOp,
     JumpOp,
     SendOp,
+    SetAttributeOp,
+    SplitOp,
+    TagOp,
     WaitForOp,
     WaitOp,
     next_wait_time,
@@ -154,6 +167,8 @@ async def _run_all(
                 await _alert_shop(
                     session, enrollment.store_id, template, reason_of(error), clock, renders
                 )
+            elif isinstance(error, CouponPoolEmpty):
+                await alert_pool_empty(session, error=error, clock=clock, renders=renders)
     return done
 
 
@@ -226,6 +241,9 @@ async def _run(
     if event is not None:
         context["event"] = event_view(event)
     context["enrollment"] = enrollment_view(enrollment)
+    coupons = compiled.program.issues_coupons
+    if coupons:
+        await add_coupon(session, context, store=store, customer=customer, enrollment=enrollment)
     for _ in range(MAX_OPS_PER_RUN):
         if enrollment.pc >= len(ops):
             trace(session, enrollment, at=now, kind="complete", note="journey completed")
@@ -280,7 +298,28 @@ async def _run(
                     clock=clock,
                     renders=renders,
                 )
+                if coupons and "coupon" in context:
+                    await session.flush()  # the coupon names its message by id
+                    await shown_coupon(session, enrollment=enrollment, message_id=message.id)
                 trace(session, enrollment, at=now, kind="send", note=_sent(op.template, message))
+            enrollment.pc += 1
+        elif isinstance(op, SplitOp):
+            target, note = take_split(op, journey=definition.key, customer_id=customer.id)
+            trace(session, enrollment, at=now, kind="split", note=note)
+            enrollment.pc = target
+        elif isinstance(op, IssueCouponOp | TagOp | SetAttributeOp | AlertShopOp):
+            note = await run_action(
+                session,
+                op,
+                store=store,
+                customer=customer,
+                enrollment=enrollment,
+                journey=definition.key,
+                context=context,
+                clock=clock,
+                renders=renders,
+            )
+            trace(session, enrollment, at=now, kind="action", note=note)
             enrollment.pc += 1
         else:  # pragma: no cover - the compiler emits only the kinds above
             raise TypeError(f"unknown step {op!r}")

@@ -14,16 +14,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.coupons.service import missing_templates
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
 from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres, notes
-from ulak.errors import NotFound
+from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
     JourneyDefinition,
     Program,
     WaitForOp,
     compile_program,
+    coupon_keys,
     load_journey,
 )
 from ulak.journeys.expressions import ExpressionError, truthy
@@ -86,9 +88,22 @@ async def apply_journey(
     """Store a definition as the journey's next version (when it differs from the current).
 
     Returns the journey, its current version number and whether a new version was written.
-    Running enrollments keep the version they started on.
+    Running enrollments keep the version they started on. A journey that issues coupons of a
+    template the store does not have is refused, rather than failing each customer's step.
     """
     now = clock.now()
+    missing = await missing_templates(
+        session, store_id=store_id, keys=coupon_keys(definition.steps)
+    )
+    if missing:
+        names = ", ".join(repr(key) for key in missing)
+        raise Invalid(
+            f"journey {definition.key!r} issues coupons of {names}, which store {store_id} "
+            f"has no template for: add one with `ulak coupons set-template KEY --store "
+            f"{store_id} --kind percent --amount 10`, or see `ulak coupons templates --store "
+            f"{store_id}`",
+            details={"missing_coupon_templates": missing},
+        )
     dumped = definition.model_dump(mode="json", by_alias=True)
     journey = (
         await session.execute(

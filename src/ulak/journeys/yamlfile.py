@@ -168,6 +168,9 @@ _PATTERN_HINTS = {
     "key": "use lowercase letters, digits and dashes, like order-shipped",
     "event": "use lowercase words joined by dots, like order.shipped",
     "template": "use lowercase letters, digits and underscores, like order_shipped",
+    "coupon": "use lowercase letters, digits, dashes and underscores, like welcome",
+    "tag": "use a word without spaces, like vip",
+    "attribute": "use letters, digits and underscores, like last_campaign",
 }
 
 
@@ -175,6 +178,11 @@ def _message(error: ErrorDetails, loc: Loc) -> str:
     kind, field = error["type"], str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         return f'unknown field "{field}"'
+    if kind == "action_kind":
+        given = error["input"].get("action") if isinstance(error["input"], dict) else None
+        return f'unknown action "{given}": {error["msg"].removeprefix("unknown action: ")}'
+    if kind == "too_short" and field == "split":
+        return "a split needs at least two branches"
     if kind == "too_short":
         return "needs at least one step" if field in ("steps", "then") else "must not be empty"
     if kind == "string_pattern_mismatch" and field in _PATTERN_HINTS:

@@ -14,6 +14,7 @@ from babel.numbers import (
     NumberPattern,
     format_currency,
     format_decimal,
+    format_percent,
     get_currency_precision,
     get_currency_symbol,
     parse_pattern,
@@ -134,6 +135,13 @@ class Formatter:
             return fast(amount)
         pattern = _money_pattern(self.language, code)
         return format_currency(amount, code, format=pattern, locale=self.locale)
+
+    def percent(self, value: object) -> str:
+        """`value` percent as the language writes it: %10 in Turkish, 10% in English."""
+        amount = _to_decimal(value)
+        if amount is None:
+            return ""
+        return format_percent(amount / 100, locale=self.locale, decimal_quantization=False)
 
     def number(self, value: object) -> str:
         amount = _to_decimal(value)

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import css_inline
 from jinja2 import (
     ChainableUndefined,
+    StrictUndefined,
     Template,
     TemplateSyntaxError,
     Undefined,
@@ -56,8 +57,12 @@ from ulak.errors import Invalid
 from ulak.messages.formatting import SHIPPED_LANGUAGES, Formatter, language_of
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
-# ulak's own email to a shop about its templates: no store replaces it.
+# ulak's own emails to a shop (no store replaces them): one of its templates stops emails;
+# a journey's `alert_shop` names a customer; a coupon pool ran dry.
 SHOP_ALERT = "shop_alert"
+SHOP_ALERT_CUSTOMER = "shop_alert_customer"
+SHOP_ALERT_COUPONS = "shop_alert_coupons"
+SHOP_ALERTS = frozenset({SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS})
 REQUIRED_BLOCKS = ("subject", "body", "text")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
 _FORMATTER_VAR = "_ulak_formatter"
@@ -133,6 +138,29 @@ class _Undefined(ChainableUndefined):
         if self._undefined_exception is SecurityError:
             self._fail_with_undefined_error()
         return ""
+
+
+class _Missing(StrictUndefined):
+    """Data a journey may not have given its message (no coupon issued, a cart without
+    items). `{% if coupon %}` is false; any other use fails the render with the reason, so
+    the step fails visibly instead of mailing an empty code or an empty cart."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:  # type: ignore[override]
+        return False
+
+
+def _missing(context: Mapping[str, Any]) -> dict[str, _Missing]:
+    missing = {}
+    if "coupon" not in context:
+        hint = "no coupon was issued earlier in this journey (an issue_coupon action)"
+        missing["coupon"] = _Missing(hint=f"coupon: {hint}", name="coupon")
+    cart = context.get("cart")
+    if not (isinstance(cart, Mapping) and cart.get("items")):
+        hint = "this journey has no cart" if cart is None else "the cart has no items"
+        missing["cart"] = _Missing(hint=f"cart: {hint}", name="cart")
+    return missing
 
 
 def _present(value: object) -> bool:
@@ -519,7 +547,7 @@ def _shipped_source(filename: str) -> str | None:
 def shipped_templates() -> tuple[str, ...]:
     """The templates of customers' emails, which a store may replace with its own."""
     names = {p.name.split(".")[0] for p in TEMPLATE_DIR.glob("*.*.html")}
-    return tuple(sorted(names - {SHOP_ALERT}))
+    return tuple(sorted(names - SHOP_ALERTS))
 
 
 _OVERRIDE_LABEL = re.compile(r"^([a-z0-9_]+) \([a-z]+, store override\)")
@@ -707,7 +735,13 @@ def _render_email(
     lang = resolve_locale(locale, brand.locale)
     fmt = Formatter(locale=lang, timezone=brand.timezone, currency=brand.currency)
     store = dataclasses.asdict(brand)
-    variables: dict[str, Any] = {"store": store, **context, "locale": lang, _FORMATTER_VAR: fmt}
+    variables: dict[str, Any] = {
+        "store": store,
+        **context,
+        **_missing(context),
+        "locale": lang,
+        _FORMATTER_VAR: fmt,
+    }
 
     source, label = _source(template, lang, overrides)
     text_template = _compile(source, label, "text")

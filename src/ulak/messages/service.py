@@ -33,6 +33,7 @@ from ulak.errors import Invalid, NotFound
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     SHOP_ALERT,
+    SHOP_ALERTS,
     TEMPLATE_NAME,
     Brand,
     RenderedEmail,
@@ -148,10 +149,10 @@ async def set_template_override(
     once it compiled and rendered a sample order within the same bounds every email has: a
     template that fails, loops or grows without end is refused here rather than at each
     customer's email."""
-    if not TEMPLATE_NAME.match(name) or name == SHOP_ALERT:
+    if not TEMPLATE_NAME.match(name) or name in SHOP_ALERTS:
         raise Invalid(
             f"invalid template name {name!r}: use lowercase letters, digits and _"
-            + (" (shop_alert is ulak's own)" if name == SHOP_ALERT else "")
+            + (f" ({name} is ulak's own)" if name in SHOP_ALERTS else "")
         )
     check_template_source(source, name=name)
     store = await session.get(Store, store_id)
@@ -335,7 +336,8 @@ def _queued(
     )
 
 
-# A shop hears of a template of its own that stops its emails at most this often.
+# A shop hears of a template of its own that stops its emails, or of a coupon pool that ran
+# dry, at most this often.
 SHOP_ALERT_EVERY = timedelta(days=1)
 SHOP_ALERT_LOCKS = 0x616C7274  # the advisory-lock space of alerts, per store
 
@@ -350,56 +352,83 @@ async def alert_shop_of_template(
     renders: Renders,
 ) -> Message | None:
     """Tell the shop, at its contact address, that its own version of a template fails on
-    customers' emails, and how to fix it; at most once per SHOP_ALERT_EVERY. The alert is
-    ulak's own email: no override of the store's changes it, so a broken layout cannot
-    stop it too."""
+    customers' emails, and how to fix it; at most once per SHOP_ALERT_EVERY."""
     now = clock.now()
-    if is_postgres(session):
-        # Workers failing the same store's emails at once would each find no alert yet.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:kind, :store)"),
-            {"kind": SHOP_ALERT_LOCKS, "store": store.id},
-        )
-    recent = await session.scalar(
-        select(Message.id)
-        .where(
-            Message.customer_id.is_(None),  # ix_messages_customer
-            Message.store_id == store.id,
-            Message.template == SHOP_ALERT,
-            Message.created_at > now - SHOP_ALERT_EVERY,
-        )
-        .limit(1)
-    )
-    if recent is not None:
-        return None
-    locale = resolve_locale(store.locale, store.locale)
-    brand = brand_of(store)
-    message = _queued(
-        store,
-        customer_id=None,
-        to=store.contact_email or store.sender_email,
-        enrollment_id=None,
-        step=0,
-        template=SHOP_ALERT,
-        locale=locale,
-        legal_class="informational",
-        now=now,
-    )
-    session.add(message)
     alert = {
         "template": template,
         "reason": reason,
         "store_id": store.id,
         "since": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
     }
+    return await alert_shop(
+        session,
+        store=store,
+        template=SHOP_ALERT,
+        alert=alert,
+        once_every=SHOP_ALERT_EVERY,
+        clock=clock,
+        renders=renders,
+    )
+
+
+async def alert_shop(
+    session: AsyncSession,
+    *,
+    store: Store,
+    template: str,
+    alert: dict[str, Any],
+    clock: Clock,
+    renders: Renders,
+    once_every: timedelta | None = None,
+    enrollment_id: int | None = None,
+    step: int = 0,
+) -> Message | None:
+    """Queue one of ulak's own emails to the shop's contact address (`template`, one of
+    SHOP_ALERTS, shows `alert`). With `once_every`, none is queued when the store had one
+    of this template within that time. The alert is ulak's own email: no override of the
+    store's changes it, so a broken layout cannot stop it too."""
+    now = clock.now()
+    if once_every is not None:
+        if is_postgres(session):
+            # Workers failing the same store's emails at once would each find no alert yet.
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:kind, :store)"),
+                {"kind": SHOP_ALERT_LOCKS, "store": store.id},
+            )
+        recent = await session.scalar(
+            select(Message.id)
+            .where(
+                Message.customer_id.is_(None),  # ix_messages_customer
+                Message.store_id == store.id,
+                Message.template == template,
+                Message.created_at > now - once_every,
+            )
+            .limit(1)
+        )
+        if recent is not None:
+            return None
+    locale = resolve_locale(store.locale, store.locale)
+    brand = brand_of(store)
+    message = _queued(
+        store,
+        customer_id=None,
+        to=store.contact_email or store.sender_email,
+        enrollment_id=enrollment_id,
+        step=step,
+        template=template,
+        locale=locale,
+        legal_class="informational",
+        now=now,
+    )
+    session.add(message)
     await renders.render(
         message,
         partial(
             render_email,
-            SHOP_ALERT,
+            template,
             locale=locale,
             brand=brand,
-            context={"alert": alert, "store": brand.__dict__},
+            context={"alert": {**alert, "store_id": store.id}, "store": brand.__dict__},
         ),
     )
     await session.flush()

@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.coupons.service import install_default_templates
 from ulak.db import Database, is_postgres, listen
 from ulak.errors import NotFound, Unauthorized
 from ulak.stores.models import ApiKey, Store
@@ -26,7 +27,8 @@ def _hash_key(key: str) -> str:
 async def create_store(
     session: AsyncSession, data: StoreCreate, *, clock: Clock
 ) -> tuple[Store, str]:
-    """Create a store and its first API key; the key is returned once and kept hashed."""
+    """Create a store with the default coupon templates and its first API key; the key is
+    returned once and kept hashed."""
     now = clock.now()
     store = Store(
         name=data.name,
@@ -50,6 +52,7 @@ async def create_store(
     )
     session.add(store)
     await session.flush()
+    await install_default_templates(session, store_id=store.id, locale=store.locale, now=now)
     _, key = await create_api_key(session, store_id=store.id, clock=clock)
     return store, key
 
