@@ -21,7 +21,6 @@ from ulak.journeys.actions import (
     add_coupon,
     alert_pool_empty,
     run_action,
-    shown_coupon,
     take_split,
 )
 from ulak.journeys.context import build_context, prefetch_orders
@@ -240,8 +239,7 @@ async def _run(
     if event is not None:
         context["event"] = event_view(event)
     context["enrollment"] = enrollment_view(enrollment)
-    coupons = compiled.program.issues_coupons
-    if coupons:
+    if compiled.program.issues_coupons:
         await add_coupon(session, context, store=store, customer=customer, enrollment=enrollment)
     for _ in range(MAX_OPS_PER_RUN):
         if enrollment.pc >= len(ops):
@@ -297,8 +295,6 @@ async def _run(
                     clock=clock,
                     renders=renders,
                 )
-                if coupons and "coupon" in context:
-                    await shown_coupon(session, enrollment=enrollment, message_id=message.id)
                 note = f"{op.template} -> message {message.id} ({message.status})"
                 trace(session, enrollment, at=now, kind="send", note=note)
             enrollment.pc += 1
