@@ -74,13 +74,13 @@ class Coupon(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     minimum_order: Mapped[Decimal | None] = mapped_column(Money)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    # The journey step that issued it, and the first message after it that showed it.
+    # The journey step that issued it. The message that showed it is the enrollment's first
+    # to the customer after that step (`service.find_coupon`): nothing is written per send.
     enrollment_id: Mapped[int | None] = mapped_column(
         ForeignKey("enrollments.id", ondelete="SET NULL")
     )
     step: Mapped[int | None] = mapped_column(Integer)
     journey_key: Mapped[str | None] = mapped_column(String(100))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The shop's order that used it.

@@ -62,7 +62,7 @@ class CouponOut(BaseModel):
     expires_at: datetime | None
     expired: bool
     customer: CouponCustomer | None
-    # The journey whose step issued it, and the first message that showed it.
+    # The journey whose step issued it, and the first message to the customer after it.
     journey: str | None
     message_id: int | None
     order_id: str | None

@@ -29,6 +29,7 @@ from ulak.customers.service import surviving_customer
 from ulak.db import INSERTED, attach, insert_rows, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.messages.formatting import Formatter
+from ulak.messages.service import first_message_after
 
 
 class CouponPoolEmpty(Invalid):
@@ -275,7 +276,6 @@ async def issue_coupon(
             "code": code,
             "code_key": code_key(code),
             **issued,
-            "message_id": None,
             "order_id": None,
             "redeemed_at": None,
             "created_at": now,
@@ -313,15 +313,6 @@ async def coupon_of_enrollment(session: AsyncSession, *, enrollment_id: int) -> 
             .limit(1)
         )
     ).scalar_one_or_none()
-
-
-async def link_message(session: AsyncSession, *, enrollment_id: int, message_id: int) -> None:
-    """The enrollment's coupons not yet shown in a message were shown in this one."""
-    await session.execute(
-        update(Coupon)
-        .where(Coupon.enrollment_id == enrollment_id, Coupon.message_id.is_(None))
-        .values(message_id=message_id)
-    )
 
 
 def coupon_view(coupon: Coupon, *, locale: str, timezone: str) -> dict[str, Any]:
@@ -385,6 +376,11 @@ async def find_coupon(
     if row is None:
         raise NotFound(f"no coupon {code!r} in this store")
     coupon, template = row
+    message_id = None
+    if coupon.enrollment_id is not None and coupon.step is not None:
+        message_id = await first_message_after(
+            session, enrollment_id=coupon.enrollment_id, step=coupon.step
+        )
     customer = None
     if coupon.customer_id is not None:
         found = await surviving_customer(session, store_id=store_id, customer_id=coupon.customer_id)
@@ -404,7 +400,7 @@ async def find_coupon(
             "expired": coupon.expires_at is not None and coupon.expires_at <= now,
             "customer": customer,
             "journey": coupon.journey_key,
-            "message_id": coupon.message_id,
+            "message_id": message_id,
             "order_id": coupon.order_id,
             "redeemed_at": coupon.redeemed_at,
         }

@@ -16,7 +16,6 @@ from ulak.coupons.service import (
     coupon_of_enrollment,
     coupon_view,
     issue_coupon,
-    link_message,
 )
 from ulak.customers.models import Customer
 from ulak.customers.service import customer_view, set_attribute, tag_customer
@@ -137,11 +136,6 @@ async def add_coupon(
     coupon = await coupon_of_enrollment(session, enrollment_id=enrollment.id)
     if coupon is not None:
         context["coupon"] = _coupon_view(coupon, store=store, customer=customer)
-
-
-async def shown_coupon(session: AsyncSession, *, enrollment: Enrollment, message_id: int) -> None:
-    """A send after the enrollment's coupon was issued: the coupon came with it."""
-    await link_message(session, enrollment_id=enrollment.id, message_id=message_id)
 
 
 async def alert_pool_empty(

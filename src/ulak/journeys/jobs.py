@@ -22,7 +22,6 @@ from ulak.journeys.actions import (
     add_coupon,
     alert_pool_empty,
     run_action,
-    shown_coupon,
     take_split,
 )
 from ulak.journeys.context import build_context, prefetch_orders
@@ -241,8 +240,7 @@ async def _run(
     if event is not None:
         context["event"] = event_view(event)
     context["enrollment"] = enrollment_view(enrollment)
-    coupons = compiled.program.issues_coupons
-    if coupons:
+    if compiled.program.issues_coupons:
         await add_coupon(session, context, store=store, customer=customer, enrollment=enrollment)
     for _ in range(MAX_OPS_PER_RUN):
         if enrollment.pc >= len(ops):
@@ -298,9 +296,6 @@ async def _run(
                     clock=clock,
                     renders=renders,
                 )
-                if coupons and "coupon" in context:
-                    await session.flush()  # the coupon names its message by id
-                    await shown_coupon(session, enrollment=enrollment, message_id=message.id)
                 trace(session, enrollment, at=now, kind="send", note=_sent(op.template, message))
             enrollment.pc += 1
         elif isinstance(op, SplitOp):

@@ -627,6 +627,23 @@ async def record_outcomes(
         )
 
 
+async def first_message_after(
+    session: AsyncSession, *, enrollment_id: int, step: int
+) -> int | None:
+    """The id of an enrollment's first message to its customer after a step (a journey never
+    jumps backwards, so the first one written after it); None when there is none yet."""
+    return await session.scalar(
+        select(Message.id)
+        .where(
+            Message.enrollment_id == enrollment_id,  # uq_messages_enrollment_id_step
+            Message.step > step,
+            Message.customer_id.is_not(None),  # not an alert to the shop
+        )
+        .order_by(Message.step)
+        .limit(1)
+    )
+
+
 async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
     """On a customer merge: the absorbed profile's messages become the survivor's."""
     await session.execute(

@@ -77,7 +77,6 @@ def upgrade() -> None:
         sa.Column("enrollment_id", Id, nullable=True),
         sa.Column("step", sa.Integer(), nullable=True),
         sa.Column("journey_key", sa.String(length=100), nullable=True),
-        sa.Column("message_id", Id, nullable=True),
         sa.Column("issued_at", ulak.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("expires_at", ulak.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("order_id", sa.String(length=200), nullable=True),
@@ -90,12 +89,6 @@ def upgrade() -> None:
             ["enrollment_id"],
             ["enrollments.id"],
             name=op.f("fk_coupons_enrollment_id_enrollments"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["message_id"],
-            ["messages.id"],
-            name=op.f("fk_coupons_message_id_messages"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
