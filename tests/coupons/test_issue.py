@@ -94,7 +94,7 @@ async def test_every_store_starts_with_the_default_templates(db: Database, store
         (t.key, t.kind, t.amount, t.minimum_order, t.validity_days, t.prefix, t.source)
         for t in templates
     ] == [
-        ("birthday", "percent", Decimal(15), None, 30, "DOGUMGUNU", "generated"),
+        ("birthday", "percent", Decimal(15), None, 7, "DOGUMGUNU", "generated"),
         ("cart", "percent", Decimal(10), None, 7, "SEPET", "generated"),
         ("welcome", "percent", Decimal(10), None, 30, "HOSGELDIN", "generated"),
         ("win-back", "percent", Decimal(15), None, 30, "OZLEDIK", "generated"),

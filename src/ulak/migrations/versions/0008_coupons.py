@@ -33,7 +33,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 DEFAULTS = (
     ("welcome", Decimal(10), 30, "HOSGELDIN", "WELCOME"),
     ("cart", Decimal(10), 7, "SEPET", "CART"),
-    ("birthday", Decimal(15), 30, "DOGUMGUNU", "BIRTHDAY"),
+    ("birthday", Decimal(15), 7, "DOGUMGUNU", "BIRTHDAY"),  # the week of the birthday
     ("win-back", Decimal(15), 30, "OZLEDIK", "COMEBACK"),
 )
 
