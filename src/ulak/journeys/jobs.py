@@ -33,6 +33,7 @@ from ulak.journeys.service import (
     enrollment_view,
     event_view,
     finish,
+    next_due,
     trace,
     write_trace,
 )
@@ -50,7 +51,7 @@ PREFETCHED: Note[list[object]] = Note("journeys.prefetched", list)
 MAX_OPS_PER_RUN = 1000
 
 
-@job("journeys.run_due", wakes=("messages.send_due",))
+@job("journeys.run_due", wakes=("messages.send_due",), due=next_due)
 async def run_due(ctx: JobContext) -> int:
     """Run the steps of the enrollments that are due, until each one's next wait."""
 

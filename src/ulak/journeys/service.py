@@ -417,6 +417,26 @@ async def move_enrollments(
     await session.flush()
 
 
+async def listened_events(session: AsyncSession, *, store_id: int) -> set[str]:
+    """The event types a store's enabled journeys start on, exit on or wait for."""
+    rows = await session.execute(
+        select(JourneyVersion.id)
+        .join(
+            Journey,
+            (JourneyVersion.journey_id == Journey.id)
+            & (JourneyVersion.version == Journey.current_version),
+        )
+        .where(Journey.store_id == store_id, Journey.enabled.is_(True))
+    )
+    listened: set[str] = set()
+    for (version,) in rows.all():
+        compiled = await compiled_version(session, version)
+        listened.add(compiled.definition.trigger.event)
+        listened.update(rule.event for rule in compiled.definition.exit_when)
+        listened.update(op.event for op in compiled.program.ops if isinstance(op, WaitForOp))
+    return listened
+
+
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the earliest live enrollment is due (ix_enrollments_due); None when none is."""
     due: datetime | None = await session.scalar(

@@ -49,6 +49,12 @@ def stores_create(
     logo_url: Annotated[str | None, typer.Option()] = None,
     website_url: Annotated[str | None, typer.Option()] = None,
     brand_color: Annotated[str, typer.Option()] = "#1f6feb",
+    abandoned_cart_minutes: Annotated[
+        int, typer.Option(help="Minutes a cart stays idle, with no order, before it is abandoned.")
+    ] = 60,
+    lapsed_days: Annotated[
+        int, typer.Option(help="Days without an order before a customer has lapsed.")
+    ] = 90,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a store with the shipped journeys switched on; prints its API key once."""
@@ -101,6 +107,8 @@ def stores_update(
     logo_url: Annotated[str | None, typer.Option()] = None,
     website_url: Annotated[str | None, typer.Option()] = None,
     brand_color: Annotated[str | None, typer.Option()] = None,
+    abandoned_cart_minutes: Annotated[int | None, typer.Option()] = None,
+    lapsed_days: Annotated[int | None, typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, UTCDateTime
@@ -29,6 +29,10 @@ class Store(Base):
     contact_email: Mapped[str | None] = mapped_column(String(320))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     website_url: Mapped[str | None] = mapped_column(String(2000))
+    # Clock-driven triggers (`timers/`): a cart idle this long, with no order, is abandoned;
+    # a customer without an order for this many days has lapsed.
+    abandoned_cart_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    lapsed_days: Mapped[int] = mapped_column(Integer, default=90)
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

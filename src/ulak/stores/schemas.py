@@ -34,6 +34,10 @@ LocaleName = Annotated[str, AfterValidator(_known_locale)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+# An idle cart becomes abandoned after 5 minutes to 30 days; a customer lapses after 1 to
+# 3650 days without an order.
+CartMinutes = Annotated[int, Field(ge=5, le=30 * 24 * 60)]
+LapsedDays = Annotated[int, Field(ge=1, le=3650)]
 
 
 class StoreCreate(BaseModel):
@@ -53,6 +57,8 @@ class StoreCreate(BaseModel):
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
+    abandoned_cart_minutes: CartMinutes = 60
+    lapsed_days: LapsedDays = 90
 
 
 class StoreUpdate(BaseModel):
@@ -74,6 +80,8 @@ class StoreUpdate(BaseModel):
     contact_email: EmailStr | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
+    abandoned_cart_minutes: CartMinutes | None = None
+    lapsed_days: LapsedDays | None = None
 
 
 class StoreOut(BaseModel):
@@ -93,6 +101,8 @@ class StoreOut(BaseModel):
     contact_email: str | None
     contact_phone: str | None
     website_url: str | None
+    abandoned_cart_minutes: int
+    lapsed_days: int
 
 
 class StoreCreated(StoreOut):

@@ -43,6 +43,8 @@ async def create_store(
         contact_email=data.contact_email,
         contact_phone=data.contact_phone,
         website_url=data.website_url,
+        abandoned_cart_minutes=data.abandoned_cart_minutes,
+        lapsed_days=data.lapsed_days,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )
