@@ -52,16 +52,15 @@ def render(template: str, locale: str = "tr", **kwargs: Any) -> RenderedEmail:
     return render_email(template, locale=locale, **kwargs)
 
 
-def test_shipped_templates_are_the_four_order_mails() -> None:
-    assert shipped_templates() == [
-        "order_confirmation",
-        "order_delivered",
-        "order_preparing",
-        "order_shipped",
-    ]
+ORDER_MAILS = ["order_confirmation", "order_delivered", "order_preparing", "order_shipped"]
+LIFECYCLE_MAILS = ["abandoned_cart", "abandoned_cart_last", "birthday", "win_back"]
 
 
-@pytest.mark.parametrize("template", shipped_templates())
+def test_shipped_templates_are_the_order_and_lifecycle_mails() -> None:
+    assert shipped_templates() == sorted(ORDER_MAILS + LIFECYCLE_MAILS)
+
+
+@pytest.mark.parametrize("template", ORDER_MAILS)
 @pytest.mark.parametrize("locale", ["tr", "en"])
 @pytest.mark.parametrize("context", [full_context, minimal_context])
 def test_every_template_renders(template: str, locale: str, context: Any) -> None:
@@ -83,6 +82,37 @@ def test_every_template_renders(template: str, locale: str, context: Any) -> Non
     # CSS is inlined onto elements, not left to a <style> block.
     assert '<td class="content" style="padding: 32px 28px;' in mail.html
     assert "<style>@media only screen and (max-width: 620px)" in mail.html
+
+
+@pytest.mark.parametrize("template", LIFECYCLE_MAILS)
+@pytest.mark.parametrize("locale", ["tr", "en"])
+@pytest.mark.parametrize("context", [full_context, lambda: {"customer": {"email": "a@b.example"}}])
+def test_every_lifecycle_template_renders(template: str, locale: str, context: Any) -> None:
+    mail = render(template, locale, context=context(), unsubscribe_url="https://u.example/x")
+    assert mail.subject
+    assert mail.preheader
+    assert mail.preheader in mail.html
+    assert TAG.search(mail.text) is None
+    for part in (mail.html, mail.text):
+        assert "None" not in part
+        assert "Undefined" not in part
+    full = context is full_context
+    hello = {"tr": "Merhaba", "en": "Hi" if full else "Hello"}[locale]
+    assert mail.text.startswith(hello + (" Ayşe," if full else ",") + "\n")
+    assert "https://u.example/x" in mail.text
+
+
+@pytest.mark.parametrize("template", ["abandoned_cart", "abandoned_cart_last"])
+def test_cart_reminders_list_the_cart_with_its_recovery_link(template: str) -> None:
+    mail = render(template)
+    assert "- Seramik Kupa × 2: 500,00 ₺" in mail.text
+    assert "- Keten Önlük × 1: 750,00 ₺" in mail.text
+    assert "Sepet toplamı: 1.250,00 ₺" in mail.text
+    assert "https://aysenin.example/sepet/cart_1" in mail.text
+    assert 'href="https://aysenin.example/sepet/cart_1"' in mail.html
+    assert 'src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
+    english = render(template, "en")
+    assert "Cart total: ₺1,250.00" in english.text
 
 
 def test_turkish_confirmation_shows_what_the_customer_bought() -> None:

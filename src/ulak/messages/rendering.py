@@ -620,8 +620,9 @@ def render_email(
 
 
 def sample_context() -> dict[str, Any]:
-    """An order with everything a template may show: a store's template is rendered on it
-    before it is saved (`ulak templates set`), and the tests render the shipped ones on it."""
+    """An order and a cart with everything a template may show: a store's template is
+    rendered on it before it is saved (`ulak templates set`), and the tests render the
+    shipped ones on it."""
     return {
         "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
         "order": {
@@ -660,6 +661,24 @@ def sample_context() -> dict[str, Any]:
             "tracking_number": "YK123456",
             "tracking_url": "https://kargo.example/YK123456",
             "estimated_delivery": "2026-11-25",
+        },
+        # What an abandoned cart's reminders show.
+        "cart": {
+            "cart_id": "cart_1",
+            "status": "open",
+            "items": [
+                {
+                    "title": "Seramik Kupa",
+                    "quantity": 2,
+                    "price": Decimal("250.00"),
+                    "url": "https://aysenin.example/kupa",
+                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
+                },
+                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
+            ],
+            "total": Decimal("1250.00"),
+            "currency": "TRY",
+            "recovery_url": "https://aysenin.example/sepet/cart_1",
         },
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -388,10 +389,15 @@ def shipment_view(shipment: Shipment) -> dict[str, Any]:
 
 
 def cart_view(cart: Cart) -> dict[str, Any]:
+    """The cart as journeys and templates see it: Decimal money, as an order's."""
+    items = [
+        {**item, "price": Decimal(str(item["price"]))} if item.get("price") is not None else item
+        for item in cart.items
+    ]
     view = {
         "cart_id": cart.cart_id,
         "status": cart.status,
-        "items": cart.items,
+        "items": items,
         "total": cart.total,
         "currency": cart.currency,
         "recovery_url": cart.recovery_url,
