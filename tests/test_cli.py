@@ -60,11 +60,14 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
     ]
     assert "api_key" not in listed.stdout
     journeys = ulak_cli("journeys", "list", "--store", str(store["id"]), "--json", env=env)
-    assert sorted(j["key"] for j in json.loads(journeys.stdout)) == [
-        "order-confirmation",
-        "order-delivered",
-        "order-preparing",
-        "order-shipped",
+    assert sorted((j["key"], j["enabled"]) for j in json.loads(journeys.stdout)) == [
+        ("abandoned-cart", False),
+        ("birthday", False),
+        ("order-confirmation", True),
+        ("order-delivered", True),
+        ("order-preparing", True),
+        ("order-shipped", True),
+        ("win-back", False),
     ]
 
 

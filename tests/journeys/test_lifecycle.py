@@ -4,9 +4,10 @@ their clock-driven triggers fire at exact moments, and each exit holds."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tests.journeys.test_simulation import PLACED, event, run, scenario, sent
-from ulak.journeys.simulation import Ended, Unfinished
+from ulak.journeys.simulation import Ended, Timeline, Unfinished, Unsent
 
 TO = "ayse@example.com"
 CUSTOMER = "customer: {id: c-1042, email: ayse@example.com, first_name: Ayşe}"
@@ -140,3 +141,108 @@ def test_the_lifecycle_journeys_are_off_until_a_store_switches_them_on() -> None
     timeline = run(scenario(CART, run_until="+5d"))
     assert timeline.messages == []
     assert timeline.unfinished == list[Unfinished]()
+
+
+# Waits count from when the trigger happened, not from when ulak heard of it.
+
+REVIEW = """\
+key: review-request
+name: Review request
+legal_class: {legal_class}
+trigger: {{event: order.delivered}}
+reentry: once_per_order
+steps:
+  - wait: 7d
+  - send: email
+    template: order_delivered
+"""
+
+
+def delivered(at: str, occurred_at: str) -> str:
+    return (
+        f'  - at: "{at}"\n    event: {{type: order.delivered, customer: {{id: c-1042}},'
+        f' occurred_at: "{occurred_at}", data: {{order_id: "1001"}}}}\n'
+    )
+
+
+def review_run(tmp_path: Path, *events: str, legal_class: str = "informational") -> Timeline:
+    (tmp_path / "review.yaml").write_text(REVIEW.format(legal_class=legal_class), "utf-8")
+    text = scenario(PLACED, *events, journeys="[review.yaml]", run_until="+20d")
+    return run(text, base=tmp_path)
+
+
+def test_a_delivery_reported_a_day_late_still_gets_its_email_7_days_after_delivery(
+    tmp_path: Path,
+) -> None:
+    timeline = review_run(tmp_path, delivered("+3d", "2026-03-04T09:00:00+03:00"))
+    assert sent(timeline) == [
+        ("2026-03-11T09:00:00+03:00", "review-request", "order_delivered", TO),
+    ]
+
+
+def test_a_wait_that_ended_before_its_trigger_came_in_sends_at_once(tmp_path: Path) -> None:
+    # Reported 7 days and 5 hours late: the email was due 5 hours ago, still in time.
+    timeline = review_run(tmp_path, delivered("+9d5h", "2026-03-04T09:00:00+03:00"))
+    assert sent(timeline) == [
+        ("2026-03-11T14:00:00+03:00", "review-request", "order_delivered", TO),
+    ]
+
+
+def test_a_send_whose_moment_passed_long_ago_is_skipped_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    # Reported 9 days late: the informational email was due 2 days ago (it may go 24 h late).
+    late = delivered("+11d", "2026-03-04T09:00:00+03:00")
+    timeline = review_run(tmp_path, late)
+    assert timeline.messages == []
+    assert timeline.unsent == [
+        Unsent(
+            at=datetime(2026, 3, 13, 6, 0, tzinfo=UTC),
+            journey="review-request",
+            template="order_delivered",
+            to=TO,
+            customer="c-1042",
+            status="skipped",
+            reason="too late: meant for 2026-03-11T06:00:00+00:00, 48h ago"
+            " (informational sends go within 24h)",
+        )
+    ]
+    # A commercial send may go up to 72 h late.
+    (tmp_path / "commercial").mkdir()
+    commercial = review_run(tmp_path / "commercial", late, legal_class="commercial")
+    assert [timeline.local(m.at).isoformat() for m in commercial.messages] == [
+        "2026-03-13T09:00:00+03:00"
+    ]
+
+
+def test_an_order_confirmation_for_an_order_reported_days_late_is_skipped() -> None:
+    old = PLACED.replace('"+0s"', '"+3d"').replace(
+        "type: order.placed", 'type: order.placed\n      occurred_at: "2026-03-02T09:00:00+03:00"'
+    )
+    timeline = run(scenario(old, journeys="[order-confirmation]"))
+    assert timeline.messages == []
+    assert [(u.template, u.status, u.reason) for u in timeline.unsent] == [
+        (
+            "order_confirmation",
+            "skipped",
+            "too late: meant for 2026-03-02T06:00:00+00:00, 72h ago"
+            " (informational sends go within 24h)",
+        )
+    ]
+
+
+def test_a_journey_says_how_late_its_sends_may_go(tmp_path: Path) -> None:
+    (tmp_path / "prompt.yaml").write_text(
+        "key: prompt\nname: Prompt\nlegal_class: informational\nsend_within: 2h\n"
+        "trigger: {event: order.placed}\n"
+        "steps:\n  - send: email\n    template: order_confirmation\n",
+        "utf-8",
+    )
+    three_hours_late = PLACED.replace('"+0s"', '"+3h"').replace(
+        "type: order.placed", 'type: order.placed\n      occurred_at: "2026-03-02T09:00:00+03:00"'
+    )
+    timeline = run(scenario(three_hours_late, journeys="[prompt.yaml]"), base=tmp_path)
+    assert [u.reason for u in timeline.unsent] == [
+        "too late: meant for 2026-03-02T06:00:00+00:00, 3.0h ago"
+        " (informational sends go within 2.0h)"
+    ]

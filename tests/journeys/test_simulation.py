@@ -373,7 +373,8 @@ runs_until: "+1d"
     text = scenario(PLACED, journeys="[order-confirmation, welcome]")
     assert problems(text) == [
         'scenario.yaml:3: journeys[1]: unknown journey "welcome": the shipped ones are'
-        " order-confirmation, order-delivered, order-preparing, order-shipped, or give a file"
+        " abandoned-cart, birthday, order-confirmation, order-delivered, order-preparing,"
+        " order-shipped, win-back, or give a file"
     ]
 
 

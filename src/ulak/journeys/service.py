@@ -286,6 +286,7 @@ async def on_event(
                 enrollment.pc = op.resume_pc
                 enrollment.event_id = event.id
                 enrollment.next_run_at = now
+                enrollment.anchor_at = min(event.occurred_at, now)
     await _start_enrollments(session, event=event, customer=customer, context=context, now=now)
 
 
@@ -376,6 +377,9 @@ async def _start_enrollments(
             "status": "active",
             "pc": 0,
             "next_run_at": now,
+            # Waits count from when the trigger happened, not from when it was applied (a
+            # time in the future is taken as now).
+            "anchor_at": min(event.occurred_at, now),
             "waiting_for": None,
             "attempts": 0,
             "failure_reason": None,
