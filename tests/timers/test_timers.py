@@ -353,3 +353,17 @@ async def test_a_cart_abandoned_before_an_earlier_order_was_applied_starts_nothi
             )
         ).one()
     assert tuple(row) == ("applied", "not acted on: the customer ordered since")
+
+
+async def test_an_idle_worker_wakes_when_the_next_timer_is_due(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    job = workers.jobs["timers.fire_due"]
+    poll = workers.ctx.settings.poll_seconds
+    assert await workers._idle(job) == poll  # no timer: it polls
+    await post(client, store, cart("k1", T0 - timedelta(minutes=60) + timedelta(seconds=0.3)))
+    await workers.drain()
+    assert await workers._idle(job) == pytest.approx(0.3)
+    # Due, yet found nothing (another worker holds it): poll rather than spin.
+    clock.travel(timedelta(seconds=1))
+    assert await workers._idle(job) == poll
