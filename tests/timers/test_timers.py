@@ -367,3 +367,27 @@ async def test_an_idle_worker_wakes_when_the_next_timer_is_due(
     # Due, yet found nothing (another worker holds it): poll rather than spin.
     clock.travel(timedelta(seconds=1))
     assert await workers._idle(job) == poll
+
+
+async def test_a_profile_the_api_would_refuse_now_does_not_stop_the_timers(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    await post(client, store, cart("k1", T0))
+    await workers.drain()
+    me = await customer_pk(db)
+    async with db.transaction() as session:  # an address email-validator came to refuse
+        customer = await session.get(Customer, me)
+        assert customer is not None
+        customer.external_id, customer.email = None, "ayse@dukkan.test"
+    clock.travel(timedelta(hours=1))
+    await workers.drain()
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                select(Event.customer, Event.customer_id, Event.status).where(
+                    Event.type == "cart.abandoned"
+                )
+            )
+        ).one()
+    # Named by its id instead, and applied.
+    assert tuple(row) == ({}, me, "applied")

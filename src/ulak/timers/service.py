@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -357,9 +358,7 @@ async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
             id=occurrence_key(timer.kind, timer.subject, timer.due_at),
             type=timer.kind,
             occurred_at=timer.due_at,
-            # The customer's identifiers, so the event takes the lane of the shop's events
-            # about them; a profile without any (merged away) is named by its id.
-            customer=CustomerIn(**who[timer.customer_id]) if who.get(timer.customer_id) else None,
+            customer=_named(who.get(timer.customer_id)),
             data=timer.data,
         )
         customer_id = None if derived.customer else timer.customer_id
@@ -386,6 +385,18 @@ async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
     if gone:
         await session.execute(delete(table_of(Timer)).where(table_of(Timer).c.id.in_(gone)))
     return len(due)
+
+
+def _named(identifiers: dict[str, str] | None) -> CustomerIn | None:
+    """The customer by their identifiers, so the derived event takes the lane of the shop's
+    events about them; None (name them by id) for a profile without any (merged away) or
+    with one the API would no longer accept: one odd profile must not stop every timer."""
+    if not identifiers:
+        return None
+    try:
+        return CustomerIn(**identifiers)
+    except ValidationError:
+        return None
 
 
 async def still_holds(session: AsyncSession, *, event: Event, customer: Customer) -> str | None:
