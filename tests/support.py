@@ -172,13 +172,15 @@ def order_placed(
     customer_id: str = "c-1042",
     email: str = "ayse@example.com",
     event_id: str | None = None,
-    occurred_at: str = "2026-11-23T12:00:00+03:00",
+    occurred_at: str | None = None,
     **data: Any,
 ) -> dict[str, Any]:
-    return {
+    """An order.placed event; by default it happened when it arrives (the clock's now, as a
+    shop that leaves the time out): sends are meant for when their trigger happened, and
+    one meant for a day ago is skipped."""
+    placed: dict[str, Any] = {
         "id": event_id or f"evt-order-{order_id}",
         "type": "order.placed",
-        "occurred_at": occurred_at,
         "customer": {
             "id": customer_id,
             "email": email,
@@ -200,6 +202,9 @@ def order_placed(
             **data,
         },
     }
+    if occurred_at is not None:
+        placed["occurred_at"] = occurred_at
+    return placed
 
 
 class Server:

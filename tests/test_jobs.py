@@ -15,14 +15,31 @@ from ulak.worker import Workers, pipeline_stages
 
 def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
     jobs = registered()
-    assert set(jobs) == {"events.apply", "journeys.run_due", "messages.send_due"}
+    assert set(jobs) == {
+        "timers.fire_due",
+        "events.apply",
+        "journeys.run_due",
+        "messages.send_due",
+    }
+    assert jobs["timers.fire_due"].wakes == ("events.apply",)
     assert jobs["events.apply"].wakes == ("journeys.run_due",)
     assert jobs["journeys.run_due"].wakes == ("messages.send_due",)
     assert pipeline_stages(jobs) == {
-        "events.apply": 0,
-        "journeys.run_due": 1,
-        "messages.send_due": 2,
+        "timers.fire_due": 0,
+        "events.apply": 1,
+        "journeys.run_due": 2,
+        "messages.send_due": 3,
     }
+    # New events wake the job that applies them, not the first stage.
+    assert [name for name, j in jobs.items() if j.on_events] == ["events.apply"]
+    # Each pipeline job says when it next has work, for the worker's sleep and `simulate`.
+    assert all(j.due is not None for name, j in jobs.items() if name != "events.apply")
+
+
+def test_new_events_wake_the_job_that_applies_them(workers: Workers) -> None:
+    workers.wake()
+    woken = [name for name, event in workers._wake.items() if event.is_set()]
+    assert woken == ["events.apply"]
 
 
 async def test_a_periodic_job_runs_once_per_tick_across_workers(

@@ -68,6 +68,19 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
                 ),
                 {"name": name, "locale": locale},
             )
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (store_id, prefix, key_hash, created_at)"
+                " VALUES (1, 'ulak_x', 'hash', '2026-11-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO customers (store_id, external_id, email, attributes, created_at,"
+                " updated_at) VALUES (1, 'c-1', 'a@b.example', '{}', '2026-11-01 00:00:00',"
+                " '2026-11-01 00:00:00')"
+            )
+        )
     upgrade(url)
     with engine.connect() as connection:
         rows = connection.execute(
@@ -76,13 +89,20 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
                 " FROM coupon_templates ORDER BY store_id, key"
             )
         ).all()
+        # Columns added to `stores` and `customers` since must not have copied and dropped
+        # them: with foreign keys on, the drop deletes what cascades from them.
+        kept = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+            for table in ("stores", "api_keys", "customers")
+        ]
     engine.dispose()
+    assert kept == [2, 1, 1]
     assert [tuple(row) for row in rows] == [
-        (1, "birthday", "percent", "15", 30, "DOGUMGUNU", "generated"),
+        (1, "birthday", "percent", "15", 7, "DOGUMGUNU", "generated"),
         (1, "cart", "percent", "10", 7, "SEPET", "generated"),
         (1, "welcome", "percent", "10", 30, "HOSGELDIN", "generated"),
         (1, "win-back", "percent", "15", 30, "OZLEDIK", "generated"),
-        (2, "birthday", "percent", "15", 30, "BIRTHDAY", "generated"),
+        (2, "birthday", "percent", "15", 7, "BIRTHDAY", "generated"),
         (2, "cart", "percent", "10", 7, "CART", "generated"),
         (2, "welcome", "percent", "10", 30, "WELCOME", "generated"),
         (2, "win-back", "percent", "15", 30, "COMEBACK", "generated"),

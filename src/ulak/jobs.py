@@ -5,9 +5,10 @@
 
 A job does one batch of its work and returns how many rows it handled; the worker runs it
 again at once while it finds work, and otherwise sleeps until another job or a new event
-wakes it (`wakes`), or `poll_seconds` pass. A periodic job (`every=`) runs once per tick
-across all workers: the tick is claimed as a row (`job_ticks`), so on PostgreSQL with many
-workers exactly one of them runs it.
+wakes it (`wakes`, `on_events`), `poll_seconds` pass, or the moment its `due` function names
+(the earliest of its rows' due times) comes, whichever is first. A periodic job (`every=`)
+runs once per tick across all workers: the tick is claimed as a row (`job_ticks`), so on
+PostgreSQL with many workers exactly one of them runs it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ulak.messages.sending import Sender
 from ulak.offload import Offload
 
 # The features whose `jobs.py` declares jobs; importing one registers its jobs.
-FEATURES = ("ulak.events.jobs", "ulak.journeys.jobs", "ulak.messages.jobs")
+FEATURES = ("ulak.events.jobs", "ulak.journeys.jobs", "ulak.messages.jobs", "ulak.timers.jobs")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def job_context(
 
 
 Work = Callable[[JobContext], Awaitable[int]]
+# When a job next has work (its earliest due row), read from its index; None: none.
+Due = Callable[[AsyncSession], Awaitable[datetime | None]]
 
 
 @dataclass(frozen=True)
@@ -89,20 +92,29 @@ class Job:
     wakes: tuple[str, ...] = ()
     # Periodic: runs once per tick of this length across all workers.
     every: timedelta | None = None
+    # When it next has work, for the worker's sleep and a simulation's clock.
+    due: Due | None = None
+    # Woken when new events are accepted (the job that applies them).
+    on_events: bool = False
 
 
 _jobs: dict[str, Job] = {}
 
 
 def job(
-    name: str, *, wakes: tuple[str, ...] = (), every: timedelta | None = None
+    name: str,
+    *,
+    wakes: tuple[str, ...] = (),
+    every: timedelta | None = None,
+    due: Due | None = None,
+    on_events: bool = False,
 ) -> Callable[[Work], Work]:
     """Declare a job; the name is `feature.verb` and stays stable (ticks are kept by it)."""
 
     def register(work: Work) -> Work:
         if name in _jobs and _jobs[name].run is not work:
             raise ValueError(f"a job named {name!r} is declared twice")
-        _jobs[name] = Job(name, work, wakes, every)
+        _jobs[name] = Job(name, work, wakes, every, due, on_events)
         return work
 
     return register

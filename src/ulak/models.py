@@ -11,6 +11,7 @@ from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVer
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
 from ulak.stores.models import ApiKey, Store
+from ulak.timers.models import Timer
 
 __all__ = [
     "ApiKey",
@@ -35,4 +36,5 @@ __all__ = [
     "Shipment",
     "Store",
     "TemplateOverride",
+    "Timer",
 ]

@@ -117,7 +117,8 @@ async def retry_messages(session: AsyncSession, which: Selection, *, clock: Cloc
 
 async def retry_steps(session: AsyncSession, which: Selection, *, clock: Clock) -> list[int]:
     """Run failed enrollments again from the step that failed (not those of a journey
-    switched off); returns their ids."""
+    switched off); returns their ids. A step retried by hand is meant for now: a send is
+    not skipped as too late, and the waits after it count from now."""
     now = clock.now()
     query = (
         update(Enrollment)
@@ -126,7 +127,14 @@ async def retry_steps(session: AsyncSession, which: Selection, *, clock: Clock) 
             Enrollment.status == "failed",
             Enrollment.id.in_(_of_enabled_journeys()),
         )
-        .values(status="active", attempts=0, failure_reason=None, finished_at=None, next_run_at=now)
+        .values(
+            status="active",
+            attempts=0,
+            failure_reason=None,
+            finished_at=None,
+            next_run_at=now,
+            anchor_at=now,
+        )
         .returning(Enrollment.id, Enrollment.pc)
     )
     if which.ids:

@@ -1,9 +1,9 @@
 """The worker: runs every declared job (`ulak.jobs`) in a loop of its own.
 
 A loop runs its job again at once while the job finds work; when idle it sleeps until woken
-(by the job before it in the pipeline, by new events, or by PostgreSQL's NOTIFY) or for
-`poll_seconds`. Batches grow with the load by themselves: while one job's transaction runs,
-rows gather for the next.
+(by the job before it in the pipeline, by new events, or by PostgreSQL's NOTIFY), until its
+next row is due (a timer due in 0.3 s fires then), or for `poll_seconds`. Batches grow with
+the load by themselves: while one job's transaction runs, rows gather for the next.
 
 `ulak serve` runs the worker in processes of its own (`WorkerProcesses`) on SQLite, the one
 writer of the main database; with `ULAK_WORKER_PROCESSES=0` it runs in the API's process.
@@ -39,9 +39,9 @@ class Workers:
         self._stopping = asyncio.Event()
 
     def wake(self, name: str | None = None) -> None:
-        """Wake a job; by default the first stages of the pipeline (new events came in)."""
+        """Wake a job; by default the jobs that take new events in (new events came in)."""
         for job in self.jobs.values():
-            if job.name == name or (name is None and self.stages[job.name] == 0 and not job.every):
+            if job.name == name or (name is None and job.on_events):
                 self._wake[job.name].set()
 
     async def run_job(self, job: Job) -> int:
@@ -90,11 +90,25 @@ class Workers:
             if done and job.every is None:
                 continue  # there may be more: go on until a batch finds nothing
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=self._idle(job))
+                await asyncio.wait_for(wake.wait(), timeout=await self._idle(job))
 
-    def _idle(self, job: Job) -> float:
+    async def _idle(self, job: Job) -> float:
+        poll = self.ctx.settings.poll_seconds
         if job.every is None:
-            return self.ctx.settings.poll_seconds
+            if job.due is None:
+                return poll
+            try:
+                async with self.ctx.database.read() as session:
+                    due = await job.due(session)
+            except Exception:  # the database may be briefly away: poll
+                log.exception("job %s could not tell when it is next due", job.name)
+                return poll
+            if due is None:
+                return poll
+            # Due already, yet the batch just found nothing (another worker holds the rows):
+            # poll rather than spin.
+            until = (due - self.ctx.clock.now()).total_seconds()
+            return min(until, poll) if until > 0 else poll
         # Until the next tick begins.
         every = job.every.total_seconds()
         now = self.ctx.clock.now().timestamp()
@@ -103,7 +117,8 @@ class Workers:
 
 def pipeline_stages(jobs: dict[str, Job]) -> dict[str, int]:
     """Each job's place in the pipeline: 0 for a job nothing wakes, one more than the
-    latest job that wakes it (events.apply 0, journeys.run_due 1, messages.send_due 2)."""
+    latest job that wakes it (timers.fire_due 0, events.apply 1, journeys.run_due 2,
+    messages.send_due 3)."""
     stages = dict.fromkeys(jobs, 0)
     for _ in jobs:  # longest paths in a graph without cycles settle within len(jobs) passes
         for job in jobs.values():

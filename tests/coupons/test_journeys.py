@@ -201,7 +201,7 @@ async def test_an_order_with_the_code_redeems_it_for_the_journey_that_issued_it(
         "message_id": message.id,
         "order_id": "2",
         # The order's own time, not when ulak applied it.
-        "redeemed_at": "2026-11-23T09:00:00Z",
+        "redeemed_at": "2026-11-26T09:00:00Z",  # when the order was placed, 3 days on
     }
     # The second order of the same customer and code redeems nothing more.
     await post(client, store, order_placed("3", discount_codes=[issued.code]))

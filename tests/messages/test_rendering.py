@@ -53,18 +53,23 @@ def render(template: str, locale: str = "tr", **kwargs: Any) -> RenderedEmail:
     return render_email(template, locale=locale, **kwargs)
 
 
-def test_shipped_templates_are_the_order_mails_and_the_journeys() -> None:
-    assert shipped_templates() == (
-        "back_in_stock",
-        "delivery_problem",
-        "order_confirmation",
-        "order_delivered",
-        "order_preparing",
-        "order_shipped",
-    )
+# Informational: about an order, a parcel or a product the customer asked about.
+ORDER_MAILS = [
+    "back_in_stock",
+    "delivery_problem",
+    "order_confirmation",
+    "order_delivered",
+    "order_preparing",
+    "order_shipped",
+]
+LIFECYCLE_MAILS = ["abandoned_cart", "abandoned_cart_last", "birthday", "welcome", "win_back"]
 
 
-@pytest.mark.parametrize("template", shipped_templates())
+def test_shipped_templates_are_the_order_and_lifecycle_mails() -> None:
+    assert shipped_templates() == tuple(sorted(ORDER_MAILS + LIFECYCLE_MAILS))
+
+
+@pytest.mark.parametrize("template", ORDER_MAILS)
 @pytest.mark.parametrize("locale", ["tr", "en"])
 @pytest.mark.parametrize("context", [full_context, minimal_context])
 def test_every_template_renders(template: str, locale: str, context: Any) -> None:
@@ -88,6 +93,45 @@ def test_every_template_renders(template: str, locale: str, context: Any) -> Non
     # CSS is inlined onto elements, not left to a <style> block.
     assert '<td class="content" style="padding: 32px 28px;' in mail.html
     assert "<style>@media only screen and (max-width: 620px)" in mail.html
+
+
+def least_context() -> dict[str, Any]:
+    """The least a lifecycle journey's message has: the customer's address, and a cart
+    reminder's cart (a reminder without one fails its step: tests/messages/
+    test_missing_data.py)."""
+    item = {"title": "Kupa", "quantity": 1, "price": Decimal("10")}
+    return {"customer": {"email": "a@b.example"}, "cart": {"cart_id": "c1", "items": [item]}}
+
+
+@pytest.mark.parametrize("template", LIFECYCLE_MAILS)
+@pytest.mark.parametrize("locale", ["tr", "en"])
+@pytest.mark.parametrize("context", [full_context, least_context])
+def test_every_lifecycle_template_renders(template: str, locale: str, context: Any) -> None:
+    mail = render(template, locale, context=context(), unsubscribe_url="https://u.example/x")
+    assert mail.subject
+    assert mail.preheader
+    assert mail.preheader in mail.html
+    assert TAG.search(mail.text) is None
+    for part in (mail.html, mail.text):
+        assert "None" not in part
+        assert "Undefined" not in part
+    full = context is full_context
+    hello = {"tr": "Merhaba", "en": "Hi" if full else "Hello"}[locale]
+    assert mail.text.startswith(hello + (" Ayşe," if full else ",") + "\n")
+    assert "https://u.example/x" in mail.text
+
+
+@pytest.mark.parametrize("template", ["abandoned_cart", "abandoned_cart_last"])
+def test_cart_reminders_list_the_cart_with_its_recovery_link(template: str) -> None:
+    mail = render(template)
+    assert "- Seramik Kupa × 2: 500,00 ₺" in mail.text
+    assert "- Keten Önlük × 1: 750,00 ₺" in mail.text
+    assert "Sepet toplamı: 1.250,00 ₺" in mail.text
+    assert "https://aysenin.example/sepet/cart_1" in mail.text
+    assert 'href="https://aysenin.example/sepet/cart_1"' in mail.html
+    assert 'src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
+    english = render(template, "en")
+    assert "Cart total: ₺1,250.00" in english.text
 
 
 def test_turkish_confirmation_shows_what_the_customer_bought() -> None:

@@ -8,7 +8,7 @@ import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -70,8 +70,13 @@ async def second_app(settings: Settings, db: Database, clock: FrozenClock) -> As
 
 
 async def place_orders(client: httpx.AsyncClient, store: StoreKey, count: int) -> None:
+    # Placed now on the real clock too: some tests here deliver on it, and a send meant
+    # for a week ago would be skipped as too late.
+    now = max(datetime.now(UTC), FrozenClock().now()).isoformat()
     events = [
-        order_placed(str(1000 + n), customer_id=f"c-{n}", email=f"buyer{n}@example.com")
+        order_placed(
+            str(1000 + n), customer_id=f"c-{n}", email=f"buyer{n}@example.com", occurred_at=now
+        )
         for n in range(count)
     ]
     response = await client.post("/v1/events", json={"events": events}, headers=store.auth)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -223,3 +224,24 @@ async def get_subscription(
     if row is None:
         raise NotFound(f"back-in-stock subscription {subscription_id} does not exist")
     return row
+
+
+async def replenish_days(
+    session: AsyncSession, *, store_id: int, product_ids: Iterable[str]
+) -> dict[str, int]:
+    """How many days one unit of each product lasts, for the products that say (any of a
+    product's variants counts, the product's own row first)."""
+    wanted = set(product_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Product.product_id, Product.replenish_days)
+        .where(
+            Product.store_id == store_id,
+            Product.product_id.in_(wanted),
+            Product.replenish_days.is_not(None),
+        )
+        .order_by(Product.variant_id.desc())
+    )
+    # Ordered so that the product's own row ("" sorts last) is the one kept.
+    return {product_id: days for product_id, days in rows.all() if days is not None}

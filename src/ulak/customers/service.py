@@ -231,3 +231,20 @@ async def references(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, 
         )
     )
     return {id_: ref or email or phone or f"#{id_}" for id_, ref, email, phone in rows.all()}
+
+
+async def identities(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """The identifiers (the shop's id, email, phone) each of these customers has: what an
+    event ulak derives names its customer by, so it resolves and orders like the shop's."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Customer.id, Customer.external_id, Customer.email, Customer.phone).where(
+            Customer.id.in_(wanted)
+        )
+    )
+    return {
+        id_: {k: v for k, v in {"id": ref, "email": email, "phone": phone}.items() if v}
+        for id_, ref, email, phone in rows.all()
+    }

@@ -9,7 +9,7 @@ from ulak.events.service import apply_pending
 from ulak.jobs import JobContext, in_batch, job
 
 
-@job("events.apply", wakes=("journeys.run_due",))
+@job("events.apply", wakes=("journeys.run_due",), on_events=True)
 async def apply_events(ctx: JobContext) -> int:
     """Copy what the API appended (SQLite's inbox file) and apply the oldest pending
     events, in one transaction."""

@@ -62,6 +62,7 @@ from ulak.orders.service import (
     move_customer as move_orders,
 )
 from ulak.stores.models import Store
+from ulak.timers import service as timers
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,7 @@ async def apply_event(
     """Apply one event; returns the customer it is now about (None: none)."""
     now = clock.now()
     customer: Customer | None = None
+    merges: list[int] = []
     if event.customer:
         customer = await resolve_customer(
             session,
@@ -220,8 +222,12 @@ async def apply_event(
             phone_region=store.phone_region,
             profile=event.customer,
             clock=clock,
-            merge=partial(_merge, session, now=now),
+            merge=partial(_merge, session, store=store, merges=merges, now=now),
         )
+        if customer.birthday is not None and (
+            merges or "birthday" in event.customer or "timezone" in event.customer
+        ):
+            await timers.birthday_changed(session, store=store, customer=customer, now=now)
     elif event.customer_id is not None:  # from ulak's own pages, which know the customer
         customer = await surviving_customer(
             session, store_id=store.id, customer_id=event.customer_id
@@ -252,8 +258,17 @@ async def apply_event(
     elif isinstance(data, BackInStockData):
         await cancel_subscription(session, **common, data=data)
     elif isinstance(data, CartData):
-        await apply_cart(
+        cart = await apply_cart(
             session, **common, data=data, checkout=event.type == "checkout.started", now=now
+        )
+        await timers.cart_changed(
+            session,
+            store=store,
+            customer_id=customer.id,
+            cart_id=cart.cart_id,
+            empty=not cart.items,
+            ordered=cart.status == "ordered",
+            at=event.occurred_at,
         )
     elif isinstance(data, OrderPlacedData):
         await apply_order_placed(
@@ -273,6 +288,15 @@ async def apply_event(
                 order_id=data.order_id,
                 at=event.occurred_at,
             )
+        await timers.order_placed(
+            session,
+            store=store,
+            customer_id=customer.id,
+            order_id=data.order_id,
+            cart_id=data.cart_id,
+            items=data.items,
+            at=event.occurred_at,
+        )
     elif isinstance(data, OrderChangeData | OrderShippedData | OrderDeliveredData):
         await apply_order_change(
             session,
@@ -311,12 +335,23 @@ async def apply_event(
             )
         return loaded
 
+    if (untrue := await timers.still_holds(session, event=event, customer=customer)) is not None:
+        # A derived trigger that stopped being true before it was applied starts nothing.
+        log.info("event %s (%s) starts nothing: %s", event.id, event.type, untrue)
+        event.error = f"not acted on: {untrue}"
+        return customer.id
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
     return customer.id
 
 
 async def _merge(
-    session: AsyncSession, survivor: Customer, absorbed: Customer, *, now: datetime
+    session: AsyncSession,
+    survivor: Customer,
+    absorbed: Customer,
+    *,
+    store: Store,
+    merges: list[int],
+    now: datetime,
 ) -> None:
     """Two profiles turned out to be one person: each feature moves its own rows of the
     absorbed profile to the survivor (the customers feature then merges the profiles)."""
@@ -326,9 +361,11 @@ async def _merge(
         update(Event).where(Event.customer_id == absorbed.id).values(customer_id=survivor.id)
     )
     await move_orders(session, **moved)
+    await timers.move_customer(session, store=store, **moved)
     await move_messages(session, **moved)
     await move_coupons(session, **moved)
     await move_enrollments(session, **moved, now=now)
+    merges.append(absorbed.id)
 
 
 async def _derive_order_delivered(

@@ -285,7 +285,19 @@ class JourneyDefinition(_Model):
     )
     guard: Expression | None = None
     exit_when: list[ExitWhen] = Field(default_factory=list)
+    # A send whose moment passed longer ago than this is skipped rather than sent late
+    # (default: 24h for informational journeys, 72h for commercial ones).
+    send_within: Duration | None = None
     steps: list[Step] = Field(min_length=1)
+
+    def send_window(self) -> timedelta:
+        if self.send_within is not None:
+            return timedelta(seconds=parse_duration(self.send_within))
+        return SEND_WITHIN[self.legal_class]
+
+
+# How late a send may still go, by legal class, when a journey does not say.
+SEND_WITHIN = {"informational": timedelta(hours=24), "commercial": timedelta(hours=72)}
 
 
 WaitForStep.model_rebuild()

@@ -45,6 +45,7 @@ from ulak.journeys.service import (
     enrollment_view,
     event_view,
     finish,
+    next_due,
     trace,
     write_trace,
 )
@@ -62,7 +63,7 @@ PREFETCHED: Note[list[object]] = Note("journeys.prefetched", list)
 MAX_OPS_PER_RUN = 1000
 
 
-@job("journeys.run_due", wakes=("messages.send_due",))
+@job("journeys.run_due", wakes=("messages.send_due",), due=next_due)
 async def run_due(ctx: JobContext) -> int:
     """Run the steps of the enrollments that are due, until each one's next wait."""
 
@@ -254,14 +255,28 @@ async def _run(
             )
             return
         op = ops[enrollment.pc]
+        # The moment this step is meant for (see `Enrollment.anchor_at`).
+        anchor = enrollment.anchor_at or now
         if isinstance(op, WaitOp):
-            due = next_wait_time(op, now, ZoneInfo(customer.timezone or store.timezone))
-            trace(session, enrollment, at=now, kind="wait", note=f"until {due.isoformat()}")
+            due = next_wait_time(op, anchor, ZoneInfo(customer.timezone or store.timezone))
             enrollment.pc += 1
+            enrollment.anchor_at = due
+            if due <= now:  # its trigger came in late: the wait is over already
+                trace(
+                    session,
+                    enrollment,
+                    at=now,
+                    kind="wait",
+                    note=f"until {due.isoformat()}, passed",
+                )
+                continue
+            trace(session, enrollment, at=now, kind="wait", note=f"until {due.isoformat()}")
             enrollment.next_run_at = due
             return
         if isinstance(op, WaitForOp):
-            due = now + timedelta(seconds=op.timeout_seconds)
+            due = anchor + timedelta(seconds=op.timeout_seconds)
+            # On a timeout the steps after it count from the timeout's moment.
+            enrollment.anchor_at = due
             trace(
                 session,
                 enrollment,
@@ -280,9 +295,17 @@ async def _run(
         elif isinstance(op, JumpOp):
             enrollment.pc = op.target
         elif isinstance(op, SendOp):
+            late = now - anchor
             if op.guard and not truthy(op.guard, context):
                 trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
             else:
+                stale = None
+                if late > definition.send_window():
+                    stale = (
+                        f"too late: meant for {anchor.isoformat()}, {_hours(late)} ago"
+                        f" ({definition.legal_class} sends go within"
+                        f" {_hours(definition.send_window())})"
+                    )
                 message = await create_email(
                     session,
                     store=store,
@@ -295,6 +318,7 @@ async def _run(
                     base_url=base_url,
                     clock=clock,
                     renders=renders,
+                    skip=stale,
                 )
                 trace(session, enrollment, at=now, kind="send", note=_sent(op.template, message))
             enrollment.pc += 1
@@ -319,6 +343,11 @@ async def _run(
         else:  # pragma: no cover - the compiler emits only the kinds above
             raise TypeError(f"unknown step {op!r}")
     raise RuntimeError(f"more than {MAX_OPS_PER_RUN} steps without a wait")
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.0f}h" if hours >= 10 else f"{hours:.1f}h"
 
 
 def _sent(template: str, message: Message) -> Callable[[], str]:

@@ -93,6 +93,10 @@ class Enrollment(Base):
     # Index of the next step in the compiled program.
     pc: Mapped[int] = mapped_column(Integer, default=0)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The moment the next wait counts from and a send is meant for: the trigger's
+    # `occurred_at`, then the end of each wait as scheduled (not as run), or the
+    # `occurred_at` of the event a wait_for received. None on rows from before it existed.
+    anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The event type a waiting enrollment listens for.
     waiting_for: Mapped[str | None] = mapped_column(String(100))
     # The event that last moved the enrollment (trigger, or the one a wait_for received).

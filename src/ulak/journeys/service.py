@@ -301,6 +301,7 @@ async def on_event(
                 enrollment.pc = op.resume_pc
                 enrollment.event_id = event.id
                 enrollment.next_run_at = now
+                enrollment.anchor_at = min(event.occurred_at, now)
     await _start_enrollments(session, event=event, customer=customer, context=context, now=now)
 
 
@@ -391,6 +392,9 @@ async def _start_enrollments(
             "status": "active",
             "pc": 0,
             "next_run_at": now,
+            # Waits count from when the trigger happened, not from when it was applied (a
+            # time in the future is taken as now).
+            "anchor_at": min(event.occurred_at, now),
             "waiting_for": None,
             "attempts": 0,
             "failure_reason": None,
@@ -430,6 +434,26 @@ async def move_enrollments(
                 finish(enrollment, "exited", at=now, reason="customer merged")
         enrollment.customer_id = to_customer
     await session.flush()
+
+
+async def listened_events(session: AsyncSession, *, store_id: int) -> set[str]:
+    """The event types a store's enabled journeys start on, exit on or wait for."""
+    rows = await session.execute(
+        select(JourneyVersion.id)
+        .join(
+            Journey,
+            (JourneyVersion.journey_id == Journey.id)
+            & (JourneyVersion.version == Journey.current_version),
+        )
+        .where(Journey.store_id == store_id, Journey.enabled.is_(True))
+    )
+    listened: set[str] = set()
+    for (version,) in rows.all():
+        compiled = await compiled_version(session, version)
+        listened.add(compiled.definition.trigger.event)
+        listened.update(rule.event for rule in compiled.definition.exit_when)
+        listened.update(op.event for op in compiled.program.ops if isinstance(op, WaitForOp))
+    return listened
 
 
 async def next_due(session: AsyncSession) -> datetime | None:

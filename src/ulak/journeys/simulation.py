@@ -30,13 +30,19 @@ from ulak.events.inbox import Inbox
 from ulak.events.schemas import Accepted
 from ulak.events.service import failed_events
 from ulak.jobs import job_context, registered
-from ulak.journeys import service as journeys
 from ulak.journeys.scenario import Scenario, ScenarioError
-from ulak.journeys.service import apply_journey, enrollments_of, install_library
+from ulak.journeys.service import (
+    apply_journey,
+    enrollments_of,
+    install_library,
+    listened_events,
+)
 from ulak.journeys.yamlfile import Problem
 from ulak.messages import service as messages
 from ulak.migrate import upgrade
 from ulak.stores.service import create_store
+from ulak.timers.service import KINDS
+from ulak.timers.service import next_due as timers_due
 from ulak.worker import Workers
 
 # Where links in the simulated messages point when the caller names no server.
@@ -208,8 +214,16 @@ async def _simulate(scenario: Scenario, url: str, base_url: str) -> Timeline:
                     raise ScenarioError([problem])
                 lines.setdefault(answer.key, timed.line)
             await workers.drain()
-        end = scenario.run_until or clock.now() + IDLE_LIMIT
-        await _run_until(end, workers, database, clock)
+        if scenario.run_until is not None:
+            await _run_until(scenario.run_until, workers, database, clock)
+        else:
+            # Until nothing is left to do: a timer no journey listens to (a lapse date, a
+            # birthday) is no work left, though it would fire.
+            async with database.read() as session:
+                listened = await listened_events(session, store_id=store.id)
+            await _run_until(
+                clock.now() + IDLE_LIMIT, workers, database, clock, timers=listened & set(KINDS)
+            )
         if scenario.run_until is not None:
             clock.set(scenario.run_until)
         return await _timeline(database, scenario, store.id, lines, clock.now())
@@ -219,11 +233,17 @@ async def _simulate(scenario: Scenario, url: str, base_url: str) -> Timeline:
 
 
 async def _run_until(
-    end: datetime, workers: Workers, database: Database, clock: FrozenClock
+    end: datetime,
+    workers: Workers,
+    database: Database,
+    clock: FrozenClock,
+    *,
+    timers: set[str] | None = None,
 ) -> None:
-    """Run what is due now, then move the clock to each next due moment up to `end`."""
+    """Run what is due now, then move the clock to each next due moment up to `end`
+    (of timers, only those of these kinds, when given)."""
     await workers.drain()
-    while (due := await _next_due(database)) is not None and due <= end:
+    while (due := await _next_due(database, timers)) is not None and due <= end:
         if due <= clock.now():
             # Drained, yet due: the loop would never end.
             raise RuntimeError(f"work due at {due.isoformat()} was left after the pipeline drained")
@@ -231,9 +251,16 @@ async def _run_until(
         await workers.drain()
 
 
-async def _next_due(database: Database) -> datetime | None:
+async def _next_due(database: Database, timers: set[str] | None = None) -> datetime | None:
+    """The earliest moment any job has work: each says when (`Job.due`)."""
     async with database.read() as session:
-        moments = [await journeys.next_due(session), await messages.next_due(session)]
+        moments = [
+            await job.due(session)
+            for job in registered().values()
+            if job.due and (timers is None or job.due is not timers_due)
+        ]
+        if timers is not None:
+            moments.append(await timers_due(session, kinds=timers))
     return min((m for m in moments if m is not None), default=None)
 
 

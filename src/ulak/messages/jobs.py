@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ulak.jobs import JobContext, job
+from ulak.messages.service import next_due
 
 
-@job("messages.send_due")
+@job("messages.send_due", due=next_due)
 async def send_due(ctx: JobContext) -> int:
     """Fold the outcomes recorded since the last run into `messages`, claim due messages for
     the free delivery slots and start delivering them (`messages.sending`).

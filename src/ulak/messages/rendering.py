@@ -678,9 +678,9 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
 
 
 def sample_context(template: str | None = None) -> dict[str, Any]:
-    """An order with everything a template may show (and the trigger event of a template
-    that needs one): a store's template is rendered on it before it is saved (`ulak
-    templates set`), and the tests render the shipped ones on it."""
+    """An order and a cart with everything a template may show (and the trigger event of
+    a template that needs one): a store's template is rendered on it before it is saved
+    (`ulak templates set`), and the tests render the shipped ones on it."""
     event = SAMPLE_EVENTS.get(template or "")
     return ({"event": event} if event else {}) | {
         "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
@@ -720,6 +720,24 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
             "tracking_number": "YK123456",
             "tracking_url": "https://kargo.example/YK123456",
             "estimated_delivery": "2026-11-25",
+        },
+        # What an abandoned cart's reminders show.
+        "cart": {
+            "cart_id": "cart_1",
+            "status": "open",
+            "items": [
+                {
+                    "title": "Seramik Kupa",
+                    "quantity": 2,
+                    "price": Decimal("250.00"),
+                    "url": "https://aysenin.example/kupa",
+                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
+                },
+                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
+            ],
+            "total": Decimal("1250.00"),
+            "currency": "TRY",
+            "recovery_url": "https://aysenin.example/sepet/cart_1",
         },
     }
 

@@ -251,8 +251,11 @@ async def create_email(
     base_url: str,
     clock: Clock,
     renders: Renders,
+    skip: str | None = None,
 ) -> Message:
-    """Queue one email, rendered by `renders` before the caller's transaction commits."""
+    """Queue one email, rendered by `renders` before the caller's transaction commits; with
+    `skip`, keep it as skipped for that reason instead (so the outbox shows what was not
+    sent, and why)."""
     now = clock.now()
     locale = resolve_locale(customer.locale, store.locale)
     brand = brand_of(store)
@@ -280,6 +283,9 @@ async def create_email(
     if not customer.email:
         message.status = "skipped"
         message.last_error = "the customer has no email address"
+    elif skip is not None:
+        message.status = "skipped"
+        message.last_error = skip
     session.add(message)
     await renders.render(
         message,

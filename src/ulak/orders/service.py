@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -428,10 +429,15 @@ def shipment_view(shipment: Shipment) -> dict[str, Any]:
 
 
 def cart_view(cart: Cart) -> dict[str, Any]:
+    """The cart as journeys and templates see it: Decimal money, as an order's."""
+    items = [
+        {**item, "price": Decimal(str(item["price"]))} if item.get("price") is not None else item
+        for item in cart.items
+    ]
     view = {
         "cart_id": cart.cart_id,
         "status": cart.status,
-        "items": cart.items,
+        "items": items,
         "total": cart.total,
         "currency": cart.currency,
         "recovery_url": cart.recovery_url,
@@ -466,3 +472,21 @@ async def move_customer(session: AsyncSession, *, from_customer: int, to_custome
         await session.execute(
             update(model).where(model.customer_id == from_customer).values(customer_id=to_customer)
         )
+
+
+async def order_times(session: AsyncSession, *, customer_id: int) -> list[tuple[str, datetime]]:
+    """(order id, placed at) of a customer's orders, oldest first (ix_orders_customer)."""
+    rows = await session.execute(
+        select(Order.order_id, Order.placed_at)
+        .where(Order.customer_id == customer_id)
+        .order_by(Order.placed_at, Order.id)
+    )
+    return [(order_id, at) for order_id, at in rows.all()]
+
+
+async def ordered_since(session: AsyncSession, *, customer_id: int, since: datetime) -> bool:
+    """Whether the customer placed an order at or after `since` (ix_orders_customer)."""
+    found = await session.execute(
+        select(Order.id).where(Order.customer_id == customer_id, Order.placed_at >= since).limit(1)
+    )
+    return found.first() is not None

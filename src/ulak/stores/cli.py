@@ -53,6 +53,12 @@ def stores_create(
     brand_color: Annotated[str, typer.Option()] = "#1f6feb",
     back_in_stock_factor: Annotated[int, typer.Option(help=FACTOR_HELP)] = 3,
     back_in_stock_daily_limit: Annotated[int, typer.Option(help=LIMIT_HELP)] = 10,
+    abandoned_cart_minutes: Annotated[
+        int, typer.Option(help="Minutes a cart stays idle, with no order, before it is abandoned.")
+    ] = 60,
+    lapsed_days: Annotated[
+        int, typer.Option(help="Days without an order before a customer has lapsed.")
+    ] = 90,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a store with the shipped journeys switched on; prints its API key once."""
@@ -107,6 +113,8 @@ def stores_update(
     brand_color: Annotated[str | None, typer.Option()] = None,
     back_in_stock_factor: Annotated[int | None, typer.Option(help=FACTOR_HELP)] = None,
     back_in_stock_daily_limit: Annotated[int | None, typer.Option(help=LIMIT_HELP)] = None,
+    abandoned_cart_minutes: Annotated[int | None, typer.Option()] = None,
+    lapsed_days: Annotated[int | None, typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""

@@ -33,6 +33,10 @@ class Store(Base):
     # (not all who wait will buy); and one requester may subscribe this often a day.
     back_in_stock_factor: Mapped[int] = mapped_column(Integer, default=3)
     back_in_stock_daily_limit: Mapped[int] = mapped_column(Integer, default=10)
+    # Clock-driven triggers (`timers/`): a cart idle this long, with no order, is abandoned;
+    # a customer without an order for this many days has lapsed.
+    abandoned_cart_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    lapsed_days: Mapped[int] = mapped_column(Integer, default=90)
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -34,6 +34,10 @@ LocaleName = Annotated[str, AfterValidator(_known_locale)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+# An idle cart becomes abandoned after 5 minutes to 30 days; a customer lapses after 1 to
+# 3650 days without an order.
+CartMinutes = Annotated[int, Field(ge=5, le=30 * 24 * 60)]
+LapsedDays = Annotated[int, Field(ge=1, le=3650)]
 
 
 class StoreCreate(BaseModel):
@@ -55,6 +59,8 @@ class StoreCreate(BaseModel):
     website_url: WebUrl | None = None
     back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] = 3
     back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] = 10
+    abandoned_cart_minutes: CartMinutes = 60
+    lapsed_days: LapsedDays = 90
 
 
 class StoreUpdate(BaseModel):
@@ -78,6 +84,8 @@ class StoreUpdate(BaseModel):
     website_url: WebUrl | None = None
     back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] | None = None
     back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    abandoned_cart_minutes: CartMinutes | None = None
+    lapsed_days: LapsedDays | None = None
 
 
 class StoreOut(BaseModel):
@@ -99,6 +107,8 @@ class StoreOut(BaseModel):
     website_url: str | None
     back_in_stock_factor: int
     back_in_stock_daily_limit: int
+    abandoned_cart_minutes: int
+    lapsed_days: int
 
 
 class StoreCreated(StoreOut):

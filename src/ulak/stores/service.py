@@ -47,6 +47,8 @@ async def create_store(
         website_url=data.website_url,
         back_in_stock_factor=data.back_in_stock_factor,
         back_in_stock_daily_limit=data.back_in_stock_daily_limit,
+        abandoned_cart_minutes=data.abandoned_cart_minutes,
+        lapsed_days=data.lapsed_days,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )

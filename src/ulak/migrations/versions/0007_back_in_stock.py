@@ -25,7 +25,9 @@ WAITING = sa.text("status = 'waiting'")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("stores") as batch:
+    # Plain ALTER TABLE ADD COLUMN (see 0009): a copied and dropped `stores` would take
+    # every row that cascades from a store with it.
+    with op.batch_alter_table("stores", recreate="never") as batch:
         batch.add_column(
             sa.Column("back_in_stock_factor", sa.Integer(), nullable=False, server_default="3")
         )
@@ -34,7 +36,7 @@ def upgrade() -> None:
                 "back_in_stock_daily_limit", sa.Integer(), nullable=False, server_default="10"
             )
         )
-    with op.batch_alter_table("products") as batch:
+    with op.batch_alter_table("products", recreate="never") as batch:
         batch.add_column(sa.Column("restocks", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "back_in_stock_subscriptions",

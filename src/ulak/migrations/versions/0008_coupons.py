@@ -112,7 +112,9 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'available'"),
         )
         batch.create_index("ix_coupons_customer", ["customer_id"], unique=False)
-    with op.batch_alter_table("customers") as batch:
+    # Plain ALTER TABLE ADD COLUMN: a copied and dropped `customers` would take every row
+    # that cascades from a customer with it (SQLite runs with foreign keys on).
+    with op.batch_alter_table("customers", recreate="never") as batch:
         batch.add_column(
             sa.Column(
                 "tags",
