@@ -113,6 +113,8 @@ async def test_bad_requests_are_refused_with_the_reason(
     await workers.drain()
     no_variant = await ask(client, store, wanting(1, variant_id="mavi"))
     assert no_variant.status_code == 404
+    nul = await client.get("/v1/back-in-stock", params={"customer": "\x00"}, headers=store.auth)
+    assert nul.status_code == 422  # found by the fuzz test: PostgreSQL cannot hold a NUL
     nobody = await ask(client, store, {"customer": {}, "product_id": CUP})
     assert nobody.status_code == 422
     assert await subscriptions(client, store) == []

@@ -121,8 +121,14 @@ async def list_back_in_stock(
     request: Request,
     store: CurrentStore,
     database: AppDatabase,
-    customer: str | None = Query(default=None, description="The shop's customer id or an email"),
-    product_id: str | None = Query(default=None, max_length=200),
+    # No NUL: PostgreSQL text cannot hold one, so such a value names nothing.
+    customer: str | None = Query(
+        default=None,
+        max_length=320,
+        pattern=r"^[^\x00]*$",
+        description="The shop's customer id or an email",
+    ),
+    product_id: str | None = Query(default=None, max_length=200, pattern=r"^[^\x00]*$"),
 ) -> list[SubscriptionOut]:
     now = _clock(request).now()
     async with database.read() as session:

@@ -189,6 +189,8 @@ def unsubscribe_email(customer: Customer, *, at: datetime) -> None:
 
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:
     """A customer by the shop's id, or by email address."""
+    if "\x00" in ref:  # PostgreSQL text cannot hold a NUL: no customer has one
+        raise NotFound(f"no customer {ref!r} in this store")
     condition: ColumnElement[bool] = (Customer.store_id == store_id) & (Customer.external_id == ref)
     email = normalize_email(ref) if "@" in ref else None
     if email:
