@@ -3,6 +3,7 @@ their clock-driven triggers fire at exact moments, and each exit holds."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def test_birthday_at_ten_in_the_customers_own_time_zone() -> None:
     ]
     (message,) = timeline.messages
     assert message.subject == "İyi ki doğdunuz, Ayşe!"
+    # A single-use birthday code, valid for the week.
+    assert re.search(
+        r"Size özel %15 indirim kodunuz: DOGUMGUNU-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}\n",
+        message.text,
+    )
+    assert "12 Mart 2026 tarihine kadar geçerlidir" in message.text
     assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
 
 
@@ -117,6 +124,7 @@ def test_win_back_when_a_customer_has_not_ordered_for_90_days() -> None:
         ("2026-05-31T10:00:00+03:00", "win-back", "win_back", TO),
     ]
     assert timeline.messages[0].subject == "Sizi özledik, Ayşe"
+    assert re.search(r"Size özel %15 indirim kodunuz: OZLEDIK-", timeline.messages[0].text)
     assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
 
 
