@@ -35,6 +35,13 @@ def test_abandoned_cart_reminds_at_1_24_and_72_hours_of_idleness() -> None:
     first, _, last = timeline.messages
     assert first.subject == "Sepetinizde ürünler sizi bekliyor"
     assert last.subject == "Sepetiniz yakında boşalabilir"
+    # Only the last reminder brings a code, from the store's cart template (10 %, 7 days).
+    assert re.search(
+        r"Siparişinizi tamamlamanız için %10 indirim: SEPET-\w{4}-\w{4} "
+        r"\(12 Mart 2026 tarihine kadar, tek kullanımlık\)\.",
+        last.text,
+    )
+    assert "indirim" not in first.text
     for message in timeline.messages:
         assert "- Seramik kupa × 2: 499,90 ₺" in message.text
         assert "Sepet toplamı: 499,90 ₺" in message.text
