@@ -127,6 +127,38 @@ def test_stores_update_changes_only_the_settings_given(env: dict[str, str]) -> N
     assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == [listed]
 
 
+def test_stores_update_clears_an_optional_setting(env: dict[str, str]) -> None:
+    created = ulak_cli(
+        "stores", "create", "--name", "Dükkan", "--reply-to", "yanit@dukkan.example",
+        "--website-url", "https://dukkan.example", "--json", env=env,
+    )  # fmt: skip
+    store = json.loads(created.stdout)
+    sid = str(store["id"])
+    result = ulak_cli(
+        "stores", "update", sid, "--clear", "reply-to", "--clear", "website_url", "--json",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = {
+        **{k: v for k, v in store.items() if k != "api_key"},
+        "reply_to": None,
+        "website_url": None,
+    }
+    assert json.loads(result.stdout) == expected
+
+    for clear, says in [
+        (["--clear", "name"], "--clear name: only these may be empty: reply-to, logo-url"),
+        (
+            ["--clear", "reply-to", "--reply-to", "a@dukkan.example"],
+            "--clear reply-to: also given a value",
+        ),
+    ]:
+        refused = ulak_cli("stores", "update", sid, *clear, env=env)
+        assert refused.returncode == 2
+        assert says in refused.stderr
+    assert json.loads(ulak_cli("stores", "list", "--json", env=env).stdout) == [expected]
+
+
 def test_an_invalid_journey_file_names_the_line_and_field(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -16,7 +16,14 @@ from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
 from ulak.journeys.service import install_library
 from ulak.migrate import upgrade
-from ulak.stores.schemas import ApiKeyOut, StoreCreate, StoreCreated, StoreOut, StoreUpdate
+from ulak.stores.schemas import (
+    CLEARABLE,
+    ApiKeyOut,
+    StoreCreate,
+    StoreCreated,
+    StoreOut,
+    StoreUpdate,
+)
 from ulak.stores.service import (
     create_api_key,
     create_store,
@@ -115,10 +122,32 @@ def stores_update(
     back_in_stock_daily_limit: Annotated[int | None, typer.Option(help=LIMIT_HELP)] = None,
     abandoned_cart_minutes: Annotated[int | None, typer.Option()] = None,
     lapsed_days: Annotated[int | None, typer.Option()] = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clear",
+            metavar="SETTING",
+            help=f"Empty a setting (repeatable): {', '.join(CLEARABLE).replace('_', '-')}.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""
-    given = {k: v for k, v in locals().items() if k not in ("store", "as_json") and v is not None}
+    given: dict[str, Any] = {
+        k: v
+        for k, v in locals().items()
+        if k not in ("store", "clear", "as_json") and v is not None
+    }
+    for setting in clear or []:
+        field = setting.removeprefix("--").replace("-", "_")
+        if field not in CLEARABLE:
+            shown = ", ".join(CLEARABLE).replace("_", "-")
+            err.print(f"[red]--clear {setting}[/red]: only these may be empty: {shown}")
+            raise typer.Exit(2)
+        if field in given:
+            err.print(f"[red]--clear {setting}[/red]: also given a value; give one or the other")
+            raise typer.Exit(2)
+        given[field] = None
     if not given:
         err.print("[red]error:[/red] nothing to change: give at least one setting")
         raise typer.Exit(2)

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from ulak.fields import WebUrl, ZoneName
 
@@ -63,8 +63,20 @@ class StoreCreate(BaseModel):
     lapsed_days: LapsedDays = 90
 
 
+# The settings a store may leave empty, and so may clear (`ulak stores update --clear`).
+CLEARABLE = (
+    "reply_to",
+    "logo_url",
+    "postal_address",
+    "contact_email",
+    "contact_phone",
+    "website_url",
+)
+
+
 class StoreUpdate(BaseModel):
-    """The settings to change; those left out stay as they are."""
+    """The settings to change; those left out stay as they are, and one of `CLEARABLE`
+    given as None is cleared."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -86,6 +98,13 @@ class StoreUpdate(BaseModel):
     back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
     abandoned_cart_minutes: CartMinutes | None = None
     lapsed_days: LapsedDays | None = None
+
+    @model_validator(mode="after")
+    def _clears_only_what_may_be_empty(self) -> StoreUpdate:
+        for field in sorted(self.model_fields_set - set(CLEARABLE)):
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be cleared: it needs a value")
+        return self
 
 
 class StoreOut(BaseModel):

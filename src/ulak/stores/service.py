@@ -60,9 +60,9 @@ async def create_store(
 
 
 async def update_store(session: AsyncSession, store_id: int, data: StoreUpdate) -> Store:
-    """Change the settings `data` gives; the others stay."""
+    """Change the settings `data` gives (None clears one); the others stay."""
     store = await get_store(session, store_id)
-    for field, value in data.model_dump(exclude_none=True).items():
+    for field, value in data.model_dump(exclude_unset=True).items():
         setattr(store, field, value)
     await session.flush()
     return store
