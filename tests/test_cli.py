@@ -32,7 +32,7 @@ def env(database_url: str) -> dict[str, str]:
 
 
 JOURNEY = """\
-key: thank-you
+key: after-delivery
 name: Teşekkürler
 legal_class: informational
 trigger:
@@ -69,6 +69,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
+        ("thank-you", False),
         ("welcome", False),
         ("win-back", False),
     ]
@@ -130,7 +131,7 @@ def test_stores_update_changes_only_the_settings_given(env: dict[str, str]) -> N
 def test_an_invalid_journey_file_names_the_line_and_field(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY.replace("wait: 2d", "wait: 2x"), encoding="utf-8")
     result = ulak_cli("journeys", "validate", str(path), env=env)
     assert result.returncode == 1
@@ -139,16 +140,16 @@ def test_an_invalid_journey_file_names_the_line_and_field(
 
 def test_journeys_apply_versions_a_changed_definition(tmp_path: Path, env: dict[str, str]) -> None:
     store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY, encoding="utf-8")
     assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
     first = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     again = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     path.write_text(JOURNEY.replace("2d", "3d"), encoding="utf-8")
     changed = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
-    assert first.stdout.strip() == "thank-you: version 1 (new version)"
-    assert again.stdout.strip() == "thank-you: version 1 (unchanged)"
-    assert changed.stdout.strip() == "thank-you: version 2 (new version)"
+    assert first.stdout.strip() == "after-delivery: version 1 (new version)"
+    assert again.stdout.strip() == "after-delivery: version 1 (unchanged)"
+    assert changed.stdout.strip() == "after-delivery: version 2 (new version)"
     missing = ulak_cli("journeys", "apply", str(path), "--store", "999", env=env)
     assert missing.returncode == 2
     assert "store 999 does not exist" in missing.stderr
@@ -507,7 +508,7 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY, encoding="utf-8")
     assert (
         await asyncio.to_thread(
@@ -533,7 +534,7 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
     )
     await workers.drain()  # waiting two days
     disabled = await asyncio.to_thread(
-        ulak_cli, "journeys", "disable", "thank-you", "--store", str(store.id), env=env
+        ulak_cli, "journeys", "disable", "after-delivery", "--store", str(store.id), env=env
     )
     assert disabled.returncode == 0, disabled.stderr
     assert "1 live enrollment(s) stopped" in disabled.stdout
@@ -550,12 +551,12 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
             )
         ).stdout
     )
-    assert [(j["enabled"], j["live_enrollments"]) for j in listed if j["key"] == "thank-you"] == [
-        (False, 0)
-    ]
+    assert [
+        (j["enabled"], j["live_enrollments"]) for j in listed if j["key"] == "after-delivery"
+    ] == [(False, 0)]
 
     enabled = await asyncio.to_thread(
-        ulak_cli, "journeys", "enable", "thank-you", "--store", str(store.id), env=env
+        ulak_cli, "journeys", "enable", "after-delivery", "--store", str(store.id), env=env
     )
     assert enabled.returncode == 0, enabled.stderr
     await client.post(
