@@ -708,3 +708,53 @@ async def test_a_store_adds_a_template_of_its_own_and_a_journey_sends_it(
     await workers.drain()
     subjects = sorted(str(m["Subject"]) for m in await dev_inbox(db))
     assert subjects == ["Bahar notu, Ayşe", "Your order #7 is confirmed"]
+
+
+def test_an_informational_journey_may_not_carry_a_promotion(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # The shipped journeys pass, informational and commercial ones alike.
+    library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
+    shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
+    assert (shipped.returncode, shipped.stderr) == (0, "")
+    assert len(shipped.stdout.splitlines()) == len(library) == 11
+    # An informational journey that issues a coupon, and sends a template that shows one.
+    path = tmp_path / "after-delivery.yaml"
+    coupon = (
+        "  - action: issue_coupon\n    coupon: win-back\n  - send: email\n    template: win_back\n"
+    )
+    path.write_text(JOURNEY + coupon, encoding="utf-8")
+    refused = ulak_cli("journeys", "validate", str(path), env=env)
+    fix = "informational journeys carry no promotions; make it legal_class: commercial"
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.splitlines() == [
+        f"{path}:11: steps[2]: issues a coupon (win-back): {fix}",
+        f"{path}:13: steps[3]: template win_back shows coupon: {fix}",
+    ]
+    store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
+    applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    assert applied.returncode == 2
+    assert (
+        applied.stderr.splitlines()[-1]
+        == f"{path}:13: steps[3]: template win_back shows coupon: {fix}"
+    )
+    # A store's own version of a shipped template that shows a coupon counts too.
+    path.write_text(JOURNEY, encoding="utf-8")
+    own = tmp_path / "order_delivered.html"
+    source = ulak_cli("templates", "show", "order_delivered", "--locale", "tr", env=env).stdout
+    own.write_text(
+        source.replace(
+            "{% endblock %}", "{% if coupon %} {{ coupon.code }}{% endif %}{% endblock %}", 1
+        ),
+        encoding="utf-8",
+    )
+    ulak_cli("templates", "set", "order_delivered", str(own), "--store", str(store["id"]), env=env)
+    assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
+    checked = ulak_cli("journeys", "validate", str(path), "--store", str(store["id"]), env=env)
+    assert (checked.returncode, checked.stderr) == (
+        1,
+        f"{path}:9: steps[1]: template order_delivered shows coupon: {fix}\n",
+    )
+    applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    assert applied.returncode == 2
+    assert f"{path}:9: steps[1]: template order_delivered shows coupon" in applied.stderr

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.journeys.test_simulation import PLACED, event, run, scenario, sent
 from ulak.journeys.simulation import Ended, Timeline, Unfinished, Unsent
 
@@ -393,3 +395,18 @@ def test_an_order_never_delivered_gets_only_the_thank_you() -> None:
     timeline = thank_you(CATALOGUE, order_of("+0s", CUSTOMER, "1001", "kupa"))
     assert sent(timeline) == [("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", TO)]
     assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
+def test_the_order_confirmation_never_pays_for_recommendations_or_tips(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def costly(*_: object, **__: object) -> None:
+        raise AssertionError("computed for a template that does not read it")
+
+    monkeypatch.setattr("ulak.journeys.context.recommend", costly)
+    monkeypatch.setattr("ulak.journeys.context.tips_for", costly)
+    timeline = run(scenario(CATALOGUE, PLACED, journeys="[order-confirmation]"))
+    assert sent(timeline) == [
+        ("2026-03-02T09:00:00+03:00", "order-confirmation", "order_confirmation", TO)
+    ]
+    assert timeline.failed_events == []
