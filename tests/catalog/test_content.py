@@ -5,12 +5,17 @@ product or its store's text per tag, and the `ulak catalog tips` commands."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.support import StoreKey, create_store_with_cli, make_store, ulak_cli
 from ulak.catalog.models import Product
@@ -318,3 +323,58 @@ def test_catalog_tips_commands(env: dict[str, str]) -> None:
 @pytest.fixture
 def env(database_url: str) -> dict[str, str]:
     return {"ULAK_DATABASE_URL": database_url}
+
+
+async def test_a_recommendation_reads_through_indexes_only(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """A store's order history only grows: a recommendation must read the customer's
+    orders, each seed product's latest orders and those orders' items, never scan
+    `orders` or `order_items` (SQLite's plans; its planner has no statistics to go by, so
+    the plan does not depend on how many rows the test wrote)."""
+    path = tmp_path / "ulak.db"
+    shutil.copy(sqlite_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "order_items" in statement or "FROM orders" in statement:
+            statements.append((statement, parameters))
+
+    try:
+        store = await make_store(db, FrozenClock(), library=False)
+        shop = Shop(db, store)
+        await shop.product("tabak")
+        await shop.order("b", "kupa", "tabak")
+        await shop.order("ayse", "kupa", "pecete")
+        customer = await shop.customer("ayse")
+        event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+        # In a transaction: the worker's connection, the one the engine's events see.
+        async with db.transaction() as session:
+            cards = await recommend(session, store_id=store.id, customer_id=customer)
+        assert [card.product_id for card in cards] == ["tabak"]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+        await db.dispose()
+    # What she bought, what was bought with it, the best sellers.
+    assert len(statements) == 3
+    with sqlite3.connect(path) as plain:
+        plans = [
+            [row[3] for row in plain.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()]
+            for sql, params in statements
+        ]
+    for plan in plans:
+        assert not [step for step in plan if re.match(r"SCAN (orders|order_items)\b", step)], plan
+    bought, together, best = plans
+    assert "SEARCH orders USING COVERING INDEX ix_orders_customer (customer_id=?)" in bought
+    assert (
+        together.count(
+            "SEARCH order_items USING COVERING INDEX ix_order_items_product (product_id=?)"
+        )
+        == 2
+    )  # kupa and pecete, each its latest orders in index order: no sort, no scan
+    assert "SEARCH order_items USING INDEX ix_order_items_order_id (order_id=?)" in together
+    assert not [step for step in together if "FOR ORDER BY" in step], together
+    assert [s for s in best if "orders" in s and "order_items" not in s] == [
+        "SEARCH orders USING COVERING INDEX ix_orders_store_placed (store_id=?)"
+    ]

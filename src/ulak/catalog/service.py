@@ -402,7 +402,7 @@ async def recommend(
     product they bought, one out of stock (inventory 0 in every variant) or one the
     catalogue cannot link to (no title or url). The reads are bounded (see
     `orders.service.bought_with`)."""
-    owned = await products_bought(session, store_id=store_id, customer_id=customer_id)
+    owned = await products_bought(session, customer_id=customer_id)
     together = await bought_with(session, store_id=store_id, product_ids=owned)
     memo = notes(session)(BEST_SELLERS)
     if store_id not in memo:
