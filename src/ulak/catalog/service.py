@@ -328,8 +328,7 @@ async def tips_for(
     tags: dict[str, list[str]] = {}
     titles: dict[str, str] = {}
     for product in rows.scalars():  # "" (the product itself) sorts before its variants
-        own.setdefault(product.product_id, list(product.tips or []))
-        if not own[product.product_id] and product.tips:
+        if product.tips and not own.get(product.product_id):
             own[product.product_id] = list(product.tips)
         tags.setdefault(product.product_id, [])
         tags[product.product_id] += [
