@@ -32,7 +32,7 @@ def env(database_url: str) -> dict[str, str]:
 
 
 JOURNEY = """\
-key: thank-you
+key: after-delivery
 name: Teşekkürler
 legal_class: informational
 trigger:
@@ -69,6 +69,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
+        ("thank-you", False),
         ("welcome", False),
         ("win-back", False),
     ]
@@ -162,7 +163,7 @@ def test_stores_update_clears_an_optional_setting(env: dict[str, str]) -> None:
 def test_an_invalid_journey_file_names_the_line_and_field(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY.replace("wait: 2d", "wait: 2x"), encoding="utf-8")
     result = ulak_cli("journeys", "validate", str(path), env=env)
     assert result.returncode == 1
@@ -171,16 +172,16 @@ def test_an_invalid_journey_file_names_the_line_and_field(
 
 def test_journeys_apply_versions_a_changed_definition(tmp_path: Path, env: dict[str, str]) -> None:
     store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY, encoding="utf-8")
     assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
     first = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     again = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     path.write_text(JOURNEY.replace("2d", "3d"), encoding="utf-8")
     changed = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
-    assert first.stdout.strip() == "thank-you: version 1 (new version)"
-    assert again.stdout.strip() == "thank-you: version 1 (unchanged)"
-    assert changed.stdout.strip() == "thank-you: version 2 (new version)"
+    assert first.stdout.strip() == "after-delivery: version 1 (new version)"
+    assert again.stdout.strip() == "after-delivery: version 1 (unchanged)"
+    assert changed.stdout.strip() == "after-delivery: version 2 (new version)"
     missing = ulak_cli("journeys", "apply", str(path), "--store", "999", env=env)
     assert missing.returncode == 2
     assert "store 999 does not exist" in missing.stderr
@@ -539,7 +540,7 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "thank-you.yaml"
+    path = tmp_path / "after-delivery.yaml"
     path.write_text(JOURNEY, encoding="utf-8")
     assert (
         await asyncio.to_thread(
@@ -565,7 +566,7 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
     )
     await workers.drain()  # waiting two days
     disabled = await asyncio.to_thread(
-        ulak_cli, "journeys", "disable", "thank-you", "--store", str(store.id), env=env
+        ulak_cli, "journeys", "disable", "after-delivery", "--store", str(store.id), env=env
     )
     assert disabled.returncode == 0, disabled.stderr
     assert "1 live enrollment(s) stopped" in disabled.stdout
@@ -582,12 +583,12 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
             )
         ).stdout
     )
-    assert [(j["enabled"], j["live_enrollments"]) for j in listed if j["key"] == "thank-you"] == [
-        (False, 0)
-    ]
+    assert [
+        (j["enabled"], j["live_enrollments"]) for j in listed if j["key"] == "after-delivery"
+    ] == [(False, 0)]
 
     enabled = await asyncio.to_thread(
-        ulak_cli, "journeys", "enable", "thank-you", "--store", str(store.id), env=env
+        ulak_cli, "journeys", "enable", "after-delivery", "--store", str(store.id), env=env
     )
     assert enabled.returncode == 0, enabled.stderr
     await client.post(
@@ -739,3 +740,53 @@ async def test_a_store_adds_a_template_of_its_own_and_a_journey_sends_it(
     await workers.drain()
     subjects = sorted(str(m["Subject"]) for m in await dev_inbox(db))
     assert subjects == ["Bahar notu, Ayşe", "Your order #7 is confirmed"]
+
+
+def test_an_informational_journey_may_not_carry_a_promotion(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # The shipped journeys pass, informational and commercial ones alike.
+    library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
+    shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
+    assert (shipped.returncode, shipped.stderr) == (0, "")
+    assert len(shipped.stdout.splitlines()) == len(library) == 11
+    # An informational journey that issues a coupon, and sends a template that shows one.
+    path = tmp_path / "after-delivery.yaml"
+    coupon = (
+        "  - action: issue_coupon\n    coupon: win-back\n  - send: email\n    template: win_back\n"
+    )
+    path.write_text(JOURNEY + coupon, encoding="utf-8")
+    refused = ulak_cli("journeys", "validate", str(path), env=env)
+    fix = "informational journeys carry no promotions; make it legal_class: commercial"
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.splitlines() == [
+        f"{path}:11: steps[2]: issues a coupon (win-back): {fix}",
+        f"{path}:13: steps[3]: template win_back shows coupon: {fix}",
+    ]
+    store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
+    applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    assert applied.returncode == 2
+    assert (
+        applied.stderr.splitlines()[-1]
+        == f"{path}:13: steps[3]: template win_back shows coupon: {fix}"
+    )
+    # A store's own version of a shipped template that shows a coupon counts too.
+    path.write_text(JOURNEY, encoding="utf-8")
+    own = tmp_path / "order_delivered.html"
+    source = ulak_cli("templates", "show", "order_delivered", "--locale", "tr", env=env).stdout
+    own.write_text(
+        source.replace(
+            "{% endblock %}", "{% if coupon %} {{ coupon.code }}{% endif %}{% endblock %}", 1
+        ),
+        encoding="utf-8",
+    )
+    ulak_cli("templates", "set", "order_delivered", str(own), "--store", str(store["id"]), env=env)
+    assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
+    checked = ulak_cli("journeys", "validate", str(path), "--store", str(store["id"]), env=env)
+    assert (checked.returncode, checked.stderr) == (
+        1,
+        f"{path}:9: steps[1]: template order_delivered shows coupon: {fix}\n",
+    )
+    applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    assert applied.returncode == 2
+    assert f"{path}:9: steps[1]: template order_delivered shows coupon" in applied.stderr

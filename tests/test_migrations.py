@@ -81,8 +81,16 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
                 " '2026-11-01 00:00:00')"
             )
         )
+        connection.execute(
+            text(
+                "INSERT INTO products (store_id, product_id, variant_id, tags, data, updated_at)"
+                " VALUES (1, 'p-1', '', '[\"mug\"]', '{}', '2026-11-01 00:00:00')"
+            )
+        )
     upgrade(url)
     with engine.connect() as connection:
+        # A product from before tips has none (and is kept: `products` is altered in place).
+        tips = connection.execute(text("SELECT product_id, tips FROM products")).all()
         rows = connection.execute(
             text(
                 "SELECT store_id, key, kind, amount, validity_days, prefix, source"
@@ -97,13 +105,16 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
         ]
     engine.dispose()
     assert kept == [2, 1, 1]
+    assert [tuple(row) for row in tips] == [("p-1", "[]")]
     assert [tuple(row) for row in rows] == [
         (1, "birthday", "percent", "15", 7, "DOGUMGUNU", "generated"),
         (1, "cart", "percent", "10", 7, "SEPET", "generated"),
+        (1, "next-order", "percent", "10", 30, "TESEKKURLER", "generated"),
         (1, "welcome", "percent", "10", 30, "HOSGELDIN", "generated"),
         (1, "win-back", "percent", "15", 30, "OZLEDIK", "generated"),
         (2, "birthday", "percent", "15", 7, "BIRTHDAY", "generated"),
         (2, "cart", "percent", "10", 7, "CART", "generated"),
+        (2, "next-order", "percent", "10", 30, "THANKYOU", "generated"),
         (2, "welcome", "percent", "10", 30, "WELCOME", "generated"),
         (2, "win-back", "percent", "15", 30, "COMEBACK", "generated"),
     ]

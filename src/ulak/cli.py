@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ulak.catalog.cli import catalog_app
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
 from ulak.coupons.cli import coupons_app
@@ -34,6 +35,7 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(messages_app, name="messages")
 app.command("simulate")(simulate_command)
 app.add_typer(coupons_app, name="coupons")
+app.add_typer(catalog_app, name="catalog")
 
 
 def _logging(settings: Settings) -> None:

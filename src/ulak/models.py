@@ -1,6 +1,6 @@
 """Every feature's tables, imported once so metadata (and Alembic) sees them all."""
 
-from ulak.catalog.models import Product
+from ulak.catalog.models import Product, TagTip
 from ulak.channels.models import DevInboxMessage
 from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
@@ -35,6 +35,7 @@ __all__ = [
     "Product",
     "Shipment",
     "Store",
+    "TagTip",
     "TemplateOverride",
     "Timer",
 ]

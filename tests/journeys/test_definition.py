@@ -28,12 +28,14 @@ from ulak.journeys.definition import (
     WaitOp,
     WaitStep,
     WaitUntil,
+    WaitWithin,
     compile_program,
     coupon_keys,
     load_journey,
     load_journey_file,
     next_wait_time,
     parse_duration,
+    promotion_problems,
     split_branch,
 )
 
@@ -582,3 +584,117 @@ def test_unknown_actions_and_bad_splits_point_at_their_lines() -> None:
         "j.yaml:19: steps[5].split[1].weight: field required",
         'j.yaml:22: steps[6].template: unknown field "template"',
     ]
+
+
+# A wait of a duration that may not end at night.
+
+WITHIN = """\
+key: thanks
+name: Thanks
+legal_class: informational
+trigger: {event: order.placed}
+steps:
+  - wait: {for: 3h, not_before: "09:00", not_after: "21:00"}
+  - send: email
+    template: order_confirmation
+"""
+
+
+def test_a_wait_within_hours_loads_compiles_and_round_trips() -> None:
+    journey = load_journey(WITHIN, "j.yaml")
+    within = WaitWithin.model_validate({"for": "3h", "not_before": "09:00", "not_after": "21:00"})
+    assert journey.steps[0] == WaitStep(wait=within)
+    (wait, _) = compile_program(journey).ops
+    assert wait == WaitOp(seconds=10800, until=None, weekdays=None, hours=(time(9), time(21)))
+    dumped = journey.model_dump(mode="json", by_alias=True)
+    assert dumped["steps"][0] == {
+        "wait": {"for": "3h", "not_before": "09:00", "not_after": "21:00"}
+    }
+    assert JourneyDefinition.model_validate(json.loads(json.dumps(dumped))) == journey
+
+
+def test_a_wait_within_hours_moves_a_night_end_to_the_morning() -> None:
+    op = WaitOp(seconds=3 * 3600, until=None, weekdays=None, hours=(time(9), time(21)))
+    # Istanbul is UTC+3. 09:00 + 3 h = 12:00: within the hours.
+    assert next_wait_time(op, utc(2026, 3, 2, 6), ISTANBUL) == utc(2026, 3, 2, 9)
+    # 17:59 + 3 h = 20:59: still within.
+    assert next_wait_time(op, utc(2026, 3, 2, 14, 59), ISTANBUL) == utc(2026, 3, 2, 17, 59)
+    # 18:00 + 3 h = 21:00: not_after is the first moment outside, so 09:00 the next day.
+    assert next_wait_time(op, utc(2026, 3, 2, 15), ISTANBUL) == utc(2026, 3, 3, 6)
+    # 23:00 + 3 h = 02:00 the next day: 09:00 that same day.
+    assert next_wait_time(op, utc(2026, 3, 2, 20), ISTANBUL) == utc(2026, 3, 3, 6)
+    # 05:00 + 3 h = 08:00: 09:00 the same day.
+    assert next_wait_time(op, utc(2026, 3, 3, 2), ISTANBUL) == utc(2026, 3, 3, 6)
+    # In the customer's zone: 12:00 in Berlin is 14:00 in Istanbul.
+    assert next_wait_time(op, utc(2026, 3, 2, 17), BERLIN) == utc(2026, 3, 3, 8)
+
+
+def test_wait_within_hours_that_span_midnight() -> None:
+    night_shift = WaitOp(seconds=3600, until=None, weekdays=None, hours=(time(22), time(6)))
+    # 23:00 + 1 h = 00:00: within 22:00-06:00.
+    assert next_wait_time(night_shift, utc(2026, 3, 2, 20), ISTANBUL) == utc(2026, 3, 2, 21)
+    # 06:30 + 1 h = 07:30: outside, so 22:00 that day.
+    assert next_wait_time(night_shift, utc(2026, 3, 2, 3, 30), ISTANBUL) == utc(2026, 3, 2, 19)
+
+
+def test_a_wait_within_hours_names_its_problems_on_their_lines() -> None:
+    steps = """\
+  - wait: {for: 0h, not_before: "9", not_after: "21:00"}
+  - wait: {for: 3h, not_before: "21:00", not_after: "21:00"}
+  - wait: {for: 3h, not_before: "09:00"}
+  - wait: {for: 3h, not_before: "09:00", not_after: "21:00", until: "10:00"}
+"""
+    text = WITHIN.replace('  - wait: {for: 3h, not_before: "09:00", not_after: "21:00"}\n', steps)
+    assert problems(text) == [
+        'j.yaml:6: steps[0].wait.for: duration "0h" must be longer than zero',
+        'j.yaml:6: steps[0].wait.not_before: invalid time of day "9": use 24-hour HH:MM,'
+        " like 09:00 or 18:30",
+        "j.yaml:7: steps[1].wait: not_before and not_after must differ: the hours would be empty",
+        "j.yaml:8: steps[2].wait.not_after: field required",
+        'j.yaml:9: steps[3].wait.until: unknown field "until"',
+    ]
+
+
+# Informational journeys carry no promotions.
+
+PROMOTING = """\
+key: after-delivery
+name: After delivery
+legal_class: informational
+trigger: {event: order.delivered}
+steps:
+  - send: email
+    template: order_delivered
+  - if: "customer.first_name"
+    then:
+      - action: issue_coupon
+        coupon: win-back
+    else:
+      - split:
+          - weight: 1
+            steps:
+              - send: email
+                template: thank_you_offer
+          - weight: 1
+  - wait_for: {event: order.placed, timeout: 7d}
+    on_timeout:
+      - send: email
+        template: my_offer
+"""
+
+
+def test_an_informational_journey_with_a_promotion_is_refused_on_its_lines() -> None:
+    journey = load_journey(PROMOTING, "j.yaml")
+    promotional = {"thank_you_offer": {"coupon", "recommendations"}, "my_offer": {"coupon"}}
+    assert [str(p) for p in promotion_problems(journey, PROMOTING, "j.yaml", promotional)] == [
+        "j.yaml:10: steps[1].then[0]: issues a coupon (win-back): informational journeys"
+        " carry no promotions; make it legal_class: commercial",
+        "j.yaml:16: steps[1].else[0].split[0].steps[0]: template thank_you_offer shows"
+        " coupon, recommendations: informational journeys carry no promotions; make it"
+        " legal_class: commercial",
+        "j.yaml:21: steps[2].on_timeout[0]: template my_offer shows coupon: informational"
+        " journeys carry no promotions; make it legal_class: commercial",
+    ]
+    commercial = PROMOTING.replace("legal_class: informational", "legal_class: commercial")
+    journey = load_journey(commercial, "j.yaml")
+    assert promotion_problems(journey, commercial, "j.yaml", promotional) == []

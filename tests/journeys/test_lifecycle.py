@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.journeys.test_simulation import PLACED, event, run, scenario, sent
 from ulak.journeys.simulation import Ended, Timeline, Unfinished, Unsent
 
@@ -261,3 +263,150 @@ def test_a_journey_says_how_late_its_sends_may_go(tmp_path: Path) -> None:
         "too late: meant for 2026-03-02T06:00:00+00:00, 3.0h ago"
         " (informational sends go within 2.0h)"
     ]
+
+
+# Thank you and follow-up: a thank-you a few hours after the order (not at night), usage
+# tips after delivery (only with tips), and an incentive for the next order two weeks later.
+
+
+def product_event(product_id: str, fields: str) -> str:
+    return (
+        f'  - at: "+0s"\n    event: {{type: product.updated, data: {{product_id: {product_id},'
+        f' title: "{product_id}", {fields}}}}}\n'
+    )
+
+
+def order_of(at: str, customer: str, order_id: str, *products: str) -> str:
+    items = ", ".join(
+        f"{{product_id: {p}, title: {p.capitalize()}, quantity: 1, price: '100.00'}}"
+        for p in products
+    )
+    data = f"{{order_id: '{order_id}', number: '#{order_id}', items: [{items}], total: '100.00'}}"
+    return event(at, "order.placed", data, customer)
+
+
+KUPA_TIPS = "tips: ['İlk kullanımdan önce ılık suyla yıkayın.', 'Bulaşık makinesine uygundur.']"
+CATALOGUE = (
+    product_event("kupa", f"url: 'https://dukkan.example/kupa', {KUPA_TIPS}")
+    + product_event("pecete", "url: 'https://dukkan.example/pecete', price: '180.00'")
+    + product_event("tabak", "url: 'https://dukkan.example/tabak', price: '90.00', inventory: 0")
+)
+# Another customer (without an email address: nothing is sent to them) bought kupa with
+# pecete and tabak; tabak is out of stock.
+OTHER = order_of("+0s", "customer: {id: c-7}", "900", "kupa", "pecete", "tabak")
+
+
+def thank_you(*events: str, run_until: str = "+40d") -> Timeline:
+    return run(scenario(*events, journeys="[thank-you]", run_until=run_until))
+
+
+def delivered_now(at: str, order_id: str = "1001") -> str:
+    return event(at, "order.delivered", f"{{order_id: '{order_id}'}}")
+
+
+def test_thank_you_then_tips_after_delivery_then_an_incentive() -> None:
+    timeline = thank_you(
+        CATALOGUE,
+        OTHER,
+        order_of("+0s", CUSTOMER, "1001", "kupa"),  # Monday 09:00
+        delivered_now("2026-03-04T15:00:00+03:00"),
+    )
+    assert sent(timeline) == [
+        # Three hours after the order.
+        ("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", TO),
+        # A day after the delivery, within 10:00-20:00.
+        ("2026-03-05T15:00:00+03:00", "thank-you", "thank_you_tips", TO),
+        # Two weeks after the tips.
+        ("2026-03-19T15:00:00+03:00", "thank-you", "thank_you_offer", TO),
+    ]
+    thanks, tips, offer = timeline.messages
+    assert thanks.subject == "Teşekkür ederiz, Ayşe"
+    assert "#1001 numaralı siparişiniz için çok teşekkür ederiz." in thanks.text
+    assert tips.subject == "Ürünlerinizden en iyi şekilde yararlanın"
+    assert (
+        "Kupa\n- İlk kullanımdan önce ılık suyla yıkayın.\n- Bulaşık makinesine uygundur.\n"
+        in tips.text
+    )
+    assert offer.subject == "Bir sonraki siparişinize özel, Ayşe"
+    assert re.search(r"Size özel %10 indirim kodunuz: TESEKKURLER-\w{4}-\w{4}\n", offer.text)
+    assert "18 Nisan 2026 tarihine kadar geçerlidir" in offer.text
+    # Bought with kupa: pecete; tabak is out of stock; kupa is hers.
+    assert (
+        "Aldıklarınızla birlikte sık tercih edilenler:\n"
+        "- pecete: 180,00 ₺ (https://dukkan.example/pecete)\n\n"
+    ) in offer.text
+    assert "tabak" not in offer.text
+    # The other customer has no address: their thank-you is kept as skipped.
+    assert [(u.journey, u.template, u.reason) for u in timeline.unsent] == [
+        ("thank-you", "thank_you", "the customer has no email address")
+    ]
+    assert timeline.endings == []
+    assert timeline.failed_events == []
+
+
+def test_an_order_at_night_is_thanked_at_nine_the_next_morning() -> None:
+    timeline = thank_you(
+        CATALOGUE,
+        order_of("2026-03-02T19:30:00+03:00", CUSTOMER, "1001", "kupa"),
+        run_until="+1d",
+    )
+    # 19:30 + 3 h is 22:30: at night, so 09:00.
+    assert sent(timeline) == [("2026-03-03T09:00:00+03:00", "thank-you", "thank_you", TO)]
+
+
+def test_an_order_without_tips_gets_no_tips_email() -> None:
+    timeline = thank_you(
+        CATALOGUE,
+        OTHER,
+        order_of("+0s", CUSTOMER, "1001", "pecete"),
+        delivered_now("2026-03-04T15:00:00+03:00"),
+    )
+    # No tips for pecete: the tips email is skipped by its guard, and the offer still
+    # comes two weeks after the moment the tips would have gone.
+    assert sent(timeline) == [
+        ("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", TO),
+        ("2026-03-19T15:00:00+03:00", "thank-you", "thank_you_offer", TO),
+    ]
+    # Bought with pecete: kupa (no price in the catalogue) and tabak (out of stock).
+    offer = timeline.messages[1].text
+    assert "- kupa (https://dukkan.example/kupa)\n" in offer
+    assert "tabak" not in offer
+    assert [u.journey for u in timeline.unsent] == ["thank-you"]  # the other customer's
+    assert timeline.endings == []
+
+
+def test_a_cancelled_order_ends_the_thank_you_journey() -> None:
+    cancelled = event("2026-03-03T10:00:00+03:00", "order.cancelled", "{order_id: '1001'}")
+    timeline = thank_you(CATALOGUE, order_of("+0s", CUSTOMER, "1001", "kupa"), cancelled)
+    assert sent(timeline) == [("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", TO)]
+    assert timeline.endings == [
+        Ended(
+            at=datetime(2026, 3, 3, 7, 0, tzinfo=UTC),
+            journey="thank-you",
+            customer="c-1042",
+            status="exited",
+            reason="exit_when: order.cancelled",
+        )
+    ]
+    assert timeline.unfinished == []
+
+
+def test_an_order_never_delivered_gets_only_the_thank_you() -> None:
+    timeline = thank_you(CATALOGUE, order_of("+0s", CUSTOMER, "1001", "kupa"))
+    assert sent(timeline) == [("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", TO)]
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
+def test_the_order_confirmation_never_pays_for_recommendations_or_tips(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def costly(*_: object, **__: object) -> None:
+        raise AssertionError("computed for a template that does not read it")
+
+    monkeypatch.setattr("ulak.journeys.context.recommend", costly)
+    monkeypatch.setattr("ulak.journeys.context.tips_for", costly)
+    timeline = run(scenario(CATALOGUE, PLACED, journeys="[order-confirmation]"))
+    assert sent(timeline) == [
+        ("2026-03-02T09:00:00+03:00", "order-confirmation", "order_confirmation", TO)
+    ]
+    assert timeline.failed_events == []

@@ -18,6 +18,7 @@ from ulak.messages.rendering import (
     resolve_locale,
     sample_context,
     shipped_templates,
+    template_variables,
 )
 
 TAG = re.compile(r"</?[a-zA-Z][^>]*>")
@@ -62,7 +63,16 @@ ORDER_MAILS = [
     "order_preparing",
     "order_shipped",
 ]
-LIFECYCLE_MAILS = ["abandoned_cart", "abandoned_cart_last", "birthday", "welcome", "win_back"]
+LIFECYCLE_MAILS = [
+    "abandoned_cart",
+    "abandoned_cart_last",
+    "birthday",
+    "thank_you",
+    "thank_you_offer",
+    "thank_you_tips",
+    "welcome",
+    "win_back",
+]
 
 
 def test_shipped_templates_are_the_order_and_lifecycle_mails() -> None:
@@ -463,3 +473,20 @@ def test_a_store_template_over_a_limit_fails_alone(
     assert render("order_confirmation", overrides={"order_confirmation": OVERRIDE}).subject == (
         "Teşekkürler Ayşe!"
     )
+
+
+def test_a_template_reads_the_costly_values_only_when_it_names_them() -> None:
+    assert {"recommendations", "tips"} & template_variables("order_confirmation", "tr", {}) == set()
+    assert {"coupon", "recommendations"} <= template_variables("thank_you_offer", "en", {})
+    assert "tips" in template_variables("thank_you_tips", "tr", {})
+    # The store's own version is the one read.
+    own = {"order_confirmation": "{% block subject %}{{ recommendations|length }}{% endblock %}"}
+    assert template_variables("order_confirmation", "tr", own) == {"recommendations"}
+    assert template_variables("no_such_template", "tr", {}) == frozenset()
+
+
+@pytest.mark.parametrize("locale", ["tr", "en"])
+def test_the_thank_you_offer_lists_its_recommendations(locale: str) -> None:
+    mail = render("thank_you_offer", locale)
+    assert "- Keten Peçete: 180,00 ₺ (https://aysenin.example/pecete)" in mail.text
+    assert 'src="https://cdn.aysenin.example/pecete.jpg"' in mail.html

@@ -4,7 +4,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, JSONType, Money, UTCDateTime
@@ -26,10 +27,27 @@ class Product(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     inventory: Mapped[int | None] = mapped_column(Integer)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # How to use it, from `product.updated`: shown after delivery (`tips` in a message's
+    # context); a product without its own falls back to its store's text per tag.
+    tips: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=sql_text("'[]'"))
     replenish_days: Mapped[int | None] = mapped_column(Integer)
     # How many times this variant came back from none in stock: a restock's number.
     restocks: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TagTip(Base):
+    """A store's usage tip for every product with a tag (`ulak catalog tips`), for the
+    products that bring no tips of their own."""
+
+    __tablename__ = "tag_tips"
+    __table_args__ = (UniqueConstraint("store_id", "tag"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.catalog.models import BackInStockSubscription, Product
+from ulak.catalog.models import BackInStockSubscription, Product, TagTip
 from ulak.clock import Clock
-from ulak.errors import NotFound
+from ulak.db import Note, notes
+from ulak.errors import Invalid, NotFound
 from ulak.events.schemas import BackInStockData, ProductData
+from ulak.orders.service import best_sellers, bought_with, products_bought
 
 # A back-in-stock subscription that no restock told ends after this long.
 SUBSCRIPTION_DAYS = 90
@@ -50,7 +53,7 @@ async def upsert_product(
     else:
         before = product.inventory
     sent = data.model_dump(exclude_unset=True, exclude={"product_id", "variant_id"})
-    known = {"title", "url", "image_url", "price", "currency", "inventory", "tags"}
+    known = {"title", "url", "image_url", "price", "currency", "inventory", "tags", "tips"}
     for field in known & sent.keys():
         setattr(product, field, sent[field])
     if "replenish_days" in sent:
@@ -245,3 +248,201 @@ async def replenish_days(
     )
     # Ordered so that the product's own row ("" sorts last) is the one kept.
     return {product_id: days for product_id, days in rows.all() if days is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage tips: a product's own (from `product.updated`), else its store's text per tag
+
+
+async def set_tag_tip(
+    session: AsyncSession, *, store_id: int, tag: str, text: str, now: datetime
+) -> TagTip:
+    """Set (or replace) the store's tip for the products with `tag`."""
+    tag, text = tag.strip(), text.strip()
+    if not tag or not text:
+        raise Invalid("a tag tip needs a tag and a text")
+    if len(tag) > 100 or len(text) > 1000:
+        raise Invalid("a tag is at most 100 characters and its tip at most 1000")
+    tip = (
+        await session.execute(select(TagTip).where(TagTip.store_id == store_id, TagTip.tag == tag))
+    ).scalar_one_or_none()
+    if tip is None:
+        tip = TagTip(store_id=store_id, tag=tag)
+        session.add(tip)
+    tip.text = text
+    tip.updated_at = now
+    await session.flush()
+    return tip
+
+
+async def remove_tag_tip(session: AsyncSession, *, store_id: int, tag: str) -> None:
+    tip = (
+        await session.execute(select(TagTip).where(TagTip.store_id == store_id, TagTip.tag == tag))
+    ).scalar_one_or_none()
+    if tip is None:
+        raise NotFound(f"store {store_id} has no tip for the tag {tag!r}")
+    await session.delete(tip)
+
+
+async def tag_tips(session: AsyncSession, *, store_id: int) -> list[TagTip]:
+    rows = await session.execute(
+        select(TagTip).where(TagTip.store_id == store_id).order_by(TagTip.tag)
+    )
+    return list(rows.scalars())
+
+
+@dataclass(frozen=True)
+class BoughtItem:
+    """An item of an order, as the customer saw it."""
+
+    product_id: str
+    title: str | None
+    url: str | None
+    image_url: str | None
+
+
+@dataclass(frozen=True)
+class ProductTips:
+    product_id: str
+    title: str
+    url: str | None
+    image_url: str | None
+    tips: tuple[str, ...]
+
+
+async def tips_for(
+    session: AsyncSession, *, store_id: int, items: Sequence[BoughtItem]
+) -> list[ProductTips]:
+    """The tips to show for these items, in their order, once per product: the product's
+    own tips (from any of its variants, its own row first), else the store's texts for its
+    tags, in the order of its tags. Products without either are left out."""
+    wanted = list(dict.fromkeys(item.product_id for item in items))
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(Product)
+        .where(Product.store_id == store_id, Product.product_id.in_(wanted))
+        .order_by(Product.product_id, Product.variant_id)
+    )
+    own: dict[str, list[str]] = {}
+    tags: dict[str, list[str]] = {}
+    titles: dict[str, str] = {}
+    for product in rows.scalars():  # "" (the product itself) sorts before its variants
+        if product.tips and not own.get(product.product_id):
+            own[product.product_id] = list(product.tips)
+        tags.setdefault(product.product_id, [])
+        tags[product.product_id] += [
+            t for t in product.tags or [] if t not in tags[product.product_id]
+        ]
+        if product.title:
+            titles.setdefault(product.product_id, product.title)
+    by_tag: dict[str, str] = {}
+    every_tag = {tag for product_tags in tags.values() for tag in product_tags}
+    if every_tag:
+        found = await session.execute(
+            select(TagTip.tag, TagTip.text).where(
+                TagTip.store_id == store_id, TagTip.tag.in_(every_tag)
+            )
+        )
+        by_tag = {tag: text for tag, text in found.all()}
+    shown: list[ProductTips] = []
+    first = {item.product_id: item for item in reversed(items)}
+    for product_id in wanted:
+        texts = own.get(product_id) or list(
+            dict.fromkeys(by_tag[tag] for tag in tags.get(product_id, []) if tag in by_tag)
+        )
+        if not texts:
+            continue
+        item = first[product_id]
+        shown.append(
+            ProductTips(
+                product_id=product_id,
+                title=item.title or titles.get(product_id, product_id),
+                url=item.url,
+                image_url=item.image_url,
+                tips=tuple(texts),
+            )
+        )
+    return shown
+
+
+# ---------------------------------------------------------------------------------------------
+# Recommendations: bought together with what the customer bought, else the best sellers
+
+RECOMMENDATIONS = 4
+# How many of the ranked products are looked up in the catalogue for stock: enough that a
+# few out of stock still leave RECOMMENDATIONS to show.
+_CANDIDATES = 40
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    """A product as a message shows it: the product's own row, else its first variant in
+    stock; in stock when any of its variants is (or does not say)."""
+
+    product_id: str
+    title: str
+    url: str
+    image_url: str | None
+    price: Decimal | None
+    currency: str | None
+
+
+# A batch renders many customers' messages of a few stores: their best sellers are counted
+# once per transaction.
+BEST_SELLERS: Note[dict[int, list[tuple[str, int]]]] = Note("catalog.best_sellers", dict)
+
+
+async def recommend(
+    session: AsyncSession, *, store_id: int, customer_id: int, limit: int = RECOMMENDATIONS
+) -> list[ProductCard]:
+    """Up to `limit` products for a customer: those most often in the same orders of the
+    store as what they bought (co-purchase counts), then the store's best sellers; never a
+    product they bought, one out of stock (inventory 0 in every variant) or one the
+    catalogue cannot link to (no title or url). The reads are bounded (see
+    `orders.service.bought_with`)."""
+    owned = await products_bought(session, customer_id=customer_id)
+    together = await bought_with(session, store_id=store_id, product_ids=owned)
+    memo = notes(session)(BEST_SELLERS)
+    if store_id not in memo:
+        memo[store_id] = await best_sellers(session, store_id=store_id)
+    excluded = set(owned)
+    ranked = [p for p, _ in together if p not in excluded][:_CANDIDATES]
+    fallback = [p for p, _ in memo[store_id] if p not in excluded and p not in ranked]
+    candidates = ranked + fallback[:_CANDIDATES]
+    cards = await _cards(session, store_id=store_id, product_ids=candidates)
+    return [cards[p] for p in candidates if p in cards][:limit]
+
+
+async def _cards(
+    session: AsyncSession, *, store_id: int, product_ids: list[str]
+) -> dict[str, ProductCard]:
+    """The products among these the store has in stock and can link to."""
+    if not product_ids:
+        return {}
+    rows = await session.execute(
+        select(Product)
+        .where(Product.store_id == store_id, Product.product_id.in_(product_ids))
+        .order_by(Product.product_id, Product.variant_id)
+    )
+    variants: dict[str, list[Product]] = {}
+    for product in rows.scalars():
+        variants.setdefault(product.product_id, []).append(product)
+    cards = {}
+    for product_id, rows_of in variants.items():
+        in_stock = [v for v in rows_of if v.inventory is None or v.inventory > 0]
+        if not in_stock:
+            continue
+        # The product's own row ("" sorts first) when it has one, else a variant in stock.
+        shown = rows_of[0] if rows_of[0].variant_id == "" else in_stock[0]
+        if not (shown.title and shown.url):
+            continue
+        cards[product_id] = ProductCard(
+            product_id=product_id,
+            title=shown.title,
+            url=shown.url,
+            image_url=shown.image_url,
+            price=shown.price,
+            currency=shown.currency,
+        )
+    return cards

@@ -64,6 +64,8 @@ DEFAULTS = (
     # Valid for the week of the birthday.
     Default("birthday", "percent", Decimal(15), 7, {"tr": "DOGUMGUNU", "en": "BIRTHDAY"}),
     Default("win-back", "percent", Decimal(15), 30, {"tr": "OZLEDIK", "en": "COMEBACK"}),
+    # The `thank-you` journey's incentive for a customer's next order.
+    Default("next-order", "percent", Decimal(10), 30, {"tr": "TESEKKURLER", "en": "THANKYOU"}),
 )
 
 # Codes are read from an email and typed at a checkout: no 0/O, 1/I/L to confuse.

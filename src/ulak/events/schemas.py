@@ -93,6 +93,23 @@ class Item(Loose):
     image_url: WebUrl | None = None
 
 
+def _tips(value: Any) -> Any:
+    # One text or a few: a shop with a single "how to use" field sends it as it is.
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [tip.strip() if isinstance(tip, str) else tip for tip in value]
+    return value
+
+
+# Usage tips of a product, shown to its buyers after delivery (a few short paragraphs).
+Tips = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=1000)]],
+    BeforeValidator(_tips),
+    Field(max_length=5),
+]
+
+
 class ProductData(Loose):
     product_id: Id
     variant_id: Id | None = None
@@ -104,6 +121,11 @@ class ProductData(Loose):
     inventory: int | None = None
     tags: list[str] = Field(default_factory=list)
     replenish_days: Annotated[int, Field(ge=1)] | None = None
+    tips: Tips = Field(
+        default_factory=list,
+        description="How to use the product: a text, or a list of up to 5; shown to its"
+        " buyers after delivery (`thank-you` journey). Without them, the store's text per tag.",
+    )
 
 
 class ProductViewedData(Loose):

@@ -16,16 +16,19 @@ from ulak.clock import SystemClock
 from ulak.config import get_settings
 from ulak.errors import Invalid
 from ulak.journeys.definition import (
+    PROMOTIONS,
     JourneyDefinition,
     JourneyFileError,
     load_journey_file,
+    promotion_problems,
     template_names,
 )
 from ulak.journeys.scenario import load_scenario_file
 from ulak.journeys.service import apply_journey, list_journeys
 from ulak.journeys.simulation import Timeline, simulate
 from ulak.journeys.yamlfile import YamlFileError
-from ulak.messages.service import missing_templates
+from ulak.messages.rendering import shipped_reads
+from ulak.messages.service import missing_templates, templates_reading
 from ulak.operations import retry_steps, set_journey_enabled
 from ulak.stores.service import get_store
 from ulak.terminal import console, err, in_transaction, reading, run_retry
@@ -44,9 +47,11 @@ def journeys_validate(
     sends must be shipped or, with --store, one of the store's own."""
     failed = False
     loaded: list[tuple[Path, JourneyDefinition]] = []
+    sources: dict[Path, str] = {}
     for path in paths:
         try:
             loaded.append((path, load_journey_file(path)))
+            sources[path] = path.read_text(encoding="utf-8")
         except JourneyFileError as error:
             failed = True
             for problem in error.problems:
@@ -55,6 +60,7 @@ def journeys_validate(
             failed = True
             err.print(f"{path}: {error.strerror}", markup=False)
     missing = _missing_templates([definition for _, definition in loaded], store)
+    promotional = _promotional_templates([definition for _, definition in loaded], store)
     for path, definition in loaded:
         problems = missing.get(definition.key, [])
         for name in problems:
@@ -63,7 +69,11 @@ def journeys_validate(
                 f"store {store}" if store is not None else "the shipped templates (or pass --store)"
             )
             err.print(f"{path}: template {name!r} is not among {where}", markup=False)
-        if not problems:
+        promotions = promotion_problems(definition, sources[path], str(path), promotional)
+        for problem in promotions:
+            failed = True
+            err.print(str(problem), markup=False, highlight=False)
+        if not problems and not promotions:
             console.print(
                 f"{path}: ok ({definition.key}, {len(definition.steps)} steps)", markup=False
             )
@@ -94,6 +104,23 @@ def _missing_templates(
     return reading(main)
 
 
+def _promotional_templates(
+    definitions: list[JourneyDefinition], store: int | None
+) -> dict[str, frozenset[str]]:
+    """The templates these journeys send that show a promotion (shipped, and with a store
+    its own versions), for the informational ones' check."""
+    names = {name for d in definitions for name in template_names(d)}
+
+    async def main(session: AsyncSession) -> dict[str, frozenset[str]]:
+        if store is not None:
+            await get_store(session, store)
+        return await templates_reading(session, store_id=store, templates=names, names=PROMOTIONS)
+
+    if store is None:
+        return {n: r for n in sorted(names) if (r := shipped_reads(n, PROMOTIONS))}
+    return reading(main)
+
+
 @journeys_app.command("apply")
 def journeys_apply(
     paths: list[Path], store: Annotated[int, typer.Option(help="Store id.")]
@@ -102,7 +129,7 @@ def journeys_apply(
     loaded = []
     for path in paths:
         try:
-            loaded.append((load_journey_file(path), path.read_text(encoding="utf-8")))
+            loaded.append((load_journey_file(path), path.read_text(encoding="utf-8"), path))
         except JourneyFileError as error:
             for problem in error.problems:
                 err.print(str(problem), markup=False, highlight=False)
@@ -111,7 +138,7 @@ def journeys_apply(
     async def main(session: AsyncSession) -> list[tuple[str, int, bool]]:
         await get_store(session, store)
         out = []
-        for definition, source in loaded:
+        for definition, source, path in loaded:
             names = template_names(definition)
             if missing := await missing_templates(session, store_id=store, names=names):
                 raise Invalid(
@@ -124,6 +151,7 @@ def journeys_apply(
                 definition=definition,
                 source=source,
                 clock=SystemClock(),
+                filename=str(path),
             )
             out.append((journey.key, version, changed))
         return out

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import pathlib
 import re
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -25,12 +26,13 @@ from pydantic import (
     PlainValidator,
     Tag,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from ulak.journeys.expressions import ExpressionError, check_expression
+from ulak.journeys.yamlfile import Loc, YamlFileError, parse_mapping, read_text
 from ulak.journeys.yamlfile import Problem as Problem  # what JourneyFileError.problems holds
-from ulak.journeys.yamlfile import YamlFileError, parse_mapping, read_text
 
 # ---------------------------------------------------------------------------------------------
 # Field types
@@ -115,13 +117,35 @@ class WaitUntil(_Model):
     weekdays: list[Weekday] | None = Field(default=None, min_length=1)
 
 
+class WaitWithin(_Model):
+    """A wait of `for` whose end, when it falls outside [not_before, not_after) local time,
+    moves to the next not_before: "3 hours later, but not at night". The hours may span
+    midnight (`not_before: "22:00"`, `not_after: "06:00"`)."""
+
+    for_: Duration = Field(alias="for")
+    not_before: TimeOfDay
+    not_after: TimeOfDay
+
+    @model_validator(mode="after")
+    def _hours_differ(self) -> WaitWithin:
+        if self.not_before == self.not_after:
+            raise PydanticCustomError(
+                "empty_hours", "not_before and not_after must differ: the hours would be empty"
+            )
+        return self
+
+
 def _wait_kind(value: Any) -> str:
+    if isinstance(value, WaitWithin) or (isinstance(value, dict) and "for" in value):
+        return "wait:within"
     return "wait:until" if isinstance(value, dict | WaitUntil) else "wait:duration"
 
 
 class WaitStep(_Model):
     wait: Annotated[
-        Annotated[Duration, Tag("wait:duration")] | Annotated[WaitUntil, Tag("wait:until")],
+        Annotated[Duration, Tag("wait:duration")]
+        | Annotated[WaitUntil, Tag("wait:until")]
+        | Annotated[WaitWithin, Tag("wait:within")],
         Discriminator(_wait_kind),
     ]
 
@@ -229,7 +253,7 @@ _STEP_KINDS: dict[str, tuple[str, Any]] = {
     "split": ("step:split", SplitStep),
 }
 _TAGS = frozenset(
-    {"wait:duration", "wait:until"}
+    {"wait:duration", "wait:until", "wait:within"}
     | {tag for tag, _ in _STEP_KINDS.values()}
     | {tag for tag, _ in _ACTIONS.values()}
 )
@@ -347,6 +371,8 @@ class WaitOp:
     seconds: int | None
     until: time | None
     weekdays: frozenset[int] | None  # 0 = Monday, like date.weekday()
+    # (not_before, not_after): the local hours a wait of `seconds` may end in.
+    hours: tuple[time, time] | None = None
 
 
 @dataclass(frozen=True)
@@ -532,9 +558,17 @@ def split_branch(op: SplitOp, *, journey: str, customer_id: int) -> int:
     raise AssertionError("unreachable: the point is below the total weight")
 
 
-def _wait_op(wait: str | WaitUntil) -> WaitOp:
+def _time(text: str) -> time:
+    hour, minute = (int(part) for part in text.split(":"))
+    return time(hour, minute)
+
+
+def _wait_op(wait: str | WaitUntil | WaitWithin) -> WaitOp:
     if isinstance(wait, str):
         return WaitOp(seconds=parse_duration(wait), until=None, weekdays=None)
+    if isinstance(wait, WaitWithin):
+        hours = (_time(wait.not_before), _time(wait.not_after))
+        return WaitOp(seconds=parse_duration(wait.for_), until=None, weekdays=None, hours=hours)
     hour, minute = (int(part) for part in wait.until.split(":"))
     days = frozenset(WEEKDAYS.index(day) for day in wait.weekdays) if wait.weekdays else None
     return WaitOp(seconds=None, until=time(hour, minute), weekdays=days)
@@ -545,7 +579,8 @@ def next_wait_time(op: WaitOp, now: datetime, tz: ZoneInfo) -> datetime:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if op.seconds is not None:
-        return now.astimezone(UTC) + timedelta(seconds=op.seconds)
+        end = now.astimezone(UTC) + timedelta(seconds=op.seconds)
+        return end if op.hours is None else _within(end, op.hours, tz)
     if op.until is None:
         raise ValueError("a wait needs seconds or a time of day")
     if op.weekdays is not None and not op.weekdays:
@@ -561,3 +596,68 @@ def next_wait_time(op: WaitOp, now: datetime, tz: ZoneInfo) -> datetime:
         if candidate > now:
             return candidate
     raise AssertionError("unreachable: a week always holds an allowed day")
+
+
+def _within(moment: datetime, hours: tuple[time, time], tz: ZoneInfo) -> datetime:
+    """`moment` when its local time is within [not_before, not_after), else the next
+    not_before (the same night's morning)."""
+    not_before, not_after = hours
+    local = moment.astimezone(tz)
+    at = local.time().replace(tzinfo=None)
+    if not_before < not_after:
+        inside = not_before <= at < not_after
+    else:  # the hours span midnight
+        inside = at >= not_before or at < not_after
+    if inside:
+        return moment
+    for offset in range(2):
+        candidate = datetime.combine(local.date() + timedelta(days=offset), not_before, tzinfo=tz)
+        if candidate.astimezone(UTC) > moment:
+            return candidate.astimezone(UTC)
+    raise AssertionError("unreachable: a not_before comes within a day")
+
+
+# ---------------------------------------------------------------------------------------------
+# No promotions in informational journeys
+
+# What makes a message a promotion: a coupon, or products to buy.
+PROMOTIONS = frozenset({"coupon", "recommendations"})
+
+
+def promotion_problems(
+    definition: JourneyDefinition,
+    source: str,
+    filename: str,
+    promotional: Mapping[str, Collection[str]],
+) -> list[Problem]:
+    """An informational journey (sent without marketing consent) may carry no promotion:
+    each step that issues a coupon, or sends a template that shows one (`promotional`: the
+    templates that read PROMOTIONS, and which they read), on its line in `source`."""
+    if definition.legal_class != "informational":
+        return []
+    document = parse_mapping(source, filename, error=JourneyFileError, needs="a journey file")
+    fix = "informational journeys carry no promotions; make it legal_class: commercial"
+    problems = []
+    for loc, step in _steps_at(definition.steps, ("steps",)):
+        if isinstance(step, IssueCouponAction):
+            message = f"issues a coupon ({step.coupon}): {fix}"
+            problems.append(document.problem_at(loc, message))
+        elif isinstance(step, SendStep) and (shows := promotional.get(step.template)):
+            message = f"template {step.template} shows {', '.join(sorted(shows))}: {fix}"
+            problems.append(document.problem_at(loc, message))
+    return problems
+
+
+def _steps_at(steps: list[Step], at: Loc) -> Iterator[tuple[Loc, Step]]:
+    """Every step, however deeply nested, with where it is in the file."""
+    for index, step in enumerate(steps):
+        loc = (*at, index)
+        yield loc, step
+        if isinstance(step, WaitForStep):
+            yield from _steps_at(step.on_timeout, (*loc, "on_timeout"))
+        elif isinstance(step, IfStep):
+            yield from _steps_at(step.then, (*loc, "then"))
+            yield from _steps_at(step.else_ or [], (*loc, "else"))
+        elif isinstance(step, SplitStep):
+            for number, branch in enumerate(step.split):
+                yield from _steps_at(branch.steps, (*loc, "split", number, "steps"))

@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["ExpressionError", "check_expression", "evaluate", "truthy"]
+__all__ = ["ExpressionError", "check_expression", "evaluate", "names_in", "truthy"]
 
 # Large enough for any sensible guard, small enough that `2 ** (10 ** 9)` or `'x' * 10 ** 10`
 # cannot stall a worker or exhaust its memory.
@@ -82,6 +82,16 @@ def _compile(source: str) -> Callable[..., Any]:
         message = exc.message or "syntax error"
         reason = _SYNTAX_MESSAGES.get(message, message.replace("end of template", "end of input"))
         raise ExpressionError(f'syntax error in expression "{source}": {reason}') from None
+
+
+@functools.lru_cache(maxsize=4096)
+def names_in(source: str) -> frozenset[str]:
+    """The values an expression reads (`tips` in `guard: tips`), so that the ones that cost a
+    query are computed only for expressions that read them."""
+    try:
+        return frozenset(meta.find_undeclared_variables(_ENV.parse("{{ " + source + " }}")))
+    except TemplateSyntaxError:
+        return frozenset()  # evaluating it says what is wrong
 
 
 def check_expression(source: str) -> None:

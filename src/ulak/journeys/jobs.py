@@ -24,7 +24,7 @@ from ulak.journeys.actions import (
     run_action,
     take_split,
 )
-from ulak.journeys.context import build_context, prefetch_orders
+from ulak.journeys.context import add_costly, build_context, prefetch_orders
 from ulak.journeys.definition import (
     AlertShopOp,
     BranchOp,
@@ -38,7 +38,7 @@ from ulak.journeys.definition import (
     WaitOp,
     next_wait_time,
 )
-from ulak.journeys.expressions import truthy
+from ulak.journeys.expressions import names_in, truthy
 from ulak.journeys.models import IS_LIVE, Enrollment, JourneyVersion
 from ulak.journeys.service import (
     compiled_version,
@@ -51,7 +51,12 @@ from ulak.journeys.service import (
 )
 from ulak.messages.models import Message
 from ulak.messages.rendering import TemplateError, reason_of, store_template_of
-from ulak.messages.service import Renders, alert_shop_of_template, create_email
+from ulak.messages.service import (
+    Renders,
+    alert_shop_of_template,
+    create_email,
+    variables_of,
+)
 from ulak.offload import Offload
 from ulak.stores.models import Store
 
@@ -243,6 +248,10 @@ async def _run(
     context["enrollment"] = enrollment_view(enrollment)
     if compiled.program.issues_coupons:
         await add_coupon(session, context, store=store, customer=customer, enrollment=enrollment)
+    if definition.guard:
+        await add_costly(
+            session, context, names_in(definition.guard), store=store, customer=customer
+        )
     for _ in range(MAX_OPS_PER_RUN):
         if enrollment.pc >= len(ops):
             trace(session, enrollment, at=now, kind="complete", note="journey completed")
@@ -289,6 +298,9 @@ async def _run(
             enrollment.next_run_at = due
             return
         if isinstance(op, BranchOp):
+            await add_costly(
+                session, context, names_in(op.condition), store=store, customer=customer
+            )
             taken = truthy(op.condition, context)
             trace(session, enrollment, at=now, kind="if", note=f"{op.condition} -> {taken}")
             enrollment.pc = enrollment.pc + 1 if taken else op.else_pc
@@ -296,9 +308,18 @@ async def _run(
             enrollment.pc = op.target
         elif isinstance(op, SendOp):
             late = now - anchor
+            # Values that cost queries, only when the guard or the template reads them.
+            if op.guard:
+                await add_costly(
+                    session, context, names_in(op.guard), store=store, customer=customer
+                )
             if op.guard and not truthy(op.guard, context):
                 trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
             else:
+                reads = await variables_of(
+                    session, store=store, customer=customer, template=op.template
+                )
+                await add_costly(session, context, reads, store=store, customer=customer)
                 stale = None
                 if late > definition.send_window():
                     stale = (

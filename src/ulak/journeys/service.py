@@ -21,12 +21,16 @@ from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres,
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
+    PROMOTIONS,
     JourneyDefinition,
+    JourneyFileError,
     Program,
     WaitForOp,
     compile_program,
     coupon_keys,
     load_journey,
+    promotion_problems,
+    template_names,
 )
 from ulak.journeys.expressions import ExpressionError, truthy
 from ulak.journeys.models import (
@@ -37,6 +41,7 @@ from ulak.journeys.models import (
     Journey,
     JourneyVersion,
 )
+from ulak.messages.service import templates_reading
 
 REENTRY_FIELD = {
     "once_per_order": "order_id",
@@ -84,12 +89,15 @@ async def apply_journey(
     definition: JourneyDefinition,
     source: str,
     clock: Clock,
+    filename: str | None = None,
 ) -> tuple[Journey, int, bool]:
     """Store a definition as the journey's next version (when it differs from the current).
 
     Returns the journey, its current version number and whether a new version was written.
     Running enrollments keep the version they started on. A journey that issues coupons of a
-    template the store does not have is refused, rather than failing each customer's step.
+    template the store does not have is refused, rather than failing each customer's step;
+    so is an informational journey that carries a promotion (`promotion_problems`, on the
+    lines of `source`).
     """
     now = clock.now()
     missing = await missing_templates(
@@ -104,6 +112,11 @@ async def apply_journey(
             f"{store_id}`",
             details={"missing_coupon_templates": missing},
         )
+    promotional = await templates_reading(
+        session, store_id=store_id, templates=template_names(definition), names=PROMOTIONS
+    )
+    if problems := promotion_problems(definition, source, filename or definition.key, promotional):
+        raise JourneyFileError(problems)
     dumped = definition.model_dump(mode="json", by_alias=True)
     journey = (
         await session.execute(

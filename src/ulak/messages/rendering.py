@@ -25,7 +25,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +42,7 @@ from jinja2 import (
     Template,
     TemplateSyntaxError,
     Undefined,
+    meta,
     nodes,
     pass_context,
     pass_eval_context,
@@ -576,6 +577,41 @@ def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, st
     return source, filename
 
 
+@lru_cache(maxsize=512)
+def _variables(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(_ENVS["text"].parse(source)))
+    except TemplateSyntaxError:
+        return frozenset()  # the render says what is wrong with it
+
+
+def template_variables(name: str, locale: str, overrides: Mapping[str, str]) -> frozenset[str]:
+    """The context values a template reads (the store's version when it has one): values
+    that cost a query (`recommendations`) are computed only for templates that read them.
+    Parsed once per distinct source. A template name that is unknown reads nothing: its
+    render says so."""
+    try:
+        source, _ = _source(name, resolve_locale(locale, locale), overrides)
+    except TemplateError:
+        return frozenset()
+    return _variables(source)
+
+
+def source_reads(source: str, names: Collection[str]) -> frozenset[str]:
+    """Which of `names` a template's source reads."""
+    return _variables(source) & frozenset(names)
+
+
+def shipped_reads(name: str, names: Collection[str]) -> frozenset[str]:
+    """Which of `names` the shipped template reads, in any of its languages."""
+    found: frozenset[str] = frozenset()
+    for lang in SHIPPED_LANGUAGES:
+        source = _shipped_source(f"{name}.{lang}.html")
+        if source is not None:
+            found |= source_reads(source, names)
+    return found
+
+
 def shipped_source(name: str, locale: str) -> str:
     """The shipped source a store starts from when it overrides a template."""
     return _source(name, language_of(locale), {})[0]
@@ -739,6 +775,29 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
             "currency": "TRY",
             "recovery_url": "https://aysenin.example/sepet/cart_1",
         },
+        # What the thank-you journey's messages show (`journeys.context.add_costly`).
+        "tips": [
+            {
+                "product_id": "p-1",
+                "title": "Seramik Kupa",
+                "url": "https://aysenin.example/kupa",
+                "tips": [
+                    "İlk kullanımdan önce ılık suyla yıkayın.",
+                    "Bulaşık makinesine uygundur.",
+                ],
+            }
+        ],
+        "recommendations": [
+            {
+                "product_id": "p-2",
+                "title": "Keten Peçete",
+                "url": "https://aysenin.example/pecete",
+                "image_url": "https://cdn.aysenin.example/pecete.jpg",
+                "price": Decimal("180.00"),
+                "currency": "TRY",
+                "price_text": "180,00 ₺",
+            }
+        ],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -41,7 +41,10 @@ from ulak.messages.rendering import (
     render_email,
     resolve_locale,
     sample_context,
+    shipped_reads,
     shipped_templates,
+    source_reads,
+    template_variables,
 )
 from ulak.offload import Offload
 from ulak.stores.models import Store
@@ -130,6 +133,25 @@ async def missing_templates(
         names=tuple(wanted),
     )
     return [name for name in wanted if name not in own]
+
+
+async def templates_reading(
+    session: AsyncSession, *, store_id: int | None, templates: Iterable[str], names: Collection[str]
+) -> dict[str, frozenset[str]]:
+    """The templates among `templates` that read any of `names` (a coupon, products to
+    buy), with those they read: shipped in any language, or the store's own version in any
+    language (either may be the one a customer gets)."""
+    wanted = sorted(set(templates))
+    found = {name: shipped_reads(name, names) for name in wanted}
+    if store_id is not None and wanted:
+        rows = await session.execute(
+            select(TemplateOverride.name, TemplateOverride.source).where(
+                TemplateOverride.store_id == store_id, TemplateOverride.name.in_(wanted)
+            )
+        )
+        for name, source in rows.all():
+            found[name] |= source_reads(source, names)
+    return {name: reads for name, reads in found.items() if reads}
 
 
 async def store_templates(session: AsyncSession, *, store_id: int) -> list[tuple[str, str]]:
@@ -238,6 +260,30 @@ def _fill(message: Message, rendered: RenderedEmail) -> None:
     message.text = rendered.text
 
 
+async def _sources(
+    session: AsyncSession, *, store: Store, customer: Customer, template: str
+) -> tuple[str, dict[str, str]]:
+    """The language a customer's email is rendered in and the store's own sources of it."""
+    locale = resolve_locale(customer.locale, store.locale)
+    names = (template, "layout")
+    overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
+    if template not in overrides and template not in shipped_templates():
+        # A template of the store's own that exists only in the store's language: the
+        # message goes out in that language rather than not at all.
+        locale = resolve_locale(store.locale, store.locale)
+        overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
+    return locale, overrides
+
+
+async def variables_of(
+    session: AsyncSession, *, store: Store, customer: Customer, template: str
+) -> frozenset[str]:
+    """What the template this customer's email would be rendered from reads (the store's
+    version when it has one), for values computed only when read."""
+    locale, overrides = await _sources(session, store=store, customer=customer, template=template)
+    return template_variables(template, locale, overrides)
+
+
 async def create_email(
     session: AsyncSession,
     *,
@@ -257,15 +303,8 @@ async def create_email(
     `skip`, keep it as skipped for that reason instead (so the outbox shows what was not
     sent, and why)."""
     now = clock.now()
-    locale = resolve_locale(customer.locale, store.locale)
     brand = brand_of(store)
-    names = (template, "layout")
-    overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
-    if template not in overrides and template not in shipped_templates():
-        # A template of the store's own that exists only in the store's language: the
-        # message goes out in that language rather than not at all.
-        locale = resolve_locale(store.locale, store.locale)
-        overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
+    locale, overrides = await _sources(session, store=store, customer=customer, template=template)
     unsubscribe = (
         unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
     )

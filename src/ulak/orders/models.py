@@ -33,6 +33,8 @@ class Order(Base):
         UniqueConstraint("store_id", "order_id"),
         # Customer profile: a customer's orders, newest first.
         Index("ix_orders_customer", "customer_id", "placed_at"),
+        # A store's latest orders: its best sellers are counted over them.
+        Index("ix_orders_store_placed", "store_id", "placed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -60,6 +62,10 @@ class Order(Base):
 
 class OrderItem(Base):
     __tablename__ = "order_items"
+    __table_args__ = (
+        # The latest orders of a product, for what is bought together with it.
+        Index("ix_order_items_product", "product_id", "order_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)

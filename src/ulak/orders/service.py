@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, distinct, func, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.db import insert_returning_id, insert_rows, table_of
@@ -490,3 +490,88 @@ async def ordered_since(session: AsyncSession, *, customer_id: int, since: datet
         select(Order.id).where(Order.customer_id == customer_id, Order.placed_at >= since).limit(1)
     )
     return found.first() is not None
+
+
+# Bounds on what a recommendation reads (`catalog.service.recommend`): the customer's most
+# recent products seed it, each through its latest orders in the store; best sellers are
+# counted over the store's latest orders.
+SEED_PRODUCTS = 20
+ORDERS_PER_PRODUCT = 200
+BEST_SELLER_ORDERS = 500
+
+
+async def products_bought(session: AsyncSession, *, customer_id: int) -> list[str]:
+    """The products a customer ever bought, the latest bought first (read through their
+    own orders: `ix_orders_customer`)."""
+    last = func.max(Order.placed_at)
+    rows = await session.execute(
+        select(OrderItem.product_id, last)
+        .join(Order, Order.id == OrderItem.order_id)
+        # By customer only: a customer belongs to one store, and with the store's id too
+        # SQLite chose `ix_orders_store_placed`, reading every order of the store.
+        .where(Order.customer_id == customer_id, OrderItem.product_id.is_not(None))
+        .group_by(OrderItem.product_id)
+        .order_by(last.desc(), OrderItem.product_id)
+    )
+    return [product_id for product_id, _ in rows.all() if product_id is not None]
+
+
+async def bought_with(
+    session: AsyncSession, *, store_id: int, product_ids: Sequence[str]
+) -> list[tuple[str, int]]:
+    """The other products in the same orders of the store as these, with how many such
+    orders hold each, most first (ties by product id).
+
+    Bounded: only the first SEED_PRODUCTS products count, each through its latest
+    ORDERS_PER_PRODUCT orders of this store, read newest first from
+    `ix_order_items_product` (product, order) and stopped at the limit; then only those
+    orders' items are read (`ix_order_items_order_id`). So a best seller with years of
+    orders costs no more than a new product, and no other store's orders are counted (each
+    order is joined to its store). One subquery per product, united, because SQLite has no
+    LATERAL join.
+    """
+    seeds = list(dict.fromkeys(product_ids))[:SEED_PRODUCTS]
+    if not seeds:
+        return []
+    latest = [
+        select(OrderItem.order_id.label("order_id"))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.product_id == product_id, Order.store_id == store_id)
+        .order_by(OrderItem.order_id.desc())
+        .limit(ORDERS_PER_PRODUCT)
+        .subquery()
+        for product_id in seeds
+    ]
+    orders = union(*(select(part.c.order_id) for part in latest)).subquery()
+    orders_holding = func.count(distinct(OrderItem.order_id))
+    rows = await session.execute(
+        select(OrderItem.product_id, orders_holding)
+        .where(
+            OrderItem.order_id.in_(select(orders.c.order_id)),
+            OrderItem.product_id.is_not(None),
+            OrderItem.product_id.not_in(seeds),
+        )
+        .group_by(OrderItem.product_id)
+    )
+    counted = [(product_id, int(count)) for product_id, count in rows.all() if product_id]
+    return sorted(counted, key=lambda row: (-row[1], row[0]))
+
+
+async def best_sellers(session: AsyncSession, *, store_id: int) -> list[tuple[str, int]]:
+    """The store's products by how many of its latest BEST_SELLER_ORDERS orders hold them
+    (read from `ix_orders_store_placed`), most first (ties by product id)."""
+    latest = (
+        select(Order.id)
+        .where(Order.store_id == store_id)
+        .order_by(Order.placed_at.desc())
+        .limit(BEST_SELLER_ORDERS)
+        .subquery()
+    )
+    orders_holding = func.count(distinct(OrderItem.order_id))
+    rows = await session.execute(
+        select(OrderItem.product_id, orders_holding)
+        .where(OrderItem.order_id.in_(select(latest.c.id)), OrderItem.product_id.is_not(None))
+        .group_by(OrderItem.product_id)
+    )
+    counted = [(product_id, int(count)) for product_id, count in rows.all() if product_id]
+    return sorted(counted, key=lambda row: (-row[1], row[0]))
