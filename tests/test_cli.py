@@ -69,6 +69,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
+        ("replenishment", False),
         ("welcome", False),
         ("win-back", False),
     ]
@@ -707,3 +708,21 @@ async def test_a_store_adds_a_template_of_its_own_and_a_journey_sends_it(
     await workers.drain()
     subjects = sorted(str(m["Subject"]) for m in await dev_inbox(db))
     assert subjects == ["Bahar notu, Ayşe", "Your order #7 is confirmed"]
+
+
+def test_a_store_sets_checks_and_clears_its_reorder_link(env: dict[str, str]) -> None:
+    created = ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env)
+    store = str(json.loads(created.stdout)["id"])
+    refused = ulak_cli(
+        "stores", "update", store, "--reorder-url", "https://s.example/{sku}", env=env
+    )
+    assert refused.returncode == 2
+    assert "--reorder-url: Value error, unknown placeholder {sku}" in refused.stderr
+    pattern = "https://s.example/cart/{variant_id}:{quantity},..."
+    result = ulak_cli("stores", "update", store, "--reorder-url", pattern, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reorder_url"] == pattern
+    cleared = ulak_cli("stores", "update", store, "--reorder-url", "", "--json", env=env)
+    assert json.loads(cleared.stdout)["reorder_url"] is None
+    (listed,) = json.loads(ulak_cli("stores", "list", "--json", env=env).stdout)
+    assert (listed["reorder_url"], listed["never_bought_days"]) == (None, 14)

@@ -49,6 +49,8 @@ async def create_store(
         back_in_stock_daily_limit=data.back_in_stock_daily_limit,
         abandoned_cart_minutes=data.abandoned_cart_minutes,
         lapsed_days=data.lapsed_days,
+        never_bought_days=data.never_bought_days,
+        reorder_url=data.reorder_url,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )
@@ -64,6 +66,8 @@ async def update_store(session: AsyncSession, store_id: int, data: StoreUpdate) 
     store = await get_store(session, store_id)
     for field, value in data.model_dump(exclude_none=True).items():
         setattr(store, field, value)
+    if data.reorder_url == "":  # cleared
+        store.reorder_url = None
     await session.flush()
     return store
 
