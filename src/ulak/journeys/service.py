@@ -288,6 +288,11 @@ async def on_event(
             "event": event_view(event),
             "enrollment": enrollment_view(enrollment),
         }
+        if any(rule.match for rule in exits):
+            # An exit may compare the event with the one that started the enrollment (an
+            # order of a product the replenishment reminder is about).
+            started = await session.get(Event, enrollment.trigger_event_id)
+            scope["trigger"] = event_view(started) if started is not None else None
         if any(_holds(rule.match, scope) for rule in exits):
             trace(session, enrollment, at=now, kind="exit", note=f"exit_when {event.type}")
             finish(enrollment, "exited", at=now, reason=f"exit_when: {event.type}")
@@ -414,24 +419,29 @@ async def move_enrollments(
     session: AsyncSession, *, from_customer: int, to_customer: int, now: datetime
 ) -> None:
     """On a customer merge: keep the absorbed profile's enrollments unless they would
-    duplicate one the survivor already has (those end as exited)."""
-    mine = (
-        await session.execute(
-            select(Enrollment.journey_id, Enrollment.reentry_key).where(
-                Enrollment.customer_id == to_customer
-            )
-        )
-    ).all()
-    taken = {(j, k) for j, k in mine}
+    duplicate one the survivor already has. Of two such, a live one that the other already
+    went through ends as exited (the welcome a guest got is not sent again to the profile
+    they signed up with); of two live ones, the absorbed profile's ends."""
+    mine_query = select(Enrollment).where(Enrollment.customer_id == to_customer)
     query = select(Enrollment).where(Enrollment.customer_id == from_customer)
     if is_postgres(session):
+        # The step runner may hold these rows: wait for it and read them as committed.
+        mine_query = mine_query.with_for_update().execution_options(populate_existing=True)
         query = query.with_for_update().execution_options(populate_existing=True)
-    theirs = (await session.execute(query)).scalars()
+    mine = {(e.journey_id, e.reentry_key): e for e in (await session.execute(mine_query)).scalars()}
+    theirs = list((await session.execute(query)).scalars())
+    reason = "customer merged"
     for enrollment in theirs:
-        if (enrollment.journey_id, enrollment.reentry_key) in taken:
+        ours = mine.get((enrollment.journey_id, enrollment.reentry_key))
+        if ours is not None:
             enrollment.reentry_key = f"merged:{enrollment.id}"
             if enrollment.status in LIVE:
-                finish(enrollment, "exited", at=now, reason="customer merged")
+                trace(session, enrollment, at=now, kind="exit", note=reason)
+                finish(enrollment, "exited", at=now, reason=reason)
+            elif ours.status in LIVE:
+                note = f"{reason}: the merged profile went through it already"
+                trace(session, ours, at=now, kind="exit", note=note)
+                finish(ours, "exited", at=now, reason=note)
         enrollment.customer_id = to_customer
     await session.flush()
 
