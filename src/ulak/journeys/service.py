@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
-from ulak.coupons.service import missing_templates
+from ulak.coupons.service import install_default_templates, missing_templates
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
 from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres, notes
@@ -36,7 +36,9 @@ from ulak.journeys.models import (
     EnrollmentStep,
     Journey,
     JourneyVersion,
+    ShippedJourney,
 )
+from ulak.stores.models import Store
 
 REENTRY_FIELD = {
     "once_per_order": "order_id",
@@ -155,14 +157,62 @@ def library() -> list[tuple[str, str]]:
 
 
 async def install_library(session: AsyncSession, *, store_id: int, clock: Clock) -> list[str]:
-    keys = []
+    """Give a new store the shipped journeys (each as its file says, on or off); returns
+    their keys."""
+    return await offer_library(session, store_id=store_id, clock=clock)
+
+
+async def offer_library(session: AsyncSession, *, store_id: int, clock: Clock) -> list[str]:
+    """Add the shipped journeys the store was never offered (`shipped_journeys`), each
+    switched on or off as its file says; returns the keys added.
+
+    A journey offered once is never offered again, so one the store removed stays removed.
+    A journey of the same key the store has already (its own, or one it changed) is
+    recorded as offered and left as it is. A newly shipped journey that issues coupons
+    brings the default coupon templates it needs and the store lacks."""
+    offered = set(
+        (
+            await session.execute(
+                select(ShippedJourney.key).where(ShippedJourney.store_id == store_id)
+            )
+        ).scalars()
+    )
+    have = set(
+        (await session.execute(select(Journey.key).where(Journey.store_id == store_id))).scalars()
+    )
+    now = clock.now()
+    added = []
     for name, source in library():
         definition = load_journey(source, name)
-        await apply_journey(
-            session, store_id=store_id, definition=definition, source=source, clock=clock
-        )
-        keys.append(definition.key)
-    return keys
+        if definition.key in offered:
+            continue
+        if definition.key not in have:
+            await _add_default_templates(session, store_id=store_id, definition=definition, now=now)
+            await apply_journey(
+                session, store_id=store_id, definition=definition, source=source, clock=clock
+            )
+            added.append(definition.key)
+        session.add(ShippedJourney(store_id=store_id, key=definition.key, offered_at=now))
+    await session.flush()
+    return added
+
+
+async def _add_default_templates(
+    session: AsyncSession, *, store_id: int, definition: JourneyDefinition, now: datetime
+) -> None:
+    """The default coupon templates a shipped journey needs that the store lacks (a store
+    made before the journey, and its template, shipped)."""
+    missing = await missing_templates(
+        session, store_id=store_id, keys=coupon_keys(definition.steps)
+    )
+    if not missing:
+        return
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} does not exist")
+    await install_default_templates(
+        session, store_id=store_id, locale=store.locale, now=now, keys=set(missing)
+    )
 
 
 async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[str, Any]]:
