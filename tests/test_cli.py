@@ -69,6 +69,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
+        ("replenishment", False),
         ("thank-you", False),
         ("welcome", False),
         ("win-back", False),
@@ -749,7 +750,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 11
+    assert len(shipped.stdout.splitlines()) == len(library) == 12
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (
@@ -790,3 +791,21 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     assert applied.returncode == 2
     assert f"{path}:9: steps[1]: template order_delivered shows coupon" in applied.stderr
+
+
+def test_a_store_sets_checks_and_clears_its_reorder_link(env: dict[str, str]) -> None:
+    created = ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env)
+    store = str(json.loads(created.stdout)["id"])
+    refused = ulak_cli(
+        "stores", "update", store, "--reorder-url", "https://s.example/{sku}", env=env
+    )
+    assert refused.returncode == 2
+    assert "--reorder-url: Value error, unknown placeholder {sku}" in refused.stderr
+    pattern = "https://s.example/cart/{variant_id}:{quantity},..."
+    result = ulak_cli("stores", "update", store, "--reorder-url", pattern, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reorder_url"] == pattern
+    cleared = ulak_cli("stores", "update", store, "--clear", "reorder-url", "--json", env=env)
+    assert json.loads(cleared.stdout)["reorder_url"] is None
+    (listed,) = json.loads(ulak_cli("stores", "list", "--json", env=env).stdout)
+    assert (listed["reorder_url"], listed["never_bought_days"]) == (None, 14)

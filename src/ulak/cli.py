@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.cli import catalog_app
 from ulak.clock import SystemClock
@@ -24,7 +25,7 @@ from ulak.migrate import upgrade
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import list_stores
-from ulak.terminal import console, err, open_database, run
+from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
@@ -47,8 +48,17 @@ def _logging(settings: Settings) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date, and give each store the journeys shipped since
+    it was made (each on or off as shipped; never one the store removed)."""
+    from ulak.operations import offer_shipped_journeys
+
     upgrade(get_settings().database_url)
+
+    async def offer(session: AsyncSession) -> dict[int, list[str]]:
+        return await offer_shipped_journeys(session, clock=SystemClock())
+
+    for store, keys in in_transaction(offer).items():
+        console.print(f"store {store}: added the shipped journeys {', '.join(keys)}", markup=False)
     console.print("database is up to date")
 
 

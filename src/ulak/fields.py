@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field
 _WEB = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
 
 
-def _web_address(value: str) -> str:
+def web_address(value: str) -> str:
     # Links from events and store settings are put into emails as they are: a
     # `javascript:` or `data:` link there would run in the reader's mail client or browser.
     if not _WEB.match(value) or any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -19,7 +19,7 @@ def _web_address(value: str) -> str:
     return value
 
 
-WebUrl = Annotated[str, Field(max_length=2000), AfterValidator(_web_address)]
+WebUrl = Annotated[str, Field(max_length=2000), AfterValidator(web_address)]
 
 
 def _known_zone(value: str) -> str:

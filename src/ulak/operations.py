@@ -1,5 +1,5 @@
 """What an operator asks and does: how much work is waiting, what failed and why; retry
-failed work, switch a journey off and on."""
+failed work, switch a journey off and on; give stores the journeys shipped since."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from ulak.db import insert_rows
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.models import IS_LIVE, Enrollment, EnrollmentStep, Journey
+from ulak.journeys.service import offer_library
+from ulak.journeys.switch import DISABLED
 from ulak.messages.models import Message
+from ulak.stores.models import Store
 
 
 async def failures_report(
@@ -175,7 +178,7 @@ async def set_journey_enabled(
     journey.updated_at = now
     if enabled:
         return 0
-    reason = "the journey was disabled"
+    reason = DISABLED
     # Guarded UPDATEs: an enrollment a worker is running right now is stopped after it
     # commits (PostgreSQL re-checks the status once the row's lock is free).
     stopped = (
@@ -211,3 +214,15 @@ async def set_journey_enabled(
         .values(status="skipped", last_error=reason)
     )
     return len(stopped)
+
+
+async def offer_shipped_journeys(session: AsyncSession, *, clock: Clock) -> dict[int, list[str]]:
+    """Give every store the shipped journeys it was never offered (those shipped since it
+    was made), each on or off as its file says; returns the keys added, by store (stores
+    that got none are left out). `ulak migrate` runs it after the schema's migrations."""
+    added = {}
+    for store_id in (await session.execute(select(Store.id).order_by(Store.id))).scalars():
+        keys = await offer_library(session, store_id=store_id, clock=clock)
+        if keys:
+            added[store_id] = keys
+    return added

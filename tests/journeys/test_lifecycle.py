@@ -410,3 +410,234 @@ def test_the_order_confirmation_never_pays_for_recommendations_or_tips(
         ("2026-03-02T09:00:00+03:00", "order-confirmation", "order_confirmation", TO)
     ]
     assert timeline.failed_events == []
+
+
+# Replenishment: a reminder on the day what was bought runs out, with a reorder link.
+
+REORDER_STORE = (
+    "currency: TRY, reorder_url: 'https://dukkan.example/sepet/{variant_id}:{quantity},...'}"
+)
+
+
+def product(at: str, product_id: str, variant_id: str, title: str, price: str, days: int) -> str:
+    return (
+        f'  - at: "{at}"\n    event: {{type: product.updated, data: {{product_id: {product_id},'
+        f" variant_id: '{variant_id}', title: {title}, price: '{price}',"
+        f" url: 'https://dukkan.example/{product_id}',"
+        f" image_url: 'https://cdn.dukkan.example/{product_id}.jpg', replenish_days: {days}}}}}\n"
+    )
+
+
+COFFEE = product("+0s", "kahve", "kahve/250g", "Filtre kahve", "189.90", 15)
+FILTERS = product("+0s", "filtre", "f-100", "Kağıt filtre", "49.90", 30)
+
+
+TITLES = {"kahve": "Filtre kahve", "filtre": "Kağıt filtre", "kupa": "Kupa"}
+
+
+def bought(at: str, order_id: str, *items: tuple[str, str, int]) -> str:
+    lines = ", ".join(
+        f"{{product_id: {p}, variant_id: '{v}', title: {TITLES[p]}, quantity: {q}, price: '10.00'}}"
+        for p, v, q in items
+    )
+    data = f"{{order_id: '{order_id}', items: [{lines}], total: '10.00'}}"
+    return event(at, "order.placed", data, CUSTOMER)
+
+
+def reorder_scenario(*events: str, run_until: str, reorder_url: bool = True) -> str:
+    text = scenario(*events, journeys="[replenishment]", run_until=run_until)
+    return text.replace("currency: TRY}", REORDER_STORE) if reorder_url else text
+
+
+def test_replenishment_reminds_at_ten_on_the_day_it_runs_out_with_a_reorder_link() -> None:
+    # Two bags of 15 days each, bought on 2 March: they run out on 1 April.
+    order = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    timeline = run(reorder_scenario(COFFEE, order, run_until="+40d"))
+    assert sent(timeline) == [
+        ("2026-04-01T10:00:00+03:00", "replenishment", "replenishment", TO),
+    ]
+    (message,) = timeline.messages
+    assert message.subject == "Filtre kahve bitmek üzere mi?"
+    assert "- Filtre kahve × 2: 189,90 ₺\n" in message.text
+    # The shop's pattern, the variant id percent-encoded so its "/" adds no path.
+    assert (
+        "Tek tıkla yeniden sipariş verin: https://dukkan.example/sepet/kahve%2F250g:2\n"
+        in message.text
+    )
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+    assert timeline.failed_events == []
+
+
+def test_without_a_reorder_pattern_the_reminder_links_each_products_page() -> None:
+    order = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    timeline = run(reorder_scenario(COFFEE, order, run_until="+40d", reorder_url=False))
+    (message,) = timeline.messages
+    assert "- Filtre kahve × 2: 189,90 ₺\n  https://dukkan.example/kahve\n" in message.text
+    assert "sepet" not in message.text
+
+
+def test_products_running_out_on_one_day_share_one_reminder_and_one_link() -> None:
+    # Coffee (2 × 15 days) in the morning, filters (30 days) in the evening: both run out
+    # on 1 April, so one email lists both, and its link reorders both.
+    morning = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    evening = bought("+11h", "1002", ("filtre", "f-100", 1))
+    timeline = run(reorder_scenario(COFFEE, FILTERS, morning, evening, run_until="+40d"))
+    assert sent(timeline) == [
+        ("2026-04-01T10:00:00+03:00", "replenishment", "replenishment", TO),
+    ]
+    (message,) = timeline.messages
+    assert message.subject == "Aldığınız ürünler bitmek üzere mi?"
+    assert "- Filtre kahve × 2: 189,90 ₺\n" in message.text
+    assert "- Kağıt filtre × 1: 49,90 ₺\n" in message.text
+    assert "https://dukkan.example/sepet/kahve%2F250g:2,f-100:1\n" in message.text
+
+
+def test_buying_the_product_again_before_the_day_moves_the_reminder() -> None:
+    first = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    again = bought("+20d", "1002", ("kahve", "kahve/250g", 1))
+    timeline = run(reorder_scenario(COFFEE, first, again, run_until="+20d"))
+    # The second bag (15 days from 22 March) runs out on 6 April; 1 April passes quietly.
+    assert sent(timeline) == [
+        ("2026-04-06T10:00:00+03:00", "replenishment", "replenishment", TO),
+    ]
+    assert "- Filtre kahve × 1: 189,90 ₺\n" in timeline.messages[0].text
+
+
+def test_buying_the_product_on_the_morning_of_the_reminder_exits() -> None:
+    first = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    # 1 April, 08:00: after the day began (the trigger), before the 10:00 email.
+    again = bought("2026-04-01T08:00:00+03:00", "1002", ("kahve", "kahve/250g", 2))
+    timeline = run(reorder_scenario(COFFEE, first, again, run_until="+1d"))
+    assert timeline.messages == []
+    assert timeline.endings == [
+        Ended(
+            at=datetime(2026, 4, 1, 5, 0, tzinfo=UTC),
+            journey="replenishment",
+            customer="c-1042",
+            status="exited",
+            reason="exit_when: order.placed",
+        )
+    ]
+    assert timeline.unfinished == []
+
+
+def test_an_order_of_other_products_that_morning_keeps_the_reminder() -> None:
+    first = bought("+0s", "1001", ("kahve", "kahve/250g", 2))
+    other = bought("2026-04-01T08:00:00+03:00", "1002", ("kupa", "k-1", 1))
+    timeline = run(reorder_scenario(COFFEE, first, other, run_until="+1d"))
+    assert sent(timeline) == [
+        ("2026-04-01T10:00:00+03:00", "replenishment", "replenishment", TO),
+    ]
+    assert timeline.endings == []
+
+
+# Win-back also reaches sign-ups who never bought.
+
+SIGNUP = event("+0s", "customer.created", "{}", customer=CUSTOMER)
+
+
+def test_win_back_reaches_a_sign_up_who_never_bought_after_14_days() -> None:
+    timeline = run(scenario(SIGNUP, journeys="[win-back]", run_until="+30d"))
+    assert sent(timeline) == [
+        ("2026-03-16T10:00:00+03:00", "win-back", "win_back", TO),
+    ]
+    (message,) = timeline.messages
+    assert message.subject == "İlk siparişiniz sizi bekliyor, Ayşe"
+    assert "Henüz bir sipariş vermediniz" in message.text
+    assert "Bir süredir sizden haber alamadık" not in message.text
+    assert re.search(r"Size özel %15 indirim kodunuz: OZLEDIK-", message.text)
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
+def test_the_store_says_how_long_a_sign_up_may_go_without_buying() -> None:
+    text = scenario(SIGNUP, journeys="[win-back]", run_until="+30d")
+    timeline = run(text.replace("currency: TRY}", "currency: TRY, never_bought_days: 3}"))
+    assert sent(timeline) == [
+        ("2026-03-05T10:00:00+03:00", "win-back", "win_back", TO),
+    ]
+
+
+def test_a_sign_up_who_orders_on_day_10_gets_no_never_bought_win_back() -> None:
+    order = PLACED.replace('"+0s"', '"+10d"')
+    timeline = run(scenario(SIGNUP, order, journeys="[win-back]", run_until="+30d"))
+    assert (timeline.messages, timeline.unsent, timeline.endings) == ([], [], [])
+    assert timeline.unfinished == []
+
+
+def test_a_sign_up_who_ordered_lapses_90_days_after_the_order() -> None:
+    order = PLACED.replace('"+0s"', '"+1d"')
+    timeline = run(scenario(SIGNUP, order, journeys="[win-back]", run_until="+100d"))
+    assert sent(timeline) == [
+        ("2026-06-01T10:00:00+03:00", "win-back", "win_back", TO),
+    ]
+    assert timeline.messages[0].subject == "Sizi özledik, Ayşe"
+    assert "Bir süredir sizden haber alamadık" in timeline.messages[0].text
+
+
+def test_an_order_between_the_never_bought_moment_and_the_email_exits() -> None:
+    order = PLACED.replace('"+0s"', '"2026-03-16T09:30:00+03:00"')
+    timeline = run(scenario(SIGNUP, order, journeys="[win-back]", run_until="+1d"))
+    assert timeline.messages == []
+    assert [(e.journey, e.status, e.reason) for e in timeline.endings] == [
+        ("win-back", "exited", "exit_when: order.placed")
+    ]
+
+
+# Welcome: once per person, also when a guest who ordered signs up.
+
+GUEST = "customer: {email: ayse@example.com}"
+SIGNED_UP = "customer: {id: c-1042, email: ayse@example.com, first_name: Ayşe}"
+
+
+def welcomes(timeline: Timeline) -> list[tuple[str, str | None, str, str]]:
+    return [m for m in sent(timeline) if m[1] == "welcome"]
+
+
+def test_a_guest_who_ordered_then_signs_up_gets_one_welcome() -> None:
+    guest_order = PLACED.replace(CUSTOMER, GUEST)
+    signup = event("+1d", "customer.created", "{}", customer=SIGNED_UP)
+    timeline = run(scenario(guest_order, signup, journeys="[welcome]", run_until="+2d"))
+    assert sent(timeline) == [
+        ("2026-03-03T09:00:00+03:00", "welcome", "welcome", TO),
+    ]
+
+
+def test_two_sign_up_events_for_one_person_give_one_welcome() -> None:
+    signup = event("+0s", "customer.created", "{}", customer=SIGNED_UP)
+    again = event("+1h", "customer.created", "{}", customer=SIGNED_UP)
+    timeline = run(scenario(signup, again, journeys="[welcome]", run_until="+1d"))
+    assert sent(timeline) == [
+        ("2026-03-02T09:00:00+03:00", "welcome", "welcome", TO),
+    ]
+
+
+def test_two_signed_up_profiles_found_to_be_one_person_in_the_same_batch_get_one_welcome() -> None:
+    # Welcomed by email; an hour later the shop creates the account (no email yet) and, at
+    # the same moment, an order names both: the profiles merge before the account's
+    # welcome runs, which would otherwise go to the address welcomed an hour ago.
+    by_email = event("+0s", "customer.created", "{}", customer=GUEST)
+    account = event("+1h", "customer.created", "{}", customer="customer: {id: c-1042}")
+    linking = PLACED.replace(CUSTOMER, SIGNED_UP)
+    timeline = run(scenario(by_email, account, linking, journeys="[welcome]", run_until="+1d"))
+    assert welcomes(timeline) == [
+        ("2026-03-02T09:00:00+03:00", "welcome", "welcome", TO),
+    ]
+    assert timeline.unsent == []
+    assert [(e.journey, e.status, e.reason) for e in timeline.endings] == [
+        ("welcome", "exited", "customer merged: the merged profile went through it already")
+    ]
+
+
+def test_two_profiles_merged_after_both_were_welcomed_send_nothing_more() -> None:
+    by_email = event("+0s", "customer.created", "{}", customer=GUEST)
+    account = event("+1h", "customer.created", "{}", customer="customer: {id: c-1042}")
+    linking = PLACED.replace('"+0s"', '"+2h"').replace(CUSTOMER, SIGNED_UP)
+    timeline = run(scenario(by_email, account, linking, journeys="[welcome]", run_until="+1d"))
+    assert welcomes(timeline) == [
+        ("2026-03-02T09:00:00+03:00", "welcome", "welcome", TO),
+    ]
+    # The account had no address when its welcome ran: kept as skipped, never sent later.
+    assert [(u.journey, u.status, u.reason) for u in timeline.unsent] == [
+        ("welcome", "skipped", "the customer has no email address")
+    ]
+    assert timeline.endings == []

@@ -67,6 +67,7 @@ LIFECYCLE_MAILS = [
     "abandoned_cart",
     "abandoned_cart_last",
     "birthday",
+    "replenishment",
     "thank_you",
     "thank_you_offer",
     "thank_you_tips",
@@ -117,7 +118,13 @@ def least_context() -> dict[str, Any]:
 @pytest.mark.parametrize("locale", ["tr", "en"])
 @pytest.mark.parametrize("context", [full_context, least_context])
 def test_every_lifecycle_template_renders(template: str, locale: str, context: Any) -> None:
-    mail = render(template, locale, context=context(), unsubscribe_url="https://u.example/x")
+    event = SAMPLE_EVENTS.get(template)
+    mail = render(
+        template,
+        locale,
+        context=context() | ({"event": event} if event else {}),
+        unsubscribe_url="https://u.example/x",
+    )
     assert mail.subject
     assert mail.preheader
     assert mail.preheader in mail.html
@@ -490,3 +497,45 @@ def test_the_thank_you_offer_lists_its_recommendations(locale: str) -> None:
     mail = render("thank_you_offer", locale)
     assert "- Keten Peçete: 180,00 ₺ (https://aysenin.example/pecete)" in mail.text
     assert 'src="https://cdn.aysenin.example/pecete.jpg"' in mail.html
+
+
+def test_the_replenishment_reminder_shows_each_item_and_the_reorder_link() -> None:
+    event = SAMPLE_EVENTS["replenishment"]
+    mail = render("replenishment", context=full_context() | {"event": event})
+    assert mail.subject == "Aldığınız ürünler bitmek üzere mi?"
+    assert "- Seramik Kupa × 2: 250,00 ₺\n" in mail.text
+    # No price in the catalogue: none shown.
+    assert "- Filtre Kahve × 1\n" in mail.text
+    link = "https://aysenin.example/sepet/v-1:2,v-2:1"
+    assert f"Tek tıkla yeniden sipariş verin: {link}\n" in mail.text
+    assert f'href="{link}"' in mail.html
+    assert 'src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
+    # With the link, the products' own pages are only behind their names.
+    assert "https://aysenin.example/kupa" not in mail.text
+    assert 'href="https://aysenin.example/kupa"' in mail.html
+    english = render("replenishment", "en", context=full_context() | {"event": event})
+    assert english.subject == "Running low on what you bought?"
+    assert f"Reorder in one click: {link}\n" in english.text
+
+
+def test_without_a_reorder_link_the_reminder_links_each_products_page() -> None:
+    data = {**SAMPLE_EVENTS["replenishment"]["data"]}
+    del data["reorder_url"]
+    event = {"type": "replenishment.due", "data": data}
+    mail = render("replenishment", context=full_context() | {"event": event})
+    assert "- Seramik Kupa × 2: 250,00 ₺\n  https://aysenin.example/kupa\n" in mail.text
+    assert "sepet" not in mail.text
+    assert "sepet" not in mail.html
+
+
+def test_win_back_tells_a_sign_up_who_never_bought_from_a_customer_who_lapsed() -> None:
+    never = {"type": "customer.lapsed", "data": {"never_bought": True, "orders": 0, "days": 14}}
+    lapsed = {"type": "customer.lapsed", "data": {"never_bought": False, "orders": 2}}
+    first = render("win_back", context=full_context() | {"event": never})
+    back = render("win_back", context=full_context() | {"event": lapsed})
+    assert first.subject == "İlk siparişiniz sizi bekliyor, Ayşe"
+    assert back.subject == "Sizi özledik, Ayşe"
+    assert "Henüz bir sipariş vermediniz" in first.text
+    assert "Bir süredir sizden haber alamadık" in back.text
+    english = render("win_back", "en", context=full_context() | {"event": never})
+    assert english.subject == "Your first order is waiting, Ayşe"

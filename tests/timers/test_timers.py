@@ -240,6 +240,7 @@ async def test_each_order_moves_the_lapse_date(
     ((_, type_, at, data),) = await derived(db)
     assert (type_, at) == ("customer.lapsed", T0 + 60 * day)
     assert data == {
+        "never_bought": False,
         "last_order_id": "2",
         "last_order_at": (T0 + 30 * day).isoformat(),
         "orders": 3,
@@ -259,22 +260,35 @@ async def test_a_product_that_runs_out_sets_a_replenishment_timer(
     await post(client, store, product, order_placed("1"))
     await workers.drain()
     me = await customer_pk(db)
-    # Two of p-1 (the sample order), 15 days each; p-2 says nothing.
+    # Two of p-1 (the sample order), 15 days each, run out on 23 December in Istanbul: due
+    # at the start of that day. p-2 says nothing.
+    runs_out = datetime(2026, 12, 23, tzinfo=ZoneInfo("Europe/Istanbul"))
     assert await timers(db, store) == [
-        ("replenishment.due", f"{me}:p-1", T0 + timedelta(days=30)),
+        ("replenishment.due", f"{me}:p-1", runs_out),
         ("customer.lapsed", str(me), T0 + timedelta(days=90)),
     ]
     clock.travel(timedelta(days=30))
     await workers.drain()
-    ((_, type_, _, data),) = await derived(db)
-    assert type_ == "replenishment.due"
+    ((key, type_, at, data),) = await derived(db)
+    assert (key, type_, at) == (
+        f"derived:replenishment.due:{me}:2026-12-22T21:00:00+00:00",
+        "replenishment.due",
+        runs_out,
+    )
     assert data == {
-        "product_id": "p-1",
-        "variant_id": None,
-        "title": "Seramik kupa",
-        "order_id": "1",
-        "quantity": 2,
-        "days": 30,
+        "date": "2026-12-23",
+        "items": [
+            {
+                "product_id": "p-1",
+                "title": "Seramik kupa",
+                "order_id": "1",
+                "ordered_at": "2026-11-23T09:00:00+00:00",
+                "quantity": 2,
+                "days": 30,
+                "currency": "TRY",
+            }
+        ],
+        "product_ids": ["p-1"],
     }
 
 

@@ -446,3 +446,48 @@ async def _cards(
             currency=shown.currency,
         )
     return cards
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """What an email shows of a product: from the variant's row, else the product's."""
+
+    title: str | None
+    url: str | None
+    image_url: str | None
+    price: str | None
+    currency: str | None
+
+
+async def product_views(
+    session: AsyncSession, *, store_id: int, wanted: Iterable[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], ProductView]:
+    """The catalogue's view of each (product, variant) it knows: the variant's own row,
+    else the product's own (variant ""), else any variant of the product."""
+    wanted = set(wanted)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Product)
+        .where(Product.store_id == store_id, Product.product_id.in_({p for p, _ in wanted}))
+        .order_by(Product.product_id, Product.variant_id)
+    )
+    by_product: dict[str, dict[str, Product]] = {}
+    for product in rows.scalars():
+        by_product.setdefault(product.product_id, {})[product.variant_id] = product
+    views = {}
+    for product_id, variant_id in wanted:
+        variants = by_product.get(product_id)
+        if not variants:
+            continue
+        row = variants.get(variant_id or "") or variants.get("") or next(iter(variants.values()))
+        # A variant without its own picture or page shows the product's.
+        base = variants.get("") or row
+        views[(product_id, variant_id)] = ProductView(
+            title=row.title or base.title,
+            url=row.url or base.url,
+            image_url=row.image_url or base.image_url,
+            price=str(row.price) if row.price is not None else None,
+            currency=row.currency,
+        )
+    return views

@@ -90,9 +90,15 @@ def code_key(code: str) -> str:
 
 
 async def install_default_templates(
-    session: AsyncSession, *, store_id: int, locale: str, now: datetime
+    session: AsyncSession,
+    *,
+    store_id: int,
+    locale: str,
+    now: datetime,
+    keys: set[str] | None = None,
 ) -> list[str]:
-    """Give a store the default templates it does not have yet; returns their keys."""
+    """Give a store the default templates (of these keys; None: all) it does not have yet;
+    returns their keys."""
     have = set(
         (
             await session.execute(
@@ -103,7 +109,7 @@ async def install_default_templates(
     language = locale.replace("_", "-").split("-")[0].lower()
     added = []
     for default in DEFAULTS:
-        if default.key in have:
+        if default.key in have or (keys is not None and default.key not in keys):
             continue
         session.add(
             CouponTemplate(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -296,7 +297,11 @@ async def apply_event(
             cart_id=data.cart_id,
             items=data.items,
             at=event.occurred_at,
+            zone=ZoneInfo(customer.timezone or store.timezone),
         )
+    elif event.type == "customer.created":
+        # A sign-up who never orders gets win-back `never_bought_days` later.
+        await timers.signed_up(session, store=store, customer_id=customer.id, at=event.occurred_at)
     elif isinstance(data, OrderChangeData | OrderShippedData | OrderDeliveredData):
         await apply_order_change(
             session,

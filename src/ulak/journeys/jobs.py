@@ -49,6 +49,7 @@ from ulak.journeys.service import (
     trace,
     write_trace,
 )
+from ulak.journeys.switch import DISABLED, disabled_journeys
 from ulak.messages.models import Message
 from ulak.messages.rendering import TemplateError, reason_of, store_template_of
 from ulak.messages.service import (
@@ -112,6 +113,16 @@ async def run_due_enrollments(
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
     enrollments = list((await session.execute(query)).scalars())
+    # Read after the rows are taken: a journey switched off before then (by `ulak journeys
+    # disable`, or by a file applied with `enabled: false`, which exits nothing itself)
+    # advances none of its enrollments. One switched off later waits for this batch's
+    # rows and then skips the messages it queued.
+    disabled = await disabled_journeys(session, ids={e.journey_id for e in enrollments})
+    stopped = [e for e in enrollments if e.journey_id in disabled]
+    for enrollment in stopped:
+        trace(session, enrollment, at=now, kind="exit", note=DISABLED)
+        finish(enrollment, "exited", at=now, reason=DISABLED)
+    enrollments = [e for e in enrollments if e.journey_id not in disabled]
     await _prefetch(session, enrollments)
     renders = Renders(offload, deferred=not isolate)
     try:
@@ -127,7 +138,7 @@ async def run_due_enrollments(
     finally:
         await renders.finish()
     await write_trace(session)
-    return done
+    return done + len(stopped)
 
 
 async def _run_all(

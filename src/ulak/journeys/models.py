@@ -39,6 +39,19 @@ class Journey(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ShippedJourney(Base):
+    """A shipped journey (`journeys/library/`) offered to a store: offered once, so one the
+    store removed is never added again, and one it changed is never overwritten."""
+
+    __tablename__ = "shipped_journeys"
+
+    store_id: Mapped[int] = mapped_column(
+        ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class JourneyVersion(Base):
     __tablename__ = "journey_versions"
     __table_args__ = (UniqueConstraint("journey_id", "version"),)

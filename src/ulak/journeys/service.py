@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
-from ulak.coupons.service import missing_templates
+from ulak.coupons.service import install_default_templates, missing_templates
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
 from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres, notes
@@ -40,8 +40,10 @@ from ulak.journeys.models import (
     EnrollmentStep,
     Journey,
     JourneyVersion,
+    ShippedJourney,
 )
 from ulak.messages.service import templates_reading
+from ulak.stores.models import Store
 
 REENTRY_FIELD = {
     "once_per_order": "order_id",
@@ -168,14 +170,62 @@ def library() -> list[tuple[str, str]]:
 
 
 async def install_library(session: AsyncSession, *, store_id: int, clock: Clock) -> list[str]:
-    keys = []
+    """Give a new store the shipped journeys (each as its file says, on or off); returns
+    their keys."""
+    return await offer_library(session, store_id=store_id, clock=clock)
+
+
+async def offer_library(session: AsyncSession, *, store_id: int, clock: Clock) -> list[str]:
+    """Add the shipped journeys the store was never offered (`shipped_journeys`), each
+    switched on or off as its file says; returns the keys added.
+
+    A journey offered once is never offered again, so one the store removed stays removed.
+    A journey of the same key the store has already (its own, or one it changed) is
+    recorded as offered and left as it is. A newly shipped journey that issues coupons
+    brings the default coupon templates it needs and the store lacks."""
+    offered = set(
+        (
+            await session.execute(
+                select(ShippedJourney.key).where(ShippedJourney.store_id == store_id)
+            )
+        ).scalars()
+    )
+    have = set(
+        (await session.execute(select(Journey.key).where(Journey.store_id == store_id))).scalars()
+    )
+    now = clock.now()
+    added = []
     for name, source in library():
         definition = load_journey(source, name)
-        await apply_journey(
-            session, store_id=store_id, definition=definition, source=source, clock=clock
-        )
-        keys.append(definition.key)
-    return keys
+        if definition.key in offered:
+            continue
+        if definition.key not in have:
+            await _add_default_templates(session, store_id=store_id, definition=definition, now=now)
+            await apply_journey(
+                session, store_id=store_id, definition=definition, source=source, clock=clock
+            )
+            added.append(definition.key)
+        session.add(ShippedJourney(store_id=store_id, key=definition.key, offered_at=now))
+    await session.flush()
+    return added
+
+
+async def _add_default_templates(
+    session: AsyncSession, *, store_id: int, definition: JourneyDefinition, now: datetime
+) -> None:
+    """The default coupon templates a shipped journey needs that the store lacks (a store
+    made before the journey, and its template, shipped)."""
+    missing = await missing_templates(
+        session, store_id=store_id, keys=coupon_keys(definition.steps)
+    )
+    if not missing:
+        return
+    store = await session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"store {store_id} does not exist")
+    await install_default_templates(
+        session, store_id=store_id, locale=store.locale, now=now, keys=set(missing)
+    )
 
 
 async def list_journeys(session: AsyncSession, *, store_id: int) -> list[dict[str, Any]]:
@@ -301,6 +351,11 @@ async def on_event(
             "event": event_view(event),
             "enrollment": enrollment_view(enrollment),
         }
+        if any(rule.match for rule in exits):
+            # An exit may compare the event with the one that started the enrollment (an
+            # order of a product the replenishment reminder is about).
+            started = await session.get(Event, enrollment.trigger_event_id)
+            scope["trigger"] = event_view(started) if started is not None else None
         if any(_holds(rule.match, scope) for rule in exits):
             trace(session, enrollment, at=now, kind="exit", note=f"exit_when {event.type}")
             finish(enrollment, "exited", at=now, reason=f"exit_when: {event.type}")
@@ -427,24 +482,29 @@ async def move_enrollments(
     session: AsyncSession, *, from_customer: int, to_customer: int, now: datetime
 ) -> None:
     """On a customer merge: keep the absorbed profile's enrollments unless they would
-    duplicate one the survivor already has (those end as exited)."""
-    mine = (
-        await session.execute(
-            select(Enrollment.journey_id, Enrollment.reentry_key).where(
-                Enrollment.customer_id == to_customer
-            )
-        )
-    ).all()
-    taken = {(j, k) for j, k in mine}
+    duplicate one the survivor already has. Of two such, a live one that the other already
+    went through ends as exited (the welcome a guest got is not sent again to the profile
+    they signed up with); of two live ones, the absorbed profile's ends."""
+    mine_query = select(Enrollment).where(Enrollment.customer_id == to_customer)
     query = select(Enrollment).where(Enrollment.customer_id == from_customer)
     if is_postgres(session):
+        # The step runner may hold these rows: wait for it and read them as committed.
+        mine_query = mine_query.with_for_update().execution_options(populate_existing=True)
         query = query.with_for_update().execution_options(populate_existing=True)
-    theirs = (await session.execute(query)).scalars()
+    mine = {(e.journey_id, e.reentry_key): e for e in (await session.execute(mine_query)).scalars()}
+    theirs = list((await session.execute(query)).scalars())
+    reason = "customer merged"
     for enrollment in theirs:
-        if (enrollment.journey_id, enrollment.reentry_key) in taken:
+        ours = mine.get((enrollment.journey_id, enrollment.reentry_key))
+        if ours is not None:
             enrollment.reentry_key = f"merged:{enrollment.id}"
             if enrollment.status in LIVE:
-                finish(enrollment, "exited", at=now, reason="customer merged")
+                trace(session, enrollment, at=now, kind="exit", note=reason)
+                finish(enrollment, "exited", at=now, reason=reason)
+            elif ours.status in LIVE:
+                note = f"{reason}: the merged profile went through it already"
+                trace(session, ours, at=now, kind="exit", note=note)
+                finish(ours, "exited", at=now, reason=note)
         enrollment.customer_id = to_customer
     await session.flush()
 

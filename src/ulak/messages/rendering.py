@@ -710,6 +710,27 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
             "location": "Kadıköy",
         },
     },
+    "replenishment": {
+        "type": "replenishment.due",
+        "data": {
+            "date": "2026-12-22",
+            "items": [
+                {
+                    "product_id": "p-1",
+                    "variant_id": "v-1",
+                    "title": "Seramik Kupa",
+                    "quantity": 2,
+                    "url": "https://aysenin.example/kupa",
+                    "image_url": "https://cdn.aysenin.example/kupa.jpg",
+                    "price": "250.00",
+                    "currency": "TRY",
+                },
+                {"product_id": "p-2", "title": "Filtre Kahve", "quantity": 1, "currency": "TRY"},
+            ],
+            "product_ids": ["p-1", "p-2"],
+            "reorder_url": "https://aysenin.example/sepet/v-1:2,v-2:1",
+        },
+    },
 }
 
 

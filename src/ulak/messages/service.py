@@ -30,6 +30,7 @@ from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
+from ulak.journeys.switch import DISABLED, of_disabled_journeys
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     SHOP_ALERT,
@@ -544,8 +545,20 @@ async def claim_due(
     if len(rows) < limit:
         due = claimable(IS_QUEUED, Message.send_after <= now, limit=limit - len(rows))
         rows += [(m, s, c) for m, s, c in (await session.execute(due)).all()]
+    # A journey switched off since its message was queued sends nothing more (the switch-off
+    # skips the queued ones too; this catches a message queued by a step that ran while it
+    # was being switched off, and a journey applied with `enabled: false`).
+    stopped = await of_disabled_journeys(
+        session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
+    )
     claimed = []
     for message, store, customer in rows:
+        if message.enrollment_id in stopped:
+            message.status = "skipped"
+            message.lease_until = None
+            message.claimed_by = None
+            message.last_error = DISABLED
+            continue
         if message.status == "sending":
             message.interrupted_attempts += 1
             if message.attempts >= max_attempts:

@@ -39,6 +39,11 @@ stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is
 S = TypeVar("S", StoreCreate, StoreUpdate)
 FACTOR_HELP = "A restock of N items tells at most N times this many waiting customers."
 LIMIT_HELP = "Back-in-stock subscriptions one email (or customer) may make a day."
+NEVER_BOUGHT_HELP = "Days after signing up, with no order, before win-back reaches a customer."
+REORDER_HELP = (
+    "One-click reorder link for replenishment reminders, e.g."
+    " 'https://shop.example/cart/{variant_id}:{quantity},...' (see README)."
+)
 
 
 @stores_app.command("create")
@@ -66,6 +71,8 @@ def stores_create(
     lapsed_days: Annotated[
         int, typer.Option(help="Days without an order before a customer has lapsed.")
     ] = 90,
+    never_bought_days: Annotated[int, typer.Option(help=NEVER_BOUGHT_HELP)] = 14,
+    reorder_url: Annotated[str | None, typer.Option(help=REORDER_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a store with the shipped journeys switched on; prints its API key once."""
@@ -130,6 +137,8 @@ def stores_update(
             help=f"Empty a setting (repeatable): {', '.join(CLEARABLE).replace('_', '-')}.",
         ),
     ] = None,
+    never_bought_days: Annotated[int | None, typer.Option(help=NEVER_BOUGHT_HELP)] = None,
+    reorder_url: Annotated[str | None, typer.Option(help=REORDER_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""

@@ -37,6 +37,11 @@ class Store(Base):
     # a customer without an order for this many days has lapsed.
     abandoned_cart_minutes: Mapped[int] = mapped_column(Integer, default=60)
     lapsed_days: Mapped[int] = mapped_column(Integer, default=90)
+    # A sign-up with no order this many days later gets the win-back journey too.
+    never_bought_days: Mapped[int] = mapped_column(Integer, default=14)
+    # The shop's one-click reorder link, a pattern over the items (`orders/reorder.py`);
+    # None: the replenishment reminder links each product's page.
+    reorder_url: Mapped[str | None] = mapped_column(String(2000))
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

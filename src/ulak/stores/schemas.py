@@ -8,6 +8,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from ulak.fields import WebUrl, ZoneName
+from ulak.orders.reorder import check_pattern
 
 
 def _no_control_characters(value: str) -> str:
@@ -38,6 +39,10 @@ Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 # 3650 days without an order.
 CartMinutes = Annotated[int, Field(ge=5, le=30 * 24 * 60)]
 LapsedDays = Annotated[int, Field(ge=1, le=3650)]
+# A sign-up who has not ordered after 1 to 365 days gets the win-back journey.
+NeverBoughtDays = Annotated[int, Field(ge=1, le=365)]
+# The one-click reorder link's pattern (`orders/reorder.py`), checked when it is set.
+ReorderUrl = Annotated[str, AfterValidator(check_pattern)]
 
 
 class StoreCreate(BaseModel):
@@ -61,6 +66,8 @@ class StoreCreate(BaseModel):
     back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] = 10
     abandoned_cart_minutes: CartMinutes = 60
     lapsed_days: LapsedDays = 90
+    never_bought_days: NeverBoughtDays = 14
+    reorder_url: ReorderUrl | None = None
 
 
 # The settings a store may leave empty, and so may clear (`ulak stores update --clear`).
@@ -71,6 +78,8 @@ CLEARABLE = (
     "contact_email",
     "contact_phone",
     "website_url",
+    # Without a pattern the replenishment reminder links the products' pages.
+    "reorder_url",
 )
 
 
@@ -98,6 +107,8 @@ class StoreUpdate(BaseModel):
     back_in_stock_daily_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
     abandoned_cart_minutes: CartMinutes | None = None
     lapsed_days: LapsedDays | None = None
+    never_bought_days: NeverBoughtDays | None = None
+    reorder_url: ReorderUrl | None = None
 
     @model_validator(mode="after")
     def _clears_only_what_may_be_empty(self) -> StoreUpdate:
@@ -128,6 +139,8 @@ class StoreOut(BaseModel):
     back_in_stock_daily_limit: int
     abandoned_cart_minutes: int
     lapsed_days: int
+    never_bought_days: int
+    reorder_url: str | None
 
 
 class StoreCreated(StoreOut):

@@ -49,6 +49,8 @@ async def create_store(
         back_in_stock_daily_limit=data.back_in_stock_daily_limit,
         abandoned_cart_minutes=data.abandoned_cart_minutes,
         lapsed_days=data.lapsed_days,
+        never_bought_days=data.never_bought_days,
+        reorder_url=data.reorder_url,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )

@@ -7,12 +7,18 @@ transaction of the change (the event applier orchestrates: `events.service`):
   order for it. A cart event moves the deadline to its `occurred_at` + the window; an
   emptied cart, or any order of the customer, deletes it.
 - `customer.lapsed`: no order for the store's `lapsed_days`, or, once a customer has 3 or
-  more orders, for twice their own median gap between orders. Each order moves it.
+  more orders, for twice their own median gap between orders. Each order moves it. A
+  sign-up (`customer.created`) with no order has the same timer, due `never_bought_days`
+  after signing up, whose event says `never_bought: true`: win-back reaches both, and one
+  row per customer means the first order simply moves it to the lapse date.
 - `customer.birthday`: the start of the birthday in the customer's time zone (else the
   store's); 29 February falls on 28 February in other years. Set when a profile brings a
   birthday or a time zone; after it fires it moves to the next year.
-- `replenishment.due`: an order's date + the product's `replenish_days` × the quantity,
-  per customer and product (a later order of the product moves it).
+- `replenishment.due`: the start of the day (the customer's time zone, else the store's)
+  on which an order's date + the product's `replenish_days` × the quantity falls, per
+  customer and product (a later order of the product moves it). The products of one
+  customer due on the same day share the moment, and fire as one event listing them all:
+  one reminder a day, with one reorder link, rather than one email per product.
 
 `fire_due` (the job `timers.fire_due`) turns the due timers into derived events, keyed by
 the occurrence (`derived:<kind>:<subject>:<due_at>`), so a timer fired twice, by a worker
@@ -33,7 +39,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.catalog.service import replenish_days
+from ulak.catalog.service import product_views, replenish_days
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import identities
@@ -41,6 +47,7 @@ from ulak.db import is_postgres, table_of
 from ulak.events.inbox import event_rows, insert_events
 from ulak.events.models import Event
 from ulak.events.schemas import CustomerIn, EventIn, Item
+from ulak.orders.reorder import ReorderItem, ReorderPattern
 from ulak.orders.service import find_cart, order_times, ordered_since
 from ulak.stores.models import Store
 from ulak.timers.models import Timer
@@ -158,9 +165,11 @@ async def order_placed(
     cart_id: str | None,
     items: Sequence[Item],
     at: datetime,
+    zone: ZoneInfo,
 ) -> None:
-    """An order ends the customer's abandoned carts, moves their lapse date and sets a
-    replenishment timer for each product that says how long it lasts."""
+    """An order ends the customer's abandoned carts, moves their lapse date (ending the
+    wait of a sign-up who never bought) and sets a replenishment timer for each product
+    that says how long it lasts, at the start of the day it runs out in `zone`."""
     timers = table_of(Timer)
     carts = timers.c.customer_id == customer_id
     if cart_id:
@@ -168,6 +177,7 @@ async def order_placed(
     await session.execute(
         delete(timers).where(timers.c.store_id == store.id, timers.c.kind == CART_ABANDONED, carts)
     )
+    # The first order turns a sign-up's never-bought timer into their lapse timer (one row).
     await set_lapse(session, store=store, customer_id=customer_id)
     lasting = await replenish_days(
         session, store_id=store.id, product_ids=(i.product_id for i in items if i.product_id)
@@ -176,22 +186,72 @@ async def order_placed(
         days = lasting.get(item.product_id or "")
         if days is None:
             continue
+        runs_out = (at + timedelta(days=days * item.quantity)).astimezone(zone).date()
         await set_timer(
             session,
             store_id=store.id,
             kind=REPLENISHMENT,
             subject=f"{customer_id}:{item.product_id}",
             customer_id=customer_id,
-            due_at=at + timedelta(days=days * item.quantity),
+            due_at=datetime.combine(runs_out, time(0), tzinfo=zone).astimezone(UTC),
             data={
                 "product_id": item.product_id,
                 "variant_id": item.variant_id,
                 "title": item.title,
                 "order_id": order_id,
+                "ordered_at": at.astimezone(UTC).isoformat(),
                 "quantity": item.quantity,
                 "days": days * item.quantity,
+                "date": runs_out.isoformat(),
             },
         )
+
+
+async def signed_up(session: AsyncSession, *, store: Store, customer_id: int, at: datetime) -> None:
+    """A `customer.created` that happened `at`: a customer with no order gets a never-bought
+    timer, `never_bought_days` later (a second sign-up event keeps the first one's)."""
+    if await order_times(session, customer_id=customer_id):
+        return
+    existing = await session.scalar(
+        select(Timer.id).where(
+            Timer.store_id == store.id, Timer.kind == LAPSED, Timer.subject == str(customer_id)
+        )
+    )
+    if existing is not None:
+        return
+    await _set_never_bought(
+        session,
+        store_id=store.id,
+        customer_id=customer_id,
+        signed_up_at=at,
+        due_at=at + timedelta(days=store.never_bought_days),
+        days=store.never_bought_days,
+    )
+
+
+async def _set_never_bought(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    signed_up_at: datetime,
+    due_at: datetime,
+    days: int,
+) -> None:
+    await set_timer(
+        session,
+        store_id=store_id,
+        kind=LAPSED,
+        subject=str(customer_id),
+        customer_id=customer_id,
+        due_at=due_at,
+        data={
+            "never_bought": True,
+            "signed_up_at": signed_up_at.astimezone(UTC).isoformat(),
+            "orders": 0,
+            "days": days,
+        },
+    )
 
 
 async def set_lapse(session: AsyncSession, *, store: Store, customer_id: int) -> None:
@@ -210,6 +270,7 @@ async def set_lapse(session: AsyncSession, *, store: Store, customer_id: int) ->
         customer_id=customer_id,
         due_at=last_at + window,
         data={
+            "never_bought": False,
             "last_order_id": last_order,
             "last_order_at": last_at.isoformat(),
             "orders": len(orders),
@@ -301,8 +362,21 @@ async def move_customer(
     """On a customer merge (after the orders moved): carts and replenishments go with the
     person; the absorbed profile's lapse and birthday timers go, the survivor's lapse date
     is set again from all the orders (the caller sets the birthday from the merged
-    profile)."""
+    profile). Without any order, the person keeps the earlier never-bought timer of the
+    two, if either had one."""
     timers = table_of(Timer)
+    waiting = (
+        await session.execute(
+            select(Timer.due_at, Timer.data)
+            .where(
+                Timer.store_id == store.id,
+                Timer.kind == LAPSED,
+                Timer.subject.in_((str(from_customer), str(to_customer))),
+            )
+            .order_by(Timer.due_at)
+        )
+    ).all()
+    never_bought = [(due, data) for due, data in waiting if data.get("never_bought")]
     await session.execute(
         delete(timers).where(
             timers.c.customer_id == from_customer, timers.c.kind.in_((LAPSED, BIRTHDAY))
@@ -312,6 +386,16 @@ async def move_customer(
         update(timers).where(timers.c.customer_id == from_customer).values(customer_id=to_customer)
     )
     await set_lapse(session, store=store, customer_id=to_customer)
+    if never_bought and not await order_times(session, customer_id=to_customer):
+        due_at, data = never_bought[0]
+        await _set_never_bought(
+            session,
+            store_id=store.id,
+            customer_id=to_customer,
+            signed_up_at=datetime.fromisoformat(data["signed_up_at"]),
+            due_at=due_at,
+            days=data["days"],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,19 +435,23 @@ async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
     due = list((await session.execute(query)).scalars())
     if not due:
         return 0
+    due += await _same_day_replenishments(session, due)
     who = await identities(session, ids={t.customer_id for t in due})
     rows = []
-    for timer in due:
+    for store_id, kind, subject, due_at, customer_id, data in await _occurrences(session, due):
         derived = EventIn(
-            id=occurrence_key(timer.kind, timer.subject, timer.due_at),
-            type=timer.kind,
-            occurred_at=timer.due_at,
-            customer=_named(who.get(timer.customer_id)),
-            data=timer.data,
+            id=occurrence_key(kind, subject, due_at),
+            type=kind,
+            occurred_at=due_at,
+            customer=_named(who.get(customer_id)),
+            data=data,
         )
-        customer_id = None if derived.customer else timer.customer_id
         rows += event_rows(
-            timer.store_id, [derived], source="derived", now=now, customer_id=customer_id
+            store_id,
+            [derived],
+            source="derived",
+            now=now,
+            customer_id=None if derived.customer else customer_id,
         )
     await insert_events(session, rows)
     gone = []
@@ -385,6 +473,99 @@ async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
     if gone:
         await session.execute(delete(table_of(Timer)).where(table_of(Timer).c.id.in_(gone)))
     return len(due)
+
+
+async def _same_day_replenishments(session: AsyncSession, due: list[Timer]) -> list[Timer]:
+    """The replenishment timers a batch's limit cut off from their customer's others due at
+    the same moment (the same day): they fire together."""
+    moments = {(t.customer_id, t.due_at) for t in due if t.kind == REPLENISHMENT}
+    if not moments:
+        return []
+    taken = {t.id for t in due}
+    query = select(Timer).where(
+        Timer.kind == REPLENISHMENT,
+        Timer.customer_id.in_({customer for customer, _ in moments}),
+        Timer.due_at.in_({at for _, at in moments}),
+    )
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    found = (await session.execute(query)).scalars()
+    return [t for t in found if t.id not in taken and (t.customer_id, t.due_at) in moments]
+
+
+Occurrence = tuple[int, str, str, datetime, int, dict[str, Any]]
+
+
+async def _occurrences(session: AsyncSession, due: list[Timer]) -> list[Occurrence]:
+    """(store, event type, subject, moment, customer, data) of each event the due timers
+    derive: one per timer, except a customer's replenishments due at one moment, which make
+    one `replenishment.due` listing the items (with the catalogue's pictures, pages and
+    prices, and the store's reorder link)."""
+    occurrences: list[Occurrence] = []
+    grouped: dict[tuple[int, int, datetime], list[Timer]] = {}
+    for timer in due:
+        if timer.kind == REPLENISHMENT:
+            grouped.setdefault((timer.store_id, timer.customer_id, timer.due_at), []).append(timer)
+        else:
+            occurrences.append(
+                (
+                    timer.store_id,
+                    timer.kind,
+                    timer.subject,
+                    timer.due_at,
+                    timer.customer_id,
+                    timer.data,
+                )
+            )
+    for (store_id, customer_id, due_at), timers in grouped.items():
+        timers.sort(key=lambda t: (t.data.get("ordered_at") or "", t.subject))
+        store = await session.get(Store, store_id)
+        assert store is not None
+        data = await replenishment_data(session, store=store, bought=[t.data for t in timers])
+        occurrences.append((store_id, REPLENISHMENT, str(customer_id), due_at, customer_id, data))
+    return occurrences
+
+
+async def replenishment_data(
+    session: AsyncSession, *, store: Store, bought: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """A `replenishment.due`'s data: the day, the items as bought (each with the catalogue's
+    title, page, picture and current price), their product ids, and the one-click reorder
+    link when the store has a pattern and every item the ids it needs."""
+    views = await product_views(
+        session,
+        store_id=store.id,
+        wanted=[(item["product_id"], item.get("variant_id")) for item in bought],
+    )
+    items = []
+    for item in bought:
+        view = views.get((item["product_id"], item.get("variant_id")))
+        shown = {
+            "product_id": item["product_id"],
+            "variant_id": item.get("variant_id"),
+            "title": item.get("title") or (view.title if view else None),
+            "quantity": item["quantity"],
+            "order_id": item.get("order_id"),
+            "ordered_at": item.get("ordered_at"),
+            "days": item.get("days"),
+            "url": view.url if view else None,
+            "image_url": view.image_url if view else None,
+            "price": view.price if view else None,
+            "currency": (view.currency if view else None) or store.currency,
+        }
+        items.append({k: v for k, v in shown.items() if v is not None})
+    data: dict[str, Any] = {
+        "date": bought[0].get("date"),
+        "items": items,
+        "product_ids": [item["product_id"] for item in items],
+    }
+    if store.reorder_url:
+        link = ReorderPattern.parse(store.reorder_url).link(
+            [ReorderItem(i["product_id"], i.get("variant_id"), int(i["quantity"])) for i in items]
+        )
+        if link is not None:
+            data["reorder_url"] = link
+    return data
 
 
 def _named(identifiers: dict[str, str] | None) -> CustomerIn | None:
@@ -411,6 +592,10 @@ async def still_holds(session: AsyncSession, *, event: Event, customer: Customer
         if cart is None or cart.status == "ordered" or not cart.items:
             return "the cart was ordered or emptied"
         since = datetime.fromisoformat(event.data["idle_since"])
+    elif event.data.get("never_bought"):
+        if await order_times(session, customer_id=customer.id):
+            return "the customer has ordered since signing up"
+        return None
     else:
         since = datetime.fromisoformat(event.data["last_order_at"]) + timedelta(microseconds=1)
     if await ordered_since(session, customer_id=customer.id, since=since):
