@@ -69,6 +69,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
+        ("special-days", False),
         ("welcome", False),
         ("win-back", False),
     ]

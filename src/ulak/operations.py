@@ -16,6 +16,7 @@ from ulak.db import insert_rows
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.models import IS_LIVE, Enrollment, EnrollmentStep, Journey
+from ulak.journeys.service import sync_date_timers
 from ulak.messages.models import Message
 
 
@@ -173,6 +174,8 @@ async def set_journey_enabled(
     now = clock.now()
     journey.enabled = enabled
     journey.updated_at = now
+    # A date trigger's timers exist only while an enabled journey uses its rule.
+    await sync_date_timers(session, store_id=store_id, now=now)
     if enabled:
         return 0
     reason = "the journey was disabled"

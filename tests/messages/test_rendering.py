@@ -62,7 +62,14 @@ ORDER_MAILS = [
     "order_preparing",
     "order_shipped",
 ]
-LIFECYCLE_MAILS = ["abandoned_cart", "abandoned_cart_last", "birthday", "welcome", "win_back"]
+LIFECYCLE_MAILS = [
+    "abandoned_cart",
+    "abandoned_cart_last",
+    "birthday",
+    "special_day",
+    "welcome",
+    "win_back",
+]
 
 
 def test_shipped_templates_are_the_order_and_lifecycle_mails() -> None:

@@ -64,6 +64,8 @@ DEFAULTS = (
     # Valid for the week of the birthday.
     Default("birthday", "percent", Decimal(15), 7, {"tr": "DOGUMGUNU", "en": "BIRTHDAY"}),
     Default("win-back", "percent", Decimal(15), 30, {"tr": "OZLEDIK", "en": "COMEBACK"}),
+    # Valid for the week of one of the store's special days (Anneler Günü, ...).
+    Default("special-day", "percent", Decimal(10), 7, {"tr": "OZELGUN", "en": "SPECIALDAY"}),
 )
 
 # Codes are read from an email and typed at a checkout: no 0/O, 1/I/L to confuse.
