@@ -266,7 +266,7 @@ async def time_zones(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, 
     rows = await session.execute(
         select(Customer.id, Customer.timezone).where(Customer.id.in_(wanted))
     )
-    return dict(rows.tuples().all())
+    return {id_: zone for id_, zone in rows.all()}
 
 
 async def references(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, str]:
