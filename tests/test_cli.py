@@ -708,3 +708,43 @@ async def test_a_store_adds_a_template_of_its_own_and_a_journey_sends_it(
     await workers.drain()
     subjects = sorted(str(m["Subject"]) for m in await dev_inbox(db))
     assert subjects == ["Bahar notu, Ayşe", "Your order #7 is confirmed"]
+
+
+def test_stores_special_days_list_add_and_remove(env: dict[str, str]) -> None:
+    created = ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env)
+    store = str(json.loads(created.stdout)["id"])
+    listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
+    assert [(d["key"], d["rule"]) for d in json.loads(listed.stdout)] == [
+        ("anneler-gunu", "05/sun/2"),
+        ("babalar-gunu", "06/sun/3"),
+        ("kadinlar-gunu", "03-08"),
+        ("sevgililer-gunu", "02-14"),
+        ("yilbasi", "01-01"),
+    ]
+    add = ("stores", "special-days", "add", "ramazan-bayrami", "--store", store)
+    names = ("--name-tr", "Ramazan Bayramı", "--name-en", "Eid al-Fitr")
+    wrong = ulak_cli(*add, "--rule", "20 Mart", *names, env=env)
+    assert wrong.returncode != 0
+    assert 'unknown rule "20 Mart": use MM-DD' in wrong.stderr
+    added = ulak_cli(*add, "--rule", "2099-01-22,2098-02-02", *names, env=env)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == (
+        "special day ramazan-bayrami of store " + store + " set (next on 2098-02-02)"
+    )
+    removed = ulak_cli("stores", "special-days", "remove", "yilbasi", "--store", store, env=env)
+    assert removed.returncode == 0, removed.stderr
+    again = ulak_cli("stores", "special-days", "remove", "yilbasi", "--store", store, env=env)
+    assert again.returncode == 1
+    assert f"store {store} has no special day 'yilbasi'" in again.stderr
+    listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
+    assert [(d["key"], d["name_tr"], d["next"]) for d in json.loads(listed.stdout)][-2:] == [
+        ("ramazan-bayrami", "Ramazan Bayramı", "2098-02-02"),
+        ("sevgililer-gunu", "Sevgililer Günü", f"{_next_year_of(2, 14)}"),
+    ]
+
+
+def _next_year_of(month: int, day: int) -> str:
+    """The next 14 February (or any date) from today, at UTC+14, as ISO."""
+    today = datetime.now(UTC) + timedelta(hours=14)
+    year = today.year if (today.month, today.day) <= (month, day) else today.year + 1
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -359,3 +359,74 @@ async def test_a_special_day_fans_out_in_batches_to_each_customers_start_of_day(
         ("customer.special_day", local(day, NEW_YORK), "Kermes"),
     ]
     assert await timers(db, store) == []
+
+
+async def test_dates_and_a_special_day_due_while_no_worker_ran_fire_once(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    await add_journey(db, clock, store, ANNIVERSARY)
+    async with db.transaction() as session:
+        # Without a journey that greets on them, special days are not fanned out at all.
+        await set_journey_enabled(
+            session, store_id=store.id, key="special-days", enabled=True, clock=clock
+        )
+    await post(
+        client,
+        store,
+        *(
+            {
+                "id": f"p{n}",
+                "type": "customer.updated",
+                "customer": {"id": f"c-{n}", "attributes": {"member_since": "2025-12-31"}},
+            }
+            for n in range(5)
+        ),
+    )
+    await workers.drain()
+    # No worker runs over New Year's Eve and Day (Yılbaşı, a default special day) ...
+    clock.set(datetime(2027, 1, 1, 12, 0, tzinfo=UTC))
+
+    class Crash(Exception):
+        pass
+
+    async def fire_and_crash() -> None:
+        async with db.transaction() as session:
+            assert await fire_due(session, clock=clock, limit=3) > 0
+            raise Crash
+
+    # ... and the first one to start dies before its commit.
+    with pytest.raises(Crash):
+        await fire_and_crash()
+    assert await derived(db) == []
+    await workers.drain()
+    events = await derived(db)
+    assert (
+        sorted(
+            (kind, at.astimezone(ISTANBUL).isoformat(), data.get("key"))
+            for _, kind, at, data in events
+        )
+        == [("customer.date", "2026-12-31T00:00:00+03:00", None)] * 5
+        + [("customer.special_day", "2027-01-01T00:00:00+03:00", "yilbasi")] * 5
+    )
+    assert len({key for key, _, _, _ in events}) == 10
+    # Nothing is left to fire twice: next year's anniversaries wait.
+    clock.travel(timedelta(days=1))
+    await workers.drain()
+    assert len(await derived(db)) == 10
+    assert {(kind, due) for kind, _, due in await timers(db, store)} == {
+        ("customer.date", local(date(2027, 12, 31)))
+    }
+
+
+async def test_a_special_day_no_journey_greets_on_is_not_fanned_out(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    await post(client, store, profile("p1"))
+    await workers.drain()
+    clock.set(datetime(2027, 1, 1, 12, 0, tzinfo=UTC))  # Yılbaşı; special-days is off
+    await workers.drain()
+    assert await derived(db) == []
+    assert await timers(db, store) == []
+    async with db.read() as session:
+        days = {d.key: d.due_at for d in await special_days_of(session, store_id=store.id)}
+    assert days["yilbasi"] == local(date(2028, 1, 1), ZoneInfo("Pacific/Kiritimati"))

@@ -330,14 +330,17 @@ class Trigger(_Model):
     def _event_or_date(self) -> Trigger:
         if self.date is not None:
             if self.event not in ("", DATE_EVENT):
-                raise ValueError("a trigger has an event or a date, not both")
+                raise PydanticCustomError("trigger", "a trigger has an event or a date, not both")
             self.event = DATE_EVENT
         elif not self.event:
-            raise ValueError("a trigger needs an event, or a date: {attribute: ..., offset: ...}")
+            raise PydanticCustomError(
+                "trigger", "a trigger needs an event, or a date: {attribute: ..., offset: ...}"
+            )
         elif self.event == DATE_EVENT:
-            raise ValueError(
-                f"{DATE_EVENT} is started by a date trigger: "
-                "date: {attribute: member_since, offset: 0d, yearly: true}"
+            raise PydanticCustomError(
+                "trigger",
+                f"{DATE_EVENT} is started by a date trigger, like "
+                "date: {attribute: member_since, offset: 0d, yearly: true}",
             )
         return self
 
