@@ -736,6 +736,8 @@ def test_stores_special_days_list_add_and_remove(env: dict[str, str]) -> None:
     again = ulak_cli("stores", "special-days", "remove", "yilbasi", "--store", store, env=env)
     assert again.returncode == 1
     assert f"store {store} has no special day 'yilbasi'" in again.stderr
+    defaults = ulak_cli("stores", "special-days", "defaults", "--store", store, env=env)
+    assert defaults.stdout.strip() == "added: yilbasi"
     listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
     assert [(d["key"], d["name_tr"], d["next"]) for d in json.loads(listed.stdout)][-2:] == [
         ("ramazan-bayrami", "Ramazan Bayramı", "2098-02-02"),

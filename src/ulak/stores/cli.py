@@ -32,6 +32,7 @@ from ulak.terminal import console, err, in_transaction, open_database, reading, 
 from ulak.timers import special_days
 from ulak.timers.service import (
     EARLIEST,
+    install_default_special_days,
     remove_special_day,
     set_special_day,
     special_days_of,
@@ -229,6 +230,19 @@ def days_add(
     upcoming = in_transaction(main)
     when = f"next on {upcoming}" if upcoming else "no date to come"
     console.print(f"special day {key} of store {store} set ({when})", markup=False)
+
+
+@days_app.command("defaults")
+def days_defaults(store: DayStore) -> None:
+    """Add the default special days the store does not have (a store made before ulak had
+    them starts with none); those it has stay as they are."""
+
+    async def main(session: AsyncSession) -> list[str]:
+        await get_store(session, store)
+        return await install_default_special_days(session, store_id=store, now=SystemClock().now())
+
+    added = in_transaction(main)
+    console.print(f"added: {', '.join(added) or 'none'}", markup=False)
 
 
 @days_app.command("remove")

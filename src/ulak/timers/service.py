@@ -528,9 +528,15 @@ async def set_special_day(
 
 async def install_default_special_days(
     session: AsyncSession, *, store_id: int, now: datetime
-) -> None:
-    """A new store's special days: the Turkish defaults (`special_days.DEFAULTS`)."""
+) -> list[str]:
+    """Give a store the default special days (`special_days.DEFAULTS`, Turkish) it does not
+    have yet; returns their keys. A day the shop changed keeps its changes."""
+    have = {day.key for day in await special_days_of(session, store_id=store_id)}
+    added = []
     for default in special_days.DEFAULTS:
+        if default.key in have:
+            continue
+        added.append(default.key)
         await set_special_day(
             session,
             store_id=store_id,
@@ -540,6 +546,7 @@ async def install_default_special_days(
             rule=default.rule,
             now=now,
         )
+    return added
 
 
 async def remove_special_day(session: AsyncSession, *, store_id: int, key: str) -> bool:

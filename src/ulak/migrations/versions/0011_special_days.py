@@ -2,8 +2,9 @@
 
 One row per special day of a store (Anneler Günü, Sevgililer Günü, ...): its names, the
 rule that dates it each year, and when its next occurrence starts (`ix_special_days_due`,
-read only where due), with the fan-out's cursor. Existing stores get no rows: they add
-days with `ulak stores special-days add` (new stores get the Turkish defaults).
+read only where due), with the fan-out's cursor. Existing stores get no rows (the rows'
+next dates depend on the clock, which a migration should not read): `ulak stores
+special-days defaults` adds the Turkish defaults new stores start with.
 
 Revision ID: 0011
 Revises: 0009
