@@ -739,9 +739,10 @@ def test_stores_special_days_list_add_and_remove(env: dict[str, str]) -> None:
     defaults = ulak_cli("stores", "special-days", "defaults", "--store", store, env=env)
     assert defaults.stdout.strip() == "added: yilbasi"
     listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
-    assert [(d["key"], d["name_tr"], d["next"]) for d in json.loads(listed.stdout)][-2:] == [
+    assert [(d["key"], d["name_tr"], d["next"]) for d in json.loads(listed.stdout)][-3:] == [
         ("ramazan-bayrami", "Ramazan Bayramı", "2098-02-02"),
-        ("sevgililer-gunu", "Sevgililer Günü", f"{_next_year_of(2, 14)}"),
+        ("sevgililer-gunu", "Sevgililer Günü", _next_year_of(2, 14)),
+        ("yilbasi", "Yılbaşı", _next_year_of(1, 1)),
     ]
 
 

@@ -631,3 +631,10 @@ def test_date_trigger_and_wait_problems_point_at_their_lines() -> None:
         "j.yaml:5: trigger: customer.date is started by a date trigger, like date: {attribute:"
         " member_since, offset: 0d, yearly: true}"
     ]
+
+
+def test_a_journey_without_a_date_trigger_is_stored_as_before_date_triggers() -> None:
+    # Versions stored earlier have no trigger.date: the same file applied again must compare
+    # equal to them, not make a new version.
+    dumped = load_journey(HEAD + "  - wait: 1h\n").model_dump(mode="json", by_alias=True)
+    assert dumped["trigger"] == {"event": "order.created", "where": None}

@@ -23,8 +23,10 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -343,6 +345,15 @@ class Trigger(_Model):
                 "date: {attribute: member_since, offset: 0d, yearly: true}",
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_date(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Versions stored before date triggers have no `date`: an unchanged journey applied
+        # again must compare equal to them rather than make a new version.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("date") is None:
+            dumped.pop("date", None)
+        return dumped
 
 
 class ExitWhen(_Model):

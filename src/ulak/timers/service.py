@@ -689,7 +689,8 @@ async def next_due(session: AsyncSession, *, kinds: Iterable[str] | None = None)
     """When the earliest timer (of these kinds) is due (ix_timers_due); None when none is."""
     query = select(func.min(Timer.due_at))
     if kinds is not None:
-        query = query.where(Timer.kind.in_(set(kinds)))
+        kinds = set(kinds)
+        query = query.where(Timer.kind.in_(kinds))
     due: datetime | None = await session.scalar(query)
     if kinds is None or SPECIAL_DAY in kinds:  # a special day fans out into such timers
         fan_out: datetime | None = await session.scalar(select(func.min(SpecialDay.due_at)))
