@@ -430,3 +430,31 @@ async def test_a_special_day_no_journey_greets_on_is_not_fanned_out(
     async with db.read() as session:
         days = {d.key: d.due_at for d in await special_days_of(session, store_id=store.id)}
     assert days["yilbasi"] == local(date(2028, 1, 1), ZoneInfo("Pacific/Kiritimati"))
+
+
+async def test_a_journey_setting_a_date_attribute_sets_its_timer(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    await add_journey(db, clock, store, ANNIVERSARY)
+    await add_journey(
+        db,
+        clock,
+        store,
+        """\
+key: member
+name: Üye
+legal_class: informational
+trigger:
+  event: customer.updated
+steps:
+  - action: set_attribute
+    attribute: member_since
+    value: "2025-12-24"
+""",
+    )
+    await post(client, store, profile("p1"))
+    await workers.drain()
+    me = await customer_pk(db)
+    assert await timers(db, store) == [
+        ("customer.date", f"member_since:+0:y:{me}", local(date(2026, 12, 24)))
+    ]

@@ -476,13 +476,17 @@ async def delete_date_rule(session: AsyncSession, *, store_id: int, rule: DateRu
 
 
 async def date_rules_in_use(session: AsyncSession, *, store_id: int) -> set[DateRule]:
-    """The rules the store's date timers were set for (a pass over its date timers)."""
+    """The rules the store's date timers were set for: a pass over its date timers' subjects
+    (`attribute:offset:y|o:customer`), when a journey is applied or switched on or off."""
     rows = await session.execute(
-        select(Timer.data).where(Timer.store_id == store_id, Timer.kind == DATE).distinct()
+        select(Timer.subject).where(Timer.store_id == store_id, Timer.kind == DATE)
     )
-    return {
-        DateRule(d["attribute"], int(d["offset_days"]), bool(d["yearly"])) for d in rows.scalars()
-    }
+    prefixes = {subject.rpartition(":")[0] for subject in rows.scalars()}
+    rules = set()
+    for prefix in prefixes:
+        attribute, offset, every = prefix.split(":")
+        rules.add(DateRule(attribute, int(offset), every == "y"))
+    return rules
 
 
 # ---------------------------------------------------------------------------------------------
