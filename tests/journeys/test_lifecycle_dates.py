@@ -125,8 +125,8 @@ def test_a_wait_until_a_date_attribute_and_each_way_out(tmp_path: Path) -> None:
     journeys = journey_file(tmp_path, WAIT_UNTIL_DATE)
     events = [
         signup(attributes="{subscription_ends: '2026-03-20'}"),
-        # Three days before was two days ago: it goes on at once.
-        signup(ref="c-2", email="b@example.com", attributes="{subscription_ends: '2026-03-02'}"),
+        # Three days before was yesterday: it goes on at once (within the send window).
+        signup(ref="c-2", email="b@example.com", attributes="{subscription_ends: '2026-03-04'}"),
         signup(ref="c-3", email="c@example.com"),
         signup(ref="c-4", email="d@example.com", attributes="{subscription_ends: soon}"),
     ]
