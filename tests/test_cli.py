@@ -70,6 +70,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-preparing", True),
         ("order-shipped", True),
         ("replenishment", False),
+        ("special-days", False),
         ("thank-you", False),
         ("welcome", False),
         ("win-back", False),
@@ -750,7 +751,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 12
+    assert len(shipped.stdout.splitlines()) == len(library) == 13
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (
@@ -809,3 +810,46 @@ def test_a_store_sets_checks_and_clears_its_reorder_link(env: dict[str, str]) ->
     assert json.loads(cleared.stdout)["reorder_url"] is None
     (listed,) = json.loads(ulak_cli("stores", "list", "--json", env=env).stdout)
     assert (listed["reorder_url"], listed["never_bought_days"]) == (None, 14)
+
+
+def test_stores_special_days_list_add_and_remove(env: dict[str, str]) -> None:
+    created = ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env)
+    store = str(json.loads(created.stdout)["id"])
+    listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
+    assert [(d["key"], d["rule"]) for d in json.loads(listed.stdout)] == [
+        ("anneler-gunu", "05/sun/2"),
+        ("babalar-gunu", "06/sun/3"),
+        ("kadinlar-gunu", "03-08"),
+        ("sevgililer-gunu", "02-14"),
+        ("yilbasi", "01-01"),
+    ]
+    add = ("stores", "special-days", "add", "ramazan-bayrami", "--store", store)
+    names = ("--name-tr", "Ramazan Bayramı", "--name-en", "Eid al-Fitr")
+    wrong = ulak_cli(*add, "--rule", "20 Mart", *names, env=env)
+    assert wrong.returncode != 0
+    assert 'unknown rule "20 Mart": use MM-DD' in wrong.stderr
+    added = ulak_cli(*add, "--rule", "2099-01-22,2098-02-02", *names, env=env)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == (
+        "special day ramazan-bayrami of store " + store + " set (next on 2098-02-02)"
+    )
+    removed = ulak_cli("stores", "special-days", "remove", "yilbasi", "--store", store, env=env)
+    assert removed.returncode == 0, removed.stderr
+    again = ulak_cli("stores", "special-days", "remove", "yilbasi", "--store", store, env=env)
+    assert again.returncode == 1
+    assert f"store {store} has no special day 'yilbasi'" in again.stderr
+    defaults = ulak_cli("stores", "special-days", "defaults", "--store", store, env=env)
+    assert defaults.stdout.strip() == "added: yilbasi"
+    listed = ulak_cli("stores", "special-days", "list", "--store", store, "--json", env=env)
+    assert [(d["key"], d["name_tr"], d["next"]) for d in json.loads(listed.stdout)][-3:] == [
+        ("ramazan-bayrami", "Ramazan Bayramı", "2098-02-02"),
+        ("sevgililer-gunu", "Sevgililer Günü", _next_year_of(2, 14)),
+        ("yilbasi", "Yılbaşı", _next_year_of(1, 1)),
+    ]
+
+
+def _next_year_of(month: int, day: int) -> str:
+    """The next 14 February (or any date) from today, at UTC+14, as ISO."""
+    today = datetime.now(UTC) + timedelta(hours=14)
+    year = today.year if (today.month, today.day) <= (month, day) else today.year + 1
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -16,7 +16,7 @@ from ulak.db import insert_rows
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.models import IS_LIVE, Enrollment, EnrollmentStep, Journey
-from ulak.journeys.service import offer_library
+from ulak.journeys.service import offer_library, sync_date_timers
 from ulak.journeys.switch import DISABLED
 from ulak.messages.models import Message
 from ulak.stores.models import Store
@@ -176,6 +176,8 @@ async def set_journey_enabled(
     now = clock.now()
     journey.enabled = enabled
     journey.updated_at = now
+    # A date trigger's timers exist only while an enabled journey uses its rule.
+    await sync_date_timers(session, store_id=store_id, now=now)
     if enabled:
         return 0
     reason = DISABLED

@@ -97,6 +97,7 @@ async def test_every_store_starts_with_the_default_templates(db: Database, store
         ("birthday", "percent", Decimal(15), None, 7, "DOGUMGUNU", "generated"),
         ("cart", "percent", Decimal(10), None, 7, "SEPET", "generated"),
         ("next-order", "percent", Decimal(10), None, 30, "TESEKKURLER", "generated"),
+        ("special-day", "percent", Decimal(10), None, 7, "OZELGUN", "generated"),
         ("welcome", "percent", Decimal(10), None, 30, "HOSGELDIN", "generated"),
         ("win-back", "percent", Decimal(15), None, 30, "OZLEDIK", "generated"),
     ]
@@ -106,7 +107,14 @@ async def test_an_english_store_gets_english_prefixes(db: Database, clock: Froze
     store = await make_store(db, clock, locale="en", library=False)
     async with db.read() as session:
         templates = await list_templates(session, store_id=store.id)
-    assert [t.prefix for t in templates] == ["BIRTHDAY", "CART", "THANKYOU", "WELCOME", "COMEBACK"]
+    assert [t.prefix for t in templates] == [
+        "BIRTHDAY",
+        "CART",
+        "THANKYOU",
+        "SPECIALDAY",
+        "WELCOME",
+        "COMEBACK",
+    ]
 
 
 async def test_a_made_code_is_random_unambiguous_and_carries_its_value(

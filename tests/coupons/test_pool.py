@@ -157,6 +157,7 @@ def test_coupons_commands(env: dict[str, str], tmp_path: Path) -> None:
         ("birthday", "generated", 0),
         ("cart", "generated", 0),
         ("next-order", "generated", 0),
+        ("special-day", "generated", 0),
         ("welcome", "pool", 2),
         ("win-back", "generated", 0),
     ]

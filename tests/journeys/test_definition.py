@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,6 +31,7 @@ from ulak.journeys.definition import (
     WaitWithin,
     compile_program,
     coupon_keys,
+    date_wait_time,
     load_journey,
     load_journey_file,
     next_wait_time,
@@ -698,3 +699,58 @@ def test_an_informational_journey_with_a_promotion_is_refused_on_its_lines() -> 
     commercial = PROMOTING.replace("legal_class: informational", "legal_class: commercial")
     journey = load_journey(commercial, "j.yaml")
     assert promotion_problems(journey, commercial, "j.yaml", promotional) == []
+
+
+def test_date_triggers_and_waits_until_a_date_compile() -> None:
+    journey = load_journey(
+        "key: ending\nname: E\nlegal_class: commercial\n"
+        "trigger:\n  date: {attribute: subscription_ends, offset: 7d, yearly: true}\n"
+        "steps:\n"
+        '  - wait: {until_date: {attribute: subscription_ends, offset: -3d}, at: "09:30"}\n'
+        "  - wait: {until_date: {attribute: member_since}}\n"
+    )
+    assert journey.trigger.event == "customer.date"
+    assert journey.trigger.date is not None
+    assert journey.trigger.date.offset == "+7d"
+    assert compile_program(journey).ops == (
+        WaitOp(None, time(9, 30), None, date_attribute="subscription_ends", offset_days=-3),
+        WaitOp(None, time(0), None, date_attribute="member_since", offset_days=0),
+    )
+    first = compile_program(journey).ops[0]
+    assert isinstance(first, WaitOp)
+    assert date_wait_time(first, date(2026, 3, 20), ISTANBUL) == utc(2026, 3, 17, 6, 30)
+
+
+def test_date_trigger_and_wait_problems_point_at_their_lines() -> None:
+    text = (
+        "key: j\nname: J\nlegal_class: commercial\n"
+        "trigger:\n  date: {attribute: member_since, offset: 3 days}\n"
+        "steps:\n"
+        '  - wait: {until_date: {attribute: 9ends, offset: -3d}, at: "25:00"}\n'
+    )
+    assert problems(text) == [
+        'j.yaml:5: trigger.date.offset: invalid offset "3 days": use whole days, before (-)'
+        " or after the date, like -3d or 7d",
+        'j.yaml:7: steps[0].wait.until_date.attribute: invalid attribute "9ends": use letters,'
+        " digits and underscores, like last_campaign",
+        'j.yaml:7: steps[0].wait.at: invalid time of day "25:00": use 24-hour HH:MM, like 09:00'
+        " or 18:30",
+    ]
+    both = HEAD.replace(
+        "  event: order.created\n", "  event: order.created\n  date: {attribute: a}\n"
+    )
+    assert problems(both + "  - wait: 1h\n") == [
+        "j.yaml:5: trigger: a trigger has an event or a date, not both"
+    ]
+    bare = HEAD.replace("order.created", "customer.date")
+    assert problems(bare + "  - wait: 1h\n") == [
+        "j.yaml:5: trigger: customer.date is started by a date trigger, like date: {attribute:"
+        " member_since, offset: 0d, yearly: true}"
+    ]
+
+
+def test_a_journey_without_a_date_trigger_is_stored_as_before_date_triggers() -> None:
+    # Versions stored earlier have no trigger.date: the same file applied again must compare
+    # equal to them, not make a new version.
+    dumped = load_journey(HEAD + "  - wait: 1h\n").model_dump(mode="json", by_alias=True)
+    assert dumped["trigger"] == {"event": "order.created", "where": None}

@@ -71,6 +71,7 @@ LIFECYCLE_MAILS = [
     "thank_you",
     "thank_you_offer",
     "thank_you_tips",
+    "special_day",
     "welcome",
     "win_back",
 ]

@@ -66,6 +66,8 @@ DEFAULTS = (
     Default("win-back", "percent", Decimal(15), 30, {"tr": "OZLEDIK", "en": "COMEBACK"}),
     # The `thank-you` journey's incentive for a customer's next order.
     Default("next-order", "percent", Decimal(10), 30, {"tr": "TESEKKURLER", "en": "THANKYOU"}),
+    # Valid for the week of one of the store's special days (Anneler Günü, ...).
+    Default("special-day", "percent", Decimal(10), 7, {"tr": "OZELGUN", "en": "SPECIALDAY"}),
 )
 
 # Codes are read from an email and typed at a checkout: no 0/O, 1/I/L to confuse.

@@ -181,6 +181,27 @@ def set_attribute(customer: Customer, name: str, value: Any, *, at: datetime) ->
     customer.updated_at = at
 
 
+class NotADate(ValueError):
+    """An attribute a journey reads as a date holds something else."""
+
+
+def attribute_date(attributes: dict[str, Any], name: str) -> date | None:
+    """The date an attribute holds ("2026-05-10", or a timestamp's own date), None when the
+    customer has no such attribute; NotADate when it holds something else."""
+    value = attributes.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                return datetime.fromisoformat(value.strip()).date()
+            except ValueError:
+                pass
+    raise NotADate(f"attribute {name!r} is not a date (YYYY-MM-DD): {str(value)[:100]!r}")
+
+
 def unsubscribe_email(customer: Customer, *, at: datetime) -> None:
     """The customer wants no more commercial email; the first time counts."""
     if customer.email_unsubscribed_at is None:
@@ -219,6 +240,33 @@ def customer_view(customer: Customer) -> dict[str, Any]:
     }
     # Absent rather than None: templates print nothing and `is defined` tells the truth.
     return {k: v for k, v in view.items() if v is not None}
+
+
+async def customer_page(
+    session: AsyncSession, *, store_id: int, after: int, limit: int
+) -> list[tuple[int, str | None, dict[str, Any]]]:
+    """(id, time zone, attributes) of up to `limit` of a store's customers past id `after`,
+    by id: a pass over all of them a batch at a time (a special day, a journey's dates)."""
+    rows = await session.execute(
+        select(Customer.id, Customer.timezone, Customer.attributes)
+        .where(
+            Customer.store_id == store_id, Customer.id > after, Customer.merged_into_id.is_(None)
+        )
+        .order_by(Customer.id)
+        .limit(limit)
+    )
+    return [(id_, zone, attributes or {}) for id_, zone, attributes in rows.all()]
+
+
+async def time_zones(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, str | None]:
+    """Each customer's own time zone (None: they have none, the store's applies)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Customer.id, Customer.timezone).where(Customer.id.in_(wanted))
+    )
+    return {id_: zone for id_, zone in rows.all()}
 
 
 async def references(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, str]:

@@ -48,7 +48,7 @@ from ulak.events.schemas import (
     ShipmentUpdatedData,
 )
 from ulak.journeys.context import build_context
-from ulak.journeys.service import move_enrollments, on_event, write_trace
+from ulak.journeys.service import date_rules, move_enrollments, on_event, write_trace
 from ulak.messages.service import move_customer as move_messages
 from ulak.orders.models import Order
 from ulak.orders.service import (
@@ -229,6 +229,12 @@ async def apply_event(
             merges or "birthday" in event.customer or "timezone" in event.customer
         ):
             await timers.birthday_changed(session, store=store, customer=customer, now=now)
+        if merges or "attributes" in event.customer or "timezone" in event.customer:
+            rules = await date_rules(session, store_id=store.id)
+            if rules:
+                await timers.dates_changed(
+                    session, store=store, customer=customer, rules=rules, now=now
+                )
     elif event.customer_id is not None:  # from ulak's own pages, which know the customer
         customer = await surviving_customer(
             session, store_id=store.id, customer_id=event.customer_id

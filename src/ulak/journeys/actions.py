@@ -30,9 +30,11 @@ from ulak.journeys.definition import (
     split_branch,
 )
 from ulak.journeys.models import Enrollment
+from ulak.journeys.service import date_rules
 from ulak.messages.rendering import SHOP_ALERT_COUPONS, SHOP_ALERT_CUSTOMER, resolve_locale
 from ulak.messages.service import SHOP_ALERT_EVERY, Renders, alert_shop
 from ulak.stores.models import Store
+from ulak.timers.service import dates_changed
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,12 @@ async def run_action(
     if isinstance(op, SetAttributeOp):
         set_attribute(customer, op.attribute, op.value, at=now)
         context["customer"] = customer_view(customer)
+        # A journey may set a date another journey starts from (`member_since`).
+        rules = [
+            r for r in await date_rules(session, store_id=store.id) if r.attribute == op.attribute
+        ]
+        if rules:
+            await dates_changed(session, store=store, customer=customer, rules=rules, now=now)
         return f"set attribute {op.attribute} = {op.value!r}"
     assert isinstance(op, AlertShopOp)
     message = await alert_shop(

@@ -24,8 +24,10 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -66,6 +68,28 @@ def _duration(value: Any) -> Any:
     return value.strip()
 
 
+_DAY_OFFSET = re.compile(r"^([+-]?)(\d{1,5})d$")
+
+
+def parse_day_offset(text: str) -> int:
+    """Days in an offset like "-3d", "+7d" or "0d"; ValueError when invalid."""
+    match = _DAY_OFFSET.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        shown = f'"{text}"' if isinstance(text, str) else repr(text)
+        raise ValueError(
+            f"invalid offset {shown}: use whole days, before (-) or after the date, like -3d or 7d"
+        )
+    return -int(match[2]) if match[1] == "-" else int(match[2])
+
+
+def _day_offset(value: Any) -> Any:
+    try:
+        days = parse_day_offset(value)
+    except ValueError as exc:
+        raise PydanticCustomError("day_offset", "{reason}", {"reason": str(exc)}) from None
+    return f"{days:+d}d" if days else "0d"
+
+
 def _expression(value: str) -> str:
     try:
         check_expression(value)
@@ -92,6 +116,7 @@ def _scalar(value: Any) -> Any:
 
 
 Duration = Annotated[str, BeforeValidator(_duration)]
+DayOffset = Annotated[str, BeforeValidator(_day_offset)]
 Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
 Expression = Annotated[str, AfterValidator(_expression)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
@@ -135,9 +160,28 @@ class WaitWithin(_Model):
         return self
 
 
+class DateRef(_Model):
+    """A date attribute of the customer, moved by whole days: `{attribute: member_since,
+    offset: -3d}`."""
+
+    attribute: AttributeName
+    offset: DayOffset = "0d"
+
+
+class WaitUntilDate(_Model):
+    """Until the start of a day relative to a date attribute (or `at` a time of it), in the
+    customer's time zone. A date already past goes on at once (the send window then decides
+    whether a send is still worth it); a customer without such a date exits the journey."""
+
+    until_date: DateRef
+    at: TimeOfDay | None = None
+
+
 def _wait_kind(value: Any) -> str:
     if isinstance(value, WaitWithin) or (isinstance(value, dict) and "for" in value):
         return "wait:within"
+    if isinstance(value, WaitUntilDate) or (isinstance(value, dict) and "until_date" in value):
+        return "wait:until_date"
     return "wait:until" if isinstance(value, dict | WaitUntil) else "wait:duration"
 
 
@@ -145,7 +189,8 @@ class WaitStep(_Model):
     wait: Annotated[
         Annotated[Duration, Tag("wait:duration")]
         | Annotated[WaitUntil, Tag("wait:until")]
-        | Annotated[WaitWithin, Tag("wait:within")],
+        | Annotated[WaitWithin, Tag("wait:within")]
+        | Annotated[WaitUntilDate, Tag("wait:until_date")],
         Discriminator(_wait_kind),
     ]
 
@@ -253,7 +298,7 @@ _STEP_KINDS: dict[str, tuple[str, Any]] = {
     "split": ("step:split", SplitStep),
 }
 _TAGS = frozenset(
-    {"wait:duration", "wait:until", "wait:within"}
+    {"wait:duration", "wait:until", "wait:within", "wait:until_date"}
     | {tag for tag, _ in _STEP_KINDS.values()}
     | {tag for tag, _ in _ACTIONS.values()}
 )
@@ -287,9 +332,50 @@ Step = Annotated[
 ]
 
 
+# The event type of every date trigger (`timers.service.DATE`); which journey it starts is
+# decided by the trigger's rule, which the event's data names.
+DATE_EVENT = "customer.date"
+
+
+class DateTrigger(DateRef):
+    """`trigger: {date: {attribute: member_since, offset: 0d, yearly: true}}`: the start of
+    that local day, once, or (`yearly`) on each anniversary of the date."""
+
+    yearly: bool = False
+
+
 class Trigger(_Model):
-    event: EventType
+    # Filled in as `customer.date` for a date trigger.
+    event: EventType = ""
+    date: DateTrigger | None = None
     where: Expression | None = None
+
+    @model_validator(mode="after")
+    def _event_or_date(self) -> Trigger:
+        if self.date is not None:
+            if self.event not in ("", DATE_EVENT):
+                raise PydanticCustomError("trigger", "a trigger has an event or a date, not both")
+            self.event = DATE_EVENT
+        elif not self.event:
+            raise PydanticCustomError(
+                "trigger", "a trigger needs an event, or a date: {attribute: ..., offset: ...}"
+            )
+        elif self.event == DATE_EVENT:
+            raise PydanticCustomError(
+                "trigger",
+                f"{DATE_EVENT} is started by a date trigger, like "
+                "date: {attribute: member_since, offset: 0d, yearly: true}",
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_date(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Versions stored before date triggers have no `date`: an unchanged journey applied
+        # again must compare equal to them rather than make a new version.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("date") is None:
+            dumped.pop("date", None)
+        return dumped
 
 
 class ExitWhen(_Model):
@@ -373,6 +459,9 @@ class WaitOp:
     weekdays: frozenset[int] | None  # 0 = Monday, like date.weekday()
     # (not_before, not_after): the local hours a wait of `seconds` may end in.
     hours: tuple[time, time] | None = None
+    # Until a date attribute + offset_days (at `until`, else the start of that day).
+    date_attribute: str | None = None
+    offset_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -563,12 +652,20 @@ def _time(text: str) -> time:
     return time(hour, minute)
 
 
-def _wait_op(wait: str | WaitUntil | WaitWithin) -> WaitOp:
+def _wait_op(wait: str | WaitUntil | WaitWithin | WaitUntilDate) -> WaitOp:
     if isinstance(wait, str):
         return WaitOp(seconds=parse_duration(wait), until=None, weekdays=None)
     if isinstance(wait, WaitWithin):
         hours = (_time(wait.not_before), _time(wait.not_after))
         return WaitOp(seconds=parse_duration(wait.for_), until=None, weekdays=None, hours=hours)
+    if isinstance(wait, WaitUntilDate):
+        return WaitOp(
+            seconds=None,
+            until=_time(wait.at) if wait.at else time(0),
+            weekdays=None,
+            date_attribute=wait.until_date.attribute,
+            offset_days=parse_day_offset(wait.until_date.offset),
+        )
     hour, minute = (int(part) for part in wait.until.split(":"))
     days = frozenset(WEEKDAYS.index(day) for day in wait.weekdays) if wait.weekdays else None
     return WaitOp(seconds=None, until=time(hour, minute), weekdays=days)
@@ -581,6 +678,8 @@ def next_wait_time(op: WaitOp, now: datetime, tz: ZoneInfo) -> datetime:
     if op.seconds is not None:
         end = now.astimezone(UTC) + timedelta(seconds=op.seconds)
         return end if op.hours is None else _within(end, op.hours, tz)
+    if op.date_attribute is not None:
+        raise ValueError("a wait until a date needs the customer's date: see date_wait_time")
     if op.until is None:
         raise ValueError("a wait needs seconds or a time of day")
     if op.weekdays is not None and not op.weekdays:
@@ -661,3 +760,12 @@ def _steps_at(steps: list[Step], at: Loc) -> Iterator[tuple[Loc, Step]]:
         elif isinstance(step, SplitStep):
             for number, branch in enumerate(step.split):
                 yield from _steps_at(branch.steps, (*loc, "split", number, "steps"))
+
+
+def date_wait_time(op: WaitOp, day: date, tz: ZoneInfo) -> datetime:
+    """When a wait until a date attribute (holding `day`) ends, as an aware UTC datetime."""
+    if op.date_attribute is None or op.until is None:
+        raise ValueError("not a wait until a date")
+    return datetime.combine(day + timedelta(days=op.offset_days), op.until, tzinfo=tz).astimezone(
+        UTC
+    )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.coupons.service import CouponPoolEmpty
 from ulak.customers.models import Customer
+from ulak.customers.service import NotADate, attribute_date
 from ulak.db import Note, is_postgres, notes, savepoint
 from ulak.events.models import Event
 from ulak.jobs import JobContext, in_batch, job
@@ -36,6 +37,7 @@ from ulak.journeys.definition import (
     TagOp,
     WaitForOp,
     WaitOp,
+    date_wait_time,
     next_wait_time,
 )
 from ulak.journeys.expressions import names_in, truthy
@@ -278,7 +280,23 @@ async def _run(
         # The moment this step is meant for (see `Enrollment.anchor_at`).
         anchor = enrollment.anchor_at or now
         if isinstance(op, WaitOp):
-            due = next_wait_time(op, anchor, ZoneInfo(customer.timezone or store.timezone))
+            zone = ZoneInfo(customer.timezone or store.timezone)
+            if op.date_attribute is None:
+                due = next_wait_time(op, anchor, zone)
+            else:
+                try:
+                    day = attribute_date(customer.attributes, op.date_attribute)
+                except NotADate as error:
+                    log.info("enrollment %s exits: %s", enrollment.id, error)
+                    day, missing = None, str(error)
+                else:
+                    missing = f"the customer has no {op.date_attribute}"
+                if day is None:
+                    # The wait is for a date this customer lacks: nothing to wait for.
+                    trace(session, enrollment, at=now, kind="exit", note=missing)
+                    finish(enrollment, "exited", at=now, reason=f"wait until_date: {missing}")
+                    return
+                due = date_wait_time(op, day, zone)
             enrollment.pc += 1
             enrollment.anchor_at = due
             if due <= now:  # its trigger came in late: the wait is over already

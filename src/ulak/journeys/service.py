@@ -21,6 +21,7 @@ from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres,
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
+    DATE_EVENT,
     PROMOTIONS,
     JourneyDefinition,
     JourneyFileError,
@@ -29,6 +30,7 @@ from ulak.journeys.definition import (
     compile_program,
     coupon_keys,
     load_journey,
+    parse_day_offset,
     promotion_problems,
     template_names,
 )
@@ -44,6 +46,7 @@ from ulak.journeys.models import (
 )
 from ulak.messages.service import templates_reading
 from ulak.stores.models import Store
+from ulak.timers.service import DateRule, date_rules_in_use, delete_date_rule, set_date_rule
 
 REENTRY_FIELD = {
     "once_per_order": "order_id",
@@ -64,6 +67,7 @@ class CompiledJourney:
 COMPILED: Note[dict[int, CompiledJourney]] = Note("journeys.compiled_versions", dict)
 TRACE: Note[list[dict[str, Any]]] = Note("journeys.trace", list, void_on_rollback=True)
 TRIGGERED: Note[dict[tuple[int, str], list[tuple[Journey, int]]]] = Note("journeys.triggered", dict)
+DATE_RULES: Note[dict[int, list[DateRule]]] = Note("journeys.date_rules", dict)
 
 
 @lru_cache(maxsize=1024)
@@ -136,6 +140,7 @@ async def apply_journey(
         ).scalar_one()
         if current.definition == dumped:
             journey.enabled = definition.enabled
+            await sync_date_timers(session, store_id=store_id, now=now)
             return journey, journey.current_version, False
         journey.current_version += 1
     else:
@@ -156,7 +161,54 @@ async def apply_journey(
         )
     )
     await session.flush()
+    await sync_date_timers(session, store_id=store_id, now=now)
     return journey, journey.current_version, True
+
+
+def date_rule(definition: JourneyDefinition) -> DateRule | None:
+    """The rule of a journey's date trigger (None: it has another trigger)."""
+    trigger = definition.trigger.date
+    if trigger is None:
+        return None
+    return DateRule(trigger.attribute, parse_day_offset(trigger.offset), trigger.yearly)
+
+
+async def date_rules(session: AsyncSession, *, store_id: int) -> list[DateRule]:
+    """The date rules of the store's enabled journeys, each once; remembered for the
+    transaction (the event applier asks for each profile that brings attributes)."""
+    memo = notes(session)(DATE_RULES)
+    if store_id not in memo:
+        rules = set()
+        for _, version in await _triggered_by(session, store_id, DATE_EVENT):
+            rule = date_rule((await compiled_version(session, version)).definition)
+            if rule is not None:
+                rules.add(rule)
+        memo[store_id] = sorted(rules)
+    return memo[store_id]
+
+
+async def sync_date_timers(session: AsyncSession, *, store_id: int, now: datetime) -> None:
+    """After a journey was applied, switched on or off: a date rule an enabled journey has
+    started using gets its customers' timers (one pass over the store's customers, see
+    `set_date_rule`); a rule none uses any longer loses them, rather than firing every
+    customer's date for nothing."""
+    memo = notes(session)
+    memo.pop(TRIGGERED)
+    memo.pop(DATE_RULES)
+    await session.flush()
+    wanted = set(await date_rules(session, store_id=store_id))
+    have = await date_rules_in_use(session, store_id=store_id)
+    store = await session.get(Store, store_id)
+    assert store is not None
+    for rule in sorted(wanted - have):
+        await set_date_rule(session, store=store, rule=rule, now=now)
+    for rule in sorted(have - wanted):
+        await delete_date_rule(session, store_id=store_id, rule=rule)
+
+
+async def starts_journeys(session: AsyncSession, store_id: int, event_type: str) -> bool:
+    """Whether an event of this type would start one of the store's enabled journeys."""
+    return bool(await _triggered_by(session, store_id, event_type))
 
 
 def library() -> list[tuple[str, str]]:
@@ -397,6 +449,15 @@ async def _triggered_by(
     return memo[(store_id, event_type)]
 
 
+def _is_date_of(rule: DateRule, event: Event) -> bool:
+    data = event.data
+    return (data.get("attribute"), data.get("offset_days"), bool(data.get("yearly"))) == (
+        rule.attribute,
+        rule.offset_days,
+        rule.yearly,
+    )
+
+
 def _holds(expression: str | None, scope: dict[str, Any]) -> bool:
     if expression is None:
         return True
@@ -418,6 +479,8 @@ async def _start_enrollments(
     for journey, version in await _triggered_by(session, event.store_id, event.type):
         compiled = await compiled_version(session, version)
         definition = compiled.definition
+        if (rule := date_rule(definition)) is not None and not _is_date_of(rule, event):
+            continue  # a date of another journey's rule
         keys = {
             "order_id": event.data.get("order_id"),
             "cart_id": event.data.get("cart_id"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
+from ulak.errors import Invalid
 from ulak.journeys.service import install_library
 from ulak.migrate import upgrade
 from ulak.stores.schemas import (
@@ -34,6 +36,14 @@ from ulak.stores.service import (
     update_store,
 )
 from ulak.terminal import console, err, in_transaction, open_database, reading, run
+from ulak.timers import special_days
+from ulak.timers.service import (
+    EARLIEST,
+    install_default_special_days,
+    remove_special_day,
+    set_special_day,
+    special_days_of,
+)
 
 stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is_help=True)
 S = TypeVar("S", StoreCreate, StoreUpdate)
@@ -187,6 +197,106 @@ def stores_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     for s in stores:
         table.add_row(str(s.id), s.name, s.locale, s.timezone, s.currency, s.sender_email)
     console.print(table)
+
+
+days_app = typer.Typer(
+    help="A store's special days: each greets its customers (the special-days journey).",
+    no_args_is_help=True,
+)
+stores_app.add_typer(days_app, name="special-days")
+DayStore = Annotated[int, typer.Option("--store", help="The store's id.")]
+
+
+@days_app.command("list")
+def days_list(store: DayStore, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a store's special days: key, names, rule and when the next one starts."""
+
+    async def main(session: AsyncSession) -> list[dict[str, Any]]:
+        await get_store(session, store)
+        return [
+            {
+                "key": d.key,
+                "name_tr": d.name_tr,
+                "name_en": d.name_en,
+                "rule": d.rule,
+                "next": _next_day(d.due_at),
+            }
+            for d in await special_days_of(session, store_id=store)
+        ]
+
+    days = reading(main)
+    if as_json:
+        sys.stdout.write(json.dumps(days, ensure_ascii=False) + "\n")
+        return
+    table = Table("key", "name (tr)", "name (en)", "rule", "next")
+    for d in days:
+        table.add_row(d["key"], d["name_tr"], d["name_en"], d["rule"], d["next"] or "")
+    console.print(table)
+
+
+def _next_day(due_at: datetime | None) -> str | None:
+    """The date a special day's next occurrence falls on (its timer is 00:00 at UTC+14)."""
+    return None if due_at is None else due_at.astimezone(EARLIEST).date().isoformat()
+
+
+@days_app.command("add")
+def days_add(
+    key: Annotated[str, typer.Argument(help="A short key, like anneler-gunu.")],
+    store: DayStore,
+    rule: Annotated[str, typer.Option(help=f"When it falls: {special_days.HELP}.")],
+    name_tr: Annotated[str, typer.Option(help="Its name in Turkish.")],
+    name_en: Annotated[str, typer.Option(help="Its name in English.")],
+) -> None:
+    """Add a special day (or change the one with this key)."""
+
+    async def main(session: AsyncSession) -> str | None:
+        await get_store(session, store)
+        try:
+            day = await set_special_day(
+                session,
+                store_id=store,
+                key=key,
+                name_tr=name_tr,
+                name_en=name_en,
+                rule=rule,
+                now=SystemClock().now(),
+            )
+        except ValueError as error:
+            raise Invalid(str(error)) from error
+        return _next_day(day.due_at)
+
+    upcoming = in_transaction(main)
+    when = f"next on {upcoming}" if upcoming else "no date to come"
+    console.print(f"special day {key} of store {store} set ({when})", markup=False)
+
+
+@days_app.command("defaults")
+def days_defaults(store: DayStore) -> None:
+    """Add the default special days the store does not have (a store made before ulak had
+    them starts with none); those it has stay as they are."""
+
+    async def main(session: AsyncSession) -> list[str]:
+        await get_store(session, store)
+        return await install_default_special_days(session, store_id=store, now=SystemClock().now())
+
+    added = in_transaction(main)
+    console.print(f"added: {', '.join(added) or 'none'}", markup=False)
+
+
+@days_app.command("remove")
+def days_remove(
+    key: Annotated[str, typer.Argument(help="The day's key (see `list`).")], store: DayStore
+) -> None:
+    """Remove a special day, and the greetings of it not yet sent out."""
+
+    async def main(session: AsyncSession) -> bool:
+        await get_store(session, store)
+        return await remove_special_day(session, store_id=store, key=key)
+
+    if not in_transaction(main):
+        err.print(f"[red]error:[/red] store {store} has no special day {key!r}")
+        raise typer.Exit(1)
+    console.print(f"special day {key} of store {store} removed", markup=False)
 
 
 keys_app = typer.Typer(help="A store's API keys.", no_args_is_help=True)

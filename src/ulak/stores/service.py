@@ -14,6 +14,7 @@ from ulak.db import Database, is_postgres, listen
 from ulak.errors import NotFound, Unauthorized
 from ulak.stores.models import ApiKey, Store
 from ulak.stores.schemas import StoreCreate, StoreUpdate
+from ulak.timers.service import install_default_special_days, store_zone_changed
 
 KEY_PREFIX = "ulak_sk_"
 
@@ -57,16 +58,24 @@ async def create_store(
     session.add(store)
     await session.flush()
     await install_default_templates(session, store_id=store.id, locale=store.locale, now=now)
+    await install_default_special_days(session, store_id=store.id, now=now)
     _, key = await create_api_key(session, store_id=store.id, clock=clock)
     return store, key
 
 
 async def update_store(session: AsyncSession, store_id: int, data: StoreUpdate) -> Store:
-    """Change the settings `data` gives (None clears one); the others stay."""
+    """Change the settings `data` gives (None clears one); the others stay. A new time zone
+    moves the date-bound timers of the customers who have none of their own."""
     store = await get_store(session, store_id)
+    zone = store.timezone
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(store, field, value)
     await session.flush()
+    if store.timezone != zone:
+        moved = await store_zone_changed(session, store=store)
+        log.info(
+            "store %s: time zone %s -> %s, %s timers moved", store.id, zone, store.timezone, moved
+        )
     return store
 
 

@@ -19,6 +19,18 @@ transaction of the change (the event applier orchestrates: `events.service`):
   customer and product (a later order of the product moves it). The products of one
   customer due on the same day share the moment, and fire as one event listing them all:
   one reminder a day, with one reorder link, rather than one email per product.
+- `customer.date`: N days before or after a date attribute of the customer (once, or each
+  year on its anniversaries), at the start of that local day, for each `DateRule` the
+  store's enabled journeys use. Set when a profile brings the attribute or a time zone
+  (`dates_changed`), or when a journey that uses a new rule is applied or switched on
+  (`set_date_rule`, one pass over the store's customers); a rule no enabled journey uses
+  any longer has its timers deleted (`delete_date_rule`).
+- `customer.special_day`: one of the store's special days (`SpecialDay`), at the start of
+  the day where the customer lives. The store's row for the day is the one timer waiting
+  for it; on the day it fans out, a batch of customers per run, into these timers.
+
+A store's new time zone moves the date-bound timers (birthday, date, special day) of the
+customers without one of their own (`store_zone_changed`).
 
 `fire_due` (the job `timers.fire_due`) turns the due timers into derived events, keyed by
 the occurrence (`derived:<kind>:<subject>:<due_at>`), so a timer fired twice, by a worker
@@ -29,9 +41,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import statistics
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,7 +56,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.catalog.service import product_views, replenish_days
 from ulak.clock import Clock
 from ulak.customers.models import Customer
-from ulak.customers.service import identities
+from ulak.customers.service import (
+    NotADate,
+    attribute_date,
+    customer_page,
+    identities,
+    time_zones,
+)
 from ulak.db import is_postgres, table_of
 from ulak.events.inbox import event_rows, insert_events
 from ulak.events.models import Event
@@ -50,14 +70,21 @@ from ulak.events.schemas import CustomerIn, EventIn, Item
 from ulak.orders.reorder import ReorderItem, ReorderPattern
 from ulak.orders.service import find_cart, order_times, ordered_since
 from ulak.stores.models import Store
-from ulak.timers.models import Timer
+from ulak.timers import special_days
+from ulak.timers.models import SpecialDay, Timer
 
 CART_ABANDONED = "cart.abandoned"
 BIRTHDAY = "customer.birthday"
 LAPSED = "customer.lapsed"
 REPLENISHMENT = "replenishment.due"
+DATE = "customer.date"
+SPECIAL_DAY = "customer.special_day"
 # The event types ulak derives from timers; journeys use them like any other.
-KINDS = (CART_ABANDONED, BIRTHDAY, LAPSED, REPLENISHMENT)
+KINDS = (CART_ABANDONED, BIRTHDAY, LAPSED, REPLENISHMENT, DATE, SPECIAL_DAY)
+# The earliest time zone on earth: a special day starts here first.
+EARLIEST = timezone(timedelta(hours=14))
+
+log = logging.getLogger(__name__)
 
 # A customer with this many orders lapses by their own rhythm rather than the store's window.
 OWN_RHYTHM_ORDERS = 3
@@ -356,14 +383,359 @@ def next_birthday(birthday: date, *, from_day: date, zone: ZoneInfo) -> tuple[da
     return day, datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
+# ---------------------------------------------------------------------------------------------
+# Dates of the customer's attributes
+
+
+@dataclass(frozen=True, order=True)
+class DateRule:
+    """A journey's `trigger: {date: ...}`: `offset_days` from the date in `attribute`, once
+    or (`yearly`) on each of its anniversaries."""
+
+    attribute: str
+    offset_days: int
+    yearly: bool
+
+    @property
+    def prefix(self) -> str:
+        """Its timers' subjects start with this (then the customer's id)."""
+        return f"{self.attribute}:{self.offset_days:+d}:{'y' if self.yearly else 'o'}:"
+
+    def describe(self) -> str:
+        every = "each year" if self.yearly else "once"
+        return f"{self.attribute} {self.offset_days:+d}d ({every})"
+
+
+def date_occurrence(value: date, rule: DateRule, *, from_day: date) -> tuple[date, int] | None:
+    """The rule's first day on or after `from_day` for a date attribute `value`, with the
+    years since `value` it marks (0 for a one-off); None when a one-off has passed.
+
+    A yearly rule counts the anniversaries (a year after the date, and each year on), so
+    a membership that starts today is not greeted today; 29 February is kept on 28
+    February in other years, like a birthday."""
+    offset = timedelta(days=rule.offset_days)
+    if not rule.yearly:
+        day = value + offset
+        return (day, 0) if day >= from_day else None
+    years = max(1, (from_day - offset).year - value.year)
+    while True:
+        day = birthday_on(value, value.year + years) + offset
+        if day >= from_day:
+            return day, years
+        years += 1
+
+
+async def dates_changed(
+    session: AsyncSession,
+    *,
+    store: Store,
+    customer: Customer,
+    rules: Iterable[DateRule],
+    now: datetime,
+) -> None:
+    """The customer's attributes or time zone may have changed: set, move or delete their
+    timer for each date rule the store's journeys use. An attribute that holds no date is
+    ignored (logged), and its timer deleted: the date it was set from is gone."""
+    zone = ZoneInfo(customer.timezone or store.timezone)
+    for rule in rules:
+        await _set_date(
+            session,
+            store_id=store.id,
+            customer_id=customer.id,
+            attributes=customer.attributes,
+            rule=rule,
+            from_day=now.astimezone(zone).date(),
+            zone=zone,
+        )
+
+
+async def _set_date(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer_id: int,
+    attributes: dict[str, Any],
+    rule: DateRule,
+    from_day: date,
+    zone: ZoneInfo,
+) -> None:
+    subject = f"{rule.prefix}{customer_id}"
+    try:
+        value = attribute_date(attributes, rule.attribute)
+    except NotADate as error:
+        log.warning("customer %s: %s; no %s timer", customer_id, error, rule.describe())
+        value = None
+    occurrence = date_occurrence(value, rule, from_day=from_day) if value else None
+    if value is None or occurrence is None:
+        await delete_timer(session, store_id=store_id, kind=DATE, subject=subject)
+        return
+    day, years = occurrence
+    data: dict[str, Any] = {
+        "attribute": rule.attribute,
+        "offset_days": rule.offset_days,
+        "yearly": rule.yearly,
+        "value": value.isoformat(),
+        "date": day.isoformat(),
+        "timezone": zone.key,
+    }
+    if rule.yearly:
+        data["years"] = years
+    await set_timer(
+        session,
+        store_id=store_id,
+        kind=DATE,
+        subject=subject,
+        customer_id=customer_id,
+        due_at=datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC),
+        data=data,
+    )
+
+
+# Customers read per query by the passes over a store's customers.
+PAGE = 1000
+
+
+async def set_date_rule(
+    session: AsyncSession, *, store: Store, rule: DateRule, now: datetime
+) -> int:
+    """A journey that uses `rule` was applied or switched on: set the timers of the store's
+    customers that have the attribute. One pass over the store's customers, a page at a
+    time, in the caller's transaction: it happens when a shop applies such a journey, not
+    on a tick, and a shop's customer list fits that. Returns how many timers were set."""
+    set_ = 0
+    after = 0
+    while page := await customer_page(session, store_id=store.id, after=after, limit=PAGE):
+        for customer_id, own_zone, attributes in page:
+            if attributes.get(rule.attribute) is None:
+                continue
+            zone = ZoneInfo(own_zone or store.timezone)
+            await _set_date(
+                session,
+                store_id=store.id,
+                customer_id=customer_id,
+                attributes=attributes,
+                rule=rule,
+                from_day=now.astimezone(zone).date(),
+                zone=zone,
+            )
+            set_ += 1
+        after = page[-1][0]
+    return set_
+
+
+async def delete_date_rule(session: AsyncSession, *, store_id: int, rule: DateRule) -> None:
+    """No enabled journey uses `rule` any longer: its timers go. (Left in place, a yearly
+    rule's timers would fire for every customer every year, for nothing.)"""
+    timers = table_of(Timer)
+    await session.execute(
+        delete(timers).where(
+            timers.c.store_id == store_id,
+            timers.c.kind == DATE,
+            timers.c.subject.startswith(rule.prefix, autoescape=True),
+        )
+    )
+
+
+async def date_rules_in_use(session: AsyncSession, *, store_id: int) -> set[DateRule]:
+    """The rules the store's date timers were set for: a pass over its date timers' subjects
+    (`attribute:offset:y|o:customer`), when a journey is applied or switched on or off."""
+    rows = await session.execute(
+        select(Timer.subject).where(Timer.store_id == store_id, Timer.kind == DATE)
+    )
+    prefixes = {subject.rpartition(":")[0] for subject in rows.scalars()}
+    rules = set()
+    for prefix in prefixes:
+        attribute, offset, every = prefix.split(":")
+        rules.add(DateRule(attribute, int(offset), every == "y"))
+    return rules
+
+
+# ---------------------------------------------------------------------------------------------
+# Special days
+
+
+async def special_days_of(session: AsyncSession, *, store_id: int) -> list[SpecialDay]:
+    rows = await session.execute(
+        select(SpecialDay).where(SpecialDay.store_id == store_id).order_by(SpecialDay.key)
+    )
+    return list(rows.scalars())
+
+
+async def set_special_day(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    key: str,
+    name_tr: str,
+    name_en: str,
+    rule: str,
+    now: datetime,
+) -> SpecialDay:
+    """Add a special day to the store, or change the one with this key; its store-level
+    timer is set to its next occurrence. special_days.RuleError names a bad rule."""
+    if not special_days.KEY.match(key):
+        raise ValueError(f"invalid key {key!r}: use lowercase letters, digits and -")
+    rule = special_days.check_rule(rule)
+    day = (
+        await session.execute(
+            select(SpecialDay).where(SpecialDay.store_id == store_id, SpecialDay.key == key)
+        )
+    ).scalar_one_or_none()
+    if day is None:
+        day = SpecialDay(store_id=store_id, key=key)
+        session.add(day)
+    day.name_tr, day.name_en, day.rule = name_tr, name_en, rule
+    day.fanned_out_to = None
+    day.due_at = _special_day_start(rule, from_day=now.astimezone(EARLIEST).date())
+    await session.flush()
+    return day
+
+
+async def install_default_special_days(
+    session: AsyncSession, *, store_id: int, now: datetime
+) -> list[str]:
+    """Give a store the default special days (`special_days.DEFAULTS`, Turkish) it does not
+    have yet; returns their keys. A day the shop changed keeps its changes."""
+    have = {day.key for day in await special_days_of(session, store_id=store_id)}
+    added = []
+    for default in special_days.DEFAULTS:
+        if default.key in have:
+            continue
+        added.append(default.key)
+        await set_special_day(
+            session,
+            store_id=store_id,
+            key=default.key,
+            name_tr=default.name_tr,
+            name_en=default.name_en,
+            rule=default.rule,
+            now=now,
+        )
+    return added
+
+
+async def remove_special_day(session: AsyncSession, *, store_id: int, key: str) -> bool:
+    """Remove a special day, with the greetings of it still waiting; False if none."""
+    removed = await session.execute(
+        delete(SpecialDay).where(SpecialDay.store_id == store_id, SpecialDay.key == key)
+    )
+    timers = table_of(Timer)
+    await session.execute(
+        delete(timers).where(
+            timers.c.store_id == store_id,
+            timers.c.kind == SPECIAL_DAY,
+            timers.c.subject.startswith(f"{key}:", autoescape=True),
+        )
+    )
+    return bool(getattr(removed, "rowcount", 0))
+
+
+def _special_day_start(rule: str, *, from_day: date) -> datetime | None:
+    day = special_days.next_date(rule, from_day=from_day)
+    return None if day is None else datetime.combine(day, time(0), tzinfo=EARLIEST).astimezone(UTC)
+
+
+# Whether a store has an enabled journey that a derived event type starts: a special day
+# no journey listens to is not fanned out to every customer for nothing.
+Listened = Callable[[AsyncSession, int, str], Awaitable[bool]]
+
+
+async def _fan_out(
+    session: AsyncSession, day: SpecialDay, *, now: datetime, limit: int, listened: Listened | None
+) -> None:
+    """One batch of a special day's fan-out: a `customer.special_day` timer for each of up
+    to `limit` customers, due at the start of the day where they live. The cursor moves in
+    the same transaction, so a crash repeats the batch, whose timers are upserts with keyed
+    events. When every customer has theirs, the day waits for its next occurrence."""
+    assert day.due_at is not None
+    on = day.due_at.astimezone(EARLIEST).date()
+    store = await session.get(Store, day.store_id)
+    assert store is not None
+    page = []
+    if listened is None or await listened(session, store.id, SPECIAL_DAY):
+        page = await customer_page(
+            session, store_id=store.id, after=day.fanned_out_to or 0, limit=limit
+        )
+    for customer_id, own_zone, _ in page:
+        zone = ZoneInfo(own_zone or store.timezone)
+        starts = datetime.combine(on, time(0), tzinfo=zone).astimezone(UTC)
+        if now >= starts + timedelta(days=1):
+            continue  # the day is over where they live (it was added on the day itself)
+        await set_timer(
+            session,
+            store_id=store.id,
+            kind=SPECIAL_DAY,
+            subject=f"{day.key}:{on.isoformat()}:{customer_id}",
+            customer_id=customer_id,
+            due_at=starts,
+            data=_special_day_data(day, on=on, zone=zone),
+        )
+    if len(page) == limit:
+        day.fanned_out_to = page[-1][0]
+        return
+    day.fanned_out_to = None
+    day.due_at = _special_day_start(day.rule, from_day=on + timedelta(days=1))
+
+
+def _special_day_data(day: SpecialDay, *, on: date, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "key": day.key,
+        "name_tr": day.name_tr,
+        "name_en": day.name_en,
+        "date": on.isoformat(),
+        "timezone": zone.key,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The store's time zone
+
+
+async def store_zone_changed(session: AsyncSession, *, store: Store) -> int:
+    """The store's time zone changed: the birthday, date and special-day timers of its
+    customers without a time zone of their own move to the start of the same day in the
+    new zone (an occurrence that has not fired is still owed, so one now in the past fires
+    at once). A page of the store's such timers at a time; returns how many moved."""
+    zone = ZoneInfo(store.timezone)
+    moved = 0
+    after = 0
+    while True:
+        page = list(
+            (
+                await session.execute(
+                    select(Timer)
+                    .where(
+                        Timer.store_id == store.id,
+                        Timer.kind.in_((BIRTHDAY, DATE, SPECIAL_DAY)),
+                        Timer.id > after,
+                    )
+                    .order_by(Timer.id)
+                    .limit(PAGE)
+                )
+            ).scalars()
+        )
+        if not page:
+            return moved
+        after = page[-1].id
+        own = await time_zones(session, ids={t.customer_id for t in page})
+        for timer in page:
+            if own.get(timer.customer_id) or timer.data.get("timezone") == zone.key:
+                continue
+            day = date.fromisoformat(timer.data["date"])
+            timer.due_at = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+            timer.data = {**timer.data, "timezone": zone.key}
+            moved += 1
+        await session.flush()
+
+
 async def move_customer(
     session: AsyncSession, *, store: Store, from_customer: int, to_customer: int
 ) -> None:
     """On a customer merge (after the orders moved): carts and replenishments go with the
-    person; the absorbed profile's lapse and birthday timers go, the survivor's lapse date
-    is set again from all the orders (the caller sets the birthday from the merged
-    profile). Without any order, the person keeps the earlier never-bought timer of the
-    two, if either had one."""
+    person; the absorbed profile's lapse, birthday, date and special-day timers go (the
+    survivor has their own), the survivor's lapse date is set again from all the orders
+    (the caller sets the birthday and dates from the merged profile). Without any order,
+    the person keeps the earlier never-bought timer of the two, if either had one."""
     timers = table_of(Timer)
     waiting = (
         await session.execute(
@@ -377,10 +749,9 @@ async def move_customer(
         )
     ).all()
     never_bought = [(due, data) for due, data in waiting if data.get("never_bought")]
+    gone = (LAPSED, BIRTHDAY, DATE, SPECIAL_DAY)
     await session.execute(
-        delete(timers).where(
-            timers.c.customer_id == from_customer, timers.c.kind.in_((LAPSED, BIRTHDAY))
-        )
+        delete(timers).where(timers.c.customer_id == from_customer, timers.c.kind.in_(gone))
     )
     await session.execute(
         update(timers).where(timers.c.customer_id == from_customer).values(customer_id=to_customer)
@@ -406,8 +777,12 @@ async def next_due(session: AsyncSession, *, kinds: Iterable[str] | None = None)
     """When the earliest timer (of these kinds) is due (ix_timers_due); None when none is."""
     query = select(func.min(Timer.due_at))
     if kinds is not None:
-        query = query.where(Timer.kind.in_(set(kinds)))
+        kinds = set(kinds)
+        query = query.where(Timer.kind.in_(kinds))
     due: datetime | None = await session.scalar(query)
+    if kinds is None or SPECIAL_DAY in kinds:  # a special day fans out into such timers
+        fan_out: datetime | None = await session.scalar(select(func.min(SpecialDay.due_at)))
+        due = min((m for m in (due, fan_out) if m is not None), default=None)
     return due
 
 
@@ -420,15 +795,29 @@ def occurrence_key(kind: str, subject: str, due_at: datetime) -> str:
     return key
 
 
-async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
+async def fire_due(
+    session: AsyncSession, *, clock: Clock, limit: int, listened: Listened | None = None
+) -> int:
     """Turn up to `limit` due timers, the earliest first, into derived events, and delete
-    each (a birthday moves to the next year). The event's `occurred_at` is the timer's due
-    moment, however late it fires. Returns how many fired.
+    each (a birthday or a yearly date moves to the next year); fan out a batch of each
+    special day that has begun (`listened`: only where a journey starts on it). The
+    event's `occurred_at` is the timer's due moment, however late it fires. Returns how
+    many timers fired and special days moved on.
 
     On PostgreSQL `SKIP LOCKED` gives each timer to one worker; were one fired twice all
     the same (a crash between insert and commit rolls both back), its occurrence's key
     stores one event."""
     now = clock.now()
+    days_query = select(SpecialDay).where(SpecialDay.due_at <= now).order_by(SpecialDay.due_at)
+    if is_postgres(session):
+        days_query = days_query.with_for_update(skip_locked=True)
+    days = list((await session.execute(days_query.limit(limit))).scalars())
+    for day in days:
+        await _fan_out(session, day, now=now, limit=limit, listened=listened)
+    return len(days) + await _fire_timers(session, now=now, limit=limit)
+
+
+async def _fire_timers(session: AsyncSession, *, now: datetime, limit: int) -> int:
     query = select(Timer).where(Timer.due_at <= now).order_by(Timer.due_at).limit(limit)
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True)
@@ -467,6 +856,17 @@ async def fire_due(session: AsyncSession, *, clock: Clock, limit: int) -> int:
                 birthday=date.fromisoformat(timer.data["birthday"]),
                 from_day=fired_day + timedelta(days=1),
                 zone=zone,
+            )
+        elif timer.kind == DATE and timer.data.get("yearly"):
+            # The next anniversary (the attribute's date as the timer was set from it).
+            await _set_date(
+                session,
+                store_id=timer.store_id,
+                customer_id=timer.customer_id,
+                attributes={timer.data["attribute"]: timer.data["value"]},
+                rule=DateRule(timer.data["attribute"], int(timer.data["offset_days"]), True),
+                from_day=date.fromisoformat(timer.data["date"]) + timedelta(days=1),
+                zone=ZoneInfo(timer.data["timezone"]),
             )
         else:
             gone.append(timer.id)

@@ -8,7 +8,7 @@ store removed. The stores that exist are recorded as offered the journeys they h
 they lack (shipped after they were made) are offered by `ulak migrate`'s next step.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import ulak.db
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
