@@ -151,11 +151,22 @@ def test_an_order_during_win_back_exits() -> None:
     assert timeline.unfinished == []
 
 
-def test_the_lifecycle_journeys_are_off_until_a_store_switches_them_on() -> None:
-    # A new store's journeys: commercial mail needs consent, so these wait for the shop.
-    timeline = run(scenario(CART, run_until="+5d"))
-    assert timeline.messages == []
-    assert timeline.unfinished == list[Unfinished]()
+def test_a_new_stores_lifecycle_journeys_send_only_with_consent() -> None:
+    with_consent = run(scenario(CART, run_until="+5d"))
+    assert [(m.journey, m.template) for m in with_consent.messages] == [
+        ("abandoned-cart", "abandoned_cart"),
+        ("abandoned-cart", "abandoned_cart"),
+        ("abandoned-cart", "abandoned_cart_last"),
+    ]
+    # Without consent each reminder is kept, skipped with the reason, and none leaves.
+    without = run(scenario(CART, run_until="+5d", consent=None))
+    assert without.messages == []
+    assert [(u.template, u.status, u.reason) for u in without.unsent] == [
+        ("abandoned_cart", "skipped", "no consent to commercial email on record"),
+        ("abandoned_cart", "skipped", "no consent to commercial email on record"),
+        ("abandoned_cart_last", "skipped", "no consent to commercial email on record"),
+    ]
+    assert without.unfinished == list[Unfinished]()
 
 
 # Waits count from when the trigger happened, not from when ulak heard of it.
