@@ -91,6 +91,33 @@ def test_an_emptied_cart_exits() -> None:
     ]
 
 
+SIGNUP = event("+0s", "customer.created", "{}", customer=CUSTOMER)
+LATER_CONSENT = event(
+    "+2h", "consent.updated", "{channel: email, status: granted, source: signup_form}", CUSTOMER
+)
+
+
+def test_welcome_at_once_at_sign_up_even_at_one_in_the_night() -> None:
+    text = scenario(SIGNUP, journeys="[welcome]", run_until="+2d")
+    timeline = run(text.replace("2026-03-02T09:00:00", "2026-03-02T01:00:00"))
+    assert sent(timeline) == [("2026-03-02T01:00:00+03:00", "welcome", "welcome", TO)]
+    assert re.search(r"HOSGELDIN-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}", timeline.messages[0].text)
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
+def test_welcome_waits_for_consent_that_arrives_after_the_sign_up() -> None:
+    timeline = run(scenario(SIGNUP, LATER_CONSENT, journeys="[welcome]", consent=None))
+    assert sent(timeline) == [("2026-03-02T11:00:00+03:00", "welcome", "welcome", TO)]
+
+
+def test_no_welcome_and_no_code_without_consent_within_a_day() -> None:
+    late = LATER_CONSENT.replace('"+2h"', '"+1d1h"')
+    timeline = run(scenario(SIGNUP, late, journeys="[welcome]", consent=None))
+    assert timeline.messages == []
+    # Nothing was made for her: no skipped message (nor the code it would have shown).
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
 def test_birthday_at_ten_in_the_customers_own_time_zone() -> None:
     # The store is in Istanbul; she lives in New York.
     profile = (
