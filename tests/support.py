@@ -166,6 +166,29 @@ def text_of(message: EmailMessage, subtype: str = "plain") -> str:
     return str(part.get_content())
 
 
+def consent_updated(
+    status: str = "granted",
+    *,
+    channel: str = "email",
+    customer_id: str = "c-1042",
+    email: str = "ayse@example.com",
+    source: str = "checkout",
+    event_id: str | None = None,
+    occurred_at: str | None = None,
+) -> dict[str, Any]:
+    """A consent.updated event: the customer gave (or took back) consent to commercial
+    messages on a channel, which a commercial journey's messages need."""
+    event: dict[str, Any] = {
+        "id": event_id or f"evt-consent-{customer_id}-{channel}-{status}",
+        "type": "consent.updated",
+        "customer": {"id": customer_id, "email": email},
+        "data": {"channel": channel, "status": status, "source": source},
+    }
+    if occurred_at is not None:
+        event["occurred_at"] = occurred_at
+    return event
+
+
 def order_placed(
     order_id: str = "1001",
     *,

@@ -61,19 +61,19 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
     assert "api_key" not in listed.stdout
     journeys = ulak_cli("journeys", "list", "--store", str(store["id"]), "--json", env=env)
     assert sorted((j["key"], j["enabled"]) for j in json.loads(journeys.stdout)) == [
-        ("abandoned-cart", False),
+        ("abandoned-cart", True),
         ("back-in-stock", True),
-        ("birthday", False),
+        ("birthday", True),
         ("delivery-problems", True),
         ("order-confirmation", True),
         ("order-delivered", True),
         ("order-preparing", True),
         ("order-shipped", True),
-        ("replenishment", False),
-        ("special-days", False),
-        ("thank-you", False),
-        ("welcome", False),
-        ("win-back", False),
+        ("replenishment", True),
+        ("special-days", True),
+        ("thank-you", True),
+        ("welcome", True),
+        ("win-back", True),
     ]
 
 

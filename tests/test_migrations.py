@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,13 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
                 " VALUES (1, 'p-1', '', '[\"mug\"]', '{}', '2026-11-01 00:00:00')"
             )
         )
+        connection.execute(
+            text(
+                "INSERT INTO customers (store_id, external_id, email, attributes, created_at,"
+                " updated_at, email_unsubscribed_at) VALUES (1, 'c-2', 'c@b.example', '{}',"
+                " '2026-11-01 00:00:00', '2026-11-01 00:00:00', '2026-11-02 08:00:00')"
+            )
+        )
     upgrade(url)
     with engine.connect() as connection:
         # A product from before tips has none (and is kept: `products` is altered in place).
@@ -103,9 +111,32 @@ def test_stores_from_before_coupons_get_the_default_templates(tmp_path: Path) ->
             connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
             for table in ("stores", "api_keys", "customers")
         ]
+        consent = connection.execute(
+            text("SELECT external_id, consent FROM customers ORDER BY external_id")
+        ).all()
+        changes = connection.execute(
+            text("SELECT customer_id, channel, status, source, occurred_at FROM consent_changes")
+        ).all()
     engine.dispose()
-    assert kept == [2, 1, 1]
     assert [tuple(row) for row in tips] == [("p-1", "[]")]
+    assert kept == [2, 1, 2]
+    # An unsubscribe from before consent was recorded is a revoked email consent.
+    assert [(ref, json.loads(state)) for ref, state in consent] == [
+        ("c-1", {}),
+        (
+            "c-2",
+            {
+                "email": {
+                    "status": "revoked",
+                    "source": "unsubscribe_link",
+                    "at": "2026-11-02T08:00:00+00:00",
+                }
+            },
+        ),
+    ]
+    assert [tuple(row) for row in changes] == [
+        (2, "email", "revoked", "unsubscribe_link", "2026-11-02 08:00:00.000000")
+    ]
     assert [tuple(row) for row in rows] == [
         (1, "birthday", "percent", "15", 7, "DOGUMGUNU", "generated"),
         (1, "cart", "percent", "10", 7, "SEPET", "generated"),

@@ -2,6 +2,7 @@
 
 from ulak.catalog.models import Product, TagTip
 from ulak.channels.models import DevInboxMessage
+from ulak.consent.models import ConsentChange
 from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
 from ulak.db import Base
@@ -17,6 +18,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Cart",
+    "ConsentChange",
     "Coupon",
     "CouponTemplate",
     "Customer",

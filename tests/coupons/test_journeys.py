@@ -12,7 +12,15 @@ import httpx
 from sqlalchemy import select
 
 from tests.journeys.test_engine import enrollments, post
-from tests.support import StoreKey, add_journey, dev_inbox, make_store, order_placed, text_of
+from tests.support import (
+    StoreKey,
+    add_journey,
+    consent_updated,
+    dev_inbox,
+    make_store,
+    order_placed,
+    text_of,
+)
 from ulak.clock import FrozenClock
 from ulak.coupons.models import Coupon
 from ulak.coupons.schemas import TemplateChange
@@ -98,7 +106,7 @@ async def test_a_journey_issues_a_coupon_and_its_email_shows_it(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
     store = await coupon_store(db, clock)
-    await post(client, store, order_placed("1"))
+    await post(client, store, consent_updated(), order_placed("1"))
     await workers.drain()
     (coupon,) = await coupons(db)
     (message,) = await messages(db)
@@ -132,7 +140,7 @@ async def test_a_coupon_issued_before_a_wait_is_shown_after_it(
             change=TemplateChange(kind="fixed", amount=Decimal(50), minimum_order=Decimal(500)),
             now=clock.now(),
         )
-    await post(client, store, order_placed("1"))
+    await post(client, store, consent_updated(), order_placed("1"))
     await workers.drain()
     assert await dev_inbox(db) == []
     clock.travel(timedelta(days=1))
@@ -248,6 +256,7 @@ async def test_a_pool_that_runs_dry_fails_the_step_and_alerts_the_shop_once(
             session, store_id=store.id, template_key="welcome", text="ILK-KOD\n", now=clock.now()
         )
     customers: list[dict[str, Any]] = [
+        consent_updated(),
         order_placed("1"),
         order_placed("2", customer_id="c-2", email="can@example.com"),
         order_placed("3", customer_id="c-3", email="ece@example.com"),

@@ -7,6 +7,8 @@ import httpx
 from sqlalchemy import select, update
 
 from tests.support import StoreKey, order_placed
+from ulak.consent.models import ConsentChange
+from ulak.consent.service import refusal
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
 from ulak.db import Database
@@ -156,15 +158,23 @@ async def test_an_unsubscribe_survives_a_merge_and_old_links_reach_the_person(
     await workers.drain()
     (person,) = await live_customers(db)
     assert person.id == known_row.id
-    assert person.email_unsubscribed_at is not None
+    assert refusal(person, "email") == "consent to commercial email revoked (unsubscribe_link)"
 
     # A link from before the merge still names the absorbed profile; it reaches the person.
     async with db.transaction() as session:
-        await session.execute(update(Customer).values(email_unsubscribed_at=None))
+        await session.execute(update(Customer).values(consent={}))
     assert (await client.post(guest_link.removeprefix("http://ulak.test"))).status_code == 200
     await workers.drain()  # the page's event is applied by the worker
     (person,) = await live_customers(db)
-    assert person.email_unsubscribed_at is not None
+    assert refusal(person, "email") == "consent to commercial email revoked (unsubscribe_link)"
+    async with db.read() as session:
+        history = (
+            await session.execute(select(ConsentChange).order_by(ConsentChange.id))
+        ).scalars()
+        assert [(c.customer_id, c.status, c.source) for c in history] == [
+            (person.id, "revoked", "unsubscribe_link"),
+            (person.id, "revoked", "unsubscribe_link"),
+        ]
 
 
 async def test_a_customer_id_or_email_with_a_slash_can_be_looked_up(

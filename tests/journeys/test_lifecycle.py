@@ -93,6 +93,33 @@ def test_an_emptied_cart_exits() -> None:
     ]
 
 
+SIGNUP = event("+0s", "customer.created", "{}", customer=CUSTOMER)
+LATER_CONSENT = event(
+    "+2h", "consent.updated", "{channel: email, status: granted, source: signup_form}", CUSTOMER
+)
+
+
+def test_welcome_at_once_at_sign_up_even_at_one_in_the_night() -> None:
+    text = scenario(SIGNUP, journeys="[welcome]", run_until="+2d")
+    timeline = run(text.replace("2026-03-02T09:00:00", "2026-03-02T01:00:00"))
+    assert sent(timeline) == [("2026-03-02T01:00:00+03:00", "welcome", "welcome", TO)]
+    assert re.search(r"HOSGELDIN-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}", timeline.messages[0].text)
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
+def test_welcome_waits_for_consent_that_arrives_after_the_sign_up() -> None:
+    timeline = run(scenario(SIGNUP, LATER_CONSENT, journeys="[welcome]", consent=None))
+    assert sent(timeline) == [("2026-03-02T11:00:00+03:00", "welcome", "welcome", TO)]
+
+
+def test_no_welcome_and_no_code_without_consent_within_a_day() -> None:
+    late = LATER_CONSENT.replace('"+2h"', '"+1d1h"')
+    timeline = run(scenario(SIGNUP, late, journeys="[welcome]", consent=None))
+    assert timeline.messages == []
+    # Nothing was made for her: no skipped message (nor the code it would have shown).
+    assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
+
+
 def test_birthday_at_ten_in_the_customers_own_time_zone() -> None:
     # The store is in Istanbul; she lives in New York.
     profile = (
@@ -153,11 +180,22 @@ def test_an_order_during_win_back_exits() -> None:
     assert timeline.unfinished == []
 
 
-def test_the_lifecycle_journeys_are_off_until_a_store_switches_them_on() -> None:
-    # A new store's journeys: commercial mail needs consent, so these wait for the shop.
-    timeline = run(scenario(CART, run_until="+5d"))
-    assert timeline.messages == []
-    assert timeline.unfinished == list[Unfinished]()
+def test_a_new_stores_lifecycle_journeys_send_only_with_consent() -> None:
+    with_consent = run(scenario(CART, run_until="+5d"))
+    assert [(m.journey, m.template) for m in with_consent.messages] == [
+        ("abandoned-cart", "abandoned_cart"),
+        ("abandoned-cart", "abandoned_cart"),
+        ("abandoned-cart", "abandoned_cart_last"),
+    ]
+    # Without consent each reminder is kept, skipped with the reason, and none leaves.
+    without = run(scenario(CART, run_until="+5d", consent=None))
+    assert without.messages == []
+    assert [(u.template, u.status, u.reason) for u in without.unsent] == [
+        ("abandoned_cart", "skipped", "no consent to commercial email on record"),
+        ("abandoned_cart", "skipped", "no consent to commercial email on record"),
+        ("abandoned_cart_last", "skipped", "no consent to commercial email on record"),
+    ]
+    assert without.unfinished == list[Unfinished]()
 
 
 # Waits count from when the trigger happened, not from when ulak heard of it.

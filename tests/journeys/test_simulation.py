@@ -32,13 +32,23 @@ PLACED = f"""\
 """
 
 
-def scenario(*events: str, journeys: str = "", run_until: str = "") -> str:
-    """A scenario's YAML: the store, its journeys (a new store's by default), events."""
+def scenario(
+    *events: str, journeys: str = "", run_until: str = "", consent: str | None = CUSTOMER
+) -> str:
+    """A scenario's YAML: the store, its journeys (a new store's by default), events.
+
+    Unless `consent` is None, the customer it names first grants consent to commercial
+    email (as at a checkout box), so that commercial journeys may send to them.
+    """
     lines = [STORE, START]
     lines += [f"journeys: {journeys}"] if journeys else []
-    lines += ["events:", "".join(events).rstrip("\n")]
+    granted = [event("+0s", "consent.updated", GRANTED, consent)] if consent else []
+    lines += ["events:", "".join([*granted, *events]).rstrip("\n")]
     lines += [f'run_until: "{run_until}"'] if run_until else []
     return "\n".join(lines) + "\n"
+
+
+GRANTED = "{channel: email, status: granted, source: checkout}"
 
 
 def event(at: str, type_: str, data: str, customer: str = "customer: {id: c-1042}") -> str:
@@ -200,7 +210,9 @@ def test_order_delivered_from_the_carriers_status_or_the_shop() -> None:
 
 
 def test_a_scenario_without_journeys_runs_what_a_new_store_has_on() -> None:
-    timeline = run(scenario(PLACED, event("+1m", "order.preparing", "{order_id: '1001'}")))
+    placed_and_preparing = (PLACED, event("+1m", "order.preparing", "{order_id: '1001'}"))
+    # A day: after that the win-back journey (a new store's too) would wait for the lapse.
+    timeline = run(scenario(*placed_and_preparing, run_until="+1d"))
     assert [(m.journey, timeline.local(m.at).strftime("%H:%M")) for m in timeline.messages] == [
         ("order-confirmation", "09:00"),
         ("order-preparing", "09:01"),
@@ -390,6 +402,7 @@ def test_an_event_is_checked_as_the_api_checks_it() -> None:
         "      data: {order_id: '2', total: '1.00', items: [{price: '1.00'}]}\n"
         "  - event: {type: order.cancelled, customer: {id: c-1}, data: {}, extra: true}\n",
         run_until="2026-03-01T00:00:00+03:00",
+        consent=None,
     )
     assert problems(text) == [
         "scenario.yaml:12: events[0].event.data.total: money must be a decimal string like"
@@ -429,12 +442,12 @@ def test_yaml_that_does_not_parse_and_a_scenario_that_is_not_a_mapping() -> None
 def test_an_id_reused_for_another_event_names_the_line_of_the_second() -> None:
     first = PLACED.replace("    event:\n", "    event:\n      id: evt-1\n")
     second = first.replace('"+0s"', '"+1h"').replace("499.90", "1.00")
-    assert problems(scenario(first, second)) == [
+    assert problems(scenario(first, second, consent=None)) == [
         "scenario.yaml:14: event.id: an event with id 'evt-1' was already accepted with a"
         " different body; send a new id for a new event"
     ]
     # The same event sent twice is a duplicate, as the API takes it: one email.
-    timeline = run(scenario(first, first.replace('"+0s"', '"+1h"')))
+    timeline = run(scenario(first, first.replace('"+0s"', '"+1h"'), run_until="+1d"))
     assert [m.journey for m in timeline.messages] == ["order-confirmation"]
 
 

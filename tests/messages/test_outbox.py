@@ -14,6 +14,7 @@ from tests.support import (
     SmtpSink,
     StoreKey,
     add_journey,
+    consent_updated,
     dev_inbox,
     make_store,
     opened_app,
@@ -77,6 +78,7 @@ async def test_commercial_mail_has_one_click_unsubscribe_and_respects_it_at_send
 ) -> None:
     store = await make_store(db, clock, library=False)
     await add_journey(db, clock, store, COMMERCIAL)
+    await post(client, store, consent_updated("granted"))
     await post(client, store, order_placed("1"))
     await workers.drain()
     (mail,) = await dev_inbox(db)
@@ -97,7 +99,7 @@ async def test_commercial_mail_has_one_click_unsubscribe_and_respects_it_at_send
     assert len(await dev_inbox(db)) == 1
     first, second = await messages(db)
     assert (first.status, second.status) == ("sent", "skipped")
-    assert second.last_error == "the customer unsubscribed from email"
+    assert second.last_error == "consent to commercial email revoked (unsubscribe_link)"
 
 
 async def test_a_customer_without_email_gets_a_skipped_message_with_its_reason(

@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import func, select
 
-from tests.support import Server, SmtpSink, create_store_with_cli, ulak_cli, wait_until
+from tests.support import (
+    Server,
+    SmtpSink,
+    consent_updated,
+    create_store_with_cli,
+    ulak_cli,
+    wait_until,
+)
 from ulak.db import Database
 from ulak.events.models import Event
 from ulak.timers.models import Timer
@@ -49,8 +56,6 @@ def test_timers_due_while_the_server_was_killed_fire_once_when_it_starts_again(
     sid = str(store["id"])
     updated = ulak_cli("stores", "update", sid, "--abandoned-cart-minutes", "5", env=server_env)
     assert updated.returncode == 0, updated.stderr
-    enabled = ulak_cli("journeys", "enable", "abandoned-cart", "--store", sid, env=server_env)
-    assert enabled.returncode == 0, enabled.stderr
     server.start()
     # Idle carts that fall due a little later (time for a loaded machine to apply them).
     due = datetime.now(UTC) + timedelta(seconds=20)
@@ -67,6 +72,10 @@ def test_timers_due_while_the_server_was_killed_fire_once_when_it_starts_again(
             },
         }
         for n in range(CARTS)
+    ]
+    # Each buyer agreed to commercial email at the checkout: the reminders may go.
+    carts += [
+        consent_updated(customer_id=f"c-{n}", email=f"buyer-{n}@example.com") for n in range(CARTS)
     ]
     auth = {"Authorization": f"Bearer {store['api_key']}"}
     response = httpx.post(f"{server.url}/v1/events", json={"events": carts}, headers=auth)

@@ -31,6 +31,7 @@ from ulak.app import create_app
 from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
 from ulak.config import Settings
+from ulak.consent.service import consent_state
 from ulak.customers.models import Customer
 from ulak.customers.service import find_customer
 from ulak.db import Database
@@ -145,10 +146,15 @@ async def customer_id_of(database: Database, store_id: int, ref: str) -> int:
 
 
 async def unsubscribed_at(database: Database, customer_id: int) -> datetime | None:
+    """Since when the customer's email consent is revoked by the unsubscribe link."""
     async with database.transaction() as session:
         customer = await session.get(Customer, customer_id)
         assert customer is not None
-        return customer.email_unsubscribed_at
+        state = consent_state(customer, "email")
+    if state is None:
+        return None
+    assert (state.status, state.source) == ("revoked", "unsubscribe_link")
+    return state.at
 
 
 async def eventually_unsubscribed(database: Database, customer_id: int) -> datetime:
@@ -478,7 +484,7 @@ async def test_a_tampered_or_foreign_unsubscribe_link_is_a_404_page_and_changes_
     async with database.transaction() as session:
         customers = (await session.execute(select(Customer))).scalars().all()
     assert len(customers) == 2
-    assert [c.email_unsubscribed_at for c in customers] == [None, None]
+    assert [c.consent for c in customers] == [{}, {}]
     # The genuine link still works afterwards.
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.post(url)).status_code == 200

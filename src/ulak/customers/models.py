@@ -33,6 +33,11 @@ class Customer(Base):
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     # When two profiles turn out to be one person, the absorbed one points at the survivor.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    email_unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Consent to commercial messages per channel, as the change that occurred last set it:
+    # {"email": {"status": "granted", "source": "checkout", "at": ISO time}}. The changes
+    # themselves, with their proof, are `consent.models.ConsentChange`.
+    consent: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

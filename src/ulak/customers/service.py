@@ -58,7 +58,7 @@ async def resolve_customer(
             "attributes": {**(profile.get("attributes") or {})},
             "tags": [],
             "merged_into_id": None,
-            "email_unsubscribed_at": None,
+            "consent": {},
             "created_at": now,
             "updated_at": now,
         }
@@ -144,9 +144,6 @@ async def _absorb(
             setattr(survivor, field, value)
     survivor.attributes = {**absorbed.attributes, **survivor.attributes}
     survivor.tags = sorted({*survivor.tags, *absorbed.tags})
-    # An unsubscribe given under either profile stands for the person.
-    times = [t for t in (survivor.email_unsubscribed_at, absorbed.email_unsubscribed_at) if t]
-    survivor.email_unsubscribed_at = min(times) if times else None
 
 
 async def surviving_customer(
@@ -202,12 +199,6 @@ def attribute_date(attributes: dict[str, Any], name: str) -> date | None:
     raise NotADate(f"attribute {name!r} is not a date (YYYY-MM-DD): {str(value)[:100]!r}")
 
 
-def unsubscribe_email(customer: Customer, *, at: datetime) -> None:
-    """The customer wants no more commercial email; the first time counts."""
-    if customer.email_unsubscribed_at is None:
-        customer.email_unsubscribed_at = at
-
-
 async def find_customer(session: AsyncSession, *, store_id: int, ref: str) -> Customer:
     """A customer by the shop's id, or by email address."""
     if "\x00" in ref:  # PostgreSQL text cannot hold a NUL: no customer has one
@@ -236,7 +227,12 @@ def customer_view(customer: Customer) -> dict[str, Any]:
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
         "attributes": customer.attributes,
         "tags": customer.tags,
-        "unsubscribed": customer.email_unsubscribed_at is not None,
+        # Consent to commercial messages per channel: granted, revoked or none (never asked),
+        # always all three, so that a guard reads `customer.consent.email == 'granted'`.
+        "consent": {
+            channel: (customer.consent or {}).get(channel, {}).get("status", "none")
+            for channel in ("email", "sms", "call")
+        },
     }
     # Absent rather than None: templates print nothing and `is defined` tells the truth.
     return {k: v for k, v in view.items() if v is not None}

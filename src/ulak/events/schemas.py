@@ -141,6 +141,35 @@ class BackInStockData(Loose):
     variant_id: Id | None = None
 
 
+class ConsentData(Loose):
+    """consent.updated: the customer gave or took back consent to commercial messages on
+    a channel (the law asks for it per channel, and keeps merchants apart from
+    individuals). `source` says where (a sign-up form, the checkout box, İYS); `proof` is
+    what the shop keeps to show it (a form's text and the IP, a call recording's id)."""
+
+    channel: Literal["email", "sms", "call"]
+    status: Literal["granted", "revoked"]
+    source: Annotated[str, Field(min_length=1, max_length=100)]
+    recipient_type: Literal["individual", "merchant"] = "individual"
+    proof: Any = None
+
+    def change(self) -> dict[str, Any]:
+        """The change as `consent.service.record_change` takes it."""
+        return {
+            "channel": self.channel,
+            "status": self.status,
+            "source": self.source,
+            "recipient_type": self.recipient_type,
+            "proof": self.proof,
+        }
+
+
+class UnsubscribedData(Loose):
+    """message.unsubscribed, from ulak's unsubscribe page: consent taken back."""
+
+    channel: Literal["email", "sms", "call"] = "email"
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -230,6 +259,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "order.delivered": OrderDeliveredData,
     "back_in_stock.requested": BackInStockData,
     "back_in_stock.cancelled": BackInStockData,
+    "consent.updated": ConsentData,
+    "message.unsubscribed": UnsubscribedData,
 }
 
 # Types about the catalogue rather than a person; every other event names its customer.

@@ -23,13 +23,13 @@ from ulak.catalog.service import (
     upsert_product,
 )
 from ulak.clock import Clock
+from ulak.consent.service import UNSUBSCRIBE_LINK, merge_consent, record_change
 from ulak.coupons.service import move_customer as move_coupons
 from ulak.coupons.service import redeem_codes
 from ulak.customers.models import Customer
 from ulak.customers.service import (
     resolve_customer,
     surviving_customer,
-    unsubscribe_email,
 )
 from ulak.db import Note, is_postgres, notes, savepoint, table_of
 from ulak.events.inbox import event_rows, insert_events
@@ -38,6 +38,7 @@ from ulak.events.schemas import (
     DATA_MODELS,
     BackInStockData,
     CartData,
+    ConsentData,
     CustomerIn,
     EventIn,
     OrderChangeData,
@@ -46,6 +47,7 @@ from ulak.events.schemas import (
     OrderShippedData,
     ProductData,
     ShipmentUpdatedData,
+    UnsubscribedData,
 )
 from ulak.journeys.context import build_context
 from ulak.journeys.service import date_rules, move_enrollments, on_event, write_trace
@@ -239,10 +241,22 @@ async def apply_event(
         customer = await surviving_customer(
             session, store_id=store.id, customer_id=event.customer_id
         )
-    if customer is not None and event.type == "message.unsubscribed":
-        unsubscribe_email(customer, at=event.occurred_at)
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
+    if customer is not None and isinstance(data, ConsentData | UnsubscribedData):
+        await record_change(
+            session,
+            store_id=store.id,
+            customer=customer,
+            occurred_at=event.occurred_at,
+            event_id=event.id,
+            now=now,
+            **(
+                data.change()
+                if isinstance(data, ConsentData)
+                else {"channel": data.channel, "status": "revoked", "source": UNSUBSCRIBE_LINK}
+            ),
+        )
     if isinstance(data, ProductData):
         restocked = await upsert_product(
             session, store_id=store.id, data=data, factor=store.back_in_stock_factor, clock=clock
@@ -376,6 +390,7 @@ async def _merge(
     await move_messages(session, **moved)
     await move_coupons(session, **moved)
     await move_enrollments(session, **moved, now=now)
+    await merge_consent(session, survivor=survivor, absorbed=absorbed)
     merges.append(absorbed.id)
 
 

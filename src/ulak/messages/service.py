@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.consent.service import refusal
 from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
@@ -320,9 +321,17 @@ async def create_email(
         legal_class=legal_class,
         now=now,
     )
+    refused = refusal(customer, "email") if legal_class == "commercial" else None
     if not customer.email:
         message.status = "skipped"
         message.last_error = "the customer has no email address"
+    elif refused is not None:
+        # Kept, to say why she got nothing, but not rendered: a special day or a win-back
+        # reaches every customer, and most may not have consented.
+        message.status = "skipped"
+        message.last_error = refused
+        session.add(message)
+        return message
     elif skip is not None:
         message.status = "skipped"
         message.last_error = skip
@@ -516,8 +525,8 @@ async def claim_due(
     (`taken_back`: their sender is gone, or their claim was lost; see `Sender`). Their
     earlier delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
-    Consent is checked here, at send time: a commercial message to someone who has since
-    unsubscribed is skipped with a reason.
+    Consent is checked here, at send time: a commercial message to someone without granted
+    consent for its channel (never given, or taken back since) is skipped with the reason.
     """
 
     def claimable(
@@ -574,12 +583,12 @@ async def claim_due(
         if (
             message.legal_class == "commercial"
             and customer is not None
-            and customer.email_unsubscribed_at is not None
+            and (refused := refusal(customer, message.channel)) is not None
         ):
             message.status = "skipped"
             message.lease_until = None
             message.claimed_by = None
-            message.last_error = "the customer unsubscribed from email"
+            message.last_error = refused
             continue
         message.status = "sending"
         message.lease_until = now + lease

@@ -1,0 +1,118 @@
+"""Consent to commercial messages, per customer and channel.
+
+A **commercial** message needs the customer's granted consent for its channel when it
+leaves (opt-in, as Turkish law and the GDPR ask); an **informational** one needs none. The
+sender checks it as it claims each message (`messages.service.claim_due`), so consent
+taken back after a message was made still stops it.
+
+Changes arrive as `consent.updated` events (the shop's sign-up form, checkout box, İYS) and
+as `message.unsubscribed` from ulak's own unsubscribe page. Each is kept as a row of
+`consent_changes`; the customer's current state per channel is the change that occurred
+last (`occurred_at`, not arrival: a grant reported late does not undo a later unsubscribe),
+since the first change to that status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ulak.consent.models import ConsentChange
+from ulak.customers.models import Customer
+
+ConsentChannel = Literal["email", "sms", "call"]
+UNSUBSCRIBE_LINK = "unsubscribe_link"
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """A customer's consent on one channel, as `Customer.consent` keeps it."""
+
+    status: str  # granted, revoked
+    source: str
+    at: datetime
+
+    def stored(self) -> dict[str, str]:
+        return {"status": self.status, "source": self.source, "at": self.at.isoformat()}
+
+
+def consent_state(customer: Customer, channel: str) -> ConsentState | None:
+    kept = (customer.consent or {}).get(channel)
+    if not kept:
+        return None
+    return ConsentState(kept["status"], kept["source"], datetime.fromisoformat(kept["at"]))
+
+
+def refusal(customer: Customer, channel: str) -> str | None:
+    """Why a commercial message on `channel` may not go to this customer; None: it may."""
+    state = consent_state(customer, channel)
+    if state is None:
+        return f"no consent to commercial {channel} on record"
+    if state.status != "granted":
+        return f"consent to commercial {channel} revoked ({state.source})"
+    return None
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    store_id: int,
+    customer: Customer,
+    channel: str,
+    status: str,
+    source: str,
+    recipient_type: str = "individual",
+    proof: Any = None,
+    occurred_at: datetime,
+    event_id: int | None,
+    now: datetime,
+) -> None:
+    """Keep one change. It decides the state unless a later change of the other status is
+    known; a change to the status already held keeps the earlier time (since when)."""
+    session.add(
+        ConsentChange(
+            store_id=store_id,
+            customer_id=customer.id,
+            channel=channel,
+            recipient_type=recipient_type,
+            status=status,
+            source=source,
+            proof=proof,
+            occurred_at=occurred_at,
+            event_id=event_id,
+            recorded_at=now,
+        )
+    )
+    current = consent_state(customer, channel)
+    if (
+        current is None
+        or (current.status != status and occurred_at >= current.at)
+        or (current.status == status and occurred_at < current.at)
+    ):
+        # A new dict: the JSON column notices a replaced value, not one changed in place.
+        customer.consent = {
+            **(customer.consent or {}),
+            channel: ConsentState(status, source, occurred_at).stored(),
+        }
+
+
+async def merge_consent(session: AsyncSession, *, survivor: Customer, absorbed: Customer) -> None:
+    """Two profiles turned out to be one person: the absorbed one's history becomes the
+    survivor's, and per channel the change that occurred last decides."""
+    await session.execute(
+        update(ConsentChange)
+        .where(ConsentChange.customer_id == absorbed.id)
+        .values(customer_id=survivor.id)
+    )
+    merged = dict(survivor.consent or {})
+    for channel in absorbed.consent or {}:
+        theirs = consent_state(absorbed, channel)
+        ours = consent_state(survivor, channel)
+        if theirs is not None and (ours is None or theirs.at > ours.at):
+            merged[channel] = theirs.stored()
+    survivor.consent = merged
+    absorbed.consent = {}

@@ -1,0 +1,152 @@
+"""Consent to commercial messages: recorded per customer and channel from consent.updated,
+checked as each message leaves; informational messages need none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from tests.support import (
+    StoreKey,
+    add_journey,
+    consent_updated,
+    dev_inbox,
+    make_store,
+    order_placed,
+)
+from ulak.clock import FrozenClock
+from ulak.consent.models import ConsentChange
+from ulak.customers.models import Customer
+from ulak.db import Database
+from ulak.messages.models import Message
+from ulak.worker import Workers
+
+OFFER = """
+key: next-order
+name: Next order offer
+legal_class: commercial
+trigger: {event: order.placed}
+reentry: once_per_order
+steps:
+  - send: email
+    template: order_delivered
+"""
+
+
+async def post(client: httpx.AsyncClient, store: StoreKey, *events: dict[str, Any]) -> None:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    assert response.json()["rejected"] == []
+
+
+async def outcomes(db: Database) -> list[tuple[str, str, str, str | None]]:
+    """(subject's order number, template, status, reason) of every message, by order."""
+    async with db.read() as session:
+        rows = await session.execute(select(Message).order_by(Message.id))
+        found = [(m.subject[-1], m.template, m.status, m.last_error) for m in rows.scalars()]
+    return sorted(found)
+
+
+async def customer(db: Database) -> Customer:
+    async with db.read() as session:
+        (found,) = (
+            await session.execute(select(Customer).where(Customer.merged_into_id.is_(None)))
+        ).scalars()
+        return found
+
+
+async def test_commercial_needs_granted_consent_and_informational_needs_none(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock)  # the shipped order emails are informational
+    await add_journey(db, clock, store, OFFER)
+    # 1: no consent on record. 2: granted. 3: revoked again. 4: granted for SMS only.
+    await post(client, store, order_placed("1"))
+    await workers.drain()
+    await post(client, store, consent_updated("granted"), order_placed("2"))
+    await workers.drain()
+    await post(client, store, consent_updated("revoked", source="iys"), order_placed("3"))
+    await workers.drain()
+    await post(client, store, consent_updated("granted", channel="sms"), order_placed("4"))
+    await workers.drain()
+
+    assert await outcomes(db) == [
+        ("1", "order_confirmation", "sent", None),
+        ("1", "order_delivered", "skipped", "no consent to commercial email on record"),
+        ("2", "order_confirmation", "sent", None),
+        ("2", "order_delivered", "sent", None),
+        ("3", "order_confirmation", "sent", None),
+        ("3", "order_delivered", "skipped", "consent to commercial email revoked (iys)"),
+        ("4", "order_confirmation", "sent", None),
+        ("4", "order_delivered", "skipped", "consent to commercial email revoked (iys)"),
+    ]
+    assert len(await dev_inbox(db)) == 5
+    person = await customer(db)
+    assert {channel: state["status"] for channel, state in person.consent.items()} == {
+        "email": "revoked",
+        "sms": "granted",
+    }
+    async with db.read() as session:
+        history = (await session.execute(select(ConsentChange).order_by(ConsentChange.id))).all()
+        assert [
+            (c.customer_id, c.channel, c.status, c.source, c.recipient_type) for (c,) in history
+        ] == [
+            (person.id, "email", "granted", "checkout", "individual"),
+            (person.id, "email", "revoked", "iys", "individual"),
+            (person.id, "sms", "granted", "checkout", "individual"),
+        ]
+
+
+async def test_a_grant_reported_late_does_not_undo_a_later_revocation(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    revoked = consent_updated("revoked", occurred_at="2026-03-02T12:00:00+03:00")
+    granted = consent_updated("granted", occurred_at="2026-03-02T11:00:00+03:00")
+    await post(client, store, revoked)
+    await workers.drain()
+    await post(client, store, granted)
+    await workers.drain()
+    person = await customer(db)
+    assert person.consent == {
+        "email": {"status": "revoked", "source": "checkout", "at": "2026-03-02T09:00:00+00:00"}
+    }
+    async with db.read() as session:
+        statuses = (await session.execute(select(ConsentChange.status))).scalars().all()
+    assert sorted(statuses) == ["granted", "revoked"]  # both kept as history
+
+
+async def test_merged_profiles_keep_both_histories_and_the_latest_change_decides(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    guest = consent_updated("granted", customer_id="", email="guest@example.com")
+    guest["customer"] = {"email": "guest@example.com"}
+    guest["occurred_at"] = "2026-03-02T11:00:00+03:00"
+    known = consent_updated(
+        "revoked",
+        customer_id="c-7",
+        email="other@example.com",
+        occurred_at="2026-03-01T10:00:00+03:00",
+    )
+    await post(client, store, guest, known)
+    await workers.drain()
+    merge = {"type": "customer.updated", "customer": {"id": "c-7", "email": "guest@example.com"}}
+    await post(client, store, merge)
+    await workers.drain()
+    person = await customer(db)
+    assert person.external_id == "c-7"
+    assert person.consent["email"]["status"] == "granted"  # the guest's grant came later
+    async with db.read() as session:
+        owners = (await session.execute(select(ConsentChange.customer_id))).scalars().all()
+    assert owners == [person.id, person.id]
+
+
+async def test_a_consent_event_that_breaks_the_contract_is_refused_with_its_path(
+    client: httpx.AsyncClient, store: StoreKey
+) -> None:
+    bad = consent_updated("maybe", channel="fax")
+    response = await client.post("/v1/events", json=bad, headers=store.auth)
+    assert response.status_code == 422
+    paths = sorted(detail["path"] for detail in response.json()["error"]["details"])
+    assert paths == ["data.channel", "data.status"]
