@@ -160,7 +160,7 @@ async def test_a_send_that_needs_a_coupon_fails_when_none_was_issued(
     store = await coupon_store(
         db, clock, WELCOME.replace("  - action: issue_coupon\n    coupon: welcome\n", "")
     )
-    await post(client, store, order_placed("1"))
+    await post(client, store, consent_updated(), order_placed("1"))
     await workers.drain()
     (enrollment,) = await enrollments(db)
     assert (enrollment.status, enrollment.attempts) == ("active", 1)

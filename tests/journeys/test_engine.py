@@ -259,7 +259,13 @@ async def test_each_customers_events_apply_in_time_order(
     async with db.transaction() as session:
         order = (await session.execute(select(Order))).scalar_one()
     assert order.status == "shipped"
-    assert await sent(db) == [("order_confirmation", "sent"), ("order_shipped", "sent")]
+    # The order emails (the thank-you journey's first email, commercial, is skipped: no
+    # consent).
+    assert await sent(db) == [
+        ("order_confirmation", "sent"),
+        ("thank_you", "skipped"),
+        ("order_shipped", "sent"),
+    ]
 
 
 async def test_a_carriers_delivered_status_sends_the_delivered_email_once(

@@ -17,18 +17,21 @@ from ulak.journeys.service import apply_journey, library, offer_library
 from ulak.migrate import alembic_config, upgrade
 from ulak.operations import offer_shipped_journeys
 
+# Every shipped journey is on: commercial ones send only with consent.
 SHIPPED = {
-    "abandoned-cart": False,
+    "abandoned-cart": True,
     "back-in-stock": True,
-    "birthday": False,
+    "birthday": True,
     "delivery-problems": True,
     "order-confirmation": True,
     "order-delivered": True,
     "order-preparing": True,
     "order-shipped": True,
-    "replenishment": False,
-    "welcome": False,
-    "win-back": False,
+    "replenishment": True,
+    "special-days": True,
+    "thank-you": True,
+    "welcome": True,
+    "win-back": True,
 }
 
 
@@ -69,7 +72,7 @@ async def test_an_old_store_gets_the_journeys_shipped_since_as_shipped(
     db: Database, clock: FrozenClock
 ) -> None:
     # A store made before replenishment and win-back shipped: it has, and was offered, the
-    # others (as migration 0012 records), and it switched welcome on.
+    # others (as migration 0012 records), and it switched welcome off.
     store = await make_store(db, clock, library=False)
     old = {key for key in SHIPPED if key not in ("replenishment", "win-back")}
     async with db.transaction() as session:
@@ -86,14 +89,14 @@ async def test_an_old_store_gets_the_journeys_shipped_since_as_shipped(
             select(Journey).where(Journey.store_id == store.id, Journey.key == "welcome")
         )
         assert welcome is not None
-        welcome.enabled = True
+        welcome.enabled = False
     async with db.transaction() as session:
         assert await offer_shipped_journeys(session, clock=clock) == {
             store.id: ["replenishment", "win-back"]
         }
     assert await journeys_of(db, store.id) == {
         **{key: (on, 1) for key, on in SHIPPED.items()},
-        "welcome": (True, 1),
+        "welcome": (False, 1),
     }
     assert await offered(db, store.id) == set(SHIPPED)
     # Run again (every `ulak migrate`): nothing more.

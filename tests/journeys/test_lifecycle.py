@@ -656,7 +656,11 @@ def test_two_signed_up_profiles_found_to_be_one_person_in_the_same_batch_get_one
     by_email = event("+0s", "customer.created", "{}", customer=GUEST)
     account = event("+1h", "customer.created", "{}", customer="customer: {id: c-1042}")
     linking = PLACED.replace(CUSTOMER, SIGNED_UP)
-    timeline = run(scenario(by_email, account, linking, journeys="[welcome]", run_until="+1d"))
+    # The email's consent only: the two profiles stay apart until the order links them.
+    text = scenario(
+        by_email, account, linking, journeys="[welcome]", run_until="+1d", consent=GUEST
+    )
+    timeline = run(text)
     assert welcomes(timeline) == [
         ("2026-03-02T09:00:00+03:00", "welcome", "welcome", TO),
     ]
@@ -670,12 +674,16 @@ def test_two_profiles_merged_after_both_were_welcomed_send_nothing_more() -> Non
     by_email = event("+0s", "customer.created", "{}", customer=GUEST)
     account = event("+1h", "customer.created", "{}", customer="customer: {id: c-1042}")
     linking = PLACED.replace('"+0s"', '"+2h"').replace(CUSTOMER, SIGNED_UP)
-    timeline = run(scenario(by_email, account, linking, journeys="[welcome]", run_until="+1d"))
+    text = scenario(
+        by_email, account, linking, journeys="[welcome]", run_until="+1d", consent=GUEST
+    )
+    timeline = run(text)
     assert welcomes(timeline) == [
         ("2026-03-02T09:00:00+03:00", "welcome", "welcome", TO),
     ]
-    # The account had no address when its welcome ran: kept as skipped, never sent later.
-    assert [(u.journey, u.status, u.reason) for u in timeline.unsent] == [
-        ("welcome", "skipped", "the customer has no email address")
+    # The account, without consent of its own, waited for it; merged into the welcomed
+    # profile, it exits without a second welcome.
+    assert timeline.unsent == []
+    assert [(e.journey, e.status, e.reason) for e in timeline.endings] == [
+        ("welcome", "exited", "customer merged: the merged profile went through it already")
     ]
-    assert timeline.endings == []

@@ -22,6 +22,13 @@ def signup(at: str = "+0s", **more: str) -> str:
     return event(at, "customer.created", "{}", customer=customer(**more))
 
 
+def consented(ref: str, email: str) -> str:
+    """The customer grants consent to commercial email (the scenario's own customer,
+    c-1042, has by default)."""
+    granted = "{channel: email, status: granted, source: checkout}"
+    return event("+0s", "consent.updated", granted, customer=customer(ref, email))
+
+
 def journey_file(folder: Path, text: str) -> str:
     (folder / "journey.yaml").write_text(text, encoding="utf-8")
     return "[journey.yaml]"
@@ -59,7 +66,7 @@ def test_three_days_before_a_date_in_the_customers_own_time_zone(tmp_path: Path)
         """\
 key: ending
 name: Aboneliğiniz bitiyor
-legal_class: informational
+legal_class: commercial
 trigger:
   date: {attribute: subscription_ends, offset: -3d}
 steps:
@@ -90,7 +97,9 @@ def test_a_special_day_greets_at_ten_in_each_customers_time_zone() -> None:
         locale="en",
         timezone="America/New_York",
     )
-    text = scenario(ayse, john, journeys="[special-days]", run_until="+4d")
+    text = scenario(
+        ayse, john, consented("c-7", "john@example.com"), journeys="[special-days]", run_until="+4d"
+    )
     # Friday 8 May 2026: Anneler Günü (the second Sunday of May) is on the 10th.
     timeline = run(text.replace("2026-03-02T09:00:00", "2026-05-08T09:00:00"))
     assert sent(timeline) == [
@@ -127,6 +136,7 @@ def test_a_wait_until_a_date_attribute_and_each_way_out(tmp_path: Path) -> None:
         signup(attributes="{subscription_ends: '2026-03-20'}"),
         # Three days before was yesterday: it goes on at once (within the send window).
         signup(ref="c-2", email="b@example.com", attributes="{subscription_ends: '2026-03-04'}"),
+        consented("c-2", "b@example.com"),
         signup(ref="c-3", email="c@example.com"),
         signup(ref="c-4", email="d@example.com", attributes="{subscription_ends: soon}"),
     ]

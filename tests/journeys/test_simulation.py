@@ -107,21 +107,29 @@ def test_every_shipped_journey_along_one_order() -> None:
         )
     )
     to = "ayse@example.com"
+    # She consented to commercial email (the scenario's first event): the thank-you
+    # journey's emails and the store's special day (8 March) reach her too.
     assert sent(timeline) == [
         ("2026-03-02T09:00:00+03:00", "order-confirmation", "order_confirmation", to),
         ("2026-03-02T11:00:00+03:00", "order-preparing", "order_preparing", to),
+        ("2026-03-02T12:00:00+03:00", "thank-you", "thank_you", to),
         ("2026-03-03T10:30:00+03:00", "order-shipped", "order_shipped", to),
         ("2026-03-04T14:30:00+03:00", "delivery-problems", "delivery_problem", to),
         ("2026-03-04T17:30:00+03:00", "order-delivered", "order_delivered", to),
+        ("2026-03-08T10:00:00+03:00", "special-days", "special_day", to),
+        ("2026-03-19T17:30:00+03:00", "thank-you", "thank_you_offer", to),
     ]
     assert [m.subject for m in timeline.messages] == [
         "Siparişiniz alındı – #1001",
         "Siparişiniz hazırlanıyor – #1001",
+        "Teşekkür ederiz, Ayşe",
         "Siparişiniz kargoya verildi – #1001",
         "Siparişiniz bugün dağıtımda – #1001",
         "Siparişiniz teslim edildi – #1001",
+        "Dünya Kadınlar Günü kutlu olsun, Ayşe!",
+        "Bir sonraki siparişinize özel, Ayşe",
     ]
-    assert "https://kargo.example/AR1" in timeline.messages[2].text
+    assert "https://kargo.example/AR1" in timeline.messages[3].text
     assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
     assert timeline.end == datetime(2026, 4, 3, 15, 30, tzinfo=UTC)
 
@@ -216,6 +224,7 @@ def test_a_scenario_without_journeys_runs_what_a_new_store_has_on() -> None:
     assert [(m.journey, timeline.local(m.at).strftime("%H:%M")) for m in timeline.messages] == [
         ("order-confirmation", "09:00"),
         ("order-preparing", "09:01"),
+        ("thank-you", "12:00"),  # commercial: she consented (the scenario's first event)
     ]
 
 
@@ -448,7 +457,7 @@ def test_an_id_reused_for_another_event_names_the_line_of_the_second() -> None:
     ]
     # The same event sent twice is a duplicate, as the API takes it: one email.
     timeline = run(scenario(first, first.replace('"+0s"', '"+1h"'), run_until="+1d"))
-    assert [m.journey for m in timeline.messages] == ["order-confirmation"]
+    assert [m.journey for m in timeline.messages] == ["order-confirmation", "thank-you"]
 
 
 def test_the_example_scenario_runs() -> None:
@@ -463,7 +472,7 @@ def test_the_example_scenario_runs() -> None:
         ("2026-03-09T09:15:00+03:00", "order-preparing", "order_preparing", "ayse@example.com"),
         ("2026-03-09T14:15:00+03:00", "order-shipped", "order_shipped", "ayse@example.com"),
         ("2026-03-10T16:45:00+03:00", "order-delivered", "order_delivered", "ayse@example.com"),
-        ("2026-03-13T10:00:00+03:00", "thank-you", "order_delivered", "ayse@example.com"),
+        ("2026-03-13T10:00:00+03:00", "after-delivery", "order_delivered", "ayse@example.com"),
     ]
 
 
@@ -512,7 +521,7 @@ def test_ulak_simulate_json_prints_only_the_messages() -> None:
          "ayse@example.com", "Siparişiniz kargoya verildi – #1001"),
         ("2026-03-10T16:45:00+03:00", "order-delivered", "order_delivered", "email",
          "ayse@example.com", "Siparişiniz teslim edildi – #1001"),
-        ("2026-03-13T10:00:00+03:00", "thank-you", "order_delivered", "email",
+        ("2026-03-13T10:00:00+03:00", "after-delivery", "order_delivered", "email",
          "ayse@example.com", "Siparişiniz teslim edildi – #1001"),
     ]  # fmt: skip
     assert all(m["customer"] == "c-1042" for m in messages)

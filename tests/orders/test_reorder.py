@@ -68,5 +68,9 @@ def test_a_pattern_that_cannot_build_a_link_is_refused_saying_why(
 def test_a_store_sets_and_clears_its_pattern() -> None:
     assert StoreCreate(name="Dükkan", reorder_url=SHOPIFY).reorder_url == SHOPIFY
     assert StoreCreate(name="Dükkan").reorder_url is None
-    # An update with "" clears it (update_store stores None).
-    assert StoreUpdate(reorder_url="").reorder_url == ""
+    # An update given None clears it (`ulak stores update --clear reorder-url`); a name
+    # that may not be empty cannot be cleared so.
+    cleared = StoreUpdate(reorder_url=None)
+    assert (cleared.reorder_url, cleared.model_fields_set) == (None, {"reorder_url"})
+    with pytest.raises(ValidationError, match="name cannot be cleared: it needs a value"):
+        StoreUpdate(name=None)

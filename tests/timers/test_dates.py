@@ -51,7 +51,7 @@ steps:
 ENDING = """\
 key: ending
 name: Abonelik bitiyor
-legal_class: informational
+legal_class: commercial
 trigger:
   date: {attribute: subscription_ends, offset: -3d}
 steps:
@@ -421,6 +421,10 @@ async def test_dates_and_a_special_day_due_while_no_worker_ran_fire_once(
 async def test_a_special_day_no_journey_greets_on_is_not_fanned_out(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
 ) -> None:
+    async with db.transaction() as session:
+        await set_journey_enabled(
+            session, store_id=store.id, key="special-days", enabled=False, clock=clock
+        )
     await post(client, store, profile("p1"))
     await workers.drain()
     clock.set(datetime(2027, 1, 1, 12, 0, tzinfo=UTC))  # Yılbaşı; special-days is off

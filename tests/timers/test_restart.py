@@ -144,16 +144,20 @@ def test_anniversaries_that_fell_due_while_no_worker_ran_fire_once(
         }
         for n in range(CUSTOMERS)
     ]
+    customers += [
+        consent_updated(customer_id=f"c-{n}", email=f"member-{n}@example.com")
+        for n in range(CUSTOMERS)
+    ]
     auth = {"Authorization": f"Bearer {store['api_key']}"}
     response = httpx.post(f"{server.url}/v1/events", json={"events": customers}, headers=auth)
     assert response.status_code == 202
-    wait_until(lambda: counts(url)[0] == 0 and _applied(url) == CUSTOMERS, 20, "the profiles")
+    wait_until(lambda: counts(url)[0] == 0 and _applied(url) == 2 * CUSTOMERS, 20, "the profiles")
     server.kill()
     # The anniversary journey is applied while no worker runs: today's timers, due at the
     # start of today, are set then and wait.
     journey = tmp_path / "anniversary.yaml"
     journey.write_text(
-        "key: anniversary\nname: Yıldönümü\nlegal_class: informational\n"
+        "key: anniversary\nname: Yıldönümü\nlegal_class: commercial\n"
         "trigger:\n  date: {attribute: member_since, yearly: true}\nreentry: always\n"
         "steps:\n  - send: email\n    template: birthday\n",
         encoding="utf-8",
@@ -178,7 +182,8 @@ def _applied(url: str) -> int:
             async with database.read() as session:
                 found = await session.scalar(
                     select(func.count()).where(
-                        Event.type == "customer.updated", Event.status == "applied"
+                        Event.type.in_(("customer.updated", "consent.updated")),
+                        Event.status == "applied",
                     )
                 )
                 return int(found or 0)
