@@ -540,3 +540,15 @@ def test_win_back_tells_a_sign_up_who_never_bought_from_a_customer_who_lapsed() 
     assert "Bir süredir sizden haber alamadık" in back.text
     english = render("win_back", "en", context=full_context() | {"event": never})
     assert english.subject == "Your first order is waiting, Ayşe"
+    # With products picked for them (bought with theirs, else the store's best sellers).
+    picked = {"event": lapsed, "recommendations": sample_context("win_back")["recommendations"]}
+    for mail, heading in (
+        (render("win_back", context=full_context() | picked), "Size önerdiklerimiz:"),
+        (render("win_back", "en", context=full_context() | picked), "Picked for you:"),
+    ):
+        assert f"{heading}\n- Keten Peçete: 180,00 ₺ (https://aysenin.example/pecete)\n" in (
+            mail.text
+        )
+        assert 'src="https://cdn.aysenin.example/pecete.jpg"' in mail.html
+    none = render("win_back", context=full_context() | {"event": lapsed, "recommendations": []})
+    assert "Size önerdiklerimiz" not in none.text  # none to show: no heading
