@@ -49,7 +49,7 @@ def _logging(settings: Settings) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date, and give each store the journeys shipped since
-    it was made (each on or off as shipped; never one the store removed)."""
+    it was made (each on or off as shipped; never over one the store has)."""
     from ulak.operations import offer_shipped_journeys
 
     upgrade(get_settings().database_url)

@@ -115,6 +115,11 @@ async def test_bad_requests_are_refused_with_the_reason(
     assert no_variant.status_code == 404
     nul = await client.get("/v1/back-in-stock", params={"customer": "\x00"}, headers=store.auth)
     assert nul.status_code == 422  # found by the fuzz test: PostgreSQL cannot hold a NUL
+    nul_product = await ask(client, store, wanting(1) | {"product_id": "\x00"})
+    assert nul_product.status_code == 422
+    assert nul_product.json()["error"]["details"] == [
+        {"path": "body.product_id", "message": "Value error, must not contain a NUL character"}
+    ]
     nobody = await ask(client, store, {"customer": {}, "product_id": CUP})
     assert nobody.status_code == 422
     assert await subscriptions(client, store) == []

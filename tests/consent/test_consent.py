@@ -3,6 +3,7 @@ checked as each message leaves; informational messages need none."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from tests.support import (
 )
 from ulak.clock import FrozenClock
 from ulak.consent.models import ConsentChange
+from ulak.consent.service import refusal
 from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.messages.models import Message
@@ -106,11 +108,52 @@ async def test_a_grant_reported_late_does_not_undo_a_later_revocation(
     await workers.drain()
     person = await customer(db)
     assert person.consent == {
-        "email": {"status": "revoked", "source": "checkout", "at": "2026-03-02T09:00:00+00:00"}
+        "email": {
+            "status": "revoked",
+            "source": "checkout",
+            "at": "2026-03-02T09:00:00+00:00",
+            "since": "2026-03-02T09:00:00+00:00",
+        }
     }
     async with db.read() as session:
         statuses = (await session.execute(select(ConsentChange.status))).scalars().all()
     assert sorted(statuses) == ["granted", "revoked"]  # both kept as history
+
+
+async def test_the_change_that_occurred_last_decides_whatever_the_order_they_arrive_in(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    # Revoked on 1 January and again on 1 March; a grant of 1 February arrives last.
+    for status, day in (("revoked", "01-01"), ("revoked", "03-01"), ("granted", "02-01")):
+        change = consent_updated(status, event_id=f"c-{day}", occurred_at=f"2026-{day}T10:00:00Z")
+        await post(client, store, change)
+        await workers.drain()
+    state = (await customer(db)).consent["email"]
+    assert (state["status"], state["at"], state["since"]) == (
+        "revoked",
+        "2026-03-01T10:00:00+00:00",
+        "2026-01-01T10:00:00+00:00",
+    )
+
+
+async def test_a_grant_dated_ahead_does_not_outrank_a_later_unsubscribe(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    ahead = (clock.now() + timedelta(days=365)).isoformat()
+    await post(client, store, consent_updated("granted", occurred_at=ahead))
+    await workers.drain()
+    assert (await customer(db)).consent["email"]["at"] == clock.now().isoformat()
+    clock.travel(timedelta(minutes=5))
+    unsubscribe = {
+        "type": "message.unsubscribed",
+        "customer": {"id": "c-1042"},
+        "data": {"channel": "email"},
+    }
+    await post(client, store, unsubscribe)
+    await workers.drain()
+    assert refusal(await customer(db), "email") == (
+        "consent to commercial email revoked (unsubscribe_link)"
+    )
 
 
 async def test_merged_profiles_keep_both_histories_and_the_latest_change_decides(

@@ -127,6 +127,24 @@ async def test_a_journey_issues_a_coupon_and_its_email_shows_it(
     ]
 
 
+async def test_no_code_is_issued_for_a_customer_the_journey_may_not_write_to(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await coupon_store(db, clock)
+    await post(client, store, order_placed("1"))  # no consent on record
+    await workers.drain()
+    assert await coupons(db) == []
+    (message,) = await messages(db)
+    reason = "no consent to commercial email on record"
+    assert (message.status, message.last_error, message.subject) == ("skipped", reason, "")
+    assert await trace(db) == [
+        ("enter", "triggered by order.placed"),
+        ("action", f"no coupon issued (welcome): {reason}"),
+        ("send", f"order_delivered -> message {message.id} (skipped)"),
+        ("complete", "journey completed"),
+    ]
+
+
 async def test_a_coupon_issued_before_a_wait_is_shown_after_it(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
@@ -178,7 +196,7 @@ async def test_an_order_with_the_code_redeems_it_for_the_journey_that_issued_it(
 ) -> None:
     store = await coupon_store(db, clock)
     other = await make_store(db, clock, library=False, name="Başka Dükkan")
-    await post(client, store, order_placed("1"))
+    await post(client, store, consent_updated(), order_placed("1"))
     await workers.drain()
     (issued,) = await coupons(db)
     # Another store's order with the same code is not this store's business.
@@ -223,7 +241,7 @@ async def test_the_coupon_api_finds_only_the_stores_own_codes(
 ) -> None:
     store = await coupon_store(db, clock)
     other = await make_store(db, clock, library=False, name="Başka Dükkan")
-    await post(client, store, order_placed("1"))
+    await post(client, store, consent_updated(), order_placed("1"))
     await workers.drain()
     (issued,) = await coupons(db)
     mine = await client.get(f"/v1/coupons/{issued.code}", headers=store.auth)
@@ -257,6 +275,8 @@ async def test_a_pool_that_runs_dry_fails_the_step_and_alerts_the_shop_once(
         )
     customers: list[dict[str, Any]] = [
         consent_updated(),
+        consent_updated(customer_id="c-2", email="can@example.com"),
+        consent_updated(customer_id="c-3", email="ece@example.com"),
         order_placed("1"),
         order_placed("2", customer_id="c-2", email="can@example.com"),
         order_placed("3", customer_id="c-3", email="ece@example.com"),
@@ -305,7 +325,17 @@ async def test_a_customer_merge_moves_their_coupons(
     store = await coupon_store(db, clock)
     guest = order_placed("1", email="misafir@example.com")
     del guest["customer"]["id"]
-    await post(client, store, order_placed("2", customer_id="c-7", email="uye@example.com"), guest)
+    consent = consent_updated(customer_id="c-7", email="uye@example.com")
+    guest_consent = consent_updated(email="misafir@example.com")
+    del guest_consent["customer"]["id"]
+    await post(
+        client,
+        store,
+        consent,
+        guest_consent,
+        order_placed("2", customer_id="c-7", email="uye@example.com"),
+        guest,
+    )
     await workers.drain()
     # The guest turns out to be member c-7: the two profiles are one person.
     await post(client, store, order_placed("3", customer_id="c-7", email="misafir@example.com"))

@@ -154,7 +154,7 @@ async def unsubscribed_at(database: Database, customer_id: int) -> datetime | No
     if state is None:
         return None
     assert (state.status, state.source) == ("revoked", "unsubscribe_link")
-    return state.at
+    return state.since
 
 
 async def eventually_unsubscribed(database: Database, customer_id: int) -> datetime:

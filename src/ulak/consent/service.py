@@ -8,8 +8,8 @@ taken back after a message was made still stops it.
 Changes arrive as `consent.updated` events (the shop's sign-up form, checkout box, İYS) and
 as `message.unsubscribed` from ulak's own unsubscribe page. Each is kept as a row of
 `consent_changes`; the customer's current state per channel is the change that occurred
-last (`occurred_at`, not arrival: a grant reported late does not undo a later unsubscribe),
-since the first change to that status.
+last (`occurred_at`, not arrival: a grant reported late does not undo a later unsubscribe;
+but never later than its arrival), with since when that status has held.
 """
 
 from __future__ import annotations
@@ -34,17 +34,25 @@ class ConsentState:
 
     status: str  # granted, revoked
     source: str
-    at: datetime
+    at: datetime  # when the change that decides occurred
+    since: datetime  # when the customer's consent came to this status (the first of a run)
 
     def stored(self) -> dict[str, str]:
-        return {"status": self.status, "source": self.source, "at": self.at.isoformat()}
+        return {
+            "status": self.status,
+            "source": self.source,
+            "at": self.at.isoformat(),
+            "since": self.since.isoformat(),
+        }
 
 
 def consent_state(customer: Customer, channel: str) -> ConsentState | None:
     kept = (customer.consent or {}).get(channel)
     if not kept:
         return None
-    return ConsentState(kept["status"], kept["source"], datetime.fromisoformat(kept["at"]))
+    at = datetime.fromisoformat(kept["at"])
+    since = datetime.fromisoformat(kept["since"]) if "since" in kept else at
+    return ConsentState(kept["status"], kept["source"], at, since)
 
 
 def refusal(customer: Customer, channel: str) -> str | None:
@@ -71,8 +79,10 @@ async def record_change(
     event_id: int | None,
     now: datetime,
 ) -> None:
-    """Keep one change. It decides the state unless a later change of the other status is
-    known; a change to the status already held keeps the earlier time (since when)."""
+    """Keep one change; it decides the state unless a change that occurred later is known.
+
+    A change dated ahead of its arrival (a typo, a skewed clock) counts from its arrival:
+    dated a year ahead, a grant would otherwise outrank every unsubscribe until then."""
     session.add(
         ConsentChange(
             store_id=store_id,
@@ -87,16 +97,14 @@ async def record_change(
             recorded_at=now,
         )
     )
+    at = min(occurred_at, now)
     current = consent_state(customer, channel)
-    if (
-        current is None
-        or (current.status != status and occurred_at >= current.at)
-        or (current.status == status and occurred_at < current.at)
-    ):
+    if current is None or at >= current.at:
+        since = current.since if current is not None and current.status == status else at
         # A new dict: the JSON column notices a replaced value, not one changed in place.
         customer.consent = {
             **(customer.consent or {}),
-            channel: ConsentState(status, source, occurred_at).stored(),
+            channel: ConsentState(status, source, at, since).stored(),
         }
 
 

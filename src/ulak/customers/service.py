@@ -4,6 +4,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -182,9 +183,10 @@ class NotADate(ValueError):
     """An attribute a journey reads as a date holds something else."""
 
 
-def attribute_date(attributes: dict[str, Any], name: str) -> date | None:
-    """The date an attribute holds ("2026-05-10", or a timestamp's own date), None when the
-    customer has no such attribute; NotADate when it holds something else."""
+def attribute_date(attributes: dict[str, Any], name: str, zone: ZoneInfo) -> date | None:
+    """The date an attribute holds ("2026-05-10", or a timestamp's date where the customer
+    lives, `zone`), None when the customer has no such attribute; NotADate when it holds
+    something else."""
     value = attributes.get(name)
     if value is None:
         return None
@@ -193,9 +195,12 @@ def attribute_date(attributes: dict[str, Any], name: str) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             try:
-                return datetime.fromisoformat(value.strip()).date()
+                moment = datetime.fromisoformat(value.strip())
             except ValueError:
                 pass
+            else:
+                # "2026-05-10T23:30:00Z" is 11 May in Istanbul.
+                return (moment.astimezone(zone) if moment.tzinfo else moment).date()
     raise NotADate(f"attribute {name!r} is not a date (YYYY-MM-DD): {str(value)[:100]!r}")
 
 

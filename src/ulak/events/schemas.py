@@ -46,7 +46,16 @@ Moment = Annotated[AwareDatetime, AfterValidator(_plausible_moment)]
 # Quantities of one line: far beyond any real order, well within 64 bits.
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold one, and no shop's id has one: a 422 rather than a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 
 
 class Loose(BaseModel):

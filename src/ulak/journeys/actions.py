@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.consent.service import refusal
 from ulak.coupons.models import Coupon
 from ulak.coupons.service import (
     CouponPoolEmpty,
@@ -56,6 +57,7 @@ async def run_action(
     customer: Customer,
     enrollment: Enrollment,
     journey: str,
+    legal_class: str,
     context: dict[str, Any],
     clock: Clock,
     renders: Renders,
@@ -63,6 +65,15 @@ async def run_action(
     """Do one action; returns what the trace notes of it. Expressions and templates of the
     steps after it see what it changed (the customer's tags, the coupon)."""
     now = clock.now()
+    # A code for someone the journey may not write to would only use up the store's codes
+    # (a pool runs dry on customers who never see them: a special day reaches every
+    # customer); the send that would show it is skipped for the same reason.
+    if (
+        isinstance(op, IssueCouponOp)
+        and legal_class == "commercial"
+        and (refused := refusal(customer, "email")) is not None
+    ):
+        return f"no coupon issued ({op.coupon}): {refused}"
     if isinstance(op, IssueCouponOp):
         coupon = await issue_coupon(
             session,

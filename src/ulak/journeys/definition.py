@@ -666,9 +666,8 @@ def _wait_op(wait: str | WaitUntil | WaitWithin | WaitUntilDate) -> WaitOp:
             date_attribute=wait.until_date.attribute,
             offset_days=parse_day_offset(wait.until_date.offset),
         )
-    hour, minute = (int(part) for part in wait.until.split(":"))
     days = frozenset(WEEKDAYS.index(day) for day in wait.weekdays) if wait.weekdays else None
-    return WaitOp(seconds=None, until=time(hour, minute), weekdays=days)
+    return WaitOp(seconds=None, until=_time(wait.until), weekdays=days)
 
 
 def next_wait_time(op: WaitOp, now: datetime, tz: ZoneInfo) -> datetime:

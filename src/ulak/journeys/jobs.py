@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
+from ulak.consent.service import refusal
 from ulak.coupons.service import CouponPoolEmpty
 from ulak.customers.models import Customer
 from ulak.customers.service import NotADate, attribute_date
@@ -285,9 +286,11 @@ async def _run(
                 due = next_wait_time(op, anchor, zone)
             else:
                 try:
-                    day = attribute_date(customer.attributes, op.date_attribute)
+                    day = attribute_date(customer.attributes, op.date_attribute, zone)
                 except NotADate as error:
-                    log.info("enrollment %s exits: %s", enrollment.id, error)
+                    log.info(
+                        "enrollment %s exits: %r is not a date", enrollment.id, op.date_attribute
+                    )
                     day, missing = None, str(error)
                 else:
                     missing = f"the customer has no {op.date_attribute}"
@@ -345,10 +348,12 @@ async def _run(
             if op.guard and not truthy(op.guard, context):
                 trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
             else:
-                reads = await variables_of(
-                    session, store=store, customer=customer, template=op.template
-                )
-                await add_costly(session, context, reads, store=store, customer=customer)
+                if definition.legal_class != "commercial" or refusal(customer, "email") is None:
+                    # Not for a message kept unrendered, skipped for want of consent.
+                    reads = await variables_of(
+                        session, store=store, customer=customer, template=op.template
+                    )
+                    await add_costly(session, context, reads, store=store, customer=customer)
                 stale = None
                 if late > definition.send_window():
                     stale = (
@@ -384,6 +389,7 @@ async def _run(
                 customer=customer,
                 enrollment=enrollment,
                 journey=definition.key,
+                legal_class=definition.legal_class,
                 context=context,
                 clock=clock,
                 renders=renders,

@@ -34,7 +34,7 @@ from ulak.journeys.definition import (
     promotion_problems,
     template_names,
 )
-from ulak.journeys.expressions import ExpressionError, truthy
+from ulak.journeys.expressions import ExpressionError, names_in, truthy
 from ulak.journeys.models import (
     IS_LIVE,
     LIVE,
@@ -231,7 +231,7 @@ async def offer_library(session: AsyncSession, *, store_id: int, clock: Clock) -
     """Add the shipped journeys the store was never offered (`shipped_journeys`), each
     switched on or off as its file says; returns the keys added.
 
-    A journey offered once is never offered again, so one the store removed stays removed.
+    A journey offered once is never offered again.
     A journey of the same key the store has already (its own, or one it changed) is
     recorded as offered and left as it is. A newly shipped journey that issues coupons
     brings the default coupon templates it needs and the store lacks."""
@@ -403,7 +403,7 @@ async def on_event(
             "event": event_view(event),
             "enrollment": enrollment_view(enrollment),
         }
-        if any(rule.match for rule in exits):
+        if any(rule.match and "trigger" in names_in(rule.match) for rule in exits):
             # An exit may compare the event with the one that started the enrollment (an
             # order of a product the replenishment reminder is about).
             started = await session.get(Event, enrollment.trigger_event_id)

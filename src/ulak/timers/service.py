@@ -461,9 +461,15 @@ async def _set_date(
 ) -> None:
     subject = f"{rule.prefix}{customer_id}"
     try:
-        value = attribute_date(attributes, rule.attribute)
-    except NotADate as error:
-        log.warning("customer %s: %s; no %s timer", customer_id, error, rule.describe())
+        value = attribute_date(attributes, rule.attribute, zone)
+    except NotADate:
+        # Not the value itself: a log is no place for a customer's data.
+        log.warning(
+            "customer %s: attribute %r is not a date (YYYY-MM-DD); no %s timer",
+            customer_id,
+            rule.attribute,
+            rule.describe(),
+        )
         value = None
     occurrence = date_occurrence(value, rule, from_day=from_day) if value else None
     if value is None or occurrence is None:
@@ -692,8 +698,9 @@ def _special_day_data(day: SpecialDay, *, on: date, zone: ZoneInfo) -> dict[str,
 
 
 async def store_zone_changed(session: AsyncSession, *, store: Store) -> int:
-    """The store's time zone changed: the birthday, date and special-day timers of its
-    customers without a time zone of their own move to the start of the same day in the
+    """The store's time zone changed: the birthday, date, special-day and replenishment
+    timers of its customers without a time zone of their own move to the start of the same
+    day in the
     new zone (an occurrence that has not fired is still owed, so one now in the past fires
     at once). A page of the store's such timers at a time; returns how many moved."""
     zone = ZoneInfo(store.timezone)
@@ -706,7 +713,9 @@ async def store_zone_changed(session: AsyncSession, *, store: Store) -> int:
                     select(Timer)
                     .where(
                         Timer.store_id == store.id,
-                        Timer.kind.in_((BIRTHDAY, DATE, SPECIAL_DAY)),
+                        # A replenishment too: one day's products share one moment (one
+                        # email), which the day's timers set later in the new zone must meet.
+                        Timer.kind.in_((BIRTHDAY, DATE, SPECIAL_DAY, REPLENISHMENT)),
                         Timer.id > after,
                     )
                     .order_by(Timer.id)

@@ -37,8 +37,8 @@ class DefaultDay:
     rule: str
 
 
-# What every new store starts with (the `special-days` journey is off until the shop turns
-# it on: it is commercial).
+# What every new store starts with (the `special-days` journey greets on them, each
+# customer who consented to commercial email).
 DEFAULTS = (
     DefaultDay("yilbasi", "Yılbaşı", "New Year's Day", "01-01"),
     DefaultDay("sevgililer-gunu", "Sevgililer Günü", "Valentine's Day", "02-14"),
