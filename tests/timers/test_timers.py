@@ -203,6 +203,57 @@ async def test_a_birthday_without_a_time_zone_is_the_stores_and_may_be_today(
     ]
 
 
+async def test_one_batch_moves_each_birthday_to_its_own_next_year_and_deletes_the_rest(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    # Three birthdays on 24 November where each customer lives, and an idle cart.
+    people = [("c-ny", "1990-11-24", "America/New_York"), ("c-ist", "1985-11-24", None)]
+    people.append(("c-tokyo", "2000-11-24", "Asia/Tokyo"))
+    profiles = [
+        {
+            "id": f"profile-{who}",
+            "type": "customer.updated",
+            "customer": {"id": who, "email": f"{who}@example.com", "birthday": born}
+            | ({"timezone": zone} if zone else {}),
+        }
+        for who, born, zone in people
+    ]
+    await post(client, store, *profiles, cart("k1", T0))
+    await workers.drain()
+    async with db.read() as session:
+        rows = await session.execute(select(Customer.external_id, Customer.id))
+        ids = {str(external): pk for external, pk in rows.all()}
+
+    # All four due: one batch fires them in one transaction.
+    clock.set(datetime(2026, 11, 25, tzinfo=UTC))
+    async with db.transaction() as session:
+        assert await fire_due(session, clock=clock, limit=100) == 4
+    assert sorted((t, at) for _, t, at, _ in await derived(db)) == [
+        ("cart.abandoned", T0 + timedelta(hours=1)),
+        ("customer.birthday", datetime(2026, 11, 24, tzinfo=ZoneInfo("Asia/Tokyo"))),
+        ("customer.birthday", datetime(2026, 11, 24, tzinfo=ZoneInfo("Europe/Istanbul"))),
+        ("customer.birthday", datetime(2026, 11, 24, tzinfo=ZoneInfo("America/New_York"))),
+    ]
+    # Each birthday moved to the start of the next one where its customer lives; the cart's
+    # timer is gone.
+    assert sorted(await timers(db, store)) == sorted(
+        ("customer.birthday", str(ids[who]), datetime(2027, 11, 24, tzinfo=ZoneInfo(zone)))
+        for who, zone in [
+            ("c-ny", "America/New_York"),
+            ("c-ist", "Europe/Istanbul"),
+            ("c-tokyo", "Asia/Tokyo"),
+        ]
+    )
+    async with db.read() as session:
+        data = {t.subject: t.data for t in await timers_of(session, store_id=store.id)}
+    assert data[str(ids["c-tokyo"])] == {
+        "birthday": "2000-11-24",
+        "date": "2027-11-24",
+        "timezone": "Asia/Tokyo",
+        "age": 27,
+    }
+
+
 def test_29_february_falls_on_28_february_in_other_years() -> None:
     zone = ZoneInfo("Europe/Istanbul")
     leap = date(2000, 2, 29)
