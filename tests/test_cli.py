@@ -769,14 +769,14 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr.splitlines() == [
         f"{path}:11: steps[2]: issues a coupon (win-back): {fix}",
-        f"{path}:13: steps[3]: template win_back shows coupon: {fix}",
+        f"{path}:13: steps[3]: template win_back shows coupon, recommendations: {fix}",
     ]
     store = json.loads(ulak_cli("stores", "create", "--name", "Dükkan", "--json", env=env).stdout)
     applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
     assert applied.returncode == 2
     assert (
         applied.stderr.splitlines()[-1]
-        == f"{path}:13: steps[3]: template win_back shows coupon: {fix}"
+        == f"{path}:13: steps[3]: template win_back shows coupon, recommendations: {fix}"
     )
     # A store's own version of a shipped template that shows a coupon counts too.
     path.write_text(JOURNEY, encoding="utf-8")
