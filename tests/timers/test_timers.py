@@ -168,7 +168,7 @@ async def test_a_birthday_fires_at_the_start_of_the_day_where_the_customer_lives
     await workers.drain()
     assert await derived(db) == [
         (
-            f"derived:customer.birthday:{me}:{start.astimezone(UTC).isoformat()}",
+            f"derived:customer.birthday:{me}:2026-11-24",  # one per local date
             "customer.birthday",
             start,
             {
@@ -199,8 +199,23 @@ async def test_a_birthday_without_a_time_zone_is_the_stores_and_may_be_today(
     me = await customer_pk(db)
     start = datetime(2026, 11, 23, tzinfo=ZoneInfo("Europe/Istanbul"))
     assert [(k, at) for k, _, at, _ in await derived(db)] == [
-        (f"derived:customer.birthday:{me}:{start.astimezone(UTC).isoformat()}", start)
+        (f"derived:customer.birthday:{me}:2026-11-23", start)
     ]
+
+
+async def test_a_time_zone_that_changes_on_the_birthday_does_not_greet_twice(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    # 12:00 in Istanbul: her birthday began there and fired. Then she says she lives in New
+    # York, where it is 04:00 on the same birthday: its midnight there has passed too.
+    await post(client, store, birthday_event("1985-11-23"))
+    await workers.drain()
+    await post(client, store, birthday_event("1985-11-23", timezone="America/New_York"))
+    await workers.drain()
+    me = await customer_pk(db)
+    assert [k for k, _, _, _ in await derived(db)] == [f"derived:customer.birthday:{me}:2026-11-23"]
+    next_year = datetime(2027, 11, 23, tzinfo=ZoneInfo("America/New_York"))
+    assert await timers(db, store) == [("customer.birthday", str(me), next_year)]
 
 
 async def test_one_batch_moves_each_birthday_to_its_own_next_year_and_deletes_the_rest(

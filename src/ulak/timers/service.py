@@ -33,8 +33,9 @@ A store's new time zone moves the date-bound timers (birthday, date, special day
 customers without one of their own (`store_zone_changed`).
 
 `fire_due` (the job `timers.fire_due`) turns the due timers into derived events, keyed by
-the occurrence (`derived:<kind>:<subject>:<due_at>`), so a timer fired twice, by a worker
-that crashed before its commit or by two workers, yields one event.
+the occurrence (`derived:<kind>:<subject>:<due_at>`, or the local date of a birthday, date
+or special day), so a timer fired twice, by a worker that crashed before its commit, by two
+workers, or set again for the same day in a new time zone, yields one event.
 """
 
 from __future__ import annotations
@@ -828,9 +829,21 @@ async def next_due(session: AsyncSession, *, kinds: Iterable[str] | None = None)
     return due
 
 
-def occurrence_key(kind: str, subject: str, due_at: datetime) -> str:
-    """The derived event's idempotency key: one event per timer and occurrence."""
-    key = f"derived:{kind}:{subject}:{due_at.astimezone(UTC).isoformat()}"
+# Timers of a local day: an occurrence is its date, wherever the customer's midnight falls.
+DAY_BOUND = frozenset({BIRTHDAY, DATE, SPECIAL_DAY})
+
+
+def occurrence_key(kind: str, subject: str, due_at: datetime, data: dict[str, Any]) -> str:
+    """The derived event's idempotency key: one event per timer and occurrence. A birthday,
+    date or special day is keyed by its local date: a customer whose time zone changes on
+    the day (its timer set again for that day's midnight in the new zone, a moment that
+    may not have passed) is greeted once, not twice."""
+    moment = (
+        data["date"]
+        if kind in DAY_BOUND and isinstance(data.get("date"), str)
+        else due_at.astimezone(UTC).isoformat()
+    )
+    key = f"derived:{kind}:{subject}:{moment}"
     if len(key) > 200:  # the events' key column; a long cart id is hashed
         digest = hashlib.sha256(key.encode()).hexdigest()
         key = f"derived:{kind}:{digest}"
@@ -871,7 +884,7 @@ async def _fire_timers(session: AsyncSession, *, now: datetime, limit: int) -> i
     rows = []
     for store_id, kind, subject, due_at, customer_id, data in await _occurrences(session, due):
         derived = EventIn(
-            id=occurrence_key(kind, subject, due_at),
+            id=occurrence_key(kind, subject, due_at, data),
             type=kind,
             occurred_at=due_at,
             customer=_named(who.get(customer_id)),
