@@ -778,8 +778,9 @@ def test_an_informational_journey_may_not_carry_a_promotion(
         applied.stderr.splitlines()[-1]
         == f"{path}:13: steps[3]: template win_back shows coupon, recommendations: {fix}"
     )
-    # A store's own version of a shipped template that shows a coupon counts too.
-    path.write_text(JOURNEY, encoding="utf-8")
+    # A store's own version of a template its informational journeys send may not show a
+    # promotion either: refused when it is set (order-delivered is shipped, and sends it).
+    sid = str(store["id"])
     own = tmp_path / "order_delivered.html"
     source = ulak_cli("templates", "show", "order_delivered", "--locale", "tr", env=env).stdout
     own.write_text(
@@ -788,16 +789,31 @@ def test_an_informational_journey_may_not_carry_a_promotion(
         ),
         encoding="utf-8",
     )
-    ulak_cli("templates", "set", "order_delivered", str(own), "--store", str(store["id"]), env=env)
-    assert ulak_cli("journeys", "validate", str(path), env=env).returncode == 0
-    checked = ulak_cli("journeys", "validate", str(path), "--store", str(store["id"]), env=env)
+    refused = ulak_cli("templates", "set", "order_delivered", str(own), "--store", sid, env=env)
+    assert refused.returncode == 2
+    assert (
+        "order_delivered shows coupon, but the informational journeys order-delivered send it,"
+        " and they carry no promotions" in " ".join(refused.stderr.split())
+    )
+    # A template of the store's own that shows one is checked when a journey would send it.
+    note = tmp_path / "teslimat_notu.html"
+    note.write_text(
+        "{% block subject %}Not{% endblock %}{% block body %}<p>{% if coupon %}"
+        "{{ coupon.code }}{% endif %}</p>{% endblock %}{% block text %}{% if coupon %}"
+        "{{ coupon.code }}{% endif %}{% endblock %}",
+        encoding="utf-8",
+    )
+    saved = ulak_cli("templates", "set", "teslimat_notu", str(note), "--store", sid, env=env)
+    assert saved.returncode == 0, saved.stderr
+    path.write_text(JOURNEY.replace("order_delivered", "teslimat_notu"), encoding="utf-8")
+    checked = ulak_cli("journeys", "validate", str(path), "--store", sid, env=env)
     assert (checked.returncode, checked.stderr) == (
         1,
-        f"{path}:9: steps[1]: template order_delivered shows coupon: {fix}\n",
+        f"{path}:9: steps[1]: template teslimat_notu shows coupon: {fix}\n",
     )
-    applied = ulak_cli("journeys", "apply", str(path), "--store", str(store["id"]), env=env)
+    applied = ulak_cli("journeys", "apply", str(path), "--store", sid, env=env)
     assert applied.returncode == 2
-    assert f"{path}:9: steps[1]: template order_delivered shows coupon" in applied.stderr
+    assert f"{path}:9: steps[1]: template teslimat_notu shows coupon" in applied.stderr
 
 
 def test_a_store_sets_checks_and_clears_its_reorder_link(env: dict[str, str]) -> None:

@@ -88,6 +88,31 @@ async def compiled_version(session: AsyncSession, version_id: int) -> CompiledJo
     return memo[version_id]
 
 
+async def informational_senders(
+    session: AsyncSession, *, store_id: int, template: str
+) -> list[str]:
+    """The store's informational journeys (on or off) whose current version sends
+    `template`: such a template may show no promotion."""
+    rows = await session.execute(
+        select(Journey.key, JourneyVersion.id)
+        .join(
+            JourneyVersion,
+            (JourneyVersion.journey_id == Journey.id)
+            & (JourneyVersion.version == Journey.current_version),
+        )
+        .where(Journey.store_id == store_id)
+        .order_by(Journey.key)
+    )
+    senders = []
+    for key, version_id in rows.all():
+        compiled = await compiled_version(session, version_id)
+        if compiled.definition.legal_class == "informational" and template in template_names(
+            compiled.definition
+        ):
+            senders.append(key)
+    return senders
+
+
 async def apply_journey(
     session: AsyncSession,
     *,

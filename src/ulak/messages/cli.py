@@ -11,7 +11,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
-from ulak.errors import UlakError
+from ulak.errors import Invalid, UlakError
 from ulak.operations import retry_messages
 from ulak.stores.service import get_store
 from ulak.terminal import console, err, in_transaction, reading, run_retry
@@ -75,13 +75,26 @@ def templates_set(
 ) -> None:
     """Use the store's own version of a template, or add a template of its own under a new
     name (checked on a sample order before it is saved)."""
-    from ulak.messages.rendering import resolve_locale
+    from ulak.journeys.definition import PROMOTIONS
+    from ulak.journeys.service import informational_senders
+    from ulak.messages.rendering import resolve_locale, source_reads
     from ulak.messages.service import set_template_override
 
     source = path.read_text(encoding="utf-8")
 
     async def main(session: AsyncSession) -> None:
         await get_store(session, store)
+        # An informational journey (sent without consent) may carry no promotion: the
+        # check `journeys apply` makes of its templates holds for a later version of one.
+        shows = source_reads(source, PROMOTIONS)
+        if shows and (
+            senders := await informational_senders(session, store_id=store, template=name)
+        ):
+            raise Invalid(
+                f"{name} shows {', '.join(sorted(shows))}, but the informational journeys "
+                f"{', '.join(senders)} send it, and they carry no promotions: make them "
+                "legal_class: commercial, or leave the promotion out"
+            )
         await set_template_override(
             session,
             store_id=store,
