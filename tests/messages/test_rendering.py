@@ -411,6 +411,23 @@ def test_check_template_source() -> None:
         check_template_source("{% block subject %}x{% endblock %}", name="order_shipped")
 
 
+def test_a_template_imports_ulaks_shared_blocks_and_nothing_else() -> None:
+    own = (
+        '{% from "_blocks.html" import product_rows %}{% block subject %}x{% endblock %}'
+        "{% block body %}{{ product_rows(recommendations) }}{% endblock %}"
+        "{% block text %}x{% endblock %}"
+    )
+    mail = render(
+        "order_confirmation", context=full_context(), overrides={"order_confirmation": own}
+    )
+    assert 'href="https://aysenin.example/pecete"' in mail.html
+    assert "Keten Peçete</a>" in mail.html
+    for reach in ("layout.html", "order_confirmation.tr.html", "../../../etc/passwd", "_nope.html"):
+        source = own.replace("_blocks.html", reach)
+        with pytest.raises(TemplateError, match=re.escape(reach)):
+            render("order_confirmation", overrides={"order_confirmation": source})
+
+
 def test_unknown_template() -> None:
     with pytest.raises(TemplateError, match="unknown template 'nope'"):
         render("nope")

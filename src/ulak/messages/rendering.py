@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import css_inline
 from jinja2 import (
     ChainableUndefined,
+    FunctionLoader,
     StrictUndefined,
     Template,
     TemplateSyntaxError,
@@ -277,8 +278,18 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
 
+# ulak's shared blocks (`_blocks.html`): the one name a template, shipped or a store's, can
+# import. Nothing else is reachable through the loader.
+_PARTIAL = re.compile(r"^_[a-z0-9_]+\.html$")
+
+
+def _partial(name: str) -> str | None:
+    return _shipped_source(name) if _PARTIAL.match(name) else None
+
+
 def _environment(*, autoescape: bool) -> _Environment:
     env = _Environment(
+        loader=FunctionLoader(_partial),
         autoescape=autoescape,
         undefined=_Undefined,
         finalize=_finalize,
