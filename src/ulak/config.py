@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # DKIM: selector and a PEM private key file (RSA or ed25519); signing is off when unset.
     dkim_selector: str = ""
     dkim_private_key_path: Path | None = None
+    # SMS: replaces every SMS provider's public address (a local fake gateway in tests and
+    # `bench/sms.py`); empty: each provider's own. How long one gateway request may take.
+    sms_gateway_url: str = ""
+    sms_timeout_seconds: float = Field(default=15.0, gt=0)
     # Largest request body the API accepts.
     max_body_bytes: int = 1_048_576
     # Workers: how many rows one claim takes, and how long a claim is held before it

@@ -11,6 +11,7 @@ from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.timers.models import Timer
 
@@ -23,6 +24,7 @@ __all__ = [
     "CouponTemplate",
     "Customer",
     "DevInboxMessage",
+    "DevSms",
     "Enrollment",
     "EnrollmentStep",
     "Event",
@@ -36,6 +38,8 @@ __all__ = [
     "OrderStatusChange",
     "Product",
     "Shipment",
+    "ShortLink",
+    "SmsSettings",
     "Store",
     "TagTip",
     "TemplateOverride",

@@ -61,6 +61,10 @@ class Outcome:
 
     error: str | None = None
     permanent: bool = False
+    # An SMS gateway's id of the message (its delivery reports name it).
+    provider_id: str | None = None
+    # Not before this many seconds, when the gateway said (throttling).
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -213,9 +213,19 @@ class IfStep(_Model):
 
 
 class SendStep(_Model):
-    send: Literal["email"]
+    send: Literal["email", "sms"]
     template: TemplateName
     guard: Expression | None = None
+
+    @model_validator(mode="after")
+    def _channel_of_template(self) -> SendStep:
+        # SMS templates share the namespace of emails; the suffix says which is which.
+        if (self.send == "sms") != self.template.endswith("_sms"):
+            raise PydanticCustomError(
+                "template",
+                "an SMS step names a template ending in _sms, an email step one that does not",
+            )
+        return self
 
 
 class IssueCouponAction(_Model):

@@ -61,6 +61,7 @@ from ulak.messages.service import (
     create_email,
     variables_of,
 )
+from ulak.messages.sms import create_sms
 from ulak.offload import Offload
 from ulak.stores.models import Store
 
@@ -348,7 +349,7 @@ async def _run(
             if op.guard and not truthy(op.guard, context):
                 trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
             else:
-                if definition.legal_class != "commercial" or refusal(customer, "email") is None:
+                if definition.legal_class != "commercial" or refusal(customer, op.channel) is None:
                     # Not for a message kept unrendered, skipped for want of consent.
                     reads = await variables_of(
                         session, store=store, customer=customer, template=op.template
@@ -361,7 +362,7 @@ async def _run(
                         f" ({definition.legal_class} sends go within"
                         f" {_hours(definition.send_window())})"
                     )
-                message = await create_email(
+                message = await (create_sms if op.channel == "sms" else create_email)(
                     session,
                     store=store,
                     customer=customer,

@@ -43,6 +43,14 @@ class Message(Base):
         ),
         # Customer timeline.
         Index("ix_messages_customer", "customer_id", "created_at"),
+        # SMS delivery reports name the message by the gateway's id.
+        Index(
+            "ix_messages_provider_id",
+            "store_id",
+            "provider_id",
+            postgresql_where=text("provider_id IS NOT NULL"),
+            sqlite_where=text("provider_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -65,7 +73,7 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     # The RFC 5322 Message-ID, fixed at creation so a resend after a crash is recognisable.
     message_id_header: Mapped[str] = mapped_column(String(300))
-    # queued -> sending -> sent | failed | skipped
+    # queued -> sending -> sent | failed | skipped; an SMS report: sent -> delivered | failed
     status: Mapped[str] = mapped_column(String(16), default="queued")
     send_after: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -76,6 +84,8 @@ class Message(Base):
     # reached the customer, so a later successful send may be a duplicate.
     interrupted_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The SMS gateway's id of the message, which its delivery reports name.
+    provider_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

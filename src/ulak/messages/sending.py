@@ -57,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.channels.email import DkimSigner, OutgoingEmail
 from ulak.channels.service import EmailChannel, Outcome
+from ulak.channels.sms import SmsChannel, SmsOut
 from ulak.clock import Clock
 from ulak.config import Settings
 from ulak.db import Database, create_private, libpq_url, side_path
@@ -91,8 +92,13 @@ _OUTCOMES_TABLE = """CREATE TABLE IF NOT EXISTS outcomes (
     attempt INTEGER NOT NULL,
     error TEXT,
     permanent INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    provider_id TEXT,
+    retry_after REAL
 )"""
+# Columns added since the table was first made: a side file from an earlier version may
+# still hold outcomes.
+_OUTCOMES_ADDED = {"provider_id": "TEXT", "retry_after": "REAL"}
 
 
 class Outcomes:
@@ -120,14 +126,17 @@ class Outcomes:
         """Returns once the outcome is durable."""
         if self.database.is_sqlite:
             self._side_file().execute(
-                "INSERT INTO outcomes (message_id, attempt, error, permanent, at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outcomes"
+                " (message_id, attempt, error, permanent, at, provider_id, retry_after)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     outcome.message_id,
                     outcome.attempt,
                     outcome.error,
                     outcome.permanent,
                     outcome.at.isoformat(),
+                    outcome.provider_id,
+                    outcome.retry_after,
                 ),
             )
             return
@@ -169,15 +178,24 @@ class Outcomes:
         rows = (
             self._side_file()
             .execute(
-                "SELECT seq, message_id, attempt, error, permanent, at FROM outcomes ORDER BY seq"
+                "SELECT seq, message_id, attempt, error, permanent, at, provider_id, retry_after"
+                " FROM outcomes ORDER BY seq"
             )
             .fetchall()
         )
         await record_outcomes(
             session,
             [
-                Delivered(message, attempt, error, bool(permanent), datetime.fromisoformat(at))
-                for _, message, attempt, error, permanent, at in rows
+                Delivered(
+                    message,
+                    attempt,
+                    error,
+                    bool(permanent),
+                    datetime.fromisoformat(at),
+                    provider_id,
+                    retry_after,
+                )
+                for _, message, attempt, error, permanent, at, provider_id, retry_after in rows
             ],
             max_attempts=self.max_attempts,
         )
@@ -199,6 +217,10 @@ class Outcomes:
             file.execute("PRAGMA journal_mode=WAL")
             file.execute("PRAGMA synchronous=NORMAL")
             file.execute(_OUTCOMES_TABLE)
+            have = {row[1] for row in file.execute("PRAGMA table_info(outcomes)")}
+            for column, kind in _OUTCOMES_ADDED.items():
+                if column not in have:
+                    file.execute(f"ALTER TABLE outcomes ADD COLUMN {column} {kind}")
             self._file = file
         return self._file
 
@@ -240,8 +262,11 @@ class LocalDeliveries:
     """Deliveries on the worker's own event loop: for the dev inbox, which writes the main
     database through the worker's engine, and where one process does everything."""
 
-    def __init__(self, email: EmailChannel, outcomes: Outcomes, clock: Clock) -> None:
+    def __init__(
+        self, email: EmailChannel, sms: SmsChannel, outcomes: Outcomes, clock: Clock
+    ) -> None:
         self.email = email
+        self.sms = sms
         self.outcomes = outcomes
         self.clock = clock
         self.claimer = _new_claimer()
@@ -258,27 +283,39 @@ class LocalDeliveries:
         self._alive = self.outcomes.connection = await hold_claimer_lock(database, self.claimer)
 
     async def deliver(self, message: Claimed) -> None:
-        await deliver_and_record(message, self.email, self.outcomes, self.clock)
+        await deliver_and_record(message, self.email, self.sms, self.outcomes, self.clock)
 
     async def close(self, grace: float) -> None:
         await self.outcomes.wait()
         await self.email.close()
+        await self.sms.close()
         if self._alive is not None:
             await self._alive.close()
             self._alive = None
 
 
 async def deliver_and_record(
-    message: Claimed, email: EmailChannel, outcomes: Outcomes, clock: Clock
+    message: Claimed, email: EmailChannel, sms: SmsChannel, outcomes: Outcomes, clock: Clock
 ) -> None:
-    outcome = await email.deliver(_email(message))
+    if message.channel == "sms":
+        outcome = await sms.deliver(_sms(message))
+    else:
+        outcome = await email.deliver(_email(message))
     await record(message.id, message.attempts, outcome, outcomes, clock)
 
 
 async def record(
     message: int, attempt: int, outcome: Outcome, outcomes: Outcomes, clock: Clock
 ) -> None:
-    delivered = Delivered(message, attempt, outcome.error, outcome.permanent, clock.now())
+    delivered = Delivered(
+        message,
+        attempt,
+        outcome.error,
+        outcome.permanent,
+        clock.now(),
+        outcome.provider_id,
+        outcome.retry_after,
+    )
     try:
         await outcomes.record(delivered)
     except Exception:
@@ -402,7 +439,8 @@ class SenderProcess:
         done = asyncio.get_running_loop().create_future()
         self._waiting[message.id, message.attempts] = done
         try:
-            self._pipe.send(Handover(message.id, message.attempts, _email(message)))
+            content = _sms(message) if message.channel == "sms" else _email(message)
+            self._pipe.send(Handover(message.id, message.attempts, content))
         except OSError:
             self._gone()
         await done
@@ -430,7 +468,7 @@ class Handover:
 
     message: int
     attempt: int
-    mail: OutgoingEmail
+    mail: OutgoingEmail | SmsOut
 
 
 def run_sender_process(settings: Settings, claimer: int, pipe: Connection) -> None:
@@ -458,6 +496,10 @@ async def _send_until_closed(settings: Settings, claimer: int, pipe: Connection)
     email = EmailChannel(
         email_transport(settings, database, clock), DkimSigner.from_settings(settings), Offload(0)
     )
+    # A store without an SMS provider keeps its SMS in the dev SMS inbox: on SQLite this
+    # process then writes the main file beside the worker (waiting for its lock), which
+    # only a development setup with SMTP and without an SMS provider does.
+    sms = SmsChannel(database, settings, clock)
     loop = asyncio.get_running_loop()
     closed = asyncio.Event()
     deliveries: set[asyncio.Task[None]] = set()
@@ -466,7 +508,10 @@ async def _send_until_closed(settings: Settings, claimer: int, pipe: Connection)
         outcomes.connection = alive
 
         async def deliver(handover: Handover) -> None:
-            outcome = await email.deliver(handover.mail)
+            if isinstance(handover.mail, SmsOut):
+                outcome = await sms.deliver(handover.mail)
+            else:
+                outcome = await email.deliver(handover.mail)
             await record(handover.message, handover.attempt, outcome, outcomes, clock)
             with contextlib.suppress(OSError):
                 pipe.send((handover.message, handover.attempt))
@@ -493,6 +538,7 @@ async def _send_until_closed(settings: Settings, claimer: int, pipe: Connection)
         await outcomes.wait()
         outcomes.close()
         await email.close()
+        await sms.close()
         if alive is not None:
             await alive.close()
     await database.dispose()
@@ -535,7 +581,9 @@ class Sender:
         self.slots = settings.smtp_pool_size
         self.outcomes = Outcomes(database, max_attempts=settings.send_max_attempts)
         self.deliveries: Deliveries = (
-            SenderProcess(settings) if own_process else LocalDeliveries(email, self.outcomes, clock)
+            SenderProcess(settings)
+            if own_process
+            else LocalDeliveries(email, SmsChannel(database, settings, clock), self.outcomes, clock)
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         # The message each delivery in flight holds.
@@ -658,6 +706,16 @@ class Sender:
 def _new_claimer() -> int:
     # Positive and within 32 bits: PostgreSQL's two-key advisory locks take int4.
     return 1 + secrets.randbelow(2**31 - 2)
+
+
+def _sms(message: Claimed) -> SmsOut:
+    return SmsOut(
+        message_id=message.id,
+        store_id=message.store_id,
+        to=message.to_address,
+        text=message.text,
+        commercial=message.commercial,
+    )
 
 
 def _email(message: Claimed) -> OutgoingEmail:

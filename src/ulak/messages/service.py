@@ -48,6 +48,7 @@ from ulak.messages.rendering import (
     source_reads,
     template_variables,
 )
+from ulak.messages.sms import shipped_sms_templates
 from ulak.offload import Offload
 from ulak.stores.models import Store
 
@@ -125,7 +126,7 @@ async def missing_templates(
     store = await session.get(Store, store_id)
     if store is None:
         raise NotFound(f"store {store_id} does not exist")
-    wanted = sorted(set(names) - set(shipped_templates()))
+    wanted = sorted(set(names) - set(shipped_templates()) - set(shipped_sms_templates()))
     if not wanted:
         return []
     own = await _overrides(
@@ -506,6 +507,10 @@ class Claimed:
     from_address: str
     reply_to: str | None
     unsubscribe_url: str | None
+    # The channel delivers it: "email", or "sms" (to_address an E.164 number, text the SMS).
+    channel: str = "email"
+    store_id: int = 0
+    commercial: bool = False
 
 
 async def claim_due(
@@ -612,6 +617,9 @@ async def claim_due(
                     if message.legal_class == "commercial" and customer is not None
                     else None
                 ),
+                channel=message.channel,
+                store_id=message.store_id,
+                commercial=message.legal_class == "commercial",
             )
         )
     await session.flush()
@@ -633,6 +641,9 @@ class Delivered:
     error: str | None
     permanent: bool
     at: datetime
+    # An SMS gateway's id of the message; not before this many seconds (throttling).
+    provider_id: str | None = None
+    retry_after: float | None = None
 
 
 def recording_outcomes() -> Update:
@@ -655,6 +666,7 @@ def recording_outcomes() -> Update:
             send_after=func.coalesce(
                 bindparam("send_after", type_=UTCDateTime()), table.c.send_after
             ),
+            provider_id=func.coalesce(bindparam("provider_id"), table.c.provider_id),
             lease_until=null(),
             claimed_by=null(),
         )
@@ -673,13 +685,15 @@ def outcome_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[di
             "error": None,
             "sent_at": None,
             "send_after": None,
+            "provider_id": o.provider_id,
         }
         if o.error is None:
             row["sent_at"] = o.at
         elif o.permanent or o.attempt >= max_attempts:
             row.update(status="failed", error=f"gave up after {o.attempt} attempt(s): {o.error}")
         else:
-            row.update(status="queued", error=o.error, send_after=o.at + backoff(o.attempt))
+            wait = max(backoff(o.attempt), timedelta(seconds=o.retry_after or 0))
+            row.update(status="queued", error=o.error, send_after=o.at + wait)
         rows.append(row)
     return rows
 

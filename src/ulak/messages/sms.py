@@ -1,0 +1,188 @@
+"""SMS templates and the SMS a send step queues.
+
+An SMS template is plain text (`templates/sms/{name}.{tr,en}.txt`), rendered by the same
+sandboxed Jinja2 as an email's text part, under the same bounds (2 s of CPU, 1,000,000
+characters). Its name ends in `_sms`: templates share one namespace with emails (a store's
+own versions are `template_overrides` rows, set with `ulak templates set`), and the suffix
+says which channel a name is for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import secrets
+from collections.abc import Mapping
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from ulak.messages.service import Renders
+
+from ulak.clock import Clock
+from ulak.consent.service import refusal
+from ulak.customers.models import Customer
+from ulak.messages.formatting import SHIPPED_LANGUAGES, Formatter
+from ulak.messages.models import Message
+from ulak.messages.rendering import (
+    _FORMATTER_VAR,
+    RENDER_CPU_SECONDS,
+    TEMPLATE_NAME,
+    Brand,
+    TemplateError,
+    _bounded,
+    _compile,
+    _cpu,
+    _guard,
+    _missing,
+    _tidy_text,
+    resolve_locale,
+)
+from ulak.sms.service import shorten_links
+from ulak.stores.models import Store
+
+SMS_DIR = Path(__file__).parent / "templates" / "sms"
+SMS_SUFFIX = "_sms"
+
+
+def is_sms_template(name: str) -> bool:
+    return name.endswith(SMS_SUFFIX)
+
+
+@functools.cache
+def shipped_sms_templates() -> tuple[str, ...]:
+    return tuple(sorted({p.name.split(".")[0] for p in SMS_DIR.glob("*.*.txt")}))
+
+
+@lru_cache(maxsize=64)
+def _shipped(filename: str) -> str | None:
+    path = SMS_DIR / filename
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def shipped_sms_source(name: str, locale: str) -> str | None:
+    return _shipped(f"{name}.{resolve_locale(locale, locale)}.txt")
+
+
+def _source(name: str, lang: str, overrides: Mapping[str, str]) -> tuple[str, str]:
+    if not TEMPLATE_NAME.match(name) or not is_sms_template(name):
+        raise TemplateError(f"unknown SMS template {name!r}", details={"template": name})
+    if name in overrides:
+        return overrides[name], f"{name} ({lang}, store override)"
+    source = _shipped(f"{name}.{lang}.txt")
+    if source is None:
+        raise TemplateError(f"unknown SMS template {name!r}", details={"template": name})
+    return source, f"{name}.{lang}.txt"
+
+
+def render_sms(
+    template: str,
+    *,
+    locale: str,
+    brand: Brand,
+    context: Mapping[str, Any],
+    overrides: Mapping[str, str] | None = None,
+) -> str:
+    """One SMS text (its links not yet shortened), within the bounds of an email."""
+    lang = resolve_locale(locale, brand.locale)
+    source, label = _source(template, lang, overrides or {})
+    variables: dict[str, Any] = {
+        "store": dataclasses.asdict(brand),
+        **context,
+        **_missing(context),
+        "locale": lang,
+        _FORMATTER_VAR: Formatter(locale=lang, timezone=brand.timezone, currency=brand.currency),
+    }
+    compiled = _compile(source, label, "text")
+    with _cpu.bound(RENDER_CPU_SECONDS):
+        text = _guard(
+            label, lambda: _bounded(compiled.root_render_func(compiled.new_context(variables)))
+        )
+    return _tidy_text(text)
+
+
+def check_sms_source(source: str, *, name: str, brand: Brand, context: Mapping[str, Any]) -> str:
+    """Render a store's SMS template on a sample, as `ulak templates set` does before it
+    saves one; returns the sample text."""
+    for lang in SHIPPED_LANGUAGES:
+        render_sms(name, locale=lang, brand=brand, context=context, overrides={name: source})
+    return render_sms(
+        name, locale=brand.locale, brand=brand, context=context, overrides={name: source}
+    )
+
+
+async def create_sms(
+    session: AsyncSession,
+    *,
+    store: Store,
+    customer: Customer,
+    enrollment_id: int | None,
+    step: int,
+    template: str,
+    legal_class: str,
+    context: dict[str, Any],
+    base_url: str,
+    clock: Clock,
+    renders: Renders,
+    skip: str | None = None,
+) -> Message:
+    """Queue one SMS to the customer's phone (E.164), its links made short; with `skip`, or
+    without a phone, or a commercial one without SMS consent, keep it as skipped with why."""
+    from ulak.messages.service import brand_of, overrides_for
+
+    now = clock.now()
+    brand = brand_of(store)
+    locale = resolve_locale(customer.locale, store.locale)
+    overrides = await overrides_for(session, store_id=store.id, locale=locale, names=(template,))
+    if template not in overrides and template not in shipped_sms_templates():
+        # A template of the store's own only in the store's language goes out in it.
+        locale = resolve_locale(store.locale, store.locale)
+        overrides = await overrides_for(
+            session, store_id=store.id, locale=locale, names=(template,)
+        )
+    message = Message(
+        store_id=store.id,
+        customer_id=customer.id,
+        enrollment_id=enrollment_id,
+        step=step,
+        channel="sms",
+        template=template,
+        locale=locale,
+        legal_class=legal_class,
+        to_address=customer.phone or "",
+        subject="",
+        preheader="",
+        html="",
+        text="",
+        message_id_header=f"<{secrets.token_hex(12)}.{store.id}@sms.ulak.invalid>",
+        status="queued",
+        send_after=now,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(message)
+    refused = refusal(customer, "sms") if legal_class == "commercial" else None
+    reason = ("the customer has no phone number" if not customer.phone else refused) or skip
+    if reason is not None:
+        message.status = "skipped"
+        message.last_error = reason
+        if refused is not None or not customer.phone:
+            return message  # kept, to say why, but not rendered
+    # A few hundred characters: rendered where the step runs its emails' renders.
+    text = await renders.offload.run(
+        partial(
+            render_sms,
+            template,
+            locale=locale,
+            brand=brand,
+            context={**context, "store": brand.__dict__},
+            overrides=overrides,
+        )
+    )
+    message.text = await shorten_links(
+        session, store_id=store.id, text=text, base_url=base_url, clock=clock
+    )
+    return message

@@ -1,0 +1,119 @@
+"""SMS end to end: a journey's `send: sms` step, consent and phone, the dev SMS inbox,
+short links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from tests.support import add_journey, consent_updated, make_store, order_placed
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.messages.models import Message
+from ulak.sms.models import DevSms, ShortLink
+from ulak.sms.service import captured_sms
+from ulak.worker import Workers
+
+PHONE = "+905321234567"
+
+
+def journey(legal_class: str) -> str:
+    return f"""
+key: sms-{legal_class}
+name: SMS {legal_class}
+legal_class: {legal_class}
+trigger: {{event: order.placed}}
+reentry: once_per_order
+steps:
+  - send: sms
+    template: birthday_sms
+"""
+
+
+def with_phone(event: dict[str, Any], phone: str | None = PHONE) -> dict[str, Any]:
+    if phone is not None:
+        event["customer"]["phone"] = phone
+    return event
+
+
+async def post(client: httpx.AsyncClient, store: Any, *events: dict[str, Any]) -> None:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    assert response.json()["rejected"] == []
+
+
+async def sms_messages(db: Database) -> list[tuple[str, str, str, str | None]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Message).where(Message.channel == "sms").order_by(Message.id)
+        )
+        return [(m.to_address, m.text, m.status, m.last_error) for m in rows.scalars()]
+
+
+async def test_an_informational_sms_step_reaches_the_dev_sms_inbox(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False, website_url="https://dukkan.example/")
+    await add_journey(db, clock, store, journey("informational"))
+    await post(client, store, with_phone(order_placed("1")))
+    await workers.drain()
+    async with db.read() as session:
+        (link,) = (await session.execute(select(ShortLink))).scalars()
+        captured = await captured_sms(session)
+    assert link.target == "https://dukkan.example/"
+    assert link.store_id == store.id
+    text = f"Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun Ayşe! http://ulak.test/s/{link.token}"
+    assert await sms_messages(db) == [(PHONE, text, "sent", None)]
+    assert [(c.store_id, c.to, c.sender, c.text, c.encoding, c.segments) for c in captured] == [
+        (store.id, PHONE, "ULAK", text, "gsm7-turkish", 1)
+    ]
+
+
+async def test_commercial_sms_needs_sms_consent_and_a_phone(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, journey("commercial"))
+    text = "Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun Ayşe!"
+    # Consent to email says nothing of SMS.
+    await post(client, store, consent_updated("granted"), with_phone(order_placed("1")))
+    await workers.drain()
+    await post(
+        client, store, consent_updated("granted", channel="sms"), with_phone(order_placed("2"))
+    )
+    await workers.drain()
+    await post(
+        client,
+        store,
+        with_phone(order_placed("3", customer_id="c-2", email="zeynep@example.com"), None),
+    )
+    await workers.drain()
+    assert await sms_messages(db) == [
+        (PHONE, "", "skipped", "no consent to commercial sms on record"),
+        (PHONE, text, "sent", None),
+        ("", "", "skipped", "the customer has no phone number"),
+    ]
+    async with db.read() as session:
+        assert [r.text for r in (await session.execute(select(DevSms))).scalars()] == [text]
+
+
+async def test_a_short_link_redirects_and_a_forged_one_is_a_page(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False, website_url="https://dukkan.example/a?b=1")
+    await add_journey(db, clock, store, journey("informational"))
+    await post(client, store, with_phone(order_placed("1")))
+    await workers.drain()
+    async with db.read() as session:
+        (link,) = (await session.execute(select(ShortLink))).scalars()
+    response = await client.get(f"/s/{link.token}")
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://dukkan.example/a?b=1"
+    altered = link.token[:-1] + ("A" if link.token[-1] != "A" else "B")
+    for token in (altered, "x", "a" * 300, "%00"):
+        response = await client.get(f"/s/{token}", headers={"Accept-Language": "tr"})
+        assert response.status_code == 404
+        assert "text/html" in response.headers["content-type"]
+        assert "Bu bağlantı geçerli değil" in response.text
