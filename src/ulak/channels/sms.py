@@ -66,9 +66,9 @@ class SmsChannel:
         try:
             accepted = await gateway.send(request)
         except GatewayError as error:
+            # The gateway's reason names the provider and its code.
             return Outcome(
-                f"{setup.provider}: {error.reason}"
-                + (f" (code {error.code})" if error.code else ""),
+                error.reason,
                 permanent=error.permanent,
                 retry_after=error.retry_after,
             )
@@ -106,6 +106,7 @@ class SmsChannel:
                     setup.credentials,
                     client=self.client,
                     base_url=self.settings.sms_gateway_url or None,
+                    clock=self.clock,
                     callback_url=(
                         f"{self.settings.base_url}/v1/sms/reports/{setup.provider}/{setup.report_token}"
                     ),

@@ -1,0 +1,153 @@
+"""SMS through a store's gateway: a local fake Netgsm over HTTP. A permanent error fails the
+message with the provider's reason, a throttled one is retried when the gateway says."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.sms.netgsm_fake import FakeNetgsm, fake_netgsm
+from tests.support import StoreKey, add_journey, make_store, opened_app, order_placed
+from ulak.clock import FrozenClock
+from ulak.config import Settings
+from ulak.db import Database
+from ulak.messages.models import Message
+from ulak.sms.models import DevSms
+from ulak.sms.service import set_sms
+from ulak.worker import Workers
+
+PHONE = "+905321234567"
+JOURNEY = """
+key: sms-note
+name: SMS note
+legal_class: informational
+trigger: {event: order.placed}
+reentry: once_per_order
+steps:
+  - send: sms
+    template: birthday_sms
+"""
+TEXT = "Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun Ayşe!"
+
+
+@pytest.fixture
+async def netgsm() -> AsyncIterator[FakeNetgsm]:
+    async with fake_netgsm() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def app(
+    database_url: str, db: Database, clock: FrozenClock, netgsm: FakeNetgsm
+) -> AsyncIterator[Any]:
+    settings = Settings(
+        database_url=database_url,
+        smtp_url="",
+        public_url="http://ulak.test",
+        sms_gateway_url=netgsm.url,
+    )
+    async with opened_app(settings, db, clock) as application:
+        yield application
+
+
+async def netgsm_store(db: Database, clock: FrozenClock) -> StoreKey:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, JOURNEY)
+    async with db.transaction() as session:
+        await set_sms(
+            session,
+            store_id=store.id,
+            clock=clock,
+            provider="netgsm",
+            credentials={"usercode": "8503001122", "password": "s3cret-pw"},
+            sender="AYSEDKKN",
+        )
+    return store
+
+
+async def order(client: httpx.AsyncClient, store: StoreKey, number: str) -> None:
+    event = order_placed(number)
+    event["customer"]["phone"] = PHONE
+    response = await client.post("/v1/events", json={"events": [event]}, headers=store.auth)
+    assert response.status_code == 202, response.text
+
+
+async def sms_rows(db: Database) -> list[tuple[str, str | None, str | None, int]]:
+    async with db.read() as session:
+        rows = await session.execute(select(Message).where(Message.channel == "sms"))
+        return [(m.status, m.last_error, m.provider_id, m.attempts) for m in rows.scalars()]
+
+
+async def test_the_gateway_gets_the_sms_and_its_id_is_kept(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    netgsm: FakeNetgsm,
+) -> None:
+    store = await netgsm_store(db, clock)
+    await order(client, store, "1")
+    await workers.drain()
+    assert netgsm.sent == [
+        {
+            "msgheader": "AYSEDKKN",
+            "messages": [{"msg": TEXT, "no": "5321234567"}],
+            "encoding": "TR",
+            "iysfilter": "0",
+        }
+    ]
+    assert netgsm.auth == ["Basic " + base64.b64encode(b"8503001122:s3cret-pw").decode()]
+    assert await sms_rows(db) == [("sent", None, "17000001", 1)]
+    async with db.read() as session:
+        assert (await session.execute(select(DevSms))).first() is None
+
+
+async def test_a_permanent_error_fails_the_sms_with_the_providers_reason(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    netgsm: FakeNetgsm,
+) -> None:
+    store = await netgsm_store(db, clock)
+    netgsm.answers = [(406, {"code": "40", "jobid": None, "description": "Baslik tanimsiz"})]
+    await order(client, store, "1")
+    await workers.drain()
+    reason = (
+        "gave up after 1 attempt(s): Netgsm 40: sender header (msgheader) not defined on the"
+        " account (Baslik tanimsiz)"
+    )
+    assert await sms_rows(db) == [("failed", reason, None, 1)]
+    assert len(netgsm.sent) == 1
+
+
+async def test_a_throttled_sms_is_retried_when_the_gateway_says(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    netgsm: FakeNetgsm,
+) -> None:
+    store = await netgsm_store(db, clock)
+    netgsm.answers = [(200, {"code": "80", "jobid": None, "description": "limit"})]
+    start = clock.now()
+    await order(client, store, "1")
+    await workers.drain()
+    assert await sms_rows(db) == [("queued", "Netgsm 80: sending limit reached (limit)", None, 1)]
+    async with db.read() as session:
+        due = await session.scalar(select(Message.send_after).where(Message.channel == "sms"))
+    # Netgsm's limit is per minute: a minute, not the first backoff's 30 s.
+    assert due == start + timedelta(seconds=60)
+    clock.travel(timedelta(seconds=59))
+    await workers.drain()
+    assert len(netgsm.sent) == 1
+    clock.travel(timedelta(seconds=1))
+    await workers.drain()
+    assert len(netgsm.sent) == 2
+    assert await sms_rows(db) == [("sent", None, "17000002", 2)]
