@@ -20,6 +20,7 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply",
         "journeys.run_due",
         "messages.send_due",
+        "sms.poll_reports",
     }
     assert jobs["timers.fire_due"].wakes == ("events.apply",)
     assert jobs["events.apply"].wakes == ("journeys.run_due",)
@@ -29,6 +30,7 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply": 1,
         "journeys.run_due": 2,
         "messages.send_due": 3,
+        "sms.poll_reports": 0,
     }
     # New events wake the job that applies them, not the first stage.
     assert [name for name, j in jobs.items() if j.on_events] == ["events.apply"]

@@ -34,6 +34,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
@@ -245,6 +246,7 @@ def create_app(
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
     app.include_router(short_link_router)
+    app.include_router(sms_reports_router)
     if not settings.smtp_url:
         # It shows every store's mail without a login: only to this machine.
         if is_loopback(settings.host):

@@ -1,5 +1,5 @@
-"""A local fake of Netgsm's REST v2 (send, report), over real HTTP, as its SDKs document it:
-answers are scripted per test."""
+"""A local fake of Netgsm's REST v2 (send, report), and of Twilio's message create, over
+real HTTP, as their documentation has them: answers are scripted per test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,6 +39,15 @@ class FakeNetgsm:
         jobid = f"{17000000 + len(self.sent)}"
         return JSONResponse({"code": "00", "description": "queued", "jobid": jobid})
 
+    async def twilio_send(self, request: Request) -> JSONResponse:
+        self.sent.append(dict(parse_qsl((await request.body()).decode())))
+        self.auth.append(request.headers.get("authorization", ""))
+        sid = f"SM{len(self.sent):032d}"
+        return JSONResponse(
+            {"sid": sid, "status": "queued", "num_segments": "1", "error_code": None},
+            status_code=201,
+        )
+
     async def report(self, request: Request) -> JSONResponse:
         query = await request.json()
         self.report_queries.append(query)
@@ -58,6 +68,7 @@ async def fake_netgsm() -> AsyncIterator[FakeNetgsm]:
         routes=[
             Route("/sms/rest/v2/send", fake.send, methods=["POST"]),
             Route("/sms/rest/v2/report", fake.report, methods=["POST"]),
+            Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.twilio_send, methods=["POST"]),
         ]
     )
     port = free_port()

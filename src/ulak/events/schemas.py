@@ -179,6 +179,14 @@ class UnsubscribedData(Loose):
     channel: Literal["email", "sms", "call"] = "email"
 
 
+class SmsReportData(Loose):
+    """message.delivered / message.failed: an SMS gateway's delivery report, posted to
+    ulak's report URL (`sms/api.py`)."""
+
+    provider_id: Annotated[str, Field(min_length=1, max_length=100)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -270,6 +278,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "back_in_stock.cancelled": BackInStockData,
     "consent.updated": ConsentData,
     "message.unsubscribed": UnsubscribedData,
+    "message.delivered": SmsReportData,
+    "message.failed": SmsReportData,
 }
 
 # Types about the catalogue rather than a person; every other event names its customer.

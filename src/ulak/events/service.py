@@ -47,10 +47,12 @@ from ulak.events.schemas import (
     OrderShippedData,
     ProductData,
     ShipmentUpdatedData,
+    SmsReportData,
     UnsubscribedData,
 )
 from ulak.journeys.context import build_context
 from ulak.journeys.service import date_rules, move_enrollments, on_event, write_trace
+from ulak.messages.reports import record_report
 from ulak.messages.service import move_customer as move_messages
 from ulak.orders.models import Order
 from ulak.orders.service import (
@@ -263,6 +265,14 @@ async def apply_event(
         )
         if restocked is not None:
             await _derive_back_in_stock(session, event=event, restocked=restocked, clock=clock)
+    if isinstance(data, SmsReportData):
+        await record_report(
+            session,
+            store_id=store.id,
+            provider_id=data.provider_id,
+            delivered=event.type == "message.delivered",
+            reason=data.reason,
+        )
     if customer is None:
         return event.customer_id
     common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}

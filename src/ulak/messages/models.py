@@ -51,6 +51,13 @@ class Message(Base):
             postgresql_where=text("provider_id IS NOT NULL"),
             sqlite_where=text("provider_id IS NOT NULL"),
         ),
+        # SMS a gateway took and has not reported on yet, for the report poll.
+        Index(
+            "ix_messages_awaiting_report",
+            "sent_at",
+            postgresql_where=text("status = 'sent' AND provider_id IS NOT NULL"),
+            sqlite_where=text("status = 'sent' AND provider_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -91,9 +91,17 @@ def upgrade() -> None:
         postgresql_where=sa.text("provider_id IS NOT NULL"),
         sqlite_where=sa.text("provider_id IS NOT NULL"),
     )
+    op.create_index(
+        "ix_messages_awaiting_report",
+        "messages",
+        ["sent_at"],
+        postgresql_where=sa.text("status = 'sent' AND provider_id IS NOT NULL"),
+        sqlite_where=sa.text("status = 'sent' AND provider_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_awaiting_report", table_name="messages")
     op.drop_index("ix_messages_provider_id", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("provider_id")
