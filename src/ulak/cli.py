@@ -22,6 +22,7 @@ from ulak.coupons.cli import coupons_app
 from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
 from ulak.migrate import upgrade
+from ulak.sms.cli import sms_app
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import list_stores
@@ -29,6 +30,7 @@ from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
+stores_app.add_typer(sms_app, name="sms")
 app.add_typer(keys_app, name="keys")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(steps_app, name="steps")
