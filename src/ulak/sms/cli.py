@@ -34,7 +34,10 @@ def _shown(setup: SmsSetup) -> dict[str, Any]:
         "credentials_set": list(setup.credentials_set),
         "segment_limit": setup.segment_limit,
         "price_per_segment": (
-            str(setup.price_per_segment) if setup.price_per_segment is not None else None
+            # PostgreSQL keeps 4 decimals: 0.3500 is shown as given, 0.35.
+            format(setup.price_per_segment.normalize(), "f")
+            if setup.price_per_segment is not None
+            else None
         ),
         "currency": setup.currency,
         "report_url": (
