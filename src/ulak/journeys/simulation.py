@@ -40,6 +40,7 @@ from ulak.journeys.service import (
 from ulak.journeys.yamlfile import Problem
 from ulak.messages import service as messages
 from ulak.migrate import upgrade
+from ulak.sms.service import captured_sms
 from ulak.stores.service import create_store
 from ulak.timers.service import KINDS
 from ulak.timers.service import next_due as timers_due
@@ -269,6 +270,7 @@ async def _timeline(
 ) -> Timeline:
     async with database.read() as session:
         mail = await captured_mail(session)
+        texts = await captured_sms(session)
         outbox = await messages.outbox_of(session, store_id=store_id)
         enrollments = await enrollments_of(session, store_id=store_id)
         failed = await failed_events(session, store_id=store_id)
@@ -292,6 +294,22 @@ async def _timeline(
                 customer=names.get(message.customer_id or 0),
             )
         )
+    by_id = {m.id: m for m in outbox}
+    for sms in texts:
+        message = by_id[sms.message_id]
+        sent.append(
+            Sent(
+                at=sms.received_at,
+                journey=journey_of.get(message.enrollment_id or 0),
+                template=message.template,
+                channel="sms",
+                to=sms.to,
+                subject="",
+                text=sms.text,
+                customer=names.get(message.customer_id or 0),
+            )
+        )
+    sent.sort(key=lambda m: m.at)  # stable: an email and its SMS of one moment keep order
     return Timeline(
         timezone=scenario.store.timezone,
         start=scenario.start,

@@ -754,6 +754,9 @@ class OutboxEntry:
     status: str
     last_error: str | None
     created_at: datetime
+    id: int = 0
+    # An SMS: its text.
+    text: str = ""
 
 
 async def outbox_of(session: AsyncSession, *, store_id: int) -> list[OutboxEntry]:
@@ -773,6 +776,8 @@ async def outbox_of(session: AsyncSession, *, store_id: int) -> list[OutboxEntry
             status=m.status,
             last_error=m.last_error,
             created_at=m.created_at,
+            id=m.id,
+            text=m.text if m.channel == "sms" else "",
         )
         for m in rows.scalars()
     ]
