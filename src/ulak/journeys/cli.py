@@ -77,8 +77,39 @@ def journeys_validate(
             console.print(
                 f"{path}: ok ({definition.key}, {len(definition.steps)} steps)", markup=False
             )
+    for warning in _sms_warnings([definition for _, definition in loaded], store):
+        err.print(f"warning: {warning}", markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _sms_warnings(definitions: list[JourneyDefinition], store: int | None) -> list[str]:
+    """SMS templates whose sample takes more segments than the store's limit (the default
+    limit and the shipped templates without a store)."""
+    from ulak.config import get_settings
+    from ulak.messages.service import brand_of, store_sms_sources
+    from ulak.messages.sms import SAMPLE_BRAND, length_warnings
+    from ulak.sms.service import DEFAULT_SEGMENT_LIMIT, sms_setup
+
+    names = {name for d in definitions for name in template_names(d)}
+    base_url = get_settings().base_url
+    if store is None:
+        return length_warnings(
+            names, brand=SAMPLE_BRAND, overrides={}, limit=DEFAULT_SEGMENT_LIMIT, base_url=base_url
+        )
+
+    async def main(session: AsyncSession) -> list[str]:
+        found = await get_store(session, store)
+        setup = await sms_setup(session, store_id=store)
+        return length_warnings(
+            names,
+            brand=brand_of(found),
+            overrides=await store_sms_sources(session, store_id=store, names=names),
+            limit=setup.segment_limit,
+            base_url=base_url,
+        )
+
+    return reading(main)
 
 
 def _missing_templates(
@@ -87,12 +118,12 @@ def _missing_templates(
     """Each journey's templates that its store could not send (shipped ones only, without
     a store)."""
     from ulak.messages.rendering import shipped_templates
+    from ulak.messages.sms import shipped_sms_templates
 
     named = {d.key: sorted(template_names(d)) for d in definitions}
     if store is None:
-        return {
-            key: [n for n in names if n not in shipped_templates()] for key, names in named.items()
-        }
+        shipped = {*shipped_templates(), *shipped_sms_templates()}
+        return {key: [n for n in names if n not in shipped] for key, names in named.items()}
 
     async def main(session: AsyncSession) -> dict[str, list[str]]:
         await get_store(session, store)

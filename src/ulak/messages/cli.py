@@ -17,7 +17,8 @@ from ulak.stores.service import get_store
 from ulak.terminal import console, err, in_transaction, reading, run_retry
 
 templates_app = typer.Typer(
-    help="Email templates and a store's own versions of them.", no_args_is_help=True
+    help="Email and SMS (NAME_sms) templates and a store's own versions of them.",
+    no_args_is_help=True,
 )
 
 
@@ -27,8 +28,12 @@ def templates_list(
 ) -> None:
     """The shipped templates (and `layout`, the frame around every email); with --store,
     the store's own templates and versions beside them."""
-    from ulak.messages.rendering import shipped_templates
+    from ulak.messages.rendering import shipped_templates as shipped_emails
     from ulak.messages.service import store_templates
+    from ulak.messages.sms import shipped_sms_templates
+
+    def shipped_templates() -> tuple[str, ...]:
+        return (*shipped_emails(), *shipped_sms_templates())
 
     own: list[tuple[str, str]] = []
     if store is not None:
@@ -58,9 +63,11 @@ def templates_list(
 def templates_show(name: str, locale: Annotated[str, typer.Option(help="tr or en")] = "tr") -> None:
     """Print a shipped template: the starting point for a store's own version."""
     from ulak.messages.rendering import shipped_source
+    from ulak.messages.sms import is_sms_template, shipped_sms_source
 
     try:
-        sys.stdout.write(shipped_source(name, locale))
+        sms = shipped_sms_source(name, locale) if is_sms_template(name) else None
+        sys.stdout.write(sms if sms is not None else shipped_source(name, locale))
     except UlakError as error:
         err.print(f"error: {error.message}", markup=False)
         raise typer.Exit(2) from error

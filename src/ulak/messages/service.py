@@ -48,7 +48,7 @@ from ulak.messages.rendering import (
     source_reads,
     template_variables,
 )
-from ulak.messages.sms import shipped_sms_templates
+from ulak.messages.sms import check_sms_source, is_sms_template, shipped_sms_templates
 from ulak.offload import Offload
 from ulak.stores.models import Store
 
@@ -167,6 +167,22 @@ async def store_templates(session: AsyncSession, *, store_id: int) -> list[tuple
     return [(name, locale) for name, locale in rows.all()]
 
 
+async def store_sms_sources(
+    session: AsyncSession, *, store_id: int, names: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """The store's own versions of these SMS templates, by language."""
+    wanted = sorted(n for n in set(names) if is_sms_template(n))
+    rows = await session.execute(
+        select(TemplateOverride.locale, TemplateOverride.name, TemplateOverride.source).where(
+            TemplateOverride.store_id == store_id, TemplateOverride.name.in_(wanted)
+        )
+    )
+    found: dict[str, dict[str, str]] = {}
+    for locale, name, source in rows.all():
+        found.setdefault(locale, {})[name] = source
+    return found
+
+
 async def set_template_override(
     session: AsyncSession, *, store_id: int, name: str, locale: str, source: str, clock: Clock
 ) -> None:
@@ -179,18 +195,14 @@ async def set_template_override(
             f"invalid template name {name!r}: use lowercase letters, digits and _"
             + (f" ({name} is ulak's own)" if name in SHOP_ALERTS else "")
         )
-    check_template_source(source, name=name)
     store = await session.get(Store, store_id)
     if store is None:
         raise NotFound(f"store {store_id} does not exist")
-    render_email(
-        "order_confirmation" if name == "layout" else name,
-        locale=locale,
-        brand=brand_of(store),
-        context={**sample_context(name), "store": brand_of(store).__dict__},
-        overrides={name: source},
-        unsubscribe_url="https://example.com/u/sample",
-    )
+    if is_sms_template(name):
+        check_sms_source(source, name=name, brand=brand_of(store))
+    else:
+        check_template_source(source, name=name)
+        _check_email_sample(store, name, locale, source)
     row = (
         await session.execute(
             select(TemplateOverride).where(
@@ -206,6 +218,17 @@ async def set_template_override(
     row.source = source
     row.updated_at = clock.now()
     await session.flush()
+
+
+def _check_email_sample(store: Store, name: str, locale: str, source: str) -> None:
+    render_email(
+        "order_confirmation" if name == "layout" else name,
+        locale=locale,
+        brand=brand_of(store),
+        context={**sample_context(name), "store": brand_of(store).__dict__},
+        overrides={name: source},
+        unsubscribe_url="https://example.com/u/sample",
+    )
 
 
 async def reset_template_override(

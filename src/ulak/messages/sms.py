@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,10 @@ from ulak.messages.rendering import (
     _missing,
     _tidy_text,
     resolve_locale,
+    sample_context,
 )
-from ulak.sms.service import shorten_links
+from ulak.sms.length import SmsLength, sms_length
+from ulak.sms.service import LINK, TOKEN_LENGTH, shorten_links
 from ulak.stores.models import Store
 
 SMS_DIR = Path(__file__).parent / "templates" / "sms"
@@ -104,14 +106,76 @@ def render_sms(
     return _tidy_text(text)
 
 
-def check_sms_source(source: str, *, name: str, brand: Brand, context: Mapping[str, Any]) -> str:
-    """Render a store's SMS template on a sample, as `ulak templates set` does before it
-    saves one; returns the sample text."""
+# What an SMS template's sample shows beyond an email's (`sample_context`): a coupon the
+# journey issued, and the special day it greets.
+SAMPLE_COUPON = {"code": "DOGUMGUNU-AB3D-EF6H", "value": "%15", "expires_at": "2026-12-08"}
+SAMPLE_DAY = {
+    "type": "customer.special_day",
+    "data": {"name_tr": "Anneler Günü", "name_en": "Mother's Day"},
+}
+SAMPLE_BRAND = Brand(
+    store_name="Ayşe'nin Dükkanı",
+    locale="tr",
+    timezone="Europe/Istanbul",
+    currency="TRY",
+    logo_url=None,
+    brand_color="#1f6feb",
+    postal_address=None,
+    contact_email="destek@aysenin.example",
+    contact_phone="+90 212 555 00 00",
+    website_url="https://aysenin.example",
+)
+
+
+def sms_sample(
+    name: str, *, locale: str, brand: Brand, overrides: Mapping[str, str], base_url: str
+) -> tuple[str, SmsLength]:
+    """A template's SMS on a sample customer, with its links as long as their short links
+    will be, and its length."""
+    context = {**sample_context(name), "coupon": SAMPLE_COUPON, "event": SAMPLE_DAY}
+    context["store"] = dataclasses.asdict(brand)
+    text = render_sms(name, locale=locale, brand=brand, context=context, overrides=overrides)
+    text = LINK.sub(f"{base_url}/s/{'x' * TOKEN_LENGTH}", text)
+    return text, sms_length(text)
+
+
+def check_sms_source(source: str, *, name: str, brand: Brand) -> None:
+    """Render a store's SMS template on a sample in each language, as `ulak templates set`
+    does before it saves one (with the bounds every SMS has)."""
     for lang in SHIPPED_LANGUAGES:
-        render_sms(name, locale=lang, brand=brand, context=context, overrides={name: source})
-    return render_sms(
-        name, locale=brand.locale, brand=brand, context=context, overrides={name: source}
-    )
+        sms_sample(name, locale=lang, brand=brand, overrides={name: source}, base_url="")
+
+
+def length_warnings(
+    names: Iterable[str],
+    *,
+    brand: Brand,
+    overrides: Mapping[str, Mapping[str, str]],
+    limit: int,
+    base_url: str,
+) -> list[str]:
+    """For `ulak journeys validate`: each SMS template whose sample takes more than `limit`
+    segments, per language (`overrides`: the store's own sources by language)."""
+    warnings = []
+    for name in sorted(n for n in set(names) if is_sms_template(n)):
+        for lang in SHIPPED_LANGUAGES:
+            try:
+                _, length = sms_sample(
+                    name,
+                    locale=lang,
+                    brand=brand,
+                    overrides=overrides.get(lang, {}),
+                    base_url=base_url,
+                )
+            except TemplateError:
+                continue  # not in this language (`missing_templates` says so where it matters)
+            if length.segments > limit:
+                unit = "UCS-2 units" if length.encoding == "ucs2" else "septets"
+                warnings.append(
+                    f"template {name} ({lang}) takes {length.segments} SMS segments on a sample"
+                    f" ({length.units} {unit}, {length.encoding}), over the limit of {limit}"
+                )
+    return warnings
 
 
 async def create_sms(

@@ -32,7 +32,7 @@ DEFAULT_SEGMENT_LIMIT = 2
 # to every SMS without making a token harder to guess. A forged or altered one finds no row.
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 TOKEN_LENGTH = 10
-_URL = re.compile(r"https?://[^\s<>\"']+")
+LINK = re.compile(r"https?://[^\s<>\"']+")
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ async def shorten_links(
     session: AsyncSession, *, store_id: int, text: str, base_url: str, clock: Clock
 ) -> str:
     """The text with each http(s) link replaced by a short link of ulak's (`/s/<token>`)."""
-    targets = list(dict.fromkeys(_URL.findall(text)))
+    targets = list(dict.fromkeys(LINK.findall(text)))
     if not targets:
         return text
     now = clock.now()
@@ -197,7 +197,7 @@ async def shorten_links(
             for target, token in tokens.items()
         ],
     )
-    return _URL.sub(lambda m: f"{base_url}/s/{tokens[m.group(0)]}", text)
+    return LINK.sub(lambda m: f"{base_url}/s/{tokens[m.group(0)]}", text)
 
 
 async def link_target(session: AsyncSession, *, token: str) -> str | None:
