@@ -3,13 +3,25 @@ short links."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from tests.support import add_journey, consent_updated, make_store, order_placed
+from tests.support import (
+    StoreKey,
+    add_journey,
+    consent_updated,
+    create_store_with_cli,
+    make_store,
+    opened_app,
+    order_placed,
+    ulak_cli,
+)
 from ulak.clock import FrozenClock
+from ulak.config import Settings
 from ulak.db import Database
 from ulak.messages.models import Message
 from ulak.sms.models import DevSms, ShortLink
@@ -117,3 +129,64 @@ async def test_a_short_link_redirects_and_a_forged_one_is_a_page(
         assert response.status_code == 404
         assert "text/html" in response.headers["content-type"]
         assert "Bu bağlantı geçerli değil" in response.text
+
+
+async def test_the_dev_sms_page_shows_each_sms(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, journey("informational"))
+    await post(client, store, with_phone(order_placed("1")))
+    await workers.drain()
+    page = await client.get("/dev/sms")
+    assert page.status_code == 200
+    assert "<td>+905321234567</td>" in page.text
+    assert "Ayşe&#39;nin Dükkanı: Doğum gününüz kutlu olsun Ayşe!</td>" in page.text
+    assert "<td>1 (gsm7-turkish)</td>" in page.text
+
+
+def test_ulak_messages_sms_shows_segments_and_cost(database_url: str) -> None:
+    env = {"ULAK_DATABASE_URL": database_url}
+    created = create_store_with_cli(env)
+    store_id, key = created["id"], created["api_key"]
+    priced = ulak_cli(
+        "stores", "sms", "set", "--store", str(store_id), "--price-per-segment", "0.25", env=env
+    )
+    assert priced.returncode == 0, priced.stderr
+    long_name = "Ayşe" + "e" * 150  # the greeting takes 2 segments
+
+    async def send() -> None:
+        database = Database(database_url)
+        clock = FrozenClock()
+        settings = Settings(database_url=database_url, smtp_url="", public_url="http://ulak.test")
+        try:
+            async with (
+                opened_app(settings, database, clock) as app,
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+                ) as client,
+            ):
+                await add_journey(database, clock, StoreKey(store_id, ""), journey("informational"))
+                event = with_phone(order_placed("1"))
+                event["customer"]["first_name"] = long_name
+                await post(client, StoreKey(store_id, key), event)
+                await app.state.workers.drain()
+        finally:
+            await database.dispose()
+
+    asyncio.run(send())
+    shown = ulak_cli("messages", "sms", "--store", str(store_id), "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    (row,) = json.loads(shown.stdout)
+    text = f"Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun {long_name}!"
+    assert {k: v for k, v in row.items() if k not in ("id", "created_at")} == {
+        "to": PHONE,
+        "template": "birthday_sms",
+        "status": "sent",
+        "segments": 2,
+        "encoding": "gsm7-turkish",
+        "cost": "0.5",
+        "currency": "TRY",
+        "reason": None,
+        "text": text,
+    }

@@ -91,3 +91,38 @@ async def record_report(
         )
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class SmsEntry:
+    id: int
+    created_at: datetime
+    to: str
+    template: str
+    status: str
+    text: str
+    reason: str | None
+    provider_id: str | None
+
+
+async def recent_sms(session: AsyncSession, *, store_id: int, limit: int) -> list[SmsEntry]:
+    """A store's latest SMS, newest first."""
+    rows = await session.execute(
+        select(Message)
+        .where(Message.store_id == store_id, Message.channel == "sms")
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return [
+        SmsEntry(
+            m.id,
+            m.created_at,
+            m.to_address,
+            m.template,
+            m.status,
+            m.text,
+            m.last_error,
+            m.provider_id,
+        )
+        for m in rows.scalars()
+    ]

@@ -9,13 +9,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.channels.gateways import PROVIDERS
 from ulak.clock import SystemClock
 from ulak.config import get_settings
 from ulak.errors import Invalid
-from ulak.sms.service import SmsSetup, set_sms, sms_setup
+from ulak.messages.cli import messages_app
+from ulak.messages.reports import SmsEntry, recent_sms
+from ulak.sms.length import sms_length
+from ulak.sms.service import SmsSetup, cost, set_sms, sms_setup
 from ulak.terminal import console, in_transaction, reading
 
 sms_app = typer.Typer(
@@ -132,3 +136,53 @@ def sms_show(store: Store, as_json: Annotated[bool, typer.Option("--json")] = Fa
         return await sms_setup(session, store_id=store)
 
     _print(reading(main), as_json)
+
+
+@messages_app.command("sms")
+def messages_sms(
+    store: Store,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A store's latest SMS: status, segments and what they cost."""
+
+    async def main(session: AsyncSession) -> tuple[SmsSetup, list[SmsEntry]]:
+        setup = await sms_setup(session, store_id=store)
+        return setup, await recent_sms(session, store_id=store, limit=limit)
+
+    setup, entries = reading(main)
+    rows = []
+    for entry in entries:
+        length = sms_length(entry.text)
+        price = cost(length.segments, setup)
+        rows.append(
+            {
+                "id": entry.id,
+                "created_at": entry.created_at.isoformat(),
+                "to": entry.to,
+                "template": entry.template,
+                "status": entry.status,
+                "segments": length.segments,
+                "encoding": length.encoding,
+                "cost": format(price.normalize(), "f") if price is not None else None,
+                "currency": setup.currency,
+                "reason": entry.reason,
+                "text": entry.text,
+            }
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "created (UTC)", "to", "template", "status", "segments", "cost", "reason")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["created_at"][:19],
+            row["to"],
+            row["template"],
+            row["status"],
+            f"{row['segments']} ({row['encoding']})",
+            f"{row['cost']} {row['currency']}" if row["cost"] is not None else "-",
+            row["reason"] or "",
+        )
+    console.print(table)
