@@ -151,7 +151,7 @@ def messages_sms(
         return setup, await recent_sms(session, store_id=store, limit=limit)
 
     setup, entries = reading(main)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in entries:
         length = sms_length(entry.text)
         price = cost(length.segments, setup)
