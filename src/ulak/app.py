@@ -251,7 +251,6 @@ def create_app(
         # It shows every store's mail without a login: only to this machine.
         if is_loopback(settings.host):
             app.include_router(dev_inbox_router)
-            app.include_router(dev_sms_router)
         else:
             log.warning(
                 "the dev inbox is not served: ulak listens on %s, beyond this machine, and "
@@ -259,6 +258,9 @@ def create_app(
                 "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
                 settings.host,
             )
+    if is_loopback(settings.host):
+        # The SMS of stores without a provider, whatever carries email; only to this machine.
+        app.include_router(dev_sms_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

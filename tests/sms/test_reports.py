@@ -174,3 +174,22 @@ async def test_twilio_posts_signed_reports(
         "1": (first, "delivered", None),
         "2": (second, "failed", "Twilio undelivered (30003: unreachable destination handset)"),
     }
+
+
+async def test_a_shop_cannot_post_delivery_reports(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock
+) -> None:
+    store = await make_store(db, clock, library=False)
+    event = {
+        "type": "message.delivered",
+        "customer": {"id": "c-1"},
+        "data": {"provider_id": "17000001"},
+    }
+    response = await client.post("/v1/events", json=event, headers=store.auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"] == [
+        {
+            "path": "type",
+            "message": "message.delivered comes only from an SMS gateway's delivery report",
+        }
+    ]

@@ -282,6 +282,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.failed": SmsReportData,
 }
 
+# Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.
+FROM_GATEWAYS_ONLY = frozenset({"message.delivered", "message.failed"})
 # Types about the catalogue rather than a person; every other event names its customer.
 WITHOUT_CUSTOMER = frozenset({"product.updated"})
 
@@ -326,6 +328,14 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("id",)),
                 message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+            )
+        )
+    if event.type in FROM_GATEWAYS_ONLY:
+        # A shop's own report could mark its SMS delivered that never were.
+        problems.append(
+            Problem(
+                path=_path(prefix, ("type",)),
+                message=f"{event.type} comes only from an SMS gateway's delivery report",
             )
         )
     model = DATA_MODELS.get(event.type)
