@@ -3,6 +3,7 @@ message with the provider's reason, a throttled one is retried when the gateway 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,11 +14,21 @@ import pytest
 from sqlalchemy import select
 
 from tests.sms.netgsm_fake import FakeNetgsm, fake_netgsm
-from tests.support import StoreKey, add_journey, make_store, opened_app, order_placed
+from tests.support import (
+    SmtpSink,
+    StoreKey,
+    add_journey,
+    make_store,
+    opened_app,
+    order_placed,
+    wait_until,
+)
 from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Database
+from ulak.jobs import job_context
 from ulak.messages.models import Message
+from ulak.messages.sending import SenderProcess
 from ulak.sms.models import DevSms
 from ulak.sms.service import set_sms
 from ulak.worker import Workers
@@ -151,3 +162,36 @@ async def test_a_throttled_sms_is_retried_when_the_gateway_says(
     await workers.drain()
     assert len(netgsm.sent) == 2
     assert await sms_rows(db) == [("sent", None, "17000002", 2)]
+
+
+async def test_with_smtp_the_sender_process_sends_the_sms_too(
+    database_url: str,
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    netgsm: FakeNetgsm,
+    smtp_sink: SmtpSink,
+) -> None:
+    settings = Settings(
+        database_url=database_url,
+        public_url="http://ulak.test",
+        smtp_url=smtp_sink.url,
+        sms_gateway_url=netgsm.url,
+    )
+    ctx = job_context(settings, db, clock, helper_processes=1)
+    workers = Workers(ctx)  # with SMTP and a helper: it delivers in a sender process
+    assert isinstance(ctx.sender.deliveries, SenderProcess)
+    store = await netgsm_store(db, clock)
+    try:
+        await order(client, store, "1")
+        await workers.drain()
+        await asyncio.to_thread(
+            wait_until, lambda: len(netgsm.sent) == 1, 10, "the SMS at the gateway"
+        )
+        await workers.drain()
+        assert [s["messages"] for s in netgsm.sent] == [[{"msg": TEXT, "no": "5321234567"}]]
+        assert await sms_rows(db) == [("sent", None, "17000001", 1)]
+        assert smtp_sink.received == []
+    finally:
+        await ctx.sender.close(grace=10)
+        ctx.offload.close()
