@@ -2,15 +2,16 @@
 
 `ulak serve` runs as a user runs it (SQLite in a fresh temporary file, its worker process),
 with one store whose provider is Netgsm (`ulak stores sms set`) and a journey that texts
-each order at once (`send: sms`, informational). The fake Netgsm (REST v2 `send`, answering
-`{"code": "00", "jobid": ...}` as Netgsm's SDKs document it) runs in a process of its own
-and counts what it takes. The figure is SMS/s from the first POST until the fake took the
-last SMS, and its ratio to a baseline measured in the same run:
+each order at once (`send: sms`, informational); the shipped (email) journeys are switched
+off unless --with-library, so the figure is the SMS path's. The fake Netgsm (REST v2
+`send`, answering `{"code": "00", "jobid": ...}` as Netgsm's SDKs document it) runs in a
+process of its own and counts what it takes. The figure is SMS/s from the first POST
+until the fake took the last SMS, and its ratio to a baseline measured in the same run:
 
 * baseline: a plain httpx loop posting the same Netgsm requests to the same fake, over as
   many connections as ulak's delivery slots (ULAK_SMTP_POOL_SIZE, 10).
 
-    PYTHONPATH=<worktree>/src .venv/bin/python bench/sms.py [--sms N]
+    PYTHONPATH=<worktree>/src .venv/bin/python bench/sms.py [--sms N] [--slots 10] [--with-library]
 """
 
 from __future__ import annotations
@@ -179,9 +180,32 @@ async def through_ulak(url: str, key: str, fake: str, n: int) -> float:
     raise RuntimeError(f"the fake took {seen['n']} of {n} SMS within 10 minutes")
 
 
+def stages(path: Path) -> str:
+    """When the pipeline's stages began and ended for the run's orders (UTC, from the
+    database): events applied, SMS made, SMS sent; where a slow run spent its time."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        spans = {
+            "events applied": "SELECT min(applied_at), max(applied_at) FROM events",
+            "SMS made": "SELECT min(created_at), max(created_at) FROM messages",
+            "SMS sent": "SELECT min(sent_at), max(sent_at) FROM messages",
+        }
+        return "\n".join(
+            f"{name}: {' .. '.join(str(v)[11:23] for v in db.execute(query).fetchone())}"
+            for name, query in spans.items()
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sms", type=int, default=5000)
+    parser.add_argument("--slots", type=int, default=10, help="ULAK_SMTP_POOL_SIZE")
+    parser.add_argument(
+        "--with-library",
+        action="store_true",
+        help="keep the shipped journeys on (each order also runs the email journeys)",
+    )
     parser.add_argument("--fake", type=int, help=argparse.SUPPRESS)  # the fake's process
     args = parser.parse_args()
     if args.fake:
@@ -194,6 +218,11 @@ def main() -> None:
         env = {
             "ULAK_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'ulak.db'}",
             "ULAK_SMS_GATEWAY_URL": fake,
+            "ULAK_SMTP_POOL_SIZE": str(args.slots),
+            # As in production, where email leaves over SMTP: deliveries then run in the
+            # sender process, not on the worker's busy loop. No email is sent here (the
+            # shipped journeys are off, and the customers have no address).
+            "ULAK_SMTP_URL": f"smtp://{HOST}:{free_port()}",
             "ULAK_HOST": HOST,
             "ULAK_PORT": str(port),
             "ULAK_LOG_LEVEL": "warning",
@@ -212,6 +241,11 @@ def main() -> None:
                 "--sender", "AYSEDKKN", "--credentials-stdin",
                 env=env, stdin="usercode=8503001122\npassword=bench\n",
             )  # fmt: skip
+            if not args.with_library:
+                for journey in json.loads(
+                    ulak("journeys", "list", "--store", store, "--json", env=env)
+                ):
+                    ulak("journeys", "disable", journey["key"], "--store", store, env=env)
             (work / "order_sms.txt").write_text(TEMPLATE, encoding="utf-8")
             ulak(
                 "templates",
@@ -232,11 +266,12 @@ def main() -> None:
                 stderr=log,
             )
             wait_healthy(f"http://{HOST}:{port}/healthz", server)
-            base = asyncio.run(baseline(fake, args.sms, 10))
+            base = asyncio.run(baseline(fake, args.sms, args.slots))
             rate = asyncio.run(through_ulak(f"http://{HOST}:{port}", key, fake, args.sms))
-            print(f"baseline (httpx, 10 connections): {base:,.0f} requests/s")
+            print(f"baseline (httpx, {args.slots} connections): {base:,.0f} requests/s")
             print(f"ulak, order.placed to SMS at the gateway: {rate:,.0f} SMS/s")
             print(f"ratio to the baseline: {rate / base:.2f}")
+            print(stages(work / "ulak.db"))
             problems = [
                 line
                 for line in (work / "serve.log").read_text(errors="replace").splitlines()
