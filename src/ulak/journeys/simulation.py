@@ -326,7 +326,7 @@ async def _timeline(
                 reason=m.last_error or "",
             )
             for m in outbox
-            if m.status != "sent"
+            if m.status not in ("sent", "delivered")
         ],
         endings=[
             Ended(
