@@ -18,11 +18,12 @@ import hashlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.consent.iys import (
     IYS_SOURCE,
@@ -42,6 +43,9 @@ from ulak.events.schemas import EventIn
 
 log = logging.getLogger(__name__)
 
+# İYS gives the brand a citizen's opt-out by pull; the law allows 3 business days to honour
+# it, a pull a minute has it stop commercial messages within minutes.
+PULL_EVERY = timedelta(minutes=1)
 # Changes asked for a page; İYS keeps 7 days of them.
 PAGE = 500
 # Pages one store reads a tick; the rest come the next minute.
@@ -49,6 +53,13 @@ MAX_PAGES = 20
 CHANNELS = {v: k for k, v in TYPES.items()}
 ULAK_RECIPIENT_TYPES = {v: k for k, v in RECIPIENT_TYPES.items()}
 ULAK_STATUSES = {v: k for k, v in STATUSES.items()}
+
+
+async def next_pull_due(session: AsyncSession) -> datetime | None:
+    """When a store's İYS changes are next pulled (None: no store has an account)."""
+    last = func.min(func.coalesce(IysAccount.pulled_at, IysAccount.created_at))
+    at: datetime | None = (await session.execute(select(last))).scalar()
+    return None if at is None else at + PULL_EVERY
 
 
 def change_event(change: dict[str, Any]) -> EventIn | None:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 
 from ulak.consent.iys import next_push_due, push_due
 from ulak.consent.iys_client import TIMEOUT
-from ulak.consent.iys_pull import pull_all
+from ulak.consent.iys_pull import PULL_EVERY, next_pull_due, pull_all
 from ulak.jobs import JobContext, job
-
-# İYS gives the brand a citizen's opt-out by pull; the law allows 3 business days to honour
-# it, a minute's pull has it stop commercial messages within minutes.
-PULL_EVERY = timedelta(minutes=1)
 
 
 def _http() -> httpx.AsyncClient:
@@ -27,7 +21,7 @@ async def iys_push(ctx: JobContext) -> int:
     return await push_due(ctx.database, _http, now=ctx.clock.now(), limit=ctx.batch_size)
 
 
-@job("consent.iys_pull", every=PULL_EVERY, wakes=("events.apply",))
+@job("consent.iys_pull", every=PULL_EVERY, due=next_pull_due, wakes=("events.apply",))
 async def iys_pull(ctx: JobContext) -> int:
     """Turn the changes made at İYS itself into consent.updated events."""
     return await pull_all(ctx.database, _http, now=ctx.clock.now())
