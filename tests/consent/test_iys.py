@@ -422,3 +422,30 @@ async def test_credentials_never_reach_a_log_nor_the_cli(
         1,
         f"store {store.id} has no İYS account (`ulak stores iys set`)\n",
     )
+
+
+async def test_an_unsubscribe_on_ulaks_page_is_registered_at_iys(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, fake: FakeIys
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, OFFER)
+    await post(client, store, consent("granted", at="2026-11-23T10:00:00+03:00"))
+    await workers.drain()
+    await connect(db, clock, store, fake.url)  # İYS had her consent before ulak
+    fake.consents[("EPOSTA", "BIREYSEL", "ayse@example.com")] = "ONAY"
+    await post(client, store, order_placed("1"))
+    await workers.drain()
+    (mail,) = await dev_inbox(db)
+    clock.travel(timedelta(minutes=5))
+    response = await client.post(
+        mail["List-Unsubscribe"].strip("<>").removeprefix("http://ulak.test"),
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert response.status_code == 200
+    await workers.drain()
+    assert fake.added == [
+        body("RET", "EPOSTA", "ayse@example.com", "2026-11-23 12:05:00", "HS_EPOSTA")
+    ]
+    assert [(c.path, c.body) for c in fake.calls_to("/status")] == [
+        (f"{BRAND}/consents/status", query("EPOSTA", "ayse@example.com"))
+    ]
