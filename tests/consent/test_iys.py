@@ -32,6 +32,7 @@ from ulak.consent.iys import set_account
 from ulak.consent.models import IysAccount, IysPush
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.events.models import Event
 from ulak.messages.models import Message
 from ulak.worker import Workers
 
@@ -449,3 +450,57 @@ async def test_an_unsubscribe_on_ulaks_page_is_registered_at_iys(
     assert [(c.path, c.body) for c in fake.calls_to("/status")] == [
         (f"{BRAND}/consents/status", query("EPOSTA", "ayse@example.com"))
     ]
+
+
+async def test_a_pull_that_fails_moves_no_cursor_and_records_nothing_twice(
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    fake: FakeIys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await connect(db, clock, store, fake.url)
+    fake.citizen_change(
+        type="EPOSTA", recipient="ayse@example.com", recipientType="BIREYSEL",
+        status="ONAY", consentDate="2026-11-23 11:00:00",
+    )  # fmt: skip
+
+    async def account() -> tuple[str | None, str | None]:
+        async with db.read() as session:
+            kept = await session.get(IysAccount, store.id)
+            assert kept is not None
+            return kept.pull_after, kept.last_error
+
+    fake.unavailable = True  # an outage: the tick passes, the next minute tries again
+    assert await workers.once("consent.iys_pull") == 0
+    assert await account() == (None, "pull: İYS answered 503 to the token request")
+    fake.unavailable = False
+
+    # A crash while the page is recorded: its events and the cursor go together.
+    real = iys_pull.insert_events
+
+    async def crash(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
+        raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(iys_pull, "insert_events", crash)
+    clock.travel(timedelta(minutes=1))
+    with pytest.raises(RuntimeError):
+        await workers.once("consent.iys_pull")
+    assert await account() == (None, "pull: İYS answered 503 to the token request")
+    async with db.read() as session:
+        assert (await session.execute(select(Event.key))).all() == []
+
+    monkeypatch.setattr(iys_pull, "insert_events", real)
+    clock.travel(timedelta(minutes=1))
+    assert await workers.once("consent.iys_pull") == 1
+    assert await account() == ("1", None)
+    clock.travel(timedelta(minutes=1))
+    assert await workers.once("consent.iys_pull") == 0
+    async with db.read() as session:
+        assert (await session.execute(select(Event.key, Event.source))).all() == [
+            ("iys:iys-tx-1", "iys")
+        ]
+    assert [c.query.get("after") for c in fake.calls_to("/consents/changes")] == [
+        None, None, "1"]  # fmt: skip

@@ -397,6 +397,8 @@ async def _push_store(
                     now=now,
                 )  # fmt: skip
                 known[key] = status or ""
+                if status:
+                    learned[key] = status
             held = known[key]
             if row.status == "RET" and not held:
                 outcomes.append(
