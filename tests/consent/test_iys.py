@@ -32,6 +32,7 @@ from ulak.consent.iys import set_account
 from ulak.consent.models import IysAccount, IysPush
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.events.inbox import insert_events
 from ulak.events.models import Event
 from ulak.messages.models import Message
 from ulak.worker import Workers
@@ -478,7 +479,7 @@ async def test_a_pull_that_fails_moves_no_cursor_and_records_nothing_twice(
     fake.unavailable = False
 
     # A crash while the page is recorded: its events and the cursor go together.
-    real = iys_pull.insert_events
+    real = insert_events
 
     async def crash(*args: Any, **kwargs: Any) -> Any:
         await real(*args, **kwargs)

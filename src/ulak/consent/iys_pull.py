@@ -25,17 +25,9 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.consent.iys import (
-    IYS_SOURCE,
-    RECIPIENT_TYPES,
-    STATUSES,
-    TYPES,
-    client_for,
-    keep_token,
-    parse_consent_date,
-    remember,
-)
+from ulak.consent.iys import IYS_SOURCE, RECIPIENT_TYPES, STATUSES, TYPES, parse_consent_date
 from ulak.consent.iys_client import Retry
+from ulak.consent.iys_push import client_for, keep_token, remember
 from ulak.consent.models import IysAccount
 from ulak.db import Database
 from ulak.events.inbox import event_rows, insert_events

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from ulak.consent.iys import next_push_due, push_due
 from ulak.consent.iys_client import TIMEOUT
 from ulak.consent.iys_pull import PULL_EVERY, next_pull_due, pull_all
+from ulak.consent.iys_push import next_push_due, push_due
 from ulak.jobs import JobContext, job
 
 
