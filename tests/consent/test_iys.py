@@ -155,6 +155,18 @@ async def test_changes_are_registered_with_one_token_refreshed_when_it_expires(
         ("EPOSTA", "ayse@example.com", "RET", "sent", "tx-3", None),
     ]
 
+    # A token İYS revoked early is answered 401: a new one, once, and the change goes.
+    fake.access_tokens.clear()
+    fake.calls.clear()
+    await post(client, store, consent("revoked", "sms", at="2026-11-23T14:00:00+03:00"))
+    await workers.drain()
+    assert [(c.path, c.authorization, c.body.get("type") or c.body) for c in fake.calls] == [
+        (f"{BRAND}/consents", second, "MESAJ"),
+        ("/oauth2/token", None, {"refresh_token": "refresh-2-k2Zr", "grant_type": "refresh_token"}),
+        (f"{BRAND}/consents", "Bearer access-3-x7Qp", "MESAJ"),
+    ]
+    assert (await pushes(db))[-1] == ("MESAJ", "+905321234567", "RET", "sent", "tx-4", None)
+
 
 async def test_iys_rules_skip_and_its_refusals_fail_with_its_code(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, fake: FakeIys
@@ -164,12 +176,16 @@ async def test_iys_rules_skip_and_its_refusals_fail_with_its_code(
     fake.refuse["mehmet@example.com"] = ("H114", "Alıcı bilgisi geçersiz.")
     mehmet = {"id": "c-2", "email": "mehmet@example.com"}
     zeynep = {"id": "c-3", "email": "zeynep@example.com"}
+    german = {"id": "c-4", "email": "jonas@example.com", "phone": "+49 1512 3456789"}
     for event in (
         consent("revoked", at="2026-11-23T10:00:00+03:00"),  # İYS never had her consent
         consent("granted", at="2026-11-23T10:01:00+03:00"),
         consent("granted", at="2026-11-23T10:02:00+03:00", source="signup_form"),
         consent("granted", at="2026-11-23T10:03:00+03:00", who=mehmet),
         consent("granted", at="2026-11-23T10:04:00+03:00", who=zeynep, source="HS_FIZIKSEL_ORTAM"),
+        # İYS knows Turkish mobile numbers only, and a change needs one.
+        consent("granted", "sms", at="2026-11-23T10:05:00+03:00", who=zeynep),
+        consent("granted", "call", at="2026-11-23T10:06:00+03:00", who=german),
     ):
         await post(client, store, event)
         await workers.drain()
@@ -181,6 +197,8 @@ async def test_iys_rules_skip_and_its_refusals_fail_with_its_code(
         ("EPOSTA", "ayse@example.com", "ONAY", "skipped", None, "İYS holds ONAY already"),
         ("EPOSTA", "mehmet@example.com", "ONAY", "failed", "H114", refusal),
         ("EPOSTA", "zeynep@example.com", "ONAY", "sent", "tx-2", None),
+        ("MESAJ", "", "ONAY", "skipped", None, "the customer has no phone number"),
+        ("ARAMA", "", "ONAY", "skipped", None, "+4915123456789 is not a Turkish mobile number"),
     ]  # fmt: skip
     assert fake.added == [
         body("ONAY", "EPOSTA", "ayse@example.com", "2026-11-23 10:01:00"),
@@ -188,7 +206,7 @@ async def test_iys_rules_skip_and_its_refusals_fail_with_its_code(
     ]
     # Her consent on record is the grant: a refusal İYS would not take changes nothing here.
     shown = await asyncio.to_thread(show, store, db)
-    assert (shown["pending"], shown["sent"], shown["skipped"], shown["failed"]) == (0, 2, 2, 1)
+    assert (shown["pending"], shown["sent"], shown["skipped"], shown["failed"]) == (0, 2, 4, 1)
     assert shown["failures"] == [[4, "EPOSTA", "ONAY", "H114", refusal]]
 
 

@@ -17,7 +17,7 @@ credential or a token: their text is shown and logged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -159,7 +159,8 @@ class IysClient:
             response = await self._call(method, path, headers=headers, **kwargs)
             if response.status_code != 401 or attempt:
                 return response
-            self.token = None  # revoked or expired early: a new one, once
+            # Revoked or expired early: a new one (by the refresh token if it lives), once.
+            self.token = replace(token, access_expires_at=now - timedelta(seconds=1))
         raise AssertionError("unreachable")
 
     async def add(self, consent: Consent, *, now: datetime) -> str:
