@@ -85,6 +85,15 @@ class FakeProvider:
         self._thread: threading.Thread | None = None
         self.port = 0
 
+    def reset(self) -> None:
+        """Forget everything, as a new fake would: lets one server serve many tests
+        (starting and stopping one costs about 0.2 s)."""
+        self.accepted.clear()
+        self.requests.clear()
+        self.problems.clear()
+        self._script.clear()
+        self._ids = itertools.count(1)
+
     def routes(self) -> list[Route]:
         raise NotImplementedError
 
@@ -244,6 +253,11 @@ class NetgsmFake(FakeProvider):
             Route("/sms/rest/v2/report", self._report, methods=["POST"]),
         ]
 
+    def reset(self) -> None:
+        super().reset()
+        self.statuses.clear()
+        self.report_queries.clear()
+
     def report(self, jobid: str, status: int, error_code: int = 0) -> None:
         self.statuses[jobid] = (status, error_code)
 
@@ -357,6 +371,11 @@ class IletiMerkeziFake(FakeProvider):
             Route("/v1/send-sms/json", self._send, methods=["POST"]),
             Route("/v1/get-report/json", self._report, methods=["POST"]),
         ]
+
+    def reset(self) -> None:
+        super().reset()
+        self.statuses.clear()
+        self._recent.clear()
 
     def report(self, order_id: str, status: int) -> None:
         self.statuses[order_id] = status
@@ -493,6 +512,10 @@ class TwilioFake(FakeProvider):
             Route(base + ".json", self._send, methods=["POST"]),
             Route(base + "/{sid}.json", self._fetch, methods=["GET"]),
         ]
+
+    def reset(self) -> None:
+        super().reset()
+        self.statuses.clear()
 
     def report(self, sid: str, status: str, error_code: int | None = None) -> None:
         self.statuses[sid] = (status, error_code)
