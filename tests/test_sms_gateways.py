@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -34,6 +35,7 @@ from ulak.channels.gateways.base import (
     SmsGateway,
     SmsRequest,
 )
+from ulak.channels.gateways.twilio import sign
 from ulak.clock import FrozenClock
 
 TEXT = "Doğum gününüz kutlu olsun Ayşe! DOGUM10 kodu sizin. Ret: 3338'e RET DUKKAN"
@@ -756,10 +758,8 @@ async def test_twilio_refuses_callbacks_it_did_not_sign(
     twilio_fake.report(sid, "undelivered", 30003)
     headers, body = twilio_fake.callback(sid)
     forged = body.replace(b"MessageStatus=undelivered", b"MessageStatus=delivered")
-    other_token = TwilioFake(auth_token="someone-elses-token")
-    other_token.accepted = twilio_fake.accepted
-    other_token.statuses = twilio_fake.statuses
-    other_headers, _ = other_token.callback(sid)
+    params = parse_qsl(body.decode())
+    other_headers = {"X-Twilio-Signature": sign(b"someone-elses-token", CALLBACK, params)}
 
     attempts = [
         (CALLBACK, headers, forged),
@@ -802,4 +802,78 @@ async def test_twilio_polls_only_without_a_callback_url(
     assert [(r.method, r.path) for r in twilio_fake.requests[1:]] == [
         ("GET", f"/2010-04-01/Accounts/{twilio_fake.account_sid}/Messages/{sid}.json"),
         ("GET", f"/2010-04-01/Accounts/{twilio_fake.account_sid}/Messages/{missing}.json"),
+    ]
+
+
+# --- across the three
+
+
+async def test_an_unreachable_provider_is_a_retry(client: httpx.AsyncClient) -> None:
+    closed = CallbackSink()
+    with running(closed):
+        pass  # started and stopped: nothing listens on its port any more
+    fakes: list[NetgsmFake | IletiMerkeziFake | TwilioFake] = [
+        NetgsmFake(),
+        IletiMerkeziFake(),
+        TwilioFake(),
+    ]
+    names = ["Netgsm", "İleti Merkezi", "Twilio"]
+    for fake, name in zip(fakes, names, strict=True):
+        fake.port = closed.port
+        if isinstance(fake, NetgsmFake):
+            gateway = netgsm(fake, client)
+        elif isinstance(fake, IletiMerkeziFake):
+            gateway = iletimerkezi(fake, client)
+        else:
+            gateway = twilio(fake, client, callback_url=None)
+        send = await refused(gateway.send(sms()), fake)
+        poll = await refused(gateway.poll_reports(["4281"]), fake)
+        expected = (False, "network", f"{name} could not be reached (ConnectError)", None)
+        assert outcome(send) == expected
+        assert outcome(poll) == expected
+
+
+async def test_netgsm_keeps_the_reports_read_before_the_query_limit(
+    netgsm_fake: NetgsmFake, client: httpx.AsyncClient
+) -> None:
+    gateway = netgsm(netgsm_fake, client)
+    jobid = (await gateway.send(sms())).provider_id
+    netgsm_fake.report(jobid, 1)
+    for _ in range(9):
+        await gateway.poll_reports(["1799999999999999"])
+    ids = [jobid] + [str(1800000000000000 + i) for i in range(149)]
+
+    reports = await gateway.poll_reports(ids)  # the 10th query answers, the 11th is refused
+
+    assert [(r.provider_id, r.status) for r in reports] == [(jobid, "delivered")]
+    assert [json.loads(r.body)["jobids"] for r in netgsm_fake.requests[-2:]] == [
+        ids[:100],
+        ids[100:],
+    ]
+
+
+async def test_iletimerkezi_report_polls_with_bad_credentials_fail(
+    im_fake: IletiMerkeziFake, client: httpx.AsyncClient
+) -> None:
+    error = await refused(
+        iletimerkezi(im_fake, client, hash="eski").poll_reports(["4281"]), im_fake
+    )
+    assert outcome(error) == (
+        True,
+        "401",
+        "İleti Merkezi 401: bad credentials or this IP is not allowed (Üyelik bilgileri hatalı)",
+        None,
+    )
+
+
+async def test_twilio_report_polls_retry_when_twilio_is_down(
+    twilio_fake: TwilioFake, client: httpx.AsyncClient
+) -> None:
+    gateway = twilio(twilio_fake, client, callback_url=None)
+    sid = (await gateway.send(sms())).provider_id
+    twilio_fake.answer_next("report", Answer(503, "<html>down</html>"))
+    error = await refused(gateway.poll_reports([sid]), twilio_fake)
+    assert outcome(error) == (False, "503", "Twilio answered HTTP 503", None)
+    assert await gateway.poll_reports([sid]) == [
+        DeliveryReport(sid, "pending", at=datetime(2026, 12, 1, 9, 0, 5, tzinfo=UTC))
     ]
