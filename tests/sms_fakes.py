@@ -137,6 +137,8 @@ class FakeProvider:
             # uvicorn closes a connection idle for 5 s by default, which races with a
             # client reusing it (a ReadError) when a loaded machine stalls a benchmark
             timeout_keep_alive=60,
+            # a scripted answer may set its own Date (for a Retry-After date)
+            date_header=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -692,7 +692,17 @@ async def test_twilio_throttling_outages_and_timeouts_are_retried(
         "send",
         Answer(429, twilio_error(429, 20429, "Too Many Requests"), headers={"Retry-After": "7"}),
     )
-    twilio_fake.answer_next("send", Answer(429, "Too Many Requests"))
+    twilio_fake.answer_next(
+        "send",
+        Answer(
+            429,
+            "Too Many Requests",
+            headers={
+                "Date": "Thu, 03 Dec 2026 09:00:00 GMT",
+                "Retry-After": "Thu, 03 Dec 2026 09:01:30 GMT",
+            },
+        ),
+    )
     twilio_fake.answer_next("send", Answer(500, twilio_error(500, 20500, "Internal Error")))
     twilio_fake.answer_next("send", Answer(503, "<html>down</html>"))
     twilio_fake.answer_next("send", Answer(201, {}, delay=1.0))
@@ -701,7 +711,7 @@ async def test_twilio_throttling_outages_and_timeouts_are_retried(
 
     assert [outcome(e) for e in errors] == [
         (False, "20429", "Twilio 20429: too many requests", 7.0),
-        (False, "429", "Twilio 429: too many requests", None),
+        (False, "429", "Twilio 429: too many requests", 90.0),
         (False, "500", "Twilio answered HTTP 500", None),
         (False, "503", "Twilio answered HTTP 503", None),
         (False, "timeout", "Twilio did not answer in time (ReadTimeout)", None),
