@@ -1,4 +1,4 @@
-"""Each SMS gateway against a local fake of its provider (tests/sms_fakes.py): the request
+"""Each SMS gateway against a local fake of its provider (tests/sms_fakes/): the request
 exactly as documented, every class of answer classified (sent, retry, permanent with the
 provider's reason), delivery reports polled and posted, and no credential in any error
 text, repr or log line."""
