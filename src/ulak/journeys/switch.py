@@ -38,3 +38,19 @@ async def of_disabled_journeys(session: AsyncSession, *, enrollment_ids: Iterabl
         .where(Enrollment.id.in_(wanted), Journey.enabled.is_(False))
     )
     return set(rows.scalars())
+
+
+async def sending_ranks(
+    session: AsyncSession, *, enrollment_ids: Iterable[int]
+) -> dict[int, tuple[int, str]]:
+    """Per enrollment, its journey's priority and what its messages do over a frequency
+    cap ("postpone" or "skip"): what the sending policy needs of the journey."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Enrollment.id, Journey.priority, Journey.over_cap)
+        .join(Journey, Journey.id == Enrollment.journey_id)
+        .where(Enrollment.id.in_(wanted))
+    )
+    return {id_: (priority, over_cap) for id_, priority, over_cap in rows.all()}
