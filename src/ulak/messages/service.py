@@ -604,6 +604,8 @@ async def claim_due(
             continue
         if message.legal_class == "commercial" and message.released_at is None:
             message.released_at = now  # what the frequency caps count
+        # No longer held (a reason is kept only while the message waits).
+        message.held_reason = message.held_until = None
         message.status = "sending"
         message.lease_until = now + lease
         message.claimed_by = claimer
