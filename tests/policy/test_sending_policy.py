@@ -373,3 +373,44 @@ def test_stores_update_sets_the_sending_policy(database_url: str) -> None:
     bad = ulak_cli("stores", "update", sid, "--sending-hours-sms", "9-20", env=env)
     assert bad.returncode == 2
     assert "is not a window of local hours like 09:00-20:00" in bad.stderr
+
+
+async def test_priority_decides_across_the_edge_of_a_claims_batch(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    clock.set(START)  # 12:00 in Istanbul: outside the store's email hours
+    store = await make_store(db, clock, library=False, sending_hours_email="10:00-11:00")
+    await add_journey(db, clock, store, journey("cross-sell", priority=20))
+    await add_journey(db, clock, store, journey("thanks", priority=80))
+    await post(client, store, consent_updated("granted"), order_placed("1"))
+    await workers.drain()
+    opens = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 10:00 in Istanbul
+    hours = "quiet hours: email only 10:00-11:00 (Europe/Istanbul)"
+    assert [(s, r, u) for _, s, _, r, u in await messages(db)] == [("queued", hours, opens)] * 2
+    # The low-priority one comes first in the queue, so a claim of one takes it alone;
+    # the higher-priority one, due too, takes the day's slot from it.
+    async with db.transaction() as session:
+        low, high = (await session.execute(select(Message).order_by(Message.id))).scalars()
+        low.send_after = opens - timedelta(minutes=1)
+        low_id, high_id = low.id, high.id
+    async with db.transaction() as session:
+        claimed = await claim_due(
+            session,
+            now=opens,
+            limit=1,
+            lease=timedelta(minutes=5),
+            base_url="http://ulak.test",
+            max_attempts=5,
+            claimer=1,
+            taken_back=false(),
+        )
+    assert [c.id for c in claimed] == [high_id]
+    async with db.read() as session:
+        rows = {m.id: m for m in (await session.execute(select(Message))).scalars()}
+    assert (rows[high_id].status, rows[high_id].released_at) == ("sending", opens)
+    assert (rows[low_id].status, rows[low_id].held_reason, rows[low_id].held_until) == (
+        "queued",
+        DAY_CAP,
+        # A day after the slot was taken is 10:00 in Istanbul again: inside the hours.
+        opens + timedelta(days=1),
+    )

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.consent.service import consent_state, recipient_type_of
 from ulak.customers.models import Customer
+from ulak.db import is_postgres
 from ulak.journeys.switch import sending_ranks
-from ulak.messages.models import Message
+from ulak.messages.models import IS_QUEUED, Message
 from ulak.policy.service import (
+    SEND,
     WEEK,
     Candidate,
     Decision,
@@ -25,6 +27,7 @@ from ulak.policy.service import (
 )
 from ulak.stores.models import Store
 
+OUTRANKED = "a message of a journey of higher priority went first"
 # The longest window a cap counts over: releases older than this never hold a message.
 LOOKBACK = WEEK
 
@@ -49,20 +52,53 @@ async def released_since(
     return found
 
 
+Row = tuple[Message, Store, Customer | None]
+
+
+async def competitors(session: AsyncSession, rows: Sequence[Row], *, now: datetime) -> list[Row]:
+    """The due commercial messages of the claim's commercial customers that the claim did
+    not take (beyond its batch): they compete with its messages for the customers' caps,
+    so priority decides across the batch's edge too. Locked like the claim's own rows."""
+    customers = {c.id for m, _, c in rows if m.legal_class == "commercial" and c is not None}
+    if not customers:
+        return []
+    query = (
+        select(Message, Store, Customer)
+        .join(Store, Store.id == Message.store_id)
+        .join(Customer, Customer.id == Message.customer_id)
+        .where(
+            Message.customer_id.in_(customers),  # ix_messages_customer
+            IS_QUEUED,
+            Message.send_after <= now,
+            Message.legal_class == "commercial",
+            Message.id.not_in([m.id for m, _, _ in rows]),
+        )
+    )
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True, of=Message)
+    return [(m, s, c) for m, s, c in (await session.execute(query)).all()]
+
+
 async def decisions(
-    session: AsyncSession,
-    rows: Sequence[tuple[Message, Store, Customer | None]],
-    *,
-    now: datetime,
-) -> dict[int, Decision]:
-    """The policy's decision for each claimed message, by id. Informational messages cost
-    nothing; commercial ones two queries per claim (their journeys' priorities, and their
-    customers' recent releases)."""
+    session: AsyncSession, rows: Sequence[Row], *, now: datetime
+) -> tuple[dict[int, Decision], list[Row]]:
+    """The policy's decision for each claimed message, by id, and the messages beyond the
+    claim's batch it decided too (`competitors`), to be applied with the claim's own.
+    Informational messages cost nothing; commercial ones three queries per claim (the
+    competitors, their journeys' priorities, their customers' recent releases).
+
+    A competitor that wins takes its place from one of the batch's messages of the same
+    customer and channel (which goes back to the queue, due at once): a claim never lets
+    more messages go than its batch held, so never more than the sender's free slots."""
     commercial = [(m, s, c) for m, s, c in rows if m.legal_class == "commercial" and c is not None]
     if not commercial:
-        return {m.id: Send() for m, _, _ in rows}
+        return {m.id: SEND for m, _, _ in rows}, []
+    extra = await competitors(session, commercial, now=now)
+    everyone = [*rows, *extra]
+    extra_ids = {m.id for m, _, _ in extra}
     ranks = await sending_ranks(
-        session, enrollment_ids={m.enrollment_id for m, _, _ in commercial if m.enrollment_id}
+        session,
+        enrollment_ids={m.enrollment_id for m, _, _ in [*commercial, *extra] if m.enrollment_id},
     )
     released = await released_since(
         session,
@@ -71,7 +107,7 @@ async def decisions(
     )
     rules: dict[int, Rules] = {}
     candidates = []
-    for message, store, customer in rows:
+    for message, store, customer in everyone:
         if store.id not in rules:
             rules[store.id] = rules_of(store)
         if message.legal_class != "commercial" or customer is None:
@@ -105,7 +141,29 @@ async def decisions(
                 zone=customer.timezone,
             )
         )
-    return decide_all(candidates, rules, now=now, released=released)
+    decided = decide_all(candidates, rules, now=now, released=released)
+    # Per customer and channel, as many sends as the batch held; a competitor sent beyond
+    # them stays queued, untouched, for a later claim.
+    room: dict[tuple[int, str], int] = {}
+    for message, _, customer in commercial:
+        key = (customer.id if customer else 0, message.channel)
+        room[key] = room.get(key, 0) + 1
+    ranked = sorted(
+        (c for c in candidates if c.customer_id is not None and isinstance(decided[c.id], Send)),
+        key=lambda c: (-c.priority, c.due_at, c.id),
+    )
+    dropped: set[int] = set()
+    for candidate in ranked:
+        key = (candidate.customer_id or 0, candidate.channel)
+        if room.get(key, 0) > 0:
+            room[key] -= 1
+        else:
+            dropped.add(candidate.id)
+    for candidate in ranked:
+        if candidate.id in dropped and candidate.id not in extra_ids:
+            # A competitor of higher priority took its place in this claim: it is next.
+            decided[candidate.id] = Postpone(now, OUTRANKED)
+    return decided, [r for r in extra if r[0].id not in dropped]
 
 
 def hold(message: Message, decision: Postpone) -> None:

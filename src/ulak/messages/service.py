@@ -569,9 +569,10 @@ async def claim_due(
         session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
     )
     # The sending policy: consent, relay addresses, frequency caps, quiet hours.
-    verdicts = await policing.decisions(
+    verdicts, competitors = await policing.decisions(
         session, [r for r in rows if r[0].enrollment_id not in stopped], now=now
     )
+    rows += competitors
     claimed = []
     for message, store, customer in rows:
         if message.enrollment_id in stopped:
