@@ -5,11 +5,13 @@ reasons in the customer's timeline and `ulak status`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import false, select
 
 from tests.support import (
@@ -25,6 +27,7 @@ from ulak.clock import FrozenClock
 from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.messages.models import Message
+from ulak.messages.policing import OUTRANKED
 from ulak.messages.service import claim_due
 from ulak.operations import held_report
 from ulak.worker import Workers
@@ -175,6 +178,13 @@ async def test_a_journey_that_says_skip_drops_its_message_over_the_cap(
         assert await held_report(session, store_id=store.id) == [
             {"store_id": store.id, "status": "skipped", "reason": DAY_CAP, "count": 1}
         ]
+    env = {"ULAK_DATABASE_URL": db.url}
+    status = await asyncio.to_thread(ulak_cli, "status", "--store", str(store.id), env=env)
+    assert status.returncode == 0, status.stderr
+    assert "not sent, and why" in status.stdout
+    why = status.stdout.split("not sent, and why")[1]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in why.splitlines()]
+    assert [row for row in rows if row] == [[str(store.id), "skipped", DAY_CAP, "1"]]
 
 
 async def test_a_marketplace_relay_gets_informational_messages_only(
@@ -375,11 +385,13 @@ def test_stores_update_sets_the_sending_policy(database_url: str) -> None:
     assert "is not a window of local hours like 09:00-20:00" in bad.stderr
 
 
+@pytest.mark.parametrize("capped", [True, False])
 async def test_priority_decides_across_the_edge_of_a_claims_batch(
-    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, capped: bool
 ) -> None:
     clock.set(START)  # 12:00 in Istanbul: outside the store's email hours
-    store = await make_store(db, clock, library=False, sending_hours_email="10:00-11:00")
+    caps = {} if capped else {"cap_email_day": 0, "cap_email_week": 0}
+    store = await make_store(db, clock, library=False, sending_hours_email="10:00-11:00", **caps)
     await add_journey(db, clock, store, journey("cross-sell", priority=20))
     await add_journey(db, clock, store, journey("thanks", priority=80))
     await post(client, store, consent_updated("granted"), order_placed("1"))
@@ -408,9 +420,19 @@ async def test_priority_decides_across_the_edge_of_a_claims_batch(
     async with db.read() as session:
         rows = {m.id: m for m in (await session.execute(select(Message))).scalars()}
     assert (rows[high_id].status, rows[high_id].released_at) == ("sending", opens)
-    assert (rows[low_id].status, rows[low_id].held_reason, rows[low_id].held_until) == (
+    if capped:
+        assert (rows[low_id].status, rows[low_id].held_reason, rows[low_id].held_until) == (
+            "queued",
+            DAY_CAP,
+            # A day after the slot was taken is 10:00 in Istanbul again: inside the hours.
+            opens + timedelta(days=1),
+        )
+        return
+    # Without caps the claim still lets go no more than its batch held: the other is
+    # next, due at once.
+    assert (rows[low_id].status, rows[low_id].held_reason, rows[low_id].send_after) == (
         "queued",
-        DAY_CAP,
-        # A day after the slot was taken is 10:00 in Istanbul again: inside the hours.
-        opens + timedelta(days=1),
+        OUTRANKED,
+        opens,
     )
+    assert await claim(db, opens) == [low_id]

@@ -48,7 +48,8 @@ async def released_since(
     )
     found: dict[tuple[int, str], list[datetime]] = {}
     for customer, channel, at in rows.all():
-        found.setdefault((customer, channel), []).append(at)
+        if customer is not None and at is not None:  # as the WHERE says
+            found.setdefault((customer, channel), []).append(at)
     return found
 
 
