@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.consent.service import consent_state, recipient_type_of
 from ulak.customers.models import Customer
 from ulak.db import is_postgres
-from ulak.journeys.switch import sending_ranks
+from ulak.journeys.switch import SendingRank, sending_ranks
 from ulak.messages.models import IS_QUEUED, Message
 from ulak.policy.service import (
     SEND,
@@ -27,6 +27,8 @@ from ulak.policy.service import (
 )
 from ulak.stores.models import Store
 
+# A message of no journey (none is commercial today) ranks in the middle.
+DEFAULT_RANK = SendingRank(priority=50, over_cap="postpone", enabled=True)
 OUTRANKED = "a message of a journey of higher priority went first"
 # The longest window a cap counts over: releases older than this never hold a message.
 LOOKBACK = WEEK
@@ -95,12 +97,16 @@ async def decisions(
     if not commercial:
         return {m.id: SEND for m, _, _ in rows}, []
     extra = await competitors(session, commercial, now=now)
-    everyone = [*rows, *extra]
-    extra_ids = {m.id for m, _, _ in extra}
     ranks = await sending_ranks(
         session,
         enrollment_ids={m.enrollment_id for m, _, _ in [*commercial, *extra] if m.enrollment_id},
     )
+    # A competitor of a journey switched off is left to the switch-off, which skips it.
+    extra = [
+        r for r in extra if (rank := ranks.get(r[0].enrollment_id or 0)) is None or rank.enabled
+    ]
+    everyone = [*rows, *extra]
+    extra_ids = {m.id for m, _, _ in extra}
     released = await released_since(
         session,
         customer_ids={c.id for _, _, c in commercial if c is not None},
@@ -124,7 +130,7 @@ async def decisions(
                 )
             )
             continue
-        priority, over_cap = ranks.get(message.enrollment_id or 0, (50, "postpone"))
+        rank = ranks.get(message.enrollment_id or 0, DEFAULT_RANK)
         candidates.append(
             Candidate(
                 id=message.id,
@@ -134,8 +140,8 @@ async def decisions(
                 legal_class=message.legal_class,
                 to_address=message.to_address,
                 due_at=message.send_after,
-                priority=priority,
-                over_cap=over_cap,
+                priority=rank.priority,
+                over_cap=rank.over_cap,
                 released=message.released_at is not None,
                 consent=consent_state(customer, message.channel),
                 recipient_type=recipient_type_of(customer),
