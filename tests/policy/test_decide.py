@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ulak.consent.service import ConsentState
+from ulak.journeys.definition import JourneyFileError, load_journey
+from ulak.journeys.service import library
 from ulak.policy.relays import is_relay
 from ulak.policy.service import (
     DAY,
@@ -247,3 +249,41 @@ def test_marketplace_relay_addresses_get_no_commercial_message(address: str, rel
     assert commercial == (Skip("marketplace relay address") if relay else SEND)
     informational = message(to=address, channel=channel, legal_class="informational")
     assert decide(informational, NO_LIMITS, now=NOW) == SEND
+
+
+def test_a_journey_names_its_priority_and_what_it_does_over_a_cap() -> None:
+    source = """key: test
+name: Test
+legal_class: commercial
+trigger: {event: order.placed}
+steps:
+  - send: email
+    template: order_delivered
+"""
+    defaults = load_journey(source)
+    assert (defaults.priority, defaults.over_cap) == (50, "postpone")
+    chosen = load_journey(source + "priority: 90\nover_cap: skip\n")
+    assert (chosen.priority, chosen.over_cap) == (90, "skip")
+    with pytest.raises(JourneyFileError) as caught:
+        load_journey(source + "priority: 101\nover_cap: drop\n", "j.yaml")
+    assert [str(p).split(":")[:2] for p in caught.value.problems] == [
+        ["j.yaml", "8"],
+        ["j.yaml", "9"],
+    ]
+
+
+def test_the_shipped_commercial_journeys_rank_as_the_readme_says() -> None:
+    ranks = {
+        (journey := load_journey(source)).key: journey.priority
+        for _, source in library()
+        if load_journey(source).legal_class == "commercial"
+    }
+    assert ranks == {
+        "abandoned-cart": 80,
+        "welcome": 70,
+        "birthday": 60,
+        "replenishment": 60,
+        "thank-you": 50,
+        "special-days": 30,
+        "win-back": 20,
+    }
