@@ -244,6 +244,12 @@ def status(
         for f in report["failures"]:
             failed.add_row(f["kind"], str(f["id"]), str(f["store_id"]), f["at"], f["reason"])
         console.print(failed)
+    if report["held"]:
+        # "Why didn't she get it?": what the sending policy and consent held back.
+        held = Table("store", "status", "reason", "count", title="not sent, and why")
+        for h in report["held"]:
+            held.add_row(str(h["store_id"]), h["status"], h["reason"], str(h["count"]))
+        console.print(held)
     if report["resent"]:
         # A delivery cut short by a crash may have reached the customer before it went again.
         resent = Table(

@@ -321,14 +321,17 @@ async def test_changes_made_at_iys_are_pulled_with_a_cursor_and_never_pushed_bac
     assert people == {
         "ayse@example.com": {
             "email": {"status": "revoked", "source": "iys",
-                      "at": "2026-11-23T08:45:00+00:00", "since": "2026-11-23T08:45:00+00:00"},
+                      "at": "2026-11-23T08:45:00+00:00", "since": "2026-11-23T08:45:00+00:00",
+                      "recipient_type": "individual"},
         },
         # Not a customer yet: a profile of the number holds İYS's word for when they become one.
         "+905559876543": {
             "sms": {"status": "granted", "source": "iys",
-                    "at": "2026-11-23T08:50:00+00:00", "since": "2026-11-23T08:50:00+00:00"},
+                    "at": "2026-11-23T08:50:00+00:00", "since": "2026-11-23T08:50:00+00:00",
+                    "recipient_type": "individual"},
             "call": {"status": "revoked", "source": "iys",
-                     "at": "2026-11-23T08:51:00+00:00", "since": "2026-11-23T08:51:00+00:00"},
+                     "at": "2026-11-23T08:51:00+00:00", "since": "2026-11-23T08:51:00+00:00",
+                     "recipient_type": "merchant"},
         },
     }  # fmt: skip
     assert await pushes(db) == []  # never pushed back

@@ -43,6 +43,14 @@ class Message(Base):
         ),
         # Customer timeline.
         Index("ix_messages_customer", "customer_id", "created_at"),
+        # Frequency caps (`policy/`): a customer's commercial messages let go since a moment.
+        Index(
+            "ix_messages_released",
+            "customer_id",
+            "released_at",
+            postgresql_where=text("released_at IS NOT NULL"),
+            sqlite_where=text("released_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -76,6 +84,11 @@ class Message(Base):
     # reached the customer, so a later successful send may be a duplicate.
     interrupted_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The sending policy (`policy/`): why a queued message waits (quiet hours, a frequency
+    # cap) and until when; and when it let a commercial message go (what caps count).
+    held_reason: Mapped[str | None] = mapped_column(String(200))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

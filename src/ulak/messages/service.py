@@ -32,6 +32,7 @@ from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.journeys.switch import DISABLED, of_disabled_journeys
+from ulak.messages import policing
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     SHOP_ALERT,
@@ -49,6 +50,7 @@ from ulak.messages.rendering import (
     template_variables,
 )
 from ulak.offload import Offload
+from ulak.policy.service import Postpone, Skip
 from ulak.stores.models import Store
 
 
@@ -321,7 +323,11 @@ async def create_email(
         legal_class=legal_class,
         now=now,
     )
-    refused = refusal(customer, "email") if legal_class == "commercial" else None
+    refused = (
+        refusal(customer, "email", merchant_opt_out=store.merchant_opt_out)
+        if legal_class == "commercial"
+        else None
+    )
     if not customer.email:
         message.status = "skipped"
         message.last_error = "the customer has no email address"
@@ -525,8 +531,10 @@ async def claim_due(
     (`taken_back`: their sender is gone, or their claim was lost; see `Sender`). Their
     earlier delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
-    Consent is checked here, at send time: a commercial message to someone without granted
-    consent for its channel (never given, or taken back since) is skipped with the reason.
+    The sending policy decides here, at send time (`policy/`): a commercial message without
+    consent for its channel (never given, or taken back since) or to a marketplace relay
+    address is skipped with the reason; one over a frequency cap or outside its channel's
+    sending hours goes back to the queue until its moment (`held_reason`, `held_until`).
     """
 
     def claimable(
@@ -560,6 +568,11 @@ async def claim_due(
     stopped = await of_disabled_journeys(
         session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
     )
+    # The sending policy: consent, relay addresses, frequency caps, quiet hours.
+    verdicts, competitors = await policing.decisions(
+        session, [r for r in rows if r[0].enrollment_id not in stopped], now=now
+    )
+    rows += competitors
     claimed = []
     for message, store, customer in rows:
         if message.enrollment_id in stopped:
@@ -580,16 +593,20 @@ async def claim_due(
                     "the sender stopped during delivery"
                 )
                 continue
-        if (
-            message.legal_class == "commercial"
-            and customer is not None
-            and (refused := refusal(customer, message.channel)) is not None
-        ):
+        verdict = verdicts.get(message.id)
+        if isinstance(verdict, Skip):
             message.status = "skipped"
             message.lease_until = None
             message.claimed_by = None
-            message.last_error = refused
+            message.last_error = verdict.reason
             continue
+        if isinstance(verdict, Postpone):
+            policing.hold(message, verdict)
+            continue
+        if message.legal_class == "commercial" and message.released_at is None:
+            message.released_at = now  # what the frequency caps count
+        # No longer held (a reason is kept only while the message waits).
+        message.held_reason = message.held_until = None
         message.status = "sending"
         message.lease_until = now + lease
         message.claimed_by = claimer
