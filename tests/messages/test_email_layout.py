@@ -136,7 +136,7 @@ async def test_dark_mode_colours_the_email_dark(browser: Browser) -> None:
         ["rgb(255, 255, 255)", "rgb(0, 0, 0)"],
         ["rgba(0, 0, 0, 0)", "rgb(17, 24, 39)"],
         ["rgb(194, 65, 12)", "rgb(31, 41, 55)"],
-        ["rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"],
+        ["rgb(194, 65, 12)", "rgb(255, 255, 255)"],
     ]
     # Dark grounds, light text; the button keeps the brand's colour.
     assert colours["dark"] == [
@@ -144,5 +144,5 @@ async def test_dark_mode_colours_the_email_dark(browser: Browser) -> None:
         ["rgb(31, 41, 55)", "rgb(255, 255, 255)"],
         ["rgba(0, 0, 0, 0)", "rgb(249, 250, 251)"],
         ["rgb(194, 65, 12)", "rgb(229, 231, 235)"],
-        ["rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"],
+        ["rgb(194, 65, 12)", "rgb(255, 255, 255)"],
     ]

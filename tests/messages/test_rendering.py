@@ -578,3 +578,19 @@ def test_win_back_tells_a_sign_up_who_never_bought_from_a_customer_who_lapsed() 
         assert 'src="https://cdn.aysenin.example/pecete.jpg"' in mail.html
     none = render("win_back", context=full_context() | {"event": lapsed, "recommendations": []})
     assert "Size önerdiklerimiz" not in none.text  # none to show: no heading
+
+
+def test_a_store_templates_bare_button_link_still_shows_as_a_button() -> None:
+    # Written before the table-cell button: a link with the class alone.
+    source = """{% block subject %}Kargoda{% endblock %}
+{% block body %}<p><a class="button" href="https://aysenin.example/takip">Takip</a></p>
+{% endblock %}
+{% block text %}Kargoda{% endblock %}"""
+    mail = render("order_shipped", overrides={"order_shipped": source})
+
+    button = re.search(
+        r'<a class="button" href="https://aysenin.example/takip" style="([^"]+)">', mail.html
+    )
+    assert button is not None
+    assert "background-color: #c2410c;" in button.group(1)
+    assert "color: #ffffff;" in button.group(1)
