@@ -179,6 +179,11 @@ def test_turkish_confirmation_shows_what_the_customer_bought() -> None:
     assert "- Keten Önlük × 1: 750,00 ₺\n" in mail.text
     assert '<img src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
     assert "Siparişiniz kargoya verildiğinde" in mail.text
+    # The sample's country code as a name, its payment method and its page.
+    assert "\n34710 Kadıköy/İstanbul\nTürkiye\n" in mail.text
+    assert "Ödeme yöntemi: Kredi kartı\n" in mail.text
+    assert "Siparişinizi görüntüleyin: https://aysenin.example/hesabim/siparis/1001" in mail.text
+    assert ">Siparişinizi görüntüleyin</a>" in mail.html
 
 
 def test_english_confirmation_uses_english_formats() -> None:
@@ -187,8 +192,11 @@ def test_english_confirmation_uses_english_formats() -> None:
     assert mail.subject == "Your order #1001 is confirmed"
     assert "₺1,249.90" in mail.text
     assert "November 23, 2026" in mail.text
-    assert "- Seramik Kupa × 2: ₺500.00" in mail.text
-    assert "Qty: 2" in mail.html
+    assert "- Seramik Kupa × 2: ₺500.00 (each ₺250.00)" in mail.text
+    assert "Qty: 2 × ₺250.00" in mail.html
+    assert "\nTürkiye\n" in mail.text
+    assert "Payment method: Credit card\n" in mail.text
+    assert ">View your order</a>" in mail.html
 
 
 def test_minimal_confirmation_leaves_out_what_is_unknown() -> None:

@@ -787,8 +787,11 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
                 "district": "Kadıköy",
                 "city": "İstanbul",
                 "postal_code": "34710",
-                "country": "Türkiye",
+                # An ISO code, as most shops send it: shown as "Türkiye" (`country`).
+                "country": "TR",
             },
+            "payment_method": "credit_card",
+            "order_url": "https://aysenin.example/hesabim/siparis/1001",
             "items": [
                 {
                     "title": "Seramik Kupa",
