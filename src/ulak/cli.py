@@ -46,6 +46,9 @@ def _logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Said at the start of `serve` and `worker`, the processes whose links reach customers.
+    if (warning := settings.public_url_warning()) is not None:
+        logging.getLogger("ulak").warning("%s", warning)
 
 
 @app.command()

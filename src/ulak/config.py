@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +60,25 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def public_url_warning(self) -> str | None:
+        """Why links in messages are unsafe, when they are: not https, outside development
+        (a base on this machine: localhost, a loopback address)."""
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "https":
+            return None
+        host = (parts.hostname or "").lower()
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = host == "localhost" or host.endswith(".localhost")
+        if local:
+            return None
+        return (
+            f"ULAK_PUBLIC_URL is {self.base_url}, not https: the links in every email "
+            "(unsubscribe, pages) travel in clear text and mailbox providers distrust them; "
+            "set ULAK_PUBLIC_URL=https://... (the address customers reach ulak at)"
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -38,6 +38,13 @@ class OutgoingEmail:
     text: str
     date: datetime  # aware
     list_unsubscribe_url: str | None  # commercial mail only
+    # RFC 2369's mailto beside the https link (commercial mail only), for clients that
+    # offer unsubscribing by mail; the https one stays first, with RFC 8058's one click.
+    list_unsubscribe_mailto: str | None = None
+    # RFC 3834 `Auto-Submitted: auto-generated` on informational mail: it tells vacation
+    # responders not to answer an order update. Commercial mail goes without it, as
+    # mailbox providers expect of a newsletter.
+    auto_submitted: bool = False
 
 
 # Signed when present. Signing List-Unsubscribe(-Post) keeps the RFC 8058 one-click pair
@@ -51,6 +58,7 @@ DKIM_HEADERS = (
     b"message-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"auto-submitted",
     b"mime-version",
     b"content-type",
 )
@@ -186,8 +194,11 @@ def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
     msg["Date"] = format_datetime(mail.date)
     msg["Message-ID"] = mail.message_id
     if mail.list_unsubscribe_url:
-        msg["List-Unsubscribe"] = f"<{mail.list_unsubscribe_url}>"
+        targets = [mail.list_unsubscribe_url, mail.list_unsubscribe_mailto]
+        msg["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets if target)
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if mail.auto_submitted:
+        msg["Auto-Submitted"] = "auto-generated"
     for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
         part = MIMENonMultipart("text", subtype)
         part.set_payload(body if body.endswith("\n") else body + "\n", _UTF8_QP)

@@ -206,7 +206,16 @@ class OrderPlacedData(Loose):
     channel: Channel = "web"
     cart_id: Id | None = None
     shipping_address: dict[str, Any] | None = None
-    payment_method: Annotated[str, Field(max_length=100)] | None = None
+    payment_method: Annotated[str, Field(max_length=100)] | None = Field(
+        default=None,
+        description="How the customer paid: a common code (credit_card, debit_card,"
+        " bank_transfer, cash_on_delivery, card_on_delivery, wallet, paypal, gift_card,"
+        " store_credit), shown in the customer's language, or the shop's own wording.",
+    )
+    order_url: WebUrl | None = Field(
+        default=None,
+        description="The order's page on the shop, behind the emails' \"view your order\" button.",
+    )
 
 
 class OrderChangeData(Loose):
@@ -239,6 +248,23 @@ ShipmentStatus = Literal[
 ]
 
 
+class ShipmentLine(Loose):
+    """One line of an order in a parcel, named as the order named it (variant, SKU or
+    product); its title, picture and price come from the order."""
+
+    product_id: Id | None = None
+    variant_id: Id | None = None
+    sku: Annotated[str, Field(max_length=200)] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    quantity: Quantity = 1
+
+    @model_validator(mode="after")
+    def _named(self) -> ShipmentLine:
+        if not (self.product_id or self.variant_id or self.sku or self.title):
+            raise ValueError("a shipment line needs one of variant_id, sku, product_id or title")
+        return self
+
+
 class ShipmentUpdatedData(Loose):
     shipment_id: Id
     order_id: Id | None = None
@@ -246,6 +272,12 @@ class ShipmentUpdatedData(Loose):
     location: Annotated[str, Field(max_length=300)] | None = None
     message: Annotated[str, Field(max_length=1000)] | None = None
     estimated_delivery: Annotated[str, Field(max_length=40)] | None = None
+    items: list[ShipmentLine] | None = Field(
+        default=None,
+        max_length=1000,
+        description="The order's lines in this parcel, when an order ships in parts: its"
+        " emails list only these. Without it, what the parcel held before (or the whole order).",
+    )
 
 
 class OrderDeliveredData(Loose):

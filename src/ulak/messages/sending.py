@@ -672,4 +672,6 @@ def _email(message: Claimed) -> OutgoingEmail:
         text=message.text,
         date=message.created_at,
         list_unsubscribe_url=message.unsubscribe_url,
+        list_unsubscribe_mailto=message.unsubscribe_mailto,
+        auto_submitted=message.auto_submitted,
     )

@@ -78,6 +78,29 @@ def unsubscribe_url(base_url: str, store: Store, customer_id: int) -> str:
     return f"{base_url}/u/{store.id}/{token}"
 
 
+# The subject of an unsubscribe request by mail: this word, then the link's token.
+UNSUBSCRIBE_SUBJECT = "unsubscribe"
+
+
+def unsubscribe_mailto(store: Store, customer_id: int) -> str:
+    """RFC 2369's mailto for List-Unsubscribe: the store's sender address (a mailbox the
+    shop owns and reads, since customers answer it), the subject naming the customer by
+    the same signed token as the link. Whoever reads that mailbox, the shop or ulak's
+    inbound listener, acts on it through `customer_of_unsubscribe_subject`. The token's
+    alphabet (URL-safe base64 and dots) needs no escaping in a mailto URL."""
+    token = _unsubscribe_signer(store).dumps({"s": store.id, "c": customer_id})
+    return f"mailto:{store.sender_email}?subject={UNSUBSCRIBE_SUBJECT}%20{token}"
+
+
+def customer_of_unsubscribe_subject(store: Store, subject: str) -> int:
+    """The customer an unsubscribe request by mail names ("unsubscribe <token>", maybe
+    behind a reply's "Re: "); NotFound for any other subject or a forged token."""
+    word, _, token = subject.strip().rpartition(" ")
+    if not word.lower().endswith(UNSUBSCRIBE_SUBJECT) or not token:
+        raise NotFound("this is not an unsubscribe request")
+    return customer_of_unsubscribe_token(store, token)
+
+
 def customer_of_unsubscribe_token(store: Store, token: str) -> int:
     try:
         payload = _unsubscribe_signer(store).loads(token)
@@ -512,6 +535,15 @@ class Claimed:
     from_address: str
     reply_to: str | None
     unsubscribe_url: str | None
+    unsubscribe_mailto: str | None = None
+    auto_submitted: bool = False
+
+
+def reply_address(store: Store) -> str | None:
+    """Where the customer's answer goes: the store's reply-to, else its contact address
+    (the one the emails' footer shows); none when that is the sender itself."""
+    address = store.reply_to or store.contact_email
+    return address if address and address != store.sender_email else None
 
 
 async def claim_due(
@@ -607,6 +639,8 @@ async def claim_due(
             message.released_at = now  # what the frequency caps count
         # No longer held (a reason is kept only while the message waits).
         message.held_reason = message.held_until = None
+        # The customer a commercial message can be unsubscribed from.
+        subscriber = customer if message.legal_class == "commercial" else None
         message.status = "sending"
         message.lease_until = now + lease
         message.claimed_by = claimer
@@ -623,12 +657,14 @@ async def claim_due(
                 created_at=message.created_at,
                 from_name=store.sender_name,
                 from_address=store.sender_email,
-                reply_to=store.reply_to,
+                reply_to=reply_address(store),
                 unsubscribe_url=(
-                    unsubscribe_url(base_url, store, customer.id)
-                    if message.legal_class == "commercial" and customer is not None
-                    else None
+                    unsubscribe_url(base_url, store, subscriber.id) if subscriber else None
                 ),
+                unsubscribe_mailto=(
+                    unsubscribe_mailto(store, subscriber.id) if subscriber else None
+                ),
+                auto_submitted=message.legal_class != "commercial",
             )
         )
     await session.flush()
