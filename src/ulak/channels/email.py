@@ -38,6 +38,10 @@ class OutgoingEmail:
     text: str
     date: datetime  # aware
     list_unsubscribe_url: str | None  # commercial mail only
+    # The message's signed tag, which DSNs and abuse reports return (`suppressions.verp`).
+    tag: str = ""
+    # The envelope sender (VERP), when not the From address.
+    return_path: str | None = None
 
 
 # Signed when present. Signing List-Unsubscribe(-Post) keeps the RFC 8058 one-click pair
@@ -185,6 +189,8 @@ def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
     msg["Subject"] = _header(mail.subject)
     msg["Date"] = format_datetime(mail.date)
     msg["Message-ID"] = mail.message_id
+    if mail.tag:
+        msg["X-Ulak-Message"] = mail.tag
     if mail.list_unsubscribe_url:
         msg["List-Unsubscribe"] = f"<{mail.list_unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -200,12 +206,17 @@ def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
 
 
 class SendError(Exception):
-    """permanent: the receiving side refused for good (5xx, a bounce); otherwise try later."""
+    """permanent: the receiving side refused for good (5xx, a bounce); otherwise try later.
+    bounce: the refusal came at RCPT or DATA, so it is about the recipient (or what was
+    sent to them), not about our sender or the connection."""
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: int | None = None, bounce: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.bounce = bounce
 
 
 @dataclass(frozen=True)
@@ -290,7 +301,9 @@ def _refusal(exc: Exception) -> SendError | None:
         refused = exc.recipients[0] if exc.recipients else None
         code = refused.code if refused else 550
         text = refused.message if refused else "all recipients refused"
-        return SendError(f"recipient refused: {code} {text}", permanent=_permanent(code), code=code)
+        return SendError(
+            f"recipient refused: {code} {text}", permanent=_permanent(code), code=code, bounce=True
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and not isinstance(
         exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPAuthenticationError
     ):
@@ -299,7 +312,11 @@ def _refusal(exc: Exception) -> SendError | None:
             aiosmtplib.SMTPDataError: "message refused",
         }.get(type(exc), "SMTP error")
         return SendError(
-            f"{what}: {exc.code} {exc.message}", permanent=_permanent(exc.code), code=exc.code
+            f"{what}: {exc.code} {exc.message}",
+            permanent=_permanent(exc.code),
+            code=exc.code,
+            # 421 at DATA is the server hanging up, not a verdict on the recipient.
+            bounce=isinstance(exc, aiosmtplib.SMTPDataError) and exc.code != 421,
         )
     return None
 

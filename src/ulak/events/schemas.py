@@ -179,6 +179,26 @@ class UnsubscribedData(Loose):
     channel: Literal["email", "sms", "call"] = "email"
 
 
+class BouncedData(Loose):
+    """message.bounced: one of ulak's messages was not delivered, as the SMTP server
+    answered (`source` smtp) or a delivery status notification reported (dsn). ulak writes
+    these itself; a store can only name its own messages."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    kind: Literal["hard", "soft", "blocked"]
+    status: Annotated[str, Field(max_length=20)] = ""
+    diagnostic: Annotated[str, Field(max_length=1000)] = ""
+    source: Literal["smtp", "dsn"] = "dsn"
+
+
+class ComplainedData(Loose):
+    """message.complained: the recipient reported one of ulak's messages as spam (an
+    abuse report, ARF)."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    feedback_type: Annotated[str, Field(max_length=40)] = "abuse"
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -270,6 +290,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "back_in_stock.cancelled": BackInStockData,
     "consent.updated": ConsentData,
     "message.unsubscribed": UnsubscribedData,
+    "message.bounced": BouncedData,
+    "message.complained": ComplainedData,
 }
 
 # Types about the catalogue rather than a person; every other event names its customer.

@@ -13,7 +13,10 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
+    Insert,
+    Integer,
     Select,
+    String,
     TextClause,
     Update,
     bindparam,
@@ -29,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.consent.service import refusal
 from ulak.customers.models import Customer
-from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
+from ulak.db import JSONType, Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
+from ulak.events.models import LANES, Event
 from ulak.journeys.switch import DISABLED, of_disabled_journeys
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
@@ -50,6 +54,9 @@ from ulak.messages.rendering import (
 )
 from ulak.offload import Offload
 from ulak.stores.models import Store
+from ulak.suppressions.reports import ENHANCED_STATUS, classify
+from ulak.suppressions.service import suppressed_among, suppression_of
+from ulak.suppressions.verp import tag_of
 
 
 def brand_of(store: Store) -> Brand:
@@ -322,6 +329,11 @@ async def create_email(
         now=now,
     )
     refused = refusal(customer, "email") if legal_class == "commercial" else None
+    if refused is None and customer.email:
+        found = await suppression_of(
+            session, store_id=store.id, channel="email", address=customer.email
+        )
+        refused = found.says() if found is not None and found.stops(legal_class) else None
     if not customer.email:
         message.status = "skipped"
         message.last_error = "the customer has no email address"
@@ -506,6 +518,10 @@ class Claimed:
     from_address: str
     reply_to: str | None
     unsubscribe_url: str | None
+    # The message's signed tag (`suppressions.verp`): in its X-Ulak-Message header, and in
+    # its envelope sender when a bounce domain is set.
+    tag: str = ""
+    return_path: str | None = None
 
 
 async def claim_due(
@@ -526,7 +542,9 @@ async def claim_due(
     earlier delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
     Consent is checked here, at send time: a commercial message to someone without granted
-    consent for its channel (never given, or taken back since) is skipped with the reason.
+    consent for its channel (never given, or taken back since) is skipped with the reason;
+    so is a message to an address the store's suppression list stops (one query for the
+    batch).
     """
 
     def claimable(
@@ -560,8 +578,18 @@ async def claim_due(
     stopped = await of_disabled_journeys(
         session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
     )
+    suppressed = await suppressed_among(
+        session, ((m.store_id, m.channel, m.to_address) for m, _, _ in rows)
+    )
     claimed = []
     for message, store, customer in rows:
+        found = suppressed.get((message.store_id, message.channel, message.to_address.lower()))
+        if found is not None and found.stops(message.legal_class):
+            message.status = "skipped"
+            message.lease_until = None
+            message.claimed_by = None
+            message.last_error = found.says()
+            continue
         if message.enrollment_id in stopped:
             message.status = "skipped"
             message.lease_until = None
@@ -612,6 +640,7 @@ async def claim_due(
                     if message.legal_class == "commercial" and customer is not None
                     else None
                 ),
+                tag=tag_of(message.id, store.link_secret),
             )
         )
     await session.flush()
@@ -633,6 +662,8 @@ class Delivered:
     error: str | None
     permanent: bool
     at: datetime
+    # The SMTP reply code of a refusal at RCPT or DATA (a bounce).
+    bounce_code: int | None = None
 
 
 def recording_outcomes() -> Update:
@@ -687,11 +718,130 @@ def outcome_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[di
 async def record_outcomes(
     session: AsyncSession, outcomes: Sequence[Delivered], *, max_attempts: int
 ) -> None:
-    """Apply delivery outcomes to their messages, in the caller's transaction."""
+    """Apply delivery outcomes to their messages, in the caller's transaction, and report
+    the bounces among them (`recording_bounces`)."""
     if outcomes:
         await session.execute(
             recording_outcomes(), outcome_rows(outcomes, max_attempts=max_attempts)
         )
+        if bounces := bounce_rows(outcomes, max_attempts=max_attempts):
+            await session.execute(recording_bounces(postgres=is_postgres(session)), bounces)
+
+
+def recording_bounces(*, postgres: bool) -> Insert:
+    """A `message.bounced` event for a delivery the SMTP server refused (`bounce_rows`),
+    written with the outcome: the worker applies it like a DSN's (suppressions.apply).
+    The message's store and customer come from its row, which the sender does not hold.
+    Keyed by the message: one bounce per message, however many attempts it took."""
+    events, messages = table_of(Event), table_of(Message)
+    if postgres:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    values = select(
+        messages.c.store_id,
+        bindparam("key", type_=String()),
+        bindparam("type", type_=String()),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("source", type_=String()),
+        bindparam("lane", type_=Integer()),
+        bindparam("customer", type_=JSONType),
+        bindparam("data", type_=JSONType),
+        messages.c.customer_id,
+        bindparam("status", type_=String()),
+        bindparam("attempts", type_=Integer()),
+    ).where(messages.c.id == bindparam("message"))
+    columns = [
+        "store_id", "key", "type", "occurred_at", "received_at", "source", "lane",
+        "customer", "data", "customer_id", "status", "attempts",
+    ]  # fmt: skip
+    return dialect_insert(events).from_select(columns, values).on_conflict_do_nothing()
+
+
+def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dict[str, Any]]:
+    """Parameters of `recording_bounces`: a refusal at RCPT or DATA that ends the message,
+    a 5xx at once, a 4xx once its retries ran out (a soft bounce); a policy refusal (5.7.x:
+    spam filters, our own reputation) says nothing about the address and is left out."""
+    rows = []
+    for o in outcomes:
+        if o.bounce_code is None or o.error is None:
+            continue
+        if not (o.permanent or o.attempt >= max_attempts):
+            continue
+        kind = classify(o.error, o.bounce_code)
+        if kind not in ("hard", "soft"):
+            continue
+        found = ENHANCED_STATUS.search(o.error)
+        rows.append(
+            {
+                "message": o.message_id,
+                "key": f"derived:bounce:{o.message_id}",
+                "type": "message.bounced",
+                "source": "smtp",
+                "status": "pending",
+                "attempts": 0,
+                "at": o.at,
+                "lane": o.message_id % LANES,
+                "customer": {},
+                "data": {
+                    "message_id": o.message_id,
+                    "kind": kind,
+                    "status": ".".join(found.groups()) if found else "",
+                    "diagnostic": o.error[:1000],
+                    "source": "smtp",
+                },
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ReportedMessage:
+    """A message a bounce or complaint names, as the suppression list needs it."""
+
+    id: int
+    store_id: int
+    customer_id: int | None
+    channel: str
+    to_address: str
+    link_secret: str  # its store's, which signs its tag
+
+
+async def reported_message(
+    session: AsyncSession, *, message_id: int, store_id: int | None = None
+) -> ReportedMessage | None:
+    """The message with this id (of this store, when given); None when there is none."""
+    if not 0 < message_id < 2**63:
+        return None
+    query = (
+        select(Message, Store.link_secret)
+        .join(Store, Store.id == Message.store_id)
+        .where(Message.id == message_id)
+    )
+    if store_id is not None:
+        query = query.where(Message.store_id == store_id)
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    m, secret = row
+    return ReportedMessage(m.id, m.store_id, m.customer_id, m.channel, m.to_address, secret)
+
+
+# What a report makes of a message that left: bounced (not delivered after all) or
+# complained (delivered, and reported as spam).
+_REPORTABLE = ("sent", "failed", "bounced")
+
+
+async def mark_reported(
+    session: AsyncSession, *, message_id: int, status: str, reason: str
+) -> None:
+    """Record on the message what a bounce or complaint said about it."""
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(_REPORTABLE))
+        .values(status=status, last_error=reason[:2000])
+    )
 
 
 async def first_message_after(
