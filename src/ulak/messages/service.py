@@ -734,10 +734,9 @@ def recording_bounces(*, postgres: bool) -> Insert:
     The message's store and customer come from its row, which the sender does not hold.
     Keyed by the message: one bounce per message, however many attempts it took."""
     events, messages = table_of(Event), table_of(Message)
-    if postgres:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert: Any = postgresql.insert if postgres else sqlite.insert
     values = select(
         messages.c.store_id,
         bindparam("key", type_=String()),
@@ -756,7 +755,8 @@ def recording_bounces(*, postgres: bool) -> Insert:
         "store_id", "key", "type", "occurred_at", "received_at", "source", "lane",
         "customer", "data", "customer_id", "status", "attempts",
     ]  # fmt: skip
-    return dialect_insert(events).from_select(columns, values).on_conflict_do_nothing()
+    statement: Insert = dialect_insert(events).from_select(columns, values).on_conflict_do_nothing()
+    return statement
 
 
 def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dict[str, Any]]:

@@ -34,16 +34,17 @@ async def apply_report(
     if message is None:
         # Another store's message, or none: a store never suppresses another's addresses.
         return f"not acted on: store {store_id} has no message {data.message_id}"
-    common = {
-        "store_id": store_id,
-        "channel": message.channel,
-        "address": message.to_address,
-        "message_id": message.id,
-        "now": now,
-    }
+    store, channel, address = store_id, message.channel, message.to_address
     if isinstance(data, ComplainedData):
         await suppress(
-            session, **common, reason="complaint", detail=f"feedback type {data.feedback_type}"
+            session,
+            store_id=store,
+            channel=channel,
+            address=address,
+            reason="complaint",
+            detail=f"feedback type {data.feedback_type}",
+            message_id=message.id,
+            now=now,
         )
         await mark_reported(
             session,
@@ -66,9 +67,27 @@ async def apply_report(
         return None
     detail = " ".join(part for part in (data.status, data.diagnostic) if part)
     if data.kind == "hard":
-        await suppress(session, **common, reason="hard_bounce", detail=detail)
+        await suppress(
+            session,
+            store_id=store,
+            channel=channel,
+            address=address,
+            reason="hard_bounce",
+            detail=detail,
+            message_id=message.id,
+            now=now,
+        )
     elif data.kind == "soft":
-        await soft_bounced(session, **common, detail=detail, limit=soft_bounce_limit)
+        await soft_bounced(
+            session,
+            store_id=store,
+            channel=channel,
+            address=address,
+            detail=detail,
+            message_id=message.id,
+            limit=soft_bounce_limit,
+            now=now,
+        )
     await mark_reported(
         session,
         message_id=message.id,

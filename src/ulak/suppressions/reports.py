@@ -100,8 +100,10 @@ def _texts(message: Message) -> list[str]:
     for part in message.walk():
         content_type = part.get_content_type()
         if content_type in ("message/rfc822", "message/global"):
-            for inner in part.get_payload() if isinstance(part.get_payload(), list) else []:
-                out.append(str(inner.as_string(policy=policy.compat32)))
+            inner = part.get_payload()
+            for returned in inner if isinstance(inner, list) else []:
+                if isinstance(returned, Message):
+                    out.append(str(returned.as_string(policy=policy.compat32)))
         elif part.get_content_maintype() == "text" or content_type == "text/rfc822-headers":
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
@@ -180,10 +182,10 @@ def parse(raw: bytes) -> Report | None:
             (ln.strip() for ln in body.splitlines() if status and status in ln),
             next((ln.strip() for ln in body.splitlines() if reply and reply.group(0) in ln), ""),
         )
-        failures = tuple(
+        listed = tuple(
             Failure(address.strip().lower(), status, line, kind)
             for address in failed.split(",")
             if address.strip() and kind is not None
         )
-        return Report("dsn", failures, "", "", found, returned_ids)
+        return Report("dsn", listed, "", "", found, returned_ids)
     return None
