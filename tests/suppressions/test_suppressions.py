@@ -408,3 +408,22 @@ async def test_a_complaint_suppresses_commercial_mail_and_revokes_consent(
     state = consent_state(customer, "email")
     assert state is not None
     assert (state.status, state.source) == ("revoked", "spam_complaint")
+
+
+async def test_a_shop_cannot_post_a_bounce_as_an_event(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    event = {
+        "type": "message.bounced",
+        "customer": {"id": "c-1", "email": "ayse@example.com"},
+        "data": {"message_id": 1, "kind": "hard"},
+    }
+    response = await client.post("/v1/events", json={"events": [event]}, headers=store.auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "path": "events[0].type",
+            "message": "message.bounced is ulak's own: post bounce and complaint reports "
+            "to /v1/inbound/email",
+        }
+    ]

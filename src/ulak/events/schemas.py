@@ -297,6 +297,11 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
 # Types about the catalogue rather than a person; every other event names its customer.
 WITHOUT_CUSTOMER = frozenset({"product.updated"})
 
+# Types only ulak itself writes (the sender, `ulak inbound`, POST /v1/inbound/email): a
+# shop's event of these types would suppress an address, or revoke a consent, on a message
+# id alone.
+ULAK_ONLY = frozenset({"message.bounced", "message.complained"})
+
 MAX_BATCH = 1000
 # Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
 RESERVED_KEY_PREFIXES = ("ulak:", "derived:")
@@ -338,6 +343,14 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("id",)),
                 message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+            )
+        )
+    if event.type in ULAK_ONLY:
+        problems.append(
+            Problem(
+                path=_path(prefix, ("type",)),
+                message=f"{event.type} is ulak's own: post bounce and complaint reports "
+                "to /v1/inbound/email",
             )
         )
     model = DATA_MODELS.get(event.type)
