@@ -14,9 +14,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
     Insert,
-    Integer,
     Select,
-    String,
     TextClause,
     Update,
     bindparam,
@@ -32,9 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.consent.service import refusal
 from ulak.customers.models import Customer
-from ulak.db import JSONType, Note, UTCDateTime, is_postgres, notes, table_of
+from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
-from ulak.events.models import LANES, Event
+from ulak.events.inbox import inserting_events_about
+from ulak.events.models import LANES
 from ulak.journeys.switch import DISABLED, of_disabled_journeys
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
@@ -733,30 +732,11 @@ def recording_bounces(*, postgres: bool) -> Insert:
     written with the outcome: the worker applies it like a DSN's (suppressions.apply).
     The message's store and customer come from its row, which the sender does not hold.
     Keyed by the message: one bounce per message, however many attempts it took."""
-    events, messages = table_of(Event), table_of(Message)
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect_insert: Any = postgresql.insert if postgres else sqlite.insert
-    values = select(
-        messages.c.store_id,
-        bindparam("key", type_=String()),
-        bindparam("type", type_=String()),
-        bindparam("at", type_=UTCDateTime()),
-        bindparam("at", type_=UTCDateTime()),
-        bindparam("source", type_=String()),
-        bindparam("lane", type_=Integer()),
-        bindparam("customer", type_=JSONType),
-        bindparam("data", type_=JSONType),
-        messages.c.customer_id,
-        bindparam("status", type_=String()),
-        bindparam("attempts", type_=Integer()),
-    ).where(messages.c.id == bindparam("message"))
-    columns = [
-        "store_id", "key", "type", "occurred_at", "received_at", "source", "lane",
-        "customer", "data", "customer_id", "status", "attempts",
-    ]  # fmt: skip
-    statement: Insert = dialect_insert(events).from_select(columns, values).on_conflict_do_nothing()
-    return statement
+    messages = table_of(Message)
+    about = select(messages.c.store_id, messages.c.customer_id).where(
+        messages.c.id == bindparam("message")
+    )
+    return inserting_events_about(about, postgres=postgres)
 
 
 def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dict[str, Any]]:
@@ -779,8 +759,6 @@ def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dic
                 "key": f"derived:bounce:{o.message_id}",
                 "type": "message.bounced",
                 "source": "smtp",
-                "status": "pending",
-                "attempts": 0,
                 "at": o.at,
                 "lane": o.message_id % LANES,
                 "customer": {},
