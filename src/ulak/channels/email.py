@@ -302,7 +302,11 @@ def _refusal(exc: Exception) -> SendError | None:
         code = refused.code if refused else 550
         text = refused.message if refused else "all recipients refused"
         return SendError(
-            f"recipient refused: {code} {text}", permanent=_permanent(code), code=code, bounce=True
+            f"recipient refused: {code} {text}",
+            permanent=_permanent(code),
+            code=code,
+            # 421 is the server hanging up, not a verdict on the recipient.
+            bounce=code != 421,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and not isinstance(
         exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPAuthenticationError
@@ -315,7 +319,6 @@ def _refusal(exc: Exception) -> SendError | None:
             f"{what}: {exc.code} {exc.message}",
             permanent=_permanent(exc.code),
             code=exc.code,
-            # 421 at DATA is the server hanging up, not a verdict on the recipient.
             bounce=isinstance(exc, aiosmtplib.SMTPDataError) and exc.code != 421,
         )
     return None
