@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     # POST /v1/inbound/email); set, each email's envelope sender is
     # bounce+<message tag>@<this domain> (VERP); empty, the store's sender address.
     bounce_domain: str = ""
-    # Messages to one address that soft-bounce (within 30 days) before it is suppressed.
+    # Messages to one address in a row that soft-bounce (within 30 days; a delivery in
+    # between starts again) before it is suppressed.
     soft_bounce_limit: int = Field(default=3, ge=1)
     # The operator's token for POST /v1/inbound/email (any store's reports); a store's own
     # API key posts only reports about its own messages. Empty: store keys only.

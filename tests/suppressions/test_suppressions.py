@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +428,38 @@ async def test_a_shop_cannot_post_a_bounce_as_an_event(
             "to /v1/inbound/email",
         }
     ]
+
+
+async def test_a_delivery_between_soft_bounces_starts_the_count_again(
+    database_url: str, db: Database, clock: FrozenClock, sink: tuple[RefusingSink, int]
+) -> None:
+    handler, port = sink
+    settings = smtp_settings(database_url, port, send_max_attempts=1)
+    async with opened_app(settings, db, clock) as app:
+        workers: Workers = app.state.workers
+        shop = await make_store(db, clock)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+        ) as client:
+            for number, full in (("1001", True), ("1002", True), ("1003", False), ("1004", True)):
+                if full:
+                    handler.refuse["full@example.com"] = "452 4.2.2 mailbox full"
+                else:
+                    handler.refuse.clear()
+                await order(client, shop, number, "full@example.com")
+                await run(workers)
+                clock.travel(timedelta(hours=1))
+    soft = "bounced (soft, smtp): 4.2.2 recipient refused: 452 4.2.2 mailbox full"
+    assert await messages(db, shop) == [
+        ("full@example.com", "bounced", soft),
+        ("full@example.com", "bounced", soft),
+        ("full@example.com", "sent", None),
+        # A commercial journey of the library, a few hours after the first order.
+        ("full@example.com", "skipped", "no consent to commercial email on record"),
+        ("full@example.com", "bounced", soft),
+    ]
+    # Two in a row, a delivery, then one: not three in a row.
+    assert await suppressions(db, shop) == []
+    async with db.read() as session:
+        counted = (await session.execute(select(SoftBounce))).scalars().all()
+    assert [(s.address, s.count) for s in counted] == [("full@example.com", 1)]

@@ -806,6 +806,27 @@ async def reported_message(
     return ReportedMessage(m.id, m.store_id, m.customer_id, m.channel, m.to_address, secret)
 
 
+async def delivered_since(
+    session: AsyncSession, since: datetime, *, message: int, customer_id: int | None
+) -> bool:
+    """Whether another message to this message's customer, at the same address, was sent
+    after `since` (ix_messages_customer: a customer has few messages)."""
+    if customer_id is None:
+        return False
+    bounced = select(Message.to_address).where(Message.id == message).scalar_subquery()
+    found = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.customer_id == customer_id,
+            Message.status == "sent",
+            Message.sent_at > since,
+            Message.to_address == bounced,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 # What a report makes of a message that left: bounced (not delivered after all) or
 # complained (delivered, and reported as spam).
 _REPORTABLE = ("sent", "failed", "bounced")

@@ -5,13 +5,14 @@ abuse report through `ulak inbound` or POST /v1/inbound/email."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.consent.service import record_change
 from ulak.customers.models import Customer
 from ulak.events.schemas import BouncedData, ComplainedData
-from ulak.messages.service import mark_reported, reported_message
+from ulak.messages.service import delivered_since, mark_reported, reported_message
 from ulak.suppressions.service import soft_bounced, suppress
 
 # The consent change a complaint records (consent_changes.source).
@@ -87,6 +88,9 @@ async def apply_report(
             message_id=message.id,
             limit=soft_bounce_limit,
             now=now,
+            delivered_since=partial(
+                delivered_since, session, message=message.id, customer_id=message.customer_id
+            ),
         )
     await mark_reported(
         session,

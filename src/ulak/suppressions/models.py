@@ -31,9 +31,10 @@ class Suppression(Base):
 
 
 class SoftBounce(Base):
-    """Messages to an address that could not be delivered for temporary reasons (retries ran
-    out, or the receiving server gave up with a 4.x.x status), counted until the store's
-    limit suppresses the address; a count older than SOFT_BOUNCE_WINDOW starts again."""
+    """Messages to an address in a row that could not be delivered for temporary reasons
+    (retries ran out, or the receiving server gave up with a 4.x.x status), counted until
+    the limit suppresses the address; a delivery in between, or a count older than
+    SOFT_BOUNCE_WINDOW, starts it again."""
 
     __tablename__ = "soft_bounces"
     __table_args__ = (UniqueConstraint("store_id", "channel", "address"),)
@@ -44,4 +45,5 @@ class SoftBounce(Base):
     address: Mapped[str] = mapped_column(String(320))
     count: Mapped[int] = mapped_column(Integer)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_detail: Mapped[str] = mapped_column(Text, default="")

@@ -12,7 +12,7 @@ The sender checks the list as it claims a batch, in one query for the whole batc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -140,9 +140,12 @@ async def soft_bounced(
     message_id: int | None,
     limit: int,
     now: datetime,
+    delivered_since: Callable[[datetime], Awaitable[bool]],
 ) -> Suppressed | None:
-    """Count one message that soft-bounced; the `limit`-th within SOFT_BOUNCE_WINDOW
-    suppresses the address (returned)."""
+    """Count one message that soft-bounced; the `limit`-th in a row within
+    SOFT_BOUNCE_WINDOW suppresses the address (returned). `delivered_since(t)` says whether
+    a message reached the address after t, which starts the count again (asked only when
+    there is a count: soft bounces are rare, deliveries are not)."""
     address = normalise(address)
     row = (
         await session.execute(
@@ -154,11 +157,14 @@ async def soft_bounced(
         )
     ).scalar_one_or_none()
     if row is None:
-        row = SoftBounce(store_id=store_id, channel=channel, address=address, count=0, first_at=now)
+        row = SoftBounce(
+            store_id=store_id, channel=channel, address=address, count=0, first_at=now, last_at=now
+        )
         session.add(row)
-    elif now - row.first_at > SOFT_BOUNCE_WINDOW:
+    elif now - row.first_at > SOFT_BOUNCE_WINDOW or await delivered_since(row.last_at):
         row.count, row.first_at = 0, now
     row.count += 1
+    row.last_at = now
     row.last_detail = detail[:2000]
     await session.flush()
     if row.count < limit:

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("first_at", Time, nullable=False),
+        sa.Column("last_at", Time, nullable=False),
         sa.Column("last_detail", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name="fk_soft_bounces_store_id_stores", ondelete="CASCADE"
