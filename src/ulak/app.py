@@ -36,6 +36,7 @@ from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
+from ulak.suppressions.api import router as inbound_router
 from ulak.web.pages import browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
@@ -243,6 +244,7 @@ def create_app(
     app.include_router(back_in_stock_router)
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
+    app.include_router(inbound_router)
     if not settings.smtp_url:
         # It shows every store's mail without a login: only to this machine.
         if is_loopback(settings.host):

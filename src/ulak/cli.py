@@ -26,6 +26,7 @@ from ulak.migrate import upgrade
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import list_stores
+from ulak.suppressions.cli import inbound_command, suppressions_app
 from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
@@ -39,6 +40,8 @@ app.add_typer(messages_app, name="messages")
 app.command("simulate")(simulate_command)
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(suppressions_app, name="suppressions")
+app.command("inbound")(inbound_command)
 
 
 def _logging(settings: Settings) -> None:

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     # beside a running server) before it fails saying so.
     lock_timeout_seconds: float = Field(default=30.0, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
+    # Bounces: the domain whose MX is `ulak inbound` (or a server that forwards to
+    # POST /v1/inbound/email); set, each email's envelope sender is
+    # bounce+<message tag>@<this domain> (VERP); empty, the store's sender address.
+    bounce_domain: str = ""
+    # Messages to one address in a row that soft-bounce (within 30 days; a delivery in
+    # between starts again) before it is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    # The operator's token for POST /v1/inbound/email (any store's reports); a store's own
+    # API key posts only reports about its own messages. Empty: store keys only.
+    inbound_token: str = Field(default="", repr=False)
     step_max_attempts: int = Field(default=6, ge=1)
     log_level: str = "info"
 

@@ -12,6 +12,7 @@ from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVer
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
 from ulak.stores.models import ApiKey, Store
+from ulak.suppressions.models import SoftBounce, Suppression
 from ulak.timers.models import Timer
 
 __all__ = [
@@ -39,7 +40,9 @@ __all__ = [
     "OrderStatusChange",
     "Product",
     "Shipment",
+    "SoftBounce",
     "Store",
+    "Suppression",
     "TagTip",
     "TemplateOverride",
     "Timer",

@@ -167,12 +167,14 @@ async def test_a_permanent_refusal_fails_at_once_and_repeated_ones_give_up(
     ) as client:
         await post(client, store, order_placed("1"))
         await workers.drain()
-        await post(client, store, order_placed("2"))
+        # Another address: the first is suppressed now (tests/suppressions).
+        await post(client, store, order_placed("2", customer_id="c-2", email="can@example.com"))
     for _ in range(5):
         await workers.drain()
         clock.travel(timedelta(minutes=10))
     bounced, gave_up = await messages(db)
-    assert bounced.status == "failed"
+    # Failed at once, then marked bounced by the `message.bounced` its refusal made.
+    assert bounced.status == "bounced"
     assert bounced.attempts == 1
     assert "550" in (bounced.last_error or "")
     assert gave_up.status == "failed"

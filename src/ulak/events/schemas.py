@@ -179,6 +179,26 @@ class UnsubscribedData(Loose):
     channel: Literal["email", "sms", "call"] = "email"
 
 
+class BouncedData(Loose):
+    """message.bounced: one of ulak's messages was not delivered, as the SMTP server
+    answered (`source` smtp) or a delivery status notification reported (dsn). ulak writes
+    these itself; a store can only name its own messages."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    kind: Literal["hard", "soft", "blocked"]
+    status: Annotated[str, Field(max_length=20)] = ""
+    diagnostic: Annotated[str, Field(max_length=1000)] = ""
+    source: Literal["smtp", "dsn"] = "dsn"
+
+
+class ComplainedData(Loose):
+    """message.complained: the recipient reported one of ulak's messages as spam (an
+    abuse report, ARF)."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    feedback_type: Annotated[str, Field(max_length=40)] = "abuse"
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -302,10 +322,17 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "back_in_stock.cancelled": BackInStockData,
     "consent.updated": ConsentData,
     "message.unsubscribed": UnsubscribedData,
+    "message.bounced": BouncedData,
+    "message.complained": ComplainedData,
 }
 
 # Types about the catalogue rather than a person; every other event names its customer.
 WITHOUT_CUSTOMER = frozenset({"product.updated"})
+
+# Types only ulak itself writes (the sender, `ulak inbound`, POST /v1/inbound/email): a
+# shop's event of these types would suppress an address, or revoke a consent, on a message
+# id alone.
+ULAK_ONLY = frozenset({"message.bounced", "message.complained"})
 
 MAX_BATCH = 1000
 # Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
@@ -348,6 +375,14 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("id",)),
                 message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+            )
+        )
+    if event.type in ULAK_ONLY:
+        problems.append(
+            Problem(
+                path=_path(prefix, ("type",)),
+                message=f"{event.type} is ulak's own: post bounce and complaint reports "
+                "to /v1/inbound/email",
             )
         )
     model = DATA_MODELS.get(event.type)

@@ -46,7 +46,7 @@ import secrets
 import signal
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from time import monotonic
@@ -64,12 +64,15 @@ from ulak.messages.models import Message
 from ulak.messages.service import (
     Claimed,
     Delivered,
+    bounce_rows,
     claim_due,
     outcome_rows,
     record_outcomes,
+    recording_bounces,
     recording_outcomes,
 )
 from ulak.offload import Offload
+from ulak.suppressions.verp import return_path
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,7 +94,8 @@ _OUTCOMES_TABLE = """CREATE TABLE IF NOT EXISTS outcomes (
     attempt INTEGER NOT NULL,
     error TEXT,
     permanent INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    bounce_code INTEGER
 )"""
 
 
@@ -120,14 +124,15 @@ class Outcomes:
         """Returns once the outcome is durable."""
         if self.database.is_sqlite:
             self._side_file().execute(
-                "INSERT INTO outcomes (message_id, attempt, error, permanent, at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outcomes (message_id, attempt, error, permanent, at, bounce_code)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     outcome.message_id,
                     outcome.attempt,
                     outcome.error,
                     outcome.permanent,
                     outcome.at.isoformat(),
+                    outcome.bounce_code,
                 ),
             )
             return
@@ -159,6 +164,14 @@ class Outcomes:
             connection.cursor() as cursor,
         ):
             await cursor.executemany(_recording_on_postgres(), rows)
+            if bounces := bounce_rows(outcomes, max_attempts=self.max_attempts):
+                from psycopg.types.json import Jsonb
+
+                await cursor.executemany(
+                    _bounces_on_postgres(),
+                    [b | {"data": Jsonb(b["data"]), "customer": Jsonb({})} for b in bounces],
+                )
+                await cursor.execute("NOTIFY ulak_events")
 
     async def fold(self, session: AsyncSession) -> int:
         """SQLite: apply the side file's outcomes to `messages` in the caller's transaction
@@ -169,15 +182,18 @@ class Outcomes:
         rows = (
             self._side_file()
             .execute(
-                "SELECT seq, message_id, attempt, error, permanent, at FROM outcomes ORDER BY seq"
+                "SELECT seq, message_id, attempt, error, permanent, at, bounce_code"
+                " FROM outcomes ORDER BY seq"
             )
             .fetchall()
         )
         await record_outcomes(
             session,
             [
-                Delivered(message, attempt, error, bool(permanent), datetime.fromisoformat(at))
-                for _, message, attempt, error, permanent, at in rows
+                Delivered(
+                    message, attempt, error, bool(permanent), datetime.fromisoformat(at), bounce
+                )
+                for _, message, attempt, error, permanent, at, bounce in rows
             ],
             max_attempts=self.max_attempts,
         )
@@ -199,6 +215,9 @@ class Outcomes:
             file.execute("PRAGMA journal_mode=WAL")
             file.execute("PRAGMA synchronous=NORMAL")
             file.execute(_OUTCOMES_TABLE)
+            columns = {row[1] for row in file.execute("PRAGMA table_info(outcomes)")}
+            if "bounce_code" not in columns:  # a side file from before bounces were kept
+                file.execute("ALTER TABLE outcomes ADD COLUMN bounce_code INTEGER")
             self._file = file
         return self._file
 
@@ -220,6 +239,15 @@ def _recording_on_postgres() -> str:
     from sqlalchemy.dialects.postgresql import psycopg
 
     return str(recording_outcomes().compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _bounces_on_postgres() -> str:
+    """`recording_bounces` in PostgreSQL's SQL."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    statement = recording_bounces(postgres=True)
+    return str(statement.compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
 class Deliveries(Protocol):
@@ -278,7 +306,9 @@ async def deliver_and_record(
 async def record(
     message: int, attempt: int, outcome: Outcome, outcomes: Outcomes, clock: Clock
 ) -> None:
-    delivered = Delivered(message, attempt, outcome.error, outcome.permanent, clock.now())
+    delivered = Delivered(
+        message, attempt, outcome.error, outcome.permanent, clock.now(), outcome.bounce_code
+    )
     try:
         await outcomes.record(delivered)
     except Exception:
@@ -555,7 +585,7 @@ class Sender:
         transaction; deliver them once it has committed (`start`)."""
         await self.deliveries.ready()
         now = self.clock.now()
-        return await claim_due(
+        claimed = await claim_due(
             session,
             now=now,
             limit=min(limit, self.slots - self.in_flight),
@@ -565,6 +595,10 @@ class Sender:
             claimer=self.deliveries.claimer,
             taken_back=await self._taken_back(session, now),
         )
+        if domain := self.settings.bounce_domain:
+            # VERP: the receiving server's DSN names the message it returns.
+            return [replace(c, return_path=return_path(c.tag, domain)) for c in claimed]
+        return claimed
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         for message in claimed:
@@ -674,4 +708,6 @@ def _email(message: Claimed) -> OutgoingEmail:
         list_unsubscribe_url=message.unsubscribe_url,
         list_unsubscribe_mailto=message.unsubscribe_mailto,
         auto_submitted=message.auto_submitted,
+        tag=message.tag,
+        return_path=message.return_path,
     )
