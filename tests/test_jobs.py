@@ -21,6 +21,8 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "journeys.run_due",
         "messages.send_due",
         "sms.poll_reports",
+        "consent.iys_push",
+        "consent.iys_pull",
     }
     assert jobs["timers.fire_due"].wakes == ("events.apply",)
     assert jobs["events.apply"].wakes == ("journeys.run_due",)
@@ -31,11 +33,20 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "journeys.run_due": 2,
         "messages.send_due": 3,
         "sms.poll_reports": 0,
+        "consent.iys_push": 0,
+        "consent.iys_pull": 0,
     }
+    # İYS's changes, pulled once a minute across workers, become events to apply.
+    assert (jobs["consent.iys_pull"].every, jobs["consent.iys_pull"].wakes) == (
+        timedelta(minutes=1),
+        ("events.apply",),
+    )
     # New events wake the job that applies them, not the first stage.
     assert [name for name, j in jobs.items() if j.on_events] == ["events.apply"]
     # Each pipeline job says when it next has work, for the worker's sleep and `simulate`.
-    assert all(j.due is not None for name, j in jobs.items() if name != "events.apply")
+    assert all(
+        j.due is not None for name, j in jobs.items() if name != "events.apply" and not j.every
+    )
 
 
 def test_new_events_wake_the_job_that_applies_them(workers: Workers) -> None:

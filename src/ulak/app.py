@@ -38,6 +38,7 @@ from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
+from ulak.suppressions.api import router as inbound_router
 from ulak.web.pages import browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
@@ -247,6 +248,7 @@ def create_app(
     app.include_router(unsubscribe_router)
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
+    app.include_router(inbound_router)
     if not settings.smtp_url:
         # It shows every store's mail without a login: only to this machine.
         if is_loopback(settings.host):

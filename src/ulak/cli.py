@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.catalog.cli import catalog_app
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
+from ulak.consent.cli import iys_app
 from ulak.coupons.cli import coupons_app
 from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
@@ -26,11 +27,13 @@ from ulak.sms.cli import sms_app
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import list_stores
+from ulak.suppressions.cli import inbound_command, suppressions_app
 from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
 stores_app.add_typer(sms_app, name="sms")
+stores_app.add_typer(iys_app, name="iys")
 app.add_typer(keys_app, name="keys")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(steps_app, name="steps")
@@ -39,6 +42,8 @@ app.add_typer(messages_app, name="messages")
 app.command("simulate")(simulate_command)
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(suppressions_app, name="suppressions")
+app.command("inbound")(inbound_command)
 
 
 def _logging(settings: Settings) -> None:
@@ -46,6 +51,9 @@ def _logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Said at the start of `serve` and `worker`, the processes whose links reach customers.
+    if (warning := settings.public_url_warning()) is not None:
+        logging.getLogger("ulak").warning("%s", warning)
 
 
 @app.command()
@@ -244,6 +252,12 @@ def status(
         for f in report["failures"]:
             failed.add_row(f["kind"], str(f["id"]), str(f["store_id"]), f["at"], f["reason"])
         console.print(failed)
+    if report["held"]:
+        # "Why didn't she get it?": what the sending policy and consent held back.
+        held = Table("store", "status", "reason", "count", title="not sent, and why")
+        for h in report["held"]:
+            held.add_row(str(h["store_id"]), h["status"], h["reason"], str(h["count"]))
+        console.print(held)
     if report["resent"]:
         # A delivery cut short by a crash may have reached the customer before it went again.
         resent = Table(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +53,16 @@ class Settings(BaseSettings):
     # beside a running server) before it fails saying so.
     lock_timeout_seconds: float = Field(default=30.0, gt=0)
     send_max_attempts: int = Field(default=8, ge=1)
+    # Bounces: the domain whose MX is `ulak inbound` (or a server that forwards to
+    # POST /v1/inbound/email); set, each email's envelope sender is
+    # bounce+<message tag>@<this domain> (VERP); empty, the store's sender address.
+    bounce_domain: str = ""
+    # Messages to one address in a row that soft-bounce (within 30 days; a delivery in
+    # between starts again) before it is suppressed.
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    # The operator's token for POST /v1/inbound/email (any store's reports); a store's own
+    # API key posts only reports about its own messages. Empty: store keys only.
+    inbound_token: str = Field(default="", repr=False)
     step_max_attempts: int = Field(default=6, ge=1)
     log_level: str = "info"
 
@@ -62,6 +74,25 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def public_url_warning(self) -> str | None:
+        """Why links in messages are unsafe, when they are: not https, outside development
+        (a base on this machine: localhost, a loopback address)."""
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "https":
+            return None
+        host = (parts.hostname or "").lower()
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = host == "localhost" or host.endswith(".localhost")
+        if local:
+            return None
+        return (
+            f"ULAK_PUBLIC_URL is {self.base_url}, not https: the links in every email "
+            "(unsubscribe, pages) travel in clear text and mailbox providers distrust them; "
+            "set ULAK_PUBLIC_URL=https://... (the address customers reach ulak at)"
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -33,6 +33,7 @@ from ulak.offload import Offload
 
 # The features whose `jobs.py` declares jobs; importing one registers its jobs.
 FEATURES = (
+    "ulak.consent.jobs",
     "ulak.events.jobs",
     "ulak.journeys.jobs",
     "ulak.messages.jobs",

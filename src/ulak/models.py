@@ -2,7 +2,7 @@
 
 from ulak.catalog.models import Product, TagTip
 from ulak.channels.models import DevInboxMessage
-from ulak.consent.models import ConsentChange
+from ulak.consent.models import ConsentChange, IysAccount, IysPush, IysRecipient
 from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
 from ulak.db import Base
@@ -13,6 +13,7 @@ from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
+from ulak.suppressions.models import SoftBounce, Suppression
 from ulak.timers.models import Timer
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "EnrollmentStep",
     "Event",
     "InboxCursor",
+    "IysAccount",
+    "IysPush",
+    "IysRecipient",
     "JobTick",
     "Journey",
     "JourneyVersion",
@@ -40,7 +44,9 @@ __all__ = [
     "Shipment",
     "ShortLink",
     "SmsSettings",
+    "SoftBounce",
     "Store",
+    "Suppression",
     "TagTip",
     "TemplateOverride",
     "Timer",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -18,7 +18,7 @@ from ulak.events.models import Event
 from ulak.journeys.models import IS_LIVE, Enrollment, EnrollmentStep, Journey
 from ulak.journeys.service import offer_library, sync_date_timers
 from ulak.journeys.switch import DISABLED
-from ulak.messages.models import Message
+from ulak.messages.models import IS_QUEUED, Message
 from ulak.stores.models import Store
 
 
@@ -70,7 +70,34 @@ async def failures_report(
         {"id": id_, "store_id": s, "at": when.isoformat(), "to": to, "status": status}
         for id_, s, when, to, status in interrupted.all()
     ]
-    return {"counts": counts, "failures": failures, "resent": resent}
+    return {
+        "counts": counts,
+        "failures": failures,
+        "resent": resent,
+        "held": await held_report(session, store_id=store_id),
+    }
+
+
+async def held_report(session: AsyncSession, *, store_id: int | None) -> list[dict[str, Any]]:
+    """Why messages were not sent: per store, the skipped ones by reason and the ones the
+    sending policy postpones (queued with a reason) by reason, most first."""
+    scope = [Message.store_id == store_id] if store_id is not None else []
+    held: list[dict[str, Any]] = []
+    for state, reason, where in (
+        ("skipped", Message.last_error, Message.status == "skipped"),
+        ("postponed", Message.held_reason, and_(IS_QUEUED, Message.held_reason.is_not(None))),
+    ):
+        rows = await session.execute(
+            select(Message.store_id, reason, func.count())
+            .where(where, *scope)
+            .group_by(Message.store_id, reason)
+        )
+        held += [
+            {"store_id": s, "status": state, "reason": why or "", "count": int(n)}
+            for s, why, n in rows.all()
+        ]
+    held.sort(key=lambda h: (h["store_id"], h["status"], -h["count"], h["reason"]))
+    return held
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,28 @@ def test_build_mime_commercial_mail_has_one_click_unsubscribe() -> None:
     assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
 
 
+def test_build_mime_lists_the_mailto_after_the_one_click_link() -> None:
+    url = "https://ulak.example/u/1/" + "t" * 120
+    mailto = "mailto:shop@aysenin.example?subject=unsubscribe%20" + "t" * 120
+    raw = build_mime(replace(MAIL, list_unsubscribe_url=url, list_unsubscribe_mailto=mailto))
+    message = parse(raw)
+
+    # https first: RFC 8058's one click (POST) works on it alone; then the mailto.
+    assert f"\r\nList-Unsubscribe: <{url}>, <{mailto}>\r\n".encode() in raw
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Auto-Submitted" not in message  # commercial mail is a newsletter, not automatic
+
+
+def test_build_mime_informational_mail_is_auto_submitted() -> None:
+    # A mailto alone means nothing without the https link: it is never listed alone.
+    mailto = "mailto:shop@aysenin.example?subject=unsubscribe%20tok"
+    message = parse(build_mime(replace(MAIL, auto_submitted=True, list_unsubscribe_mailto=mailto)))
+
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert "List-Unsubscribe" not in message
+    assert "List-Unsubscribe-Post" not in message
+
+
 def test_build_mime_refuses_a_naive_date() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_mime(replace(MAIL, date=dt.datetime(2026, 11, 23, 10, 30)))  # noqa: DTZ001
@@ -138,7 +160,12 @@ def dns_for(record: bytes, selector: str) -> Any:
 def test_dkim_signature_verifies(make_key: Any, algorithm: bytes) -> None:
     pem, record = make_key()
     signer = DkimSigner("ulak2026", pem)
-    mail = replace(MAIL, list_unsubscribe_url="https://ulak.example/u/tok")
+    mail = replace(
+        MAIL,
+        list_unsubscribe_url="https://ulak.example/u/tok",
+        list_unsubscribe_mailto="mailto:shop@aysenin.example?subject=unsubscribe%20tok",
+        auto_submitted=True,
+    )
 
     raw = build_mime(mail, dkim=signer)
 
@@ -155,6 +182,8 @@ def test_dkim_signature_verifies(make_key: Any, algorithm: bytes) -> None:
         "message-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
+        "auto-submitted",
+        "reply-to",
         "mime-version",
         "content-type",
     } <= signed

@@ -113,6 +113,7 @@ async def test_a_grant_reported_late_does_not_undo_a_later_revocation(
             "source": "checkout",
             "at": "2026-03-02T09:00:00+00:00",
             "since": "2026-03-02T09:00:00+00:00",
+            "recipient_type": "individual",
         }
     }
     async with db.read() as session:

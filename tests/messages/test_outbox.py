@@ -78,15 +78,21 @@ steps:
 async def test_commercial_mail_has_one_click_unsubscribe_and_respects_it_at_send_time(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
-    store = await make_store(db, clock, library=False)
+    store = await make_store(db, clock, library=False, contact_email="destek@dukkan.example")
     await add_journey(db, clock, store, COMMERCIAL)
     await post(client, store, consent_updated("granted"))
     await post(client, store, order_placed("1"))
     await workers.drain()
     (mail,) = await dev_inbox(db)
-    url = mail["List-Unsubscribe"].strip("<>")
+    # The https link first (one click, RFC 8058), then a mailto with the same signed token.
+    url, mailto = (target.strip(" <>") for target in mail["List-Unsubscribe"].split(","))
     assert url.startswith(f"http://ulak.test/u/{store.id}/")
+    token = url.rpartition("/")[2]
+    assert mailto == f"mailto:merhaba@dukkan.example?subject=unsubscribe%20{token}"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # Answers go to the shop's contact address; a commercial mail is not auto-submitted.
+    assert mail["Reply-To"] == "destek@dukkan.example"
+    assert mail["Auto-Submitted"] is None
 
     # The second message is written while she is still subscribed...
     await client.post("/v1/events", json=order_placed("2"), headers=store.auth)
@@ -161,12 +167,14 @@ async def test_a_permanent_refusal_fails_at_once_and_repeated_ones_give_up(
     ) as client:
         await post(client, store, order_placed("1"))
         await workers.drain()
-        await post(client, store, order_placed("2"))
+        # Another address: the first is suppressed now (tests/suppressions).
+        await post(client, store, order_placed("2", customer_id="c-2", email="can@example.com"))
     for _ in range(5):
         await workers.drain()
         clock.travel(timedelta(minutes=10))
     bounced, gave_up = await messages(db)
-    assert bounced.status == "failed"
+    # Failed at once, then marked bounced by the `message.bounced` its refusal made.
+    assert bounced.status == "bounced"
     assert bounced.attempts == 1
     assert "550" in (bounced.last_error or "")
     assert gave_up.status == "failed"

@@ -102,9 +102,10 @@ def test_every_template_renders(template: str, locale: str, context: Any) -> Non
     hello = {"tr": "Merhaba", "en": "Hi" if context is full_context else "Hello"}[locale]
     name = " Ayşe," if context is full_context else ","
     assert mail.text.startswith(hello + name + "\n")
-    # CSS is inlined onto elements, not left to a <style> block.
-    assert '<td class="content" style="padding: 32px 28px;' in mail.html
-    assert "<style>@media only screen and (max-width: 620px)" in mail.html
+    # CSS is inlined onto elements, not left to a <style> block: a phone's padding, which
+    # a wider screen's @media rule widens.
+    assert '<td class="content" style="padding: 28px 20px;' in mail.html
+    assert "<style>@media only screen and (min-width: 620px)" in mail.html
 
 
 def least_context() -> dict[str, Any]:
@@ -170,9 +171,19 @@ def test_turkish_confirmation_shows_what_the_customer_bought() -> None:
         assert "Kadıköy/İstanbul" in part
     assert "- Seramik Kupa × 2: 500,00 ₺" in mail.text
     assert "Toplam: 1.249,90 ₺" in mail.text
-    assert '<span class="muted" style="color: #6b7280;font-size: 14px;">2 adet</span>' in mail.html
+    # The unit price beside the quantity; the line's total in its own column.
+    muted = '<span class="muted" style="color: #6b7280;font-size: 14px;">'
+    assert f"{muted}2 adet × 250,00 ₺</span>" in mail.html
+    assert f"{muted}1 adet × 750,00 ₺</span>" in mail.html
+    assert "- Seramik Kupa × 2: 500,00 ₺ (birim fiyat 250,00 ₺)\n" in mail.text
+    assert "- Keten Önlük × 1: 750,00 ₺\n" in mail.text
     assert '<img src="https://cdn.aysenin.example/kupa.jpg"' in mail.html
     assert "Siparişiniz kargoya verildiğinde" in mail.text
+    # The sample's country code as a name, its payment method and its page.
+    assert "\n34710 Kadıköy/İstanbul\nTürkiye\n" in mail.text
+    assert "Ödeme yöntemi: Kredi kartı\n" in mail.text
+    assert "Siparişinizi görüntüleyin: https://aysenin.example/hesabim/siparis/1001" in mail.text
+    assert ">Siparişinizi görüntüleyin</a>" in mail.html
 
 
 def test_english_confirmation_uses_english_formats() -> None:
@@ -181,8 +192,11 @@ def test_english_confirmation_uses_english_formats() -> None:
     assert mail.subject == "Your order #1001 is confirmed"
     assert "₺1,249.90" in mail.text
     assert "November 23, 2026" in mail.text
-    assert "- Seramik Kupa × 2: ₺500.00" in mail.text
-    assert "Qty: 2" in mail.html
+    assert "- Seramik Kupa × 2: ₺500.00 (each ₺250.00)" in mail.text
+    assert "Qty: 2 × ₺250.00" in mail.html
+    assert "\nTürkiye\n" in mail.text
+    assert "Payment method: Credit card\n" in mail.text
+    assert ">View your order</a>" in mail.html
 
 
 def test_minimal_confirmation_leaves_out_what_is_unknown() -> None:
@@ -218,14 +232,17 @@ def test_shipped_mail_has_a_tracking_button() -> None:
     assert mail.subject == "Siparişiniz kargoya verildi – #1001"
     assert mail.preheader == "Siparişiniz Yurtiçi Kargo ile yola çıktı. Takip numaranız: YK123456"
     button = re.search(
-        r'<a class="button" href="https://kargo.example/YK123456" style="([^"]+)">'
-        r"Kargonuzu takip edin</a>",
+        r'<td class="button-cell" bgcolor="#c2410c" style="([^"]+)">'
+        r'<a class="button" target="_blank" href="https://kargo.example/YK123456" style="([^"]+)">'
+        r"Kargonuzu takip edin</a></td>",
         mail.html,
     )
     assert button is not None
-    # Readable on the brand colour: white on the dark orange, not the link colour.
-    assert "color: #ffffff;" in button.group(1)
+    # A table cell painted in the brand colour (Outlook draws a cell's bgcolor, not a
+    # link's background), the link's text readable on it: white on the dark orange.
     assert "background-color: #c2410c;" in button.group(1)
+    assert "color: #ffffff;" in button.group(2)
+    assert "padding: 14px 28px;" in button.group(2)
     assert "Kargo firması: Yurtiçi Kargo" in mail.text
     assert "Tahmini teslim tarihi: 25 Kasım 2026" in mail.text
     assert "Kargonuzu takip edin: https://kargo.example/YK123456" in mail.text
@@ -569,3 +586,19 @@ def test_win_back_tells_a_sign_up_who_never_bought_from_a_customer_who_lapsed() 
         assert 'src="https://cdn.aysenin.example/pecete.jpg"' in mail.html
     none = render("win_back", context=full_context() | {"event": lapsed, "recommendations": []})
     assert "Size önerdiklerimiz" not in none.text  # none to show: no heading
+
+
+def test_a_store_templates_bare_button_link_still_shows_as_a_button() -> None:
+    # Written before the table-cell button: a link with the class alone.
+    source = """{% block subject %}Kargoda{% endblock %}
+{% block body %}<p><a class="button" href="https://aysenin.example/takip">Takip</a></p>
+{% endblock %}
+{% block text %}Kargoda{% endblock %}"""
+    mail = render("order_shipped", overrides={"order_shipped": source})
+
+    button = re.search(
+        r'<a class="button" href="https://aysenin.example/takip" style="([^"]+)">', mail.html
+    )
+    assert button is not None
+    assert "background-color: #c2410c;" in button.group(1)
+    assert "color: #ffffff;" in button.group(1)

@@ -38,6 +38,17 @@ class OutgoingEmail:
     text: str
     date: datetime  # aware
     list_unsubscribe_url: str | None  # commercial mail only
+    # RFC 2369's mailto beside the https link (commercial mail only), for clients that
+    # offer unsubscribing by mail; the https one stays first, with RFC 8058's one click.
+    list_unsubscribe_mailto: str | None = None
+    # RFC 3834 `Auto-Submitted: auto-generated` on informational mail: it tells vacation
+    # responders not to answer an order update. Commercial mail goes without it, as
+    # mailbox providers expect of a newsletter.
+    auto_submitted: bool = False
+    # The message's signed tag, which DSNs and abuse reports return (`suppressions.verp`).
+    tag: str = ""
+    # The envelope sender (VERP), when not the From address.
+    return_path: str | None = None
 
 
 # Signed when present. Signing List-Unsubscribe(-Post) keeps the RFC 8058 one-click pair
@@ -51,6 +62,7 @@ DKIM_HEADERS = (
     b"message-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"auto-submitted",
     b"mime-version",
     b"content-type",
 )
@@ -185,9 +197,14 @@ def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
     msg["Subject"] = _header(mail.subject)
     msg["Date"] = format_datetime(mail.date)
     msg["Message-ID"] = mail.message_id
+    if mail.tag:
+        msg["X-Ulak-Message"] = mail.tag
     if mail.list_unsubscribe_url:
-        msg["List-Unsubscribe"] = f"<{mail.list_unsubscribe_url}>"
+        targets = [mail.list_unsubscribe_url, mail.list_unsubscribe_mailto]
+        msg["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets if target)
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if mail.auto_submitted:
+        msg["Auto-Submitted"] = "auto-generated"
     for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
         part = MIMENonMultipart("text", subtype)
         part.set_payload(body if body.endswith("\n") else body + "\n", _UTF8_QP)
@@ -200,12 +217,17 @@ def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
 
 
 class SendError(Exception):
-    """permanent: the receiving side refused for good (5xx, a bounce); otherwise try later."""
+    """permanent: the receiving side refused for good (5xx, a bounce); otherwise try later.
+    bounce: the refusal came at RCPT or DATA, so it is about the recipient (or what was
+    sent to them), not about our sender or the connection."""
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: int | None = None, bounce: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.bounce = bounce
 
 
 @dataclass(frozen=True)
@@ -290,7 +312,13 @@ def _refusal(exc: Exception) -> SendError | None:
         refused = exc.recipients[0] if exc.recipients else None
         code = refused.code if refused else 550
         text = refused.message if refused else "all recipients refused"
-        return SendError(f"recipient refused: {code} {text}", permanent=_permanent(code), code=code)
+        return SendError(
+            f"recipient refused: {code} {text}",
+            permanent=_permanent(code),
+            code=code,
+            # 421 is the server hanging up, not a verdict on the recipient.
+            bounce=code != 421,
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and not isinstance(
         exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPAuthenticationError
     ):
@@ -299,7 +327,10 @@ def _refusal(exc: Exception) -> SendError | None:
             aiosmtplib.SMTPDataError: "message refused",
         }.get(type(exc), "SMTP error")
         return SendError(
-            f"{what}: {exc.code} {exc.message}", permanent=_permanent(exc.code), code=exc.code
+            f"{what}: {exc.code} {exc.message}",
+            permanent=_permanent(exc.code),
+            code=exc.code,
+            bounce=isinstance(exc, aiosmtplib.SMTPDataError) and exc.code != 421,
         )
     return None
 

@@ -61,6 +61,9 @@ class Outcome:
 
     error: str | None = None
     permanent: bool = False
+    # The SMTP reply code when the server refused the recipient or the message (RCPT,
+    # DATA): a bounce, which the suppression list counts.
+    bounce_code: int | None = None
     # An SMS gateway's id of the message (its delivery reports name it).
     provider_id: str | None = None
     # Not before this many seconds, when the gateway said (throttling).
@@ -99,7 +102,9 @@ class EmailChannel:
         except Exception as error:  # an unexpected failure is retried like a temporary one
             log.exception("mail to message %s could not be built", mail.message_id)
             return Outcome(f"{type(error).__name__}: {error}")
-        return Envelope(mail.message_id, mail.from_address, mail.to_address, raw)
+        return Envelope(
+            mail.message_id, mail.return_path or mail.from_address, mail.to_address, raw
+        )
 
     async def transmit(self, envelope: Envelope) -> Outcome:
         try:
@@ -107,7 +112,7 @@ class EmailChannel:
                 mail_from=envelope.mail_from, rcpt_to=envelope.rcpt_to, raw=envelope.raw
             )
         except SendError as error:
-            return Outcome(str(error), error.permanent)
+            return Outcome(str(error), error.permanent, error.code if error.bounce else None)
         except Exception as error:  # an unexpected failure is retried like a temporary one
             log.exception("mail to message %s could not be sent", envelope.message_id)
             return Outcome(f"{type(error).__name__}: {error}")

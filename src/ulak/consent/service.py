@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ulak.consent import iys
 from ulak.consent.models import ConsentChange
 from ulak.customers.models import Customer
 
@@ -36,6 +37,7 @@ class ConsentState:
     source: str
     at: datetime  # when the change that decides occurred
     since: datetime  # when the customer's consent came to this status (the first of a run)
+    recipient_type: str = "individual"  # individual, merchant: as the deciding change said
 
     def stored(self) -> dict[str, str]:
         return {
@@ -43,6 +45,7 @@ class ConsentState:
             "source": self.source,
             "at": self.at.isoformat(),
             "since": self.since.isoformat(),
+            "recipient_type": self.recipient_type,
         }
 
 
@@ -52,13 +55,38 @@ def consent_state(customer: Customer, channel: str) -> ConsentState | None:
         return None
     at = datetime.fromisoformat(kept["at"])
     since = datetime.fromisoformat(kept["since"]) if "since" in kept else at
-    return ConsentState(kept["status"], kept["source"], at, since)
+    return ConsentState(
+        kept["status"], kept["source"], at, since, kept.get("recipient_type", "individual")
+    )
 
 
-def refusal(customer: Customer, channel: str) -> str | None:
-    """Why a commercial message on `channel` may not go to this customer; None: it may."""
+def recipient_type_of(customer: Customer) -> str:
+    """individual or merchant: as the customer's latest consent change on any channel said
+    (a merchant known from their SMS consent is a merchant for email too)."""
+    states = [s for c in customer.consent or {} if (s := consent_state(customer, c)) is not None]
+    return max(states, key=lambda s: s.at).recipient_type if states else "individual"
+
+
+def refusal(customer: Customer, channel: str, *, merchant_opt_out: bool = False) -> str | None:
+    """Why a commercial message on `channel` may not go to this customer; None: it may.
+
+    With `merchant_opt_out` (a store setting) a merchant recipient needs no recorded grant,
+    as the law allows for merchants (İYS: "tacir/esnaf"); a revocation still stops it."""
     state = consent_state(customer, channel)
+    # Who the recipient is matters only without a recorded state, under the relaxation.
+    kind = recipient_type_of(customer) if state is None and merchant_opt_out else "individual"
+    return refusal_of(
+        state, channel=channel, recipient_type=kind, merchant_opt_out=merchant_opt_out
+    )
+
+
+def refusal_of(
+    state: ConsentState | None, *, channel: str, recipient_type: str, merchant_opt_out: bool
+) -> str | None:
+    """`refusal` over what it reads of the customer (the sending policy holds these)."""
     if state is None:
+        if merchant_opt_out and recipient_type == "merchant":
+            return None
         return f"no consent to commercial {channel} on record"
     if state.status != "granted":
         return f"consent to commercial {channel} revoked ({state.source})"
@@ -100,11 +128,17 @@ async def record_change(
     at = min(occurred_at, now)
     current = consent_state(customer, channel)
     if current is None or at >= current.at:
+        # A store registered at İYS tells it too, in this transaction (`consent/iys.py`);
+        # not a change that a later one outranks (İYS keeps the last it is told).
+        await iys.queue_change(
+            session, store_id=store_id, customer=customer, channel=channel, status=status,
+            source=source, recipient_type=recipient_type, at=at, now=now,
+        )  # fmt: skip
         since = current.since if current is not None and current.status == status else at
         # A new dict: the JSON column notices a replaced value, not one changed in place.
         customer.consent = {
             **(customer.consent or {}),
-            channel: ConsentState(status, source, at, since).stored(),
+            channel: ConsentState(status, source, at, since, recipient_type).stored(),
         }
 
 

@@ -81,6 +81,10 @@ async def get_customer(ref: str, store: CurrentStore, database: AppDatabase) -> 
                     # Attempts cut short by a crash: each may have reached the customer.
                     "interrupted_attempts": m.interrupted_attempts,
                     "error": m.last_error,
+                    # Held back by the sending policy (quiet hours, a frequency cap): why,
+                    # and until when it waits.
+                    "held_reason": m.held_reason,
+                    "held_until": m.held_until,
                 },
             )
             for m in messages

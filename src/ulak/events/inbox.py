@@ -33,13 +33,17 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Insert,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
+    literal_column,
     select,
     text,
 )
@@ -48,7 +52,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ulak.clock import Clock
-from ulak.db import Database, UTCDateTime, insert_ignoring_conflicts, table_of
+from ulak.db import Database, JSONType, UTCDateTime, insert_ignoring_conflicts, table_of
 from ulak.events.models import LANES, Event, InboxCursor
 from ulak.events.schemas import Accepted, EventIn, Problem
 
@@ -161,6 +165,40 @@ async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> se
     statement = insert_ignoring_conflicts(session, table).returning(table.c.key)
     result = await session.execute(statement, [{**row, "status": "pending"} for row in rows])
     return {key for (key,) in result.all()}
+
+
+def inserting_events_about(about: Select[Any], *, postgres: bool) -> Insert:
+    """INSERT ... SELECT of one pending event per row of `about` (its store and customer
+    ids, in that order), the rest bound by name (key, type, at, source, lane, customer,
+    data), ignoring a key the store has: for a writer that knows an event's subject only
+    by another feature's row (the sender knows a bounced message's id, not its store).
+    Compiled, it also runs on a plain connection (`messages.sending`)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    # `about` keeps its WHERE, which SQLite needs before ON CONFLICT in an INSERT ... SELECT
+    # (without one it reads ON as a join's).
+    values = about.add_columns(
+        bindparam("key", type_=String()),
+        bindparam("type", type_=String()),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("at", type_=UTCDateTime()),
+        bindparam("source", type_=String()),
+        bindparam("lane", type_=Integer()),
+        bindparam("customer", type_=JSONType),
+        bindparam("data", type_=JSONType),
+        # Written out, not bound: a plain connection passes only the named parameters.
+        literal_column("'pending'"),
+        literal_column("0"),
+    )
+    columns = [
+        "store_id", "customer_id", "key", "type", "occurred_at", "received_at", "source",
+        "lane", "customer", "data", "status", "attempts",
+    ]  # fmt: skip
+    dialect_insert: Any = postgresql.insert if postgres else sqlite.insert
+    statement: Insert = (
+        dialect_insert(table_of(Event)).from_select(columns, values).on_conflict_do_nothing()
+    )
+    return statement
 
 
 @dataclass

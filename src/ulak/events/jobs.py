@@ -21,7 +21,11 @@ async def apply_events(ctx: JobContext) -> int:
             else 0
         )
         applied = await apply_pending(
-            session, clock=ctx.clock, limit=ctx.batch_size, isolate=isolate
+            session,
+            clock=ctx.clock,
+            limit=ctx.batch_size,
+            isolate=isolate,
+            soft_bounce_limit=ctx.settings.soft_bounce_limit,
         )
         return copied + applied
 

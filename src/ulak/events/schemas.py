@@ -187,6 +187,26 @@ class SmsReportData(Loose):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
+class BouncedData(Loose):
+    """message.bounced: one of ulak's messages was not delivered, as the SMTP server
+    answered (`source` smtp) or a delivery status notification reported (dsn). ulak writes
+    these itself; a store can only name its own messages."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    kind: Literal["hard", "soft", "blocked"]
+    status: Annotated[str, Field(max_length=20)] = ""
+    diagnostic: Annotated[str, Field(max_length=1000)] = ""
+    source: Literal["smtp", "dsn"] = "dsn"
+
+
+class ComplainedData(Loose):
+    """message.complained: the recipient reported one of ulak's messages as spam (an
+    abuse report, ARF)."""
+
+    message_id: Annotated[int, Field(ge=1, lt=2**63)]
+    feedback_type: Annotated[str, Field(max_length=40)] = "abuse"
+
+
 class CartData(Loose):
     cart_id: Id
     items: list[Item] = Field(default_factory=list)
@@ -214,7 +234,16 @@ class OrderPlacedData(Loose):
     channel: Channel = "web"
     cart_id: Id | None = None
     shipping_address: dict[str, Any] | None = None
-    payment_method: Annotated[str, Field(max_length=100)] | None = None
+    payment_method: Annotated[str, Field(max_length=100)] | None = Field(
+        default=None,
+        description="How the customer paid: a common code (credit_card, debit_card,"
+        " bank_transfer, cash_on_delivery, card_on_delivery, wallet, paypal, gift_card,"
+        " store_credit), shown in the customer's language, or the shop's own wording.",
+    )
+    order_url: WebUrl | None = Field(
+        default=None,
+        description="The order's page on the shop, behind the emails' \"view your order\" button.",
+    )
 
 
 class OrderChangeData(Loose):
@@ -247,6 +276,23 @@ ShipmentStatus = Literal[
 ]
 
 
+class ShipmentLine(Loose):
+    """One line of an order in a parcel, named as the order named it (variant, SKU or
+    product); its title, picture and price come from the order."""
+
+    product_id: Id | None = None
+    variant_id: Id | None = None
+    sku: Annotated[str, Field(max_length=200)] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    quantity: Quantity = 1
+
+    @model_validator(mode="after")
+    def _named(self) -> ShipmentLine:
+        if not (self.product_id or self.variant_id or self.sku or self.title):
+            raise ValueError("a shipment line needs one of variant_id, sku, product_id or title")
+        return self
+
+
 class ShipmentUpdatedData(Loose):
     shipment_id: Id
     order_id: Id | None = None
@@ -254,6 +300,12 @@ class ShipmentUpdatedData(Loose):
     location: Annotated[str, Field(max_length=300)] | None = None
     message: Annotated[str, Field(max_length=1000)] | None = None
     estimated_delivery: Annotated[str, Field(max_length=40)] | None = None
+    items: list[ShipmentLine] | None = Field(
+        default=None,
+        max_length=1000,
+        description="The order's lines in this parcel, when an order ships in parts: its"
+        " emails list only these. Without it, what the parcel held before (or the whole order).",
+    )
 
 
 class OrderDeliveredData(Loose):
@@ -280,12 +332,19 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.unsubscribed": UnsubscribedData,
     "message.delivered": SmsReportData,
     "message.failed": SmsReportData,
+    "message.bounced": BouncedData,
+    "message.complained": ComplainedData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.
 FROM_GATEWAYS_ONLY = frozenset({"message.delivered", "message.failed"})
 # Types about the catalogue rather than a person; every other event names its customer.
 WITHOUT_CUSTOMER = frozenset({"product.updated"})
+
+# Types only ulak itself writes (the sender, `ulak inbound`, POST /v1/inbound/email): a
+# shop's event of these types would suppress an address, or revoke a consent, on a message
+# id alone.
+ULAK_ONLY = frozenset({"message.bounced", "message.complained"})
 
 MAX_BATCH = 1000
 # Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
@@ -336,6 +395,14 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("type",)),
                 message=f"{event.type} comes only from an SMS gateway's delivery report",
+            )
+        )
+    if event.type in ULAK_ONLY:
+        problems.append(
+            Problem(
+                path=_path(prefix, ("type",)),
+                message=f"{event.type} is ulak's own: post bounce and complaint reports "
+                "to /v1/inbound/email",
             )
         )
     model = DATA_MODELS.get(event.type)

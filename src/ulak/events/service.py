@@ -37,7 +37,9 @@ from ulak.events.models import IS_PENDING, Event
 from ulak.events.schemas import (
     DATA_MODELS,
     BackInStockData,
+    BouncedData,
     CartData,
+    ComplainedData,
     ConsentData,
     CustomerIn,
     EventIn,
@@ -67,6 +69,8 @@ from ulak.orders.service import (
     move_customer as move_orders,
 )
 from ulak.stores.models import Store
+from ulak.suppressions.apply import apply_report
+from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
 from ulak.timers import service as timers
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,7 @@ async def apply_pending(
     clock: Clock,
     limit: int,
     isolate: bool = True,
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT,
 ) -> int:
     """Apply up to `limit` pending events, the oldest first.
 
@@ -90,7 +95,14 @@ async def apply_pending(
         lanes = [lane for (lane,) in rows.all()]
         random.shuffle(lanes)
         lanes = lanes[:LANES_PER_WORKER]
-    return await apply_lanes(session, lanes=lanes, clock=clock, limit=limit, isolate=isolate)
+    return await apply_lanes(
+        session,
+        lanes=lanes,
+        clock=clock,
+        limit=limit,
+        isolate=isolate,
+        soft_bounce_limit=soft_bounce_limit,
+    )
 
 
 async def apply_lanes(
@@ -100,6 +112,7 @@ async def apply_lanes(
     clock: Clock,
     limit: int,
     isolate: bool = True,
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT,
 ) -> int:
     """Apply the oldest pending events of these lanes (None: of all lanes, for SQLite's one
     writer), at most `limit` of them, each lane's in order.
@@ -139,14 +152,14 @@ async def apply_lanes(
         assert store is not None
         stores[store.id] = store
         if not isolate:
-            await _apply(session, store=store, event=event, clock=clock)
+            await _apply(session, store=store, event=event, clock=clock, soft=soft_bounce_limit)
             done += 1
             continue
         # Read before the savepoint: a rollback expires what was flushed inside it.
         event_id, event_type, lane = event.id, event.type, event.lane
         try:
             async with savepoint(session):
-                await _apply(session, store=store, event=event, clock=clock)
+                await _apply(session, store=store, event=event, clock=clock, soft=soft_bounce_limit)
                 await write_applied(session)
                 await write_trace(session)
         except Exception as error:
@@ -168,8 +181,12 @@ async def apply_lanes(
     return done
 
 
-async def _apply(session: AsyncSession, *, store: Store, event: Event, clock: Clock) -> None:
-    customer_id = await apply_event(session, store=store, event=event, clock=clock)
+async def _apply(
+    session: AsyncSession, *, store: Store, event: Event, clock: Clock, soft: int
+) -> None:
+    customer_id = await apply_event(
+        session, store=store, event=event, clock=clock, soft_bounce_limit=soft
+    )
     notes(session)(APPLIED).append(Applied(event.id, customer_id, clock.now()))
 
 
@@ -214,7 +231,12 @@ def _may_pass(error: Exception, session: AsyncSession) -> bool:
 
 
 async def apply_event(
-    session: AsyncSession, *, store: Store, event: Event, clock: Clock
+    session: AsyncSession,
+    *,
+    store: Store,
+    event: Event,
+    clock: Clock,
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT,
 ) -> int | None:
     """Apply one event; returns the customer it is now about (None: none)."""
     now = clock.now()
@@ -258,6 +280,17 @@ async def apply_event(
                 if isinstance(data, ConsentData)
                 else {"channel": data.channel, "status": "revoked", "source": UNSUBSCRIBE_LINK}
             ),
+        )
+    if isinstance(data, BouncedData | ComplainedData):
+        # A bounce or complaint about one of the store's messages (suppressions/apply.py).
+        event.error = await apply_report(
+            session,
+            store_id=store.id,
+            data=data,
+            customer=customer,
+            event_id=event.id,
+            soft_bounce_limit=soft_bounce_limit,
+            now=now,
         )
     if isinstance(data, ProductData):
         restocked = await upsert_product(

@@ -408,6 +408,11 @@ class JourneyDefinition(_Model):
     # A send whose moment passed longer ago than this is skipped rather than sent late
     # (default: 24h for informational journeys, 72h for commercial ones).
     send_within: Duration | None = None
+    # The sending policy (`policy/`): when several of a customer's commercial messages wait
+    # for one frequency-cap slot, the journey of higher priority goes first; over the cap
+    # a message waits for the next allowed moment (postpone) or is dropped (skip).
+    priority: int = Field(default=50, ge=0, le=100)
+    over_cap: Literal["postpone", "skip"] = "postpone"
     steps: list[Step] = Field(min_length=1)
 
     def send_window(self) -> timedelta:

@@ -35,6 +35,11 @@ class Journey(Base):
     # The version new enrollments get; running enrollments keep the one they started on.
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     trigger_event: Mapped[str] = mapped_column(String(100))
+    # The sending policy's order among journeys competing for one customer's frequency cap
+    # (higher first), and what its messages do over the cap: wait (postpone) or skip.
+    # From the current version's definition.
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    over_cap: Mapped[str] = mapped_column(String(8), default="postpone", server_default="postpone")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

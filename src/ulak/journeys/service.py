@@ -165,6 +165,7 @@ async def apply_journey(
         ).scalar_one()
         if current.definition == dumped:
             journey.enabled = definition.enabled
+            journey.priority, journey.over_cap = definition.priority, definition.over_cap
             await sync_date_timers(session, store_id=store_id, now=now)
             return journey, journey.current_version, False
         journey.current_version += 1
@@ -174,6 +175,7 @@ async def apply_journey(
     journey.name = definition.name
     journey.enabled = definition.enabled
     journey.trigger_event = definition.trigger.event
+    journey.priority, journey.over_cap = definition.priority, definition.over_cap
     journey.updated_at = now
     await session.flush()
     session.add(

@@ -5,6 +5,7 @@ after it took its rows, so a journey switched off sends nothing more. (Apart fro
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,3 +39,28 @@ async def of_disabled_journeys(session: AsyncSession, *, enrollment_ids: Iterabl
         .where(Enrollment.id.in_(wanted), Journey.enabled.is_(False))
     )
     return set(rows.scalars())
+
+
+@dataclass(frozen=True)
+class SendingRank:
+    """What the sending policy needs of a message's journey."""
+
+    priority: int
+    over_cap: str  # postpone, skip
+    enabled: bool
+
+
+async def sending_ranks(
+    session: AsyncSession, *, enrollment_ids: Iterable[int]
+) -> dict[int, SendingRank]:
+    """Per enrollment, its journey's priority, what its messages do over a frequency cap,
+    and whether it is switched on."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Enrollment.id, Journey.priority, Journey.over_cap, Journey.enabled)
+        .join(Journey, Journey.id == Enrollment.journey_id)
+        .where(Enrollment.id.in_(wanted))
+    )
+    return {id_: SendingRank(p, o, e) for id_, p, o, e in rows.all()}

@@ -167,3 +167,37 @@ class Formatter:
         if not isinstance(when, dt.datetime):
             return format_date(when, format=format, locale=self.locale)
         return format_datetime(self._local(when), format=format, locale=self.locale)
+
+    def country(self, value: object) -> str:
+        """A country as the language names it: "TR" → "Türkiye", "DE" → "Almanya" / "Germany".
+        Shops send ISO 3166 codes or a name; a name (or an unknown code) is shown as sent."""
+        if not isinstance(value, str):
+            return ""
+        text = value.strip()
+        if len(text) == 2 and text.isascii() and text.isalpha():
+            return str(self.locale.territories.get(text.upper(), text))
+        return text
+
+    def payment_method(self, value: object) -> str:
+        """A payment method the shop sent as one of the common codes, in the language;
+        anything else (the shop's own wording) as sent."""
+        if not isinstance(value, str):
+            return ""
+        text = value.strip()
+        names = PAYMENT_METHODS.get(text.lower().replace("-", "_").replace(" ", "_"))
+        return names[self.language] if names and self.language in names else text
+
+
+# The codes shops and their platforms commonly send for `order.placed`'s `payment_method`.
+PAYMENT_METHODS: dict[str, dict[str, str]] = {
+    "credit_card": {"tr": "Kredi kartı", "en": "Credit card"},
+    "debit_card": {"tr": "Banka kartı", "en": "Debit card"},
+    "card": {"tr": "Kart", "en": "Card"},
+    "bank_transfer": {"tr": "Havale/EFT", "en": "Bank transfer"},
+    "cash_on_delivery": {"tr": "Kapıda ödeme", "en": "Cash on delivery"},
+    "card_on_delivery": {"tr": "Kapıda kartla ödeme", "en": "Card on delivery"},
+    "paypal": {"tr": "PayPal", "en": "PayPal"},
+    "wallet": {"tr": "Dijital cüzdan", "en": "Digital wallet"},
+    "store_credit": {"tr": "Mağaza kredisi", "en": "Store credit"},
+    "gift_card": {"tr": "Hediye kartı", "en": "Gift card"},
+}

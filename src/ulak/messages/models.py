@@ -58,6 +58,14 @@ class Message(Base):
             postgresql_where=text("status = 'sent' AND provider_id IS NOT NULL"),
             sqlite_where=text("status = 'sent' AND provider_id IS NOT NULL"),
         ),
+        # Frequency caps (`policy/`): a customer's commercial messages let go since a moment.
+        Index(
+            "ix_messages_released",
+            "customer_id",
+            "released_at",
+            postgresql_where=text("released_at IS NOT NULL"),
+            sqlite_where=text("released_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -93,6 +101,11 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # The SMS gateway's id of the message, which its delivery reports name.
     provider_id: Mapped[str | None] = mapped_column(String(100))
+    # The sending policy (`policy/`): why a queued message waits (quiet hours, a frequency
+    # cap) and until when; and when it let a commercial message go (what caps count).
+    held_reason: Mapped[str | None] = mapped_column(String(200))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

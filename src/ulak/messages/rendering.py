@@ -201,6 +201,16 @@ def _number(ctx: Context, value: object) -> str:
     return _formatter(ctx).number(_value(value))
 
 
+@pass_context
+def _country(ctx: Context, value: object) -> str:
+    return _formatter(ctx).country(_value(value))
+
+
+@pass_context
+def _payment_method(ctx: Context, value: object) -> str:
+    return _formatter(ctx).payment_method(_value(value))
+
+
 def _finalize(value: object) -> object:
     # Store-written templates print optional fields directly; "None" would reach customers.
     return "" if value is None else value
@@ -297,7 +307,14 @@ def _environment(*, autoescape: bool) -> _Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(money=_money, date=_date, datetime=_datetime, number=_number)
+    env.filters.update(
+        money=_money,
+        date=_date,
+        datetime=_datetime,
+        number=_number,
+        country=_country,
+        payment_method=_payment_method,
+    )
     env.tests["present"] = _present
     env.filters[_EACH] = _each
     env.filters["format"] = _format
@@ -770,8 +787,11 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
                 "district": "Kadıköy",
                 "city": "İstanbul",
                 "postal_code": "34710",
-                "country": "Türkiye",
+                # An ISO code, as most shops send it: shown as "Türkiye" (`country`).
+                "country": "TR",
             },
+            "payment_method": "credit_card",
+            "order_url": "https://aysenin.example/hesabim/siparis/1001",
             "items": [
                 {
                     "title": "Seramik Kupa",
@@ -844,11 +864,15 @@ def _render_email(
     lang = resolve_locale(locale, brand.locale)
     fmt = Formatter(locale=lang, timezone=brand.timezone, currency=brand.currency)
     store = dataclasses.asdict(brand)
+    color = _safe_color(brand.brand_color)
     variables: dict[str, Any] = {
         "store": store,
         **context,
         **_missing(context),
         "locale": lang,
+        # The checked brand colour, for `_blocks.button`'s bgcolor (store.brand_color is
+        # the shop's raw value).
+        "brand_color": color,
         _FORMATTER_VAR: fmt,
     }
 
@@ -860,7 +884,6 @@ def _render_email(
     subject, preheader = _collapse(plain["subject"]), _collapse(plain["preheader"])
 
     layout_source, layout_label = _source("layout", lang, overrides)
-    color = _safe_color(brand.brand_color)
     website = brand.website_url
     layout_vars = {
         "store": store,

@@ -46,7 +46,7 @@ import secrets
 import signal
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from time import monotonic
@@ -65,12 +65,15 @@ from ulak.messages.models import Message
 from ulak.messages.service import (
     Claimed,
     Delivered,
+    bounce_rows,
     claim_due,
     outcome_rows,
     record_outcomes,
+    recording_bounces,
     recording_outcomes,
 )
 from ulak.offload import Offload
+from ulak.suppressions.verp import return_path
 
 if TYPE_CHECKING:
     import psycopg
@@ -93,12 +96,13 @@ _OUTCOMES_TABLE = """CREATE TABLE IF NOT EXISTS outcomes (
     error TEXT,
     permanent INTEGER NOT NULL,
     at TEXT NOT NULL,
+    bounce_code INTEGER,
     provider_id TEXT,
     retry_after REAL
 )"""
 # Columns added since the table was first made: a side file from an earlier version may
 # still hold outcomes.
-_OUTCOMES_ADDED = {"provider_id": "TEXT", "retry_after": "REAL"}
+_OUTCOMES_ADDED = {"bounce_code": "INTEGER", "provider_id": "TEXT", "retry_after": "REAL"}
 
 
 class Outcomes:
@@ -126,9 +130,8 @@ class Outcomes:
         """Returns once the outcome is durable."""
         if self.database.is_sqlite:
             self._side_file().execute(
-                "INSERT INTO outcomes"
-                " (message_id, attempt, error, permanent, at, provider_id, retry_after)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outcomes (message_id, attempt, error, permanent, at,"
+                " provider_id, retry_after, bounce_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     outcome.message_id,
                     outcome.attempt,
@@ -137,6 +140,7 @@ class Outcomes:
                     outcome.at.isoformat(),
                     outcome.provider_id,
                     outcome.retry_after,
+                    outcome.bounce_code,
                 ),
             )
             return
@@ -168,6 +172,14 @@ class Outcomes:
             connection.cursor() as cursor,
         ):
             await cursor.executemany(_recording_on_postgres(), rows)
+            if bounces := bounce_rows(outcomes, max_attempts=self.max_attempts):
+                from psycopg.types.json import Jsonb
+
+                await cursor.executemany(
+                    _bounces_on_postgres(),
+                    [b | {"data": Jsonb(b["data"]), "customer": Jsonb({})} for b in bounces],
+                )
+                await cursor.execute("NOTIFY ulak_events")
 
     async def fold(self, session: AsyncSession) -> int:
         """SQLite: apply the side file's outcomes to `messages` in the caller's transaction
@@ -178,8 +190,8 @@ class Outcomes:
         rows = (
             self._side_file()
             .execute(
-                "SELECT seq, message_id, attempt, error, permanent, at, provider_id, retry_after"
-                " FROM outcomes ORDER BY seq"
+                "SELECT seq, message_id, attempt, error, permanent, at, bounce_code,"
+                " provider_id, retry_after FROM outcomes ORDER BY seq"
             )
             .fetchall()
         )
@@ -192,10 +204,13 @@ class Outcomes:
                     error,
                     bool(permanent),
                     datetime.fromisoformat(at),
-                    provider_id,
-                    retry_after,
+                    provider_id=provider_id,
+                    retry_after=retry_after,
+                    bounce_code=bounce,
                 )
-                for _, message, attempt, error, permanent, at, provider_id, retry_after in rows
+                for _, message, attempt, error, permanent, at, bounce, provider_id, retry_after in (
+                    rows
+                )
             ],
             max_attempts=self.max_attempts,
         )
@@ -242,6 +257,15 @@ def _recording_on_postgres() -> str:
     from sqlalchemy.dialects.postgresql import psycopg
 
     return str(recording_outcomes().compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _bounces_on_postgres() -> str:
+    """`recording_bounces` in PostgreSQL's SQL."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    statement = recording_bounces(postgres=True)
+    return str(statement.compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
 class Deliveries(Protocol):
@@ -313,8 +337,9 @@ async def record(
         outcome.error,
         outcome.permanent,
         clock.now(),
-        outcome.provider_id,
-        outcome.retry_after,
+        provider_id=outcome.provider_id,
+        retry_after=outcome.retry_after,
+        bounce_code=outcome.bounce_code,
     )
     try:
         await outcomes.record(delivered)
@@ -603,7 +628,7 @@ class Sender:
         transaction; deliver them once it has committed (`start`)."""
         await self.deliveries.ready()
         now = self.clock.now()
-        return await claim_due(
+        claimed = await claim_due(
             session,
             now=now,
             limit=min(limit, self.slots - self.in_flight),
@@ -613,6 +638,10 @@ class Sender:
             claimer=self.deliveries.claimer,
             taken_back=await self._taken_back(session, now),
         )
+        if domain := self.settings.bounce_domain:
+            # VERP: the receiving server's DSN names the message it returns.
+            return [replace(c, return_path=return_path(c.tag, domain)) for c in claimed]
+        return claimed
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         for message in claimed:
@@ -730,4 +759,8 @@ def _email(message: Claimed) -> OutgoingEmail:
         text=message.text,
         date=message.created_at,
         list_unsubscribe_url=message.unsubscribe_url,
+        list_unsubscribe_mailto=message.unsubscribe_mailto,
+        auto_submitted=message.auto_submitted,
+        tag=message.tag,
+        return_path=message.return_path,
     )

@@ -13,6 +13,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Select,
     TextClause,
     Update,
@@ -31,7 +32,10 @@ from ulak.consent.service import refusal
 from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
+from ulak.events.inbox import inserting_events_about
+from ulak.events.models import LANES
 from ulak.journeys.switch import DISABLED, of_disabled_journeys
+from ulak.messages import policing
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
     SHOP_ALERT,
@@ -50,7 +54,11 @@ from ulak.messages.rendering import (
 )
 from ulak.messages.sms import check_sms_source, is_sms_template, shipped_sms_templates
 from ulak.offload import Offload
+from ulak.policy.service import Postpone, Skip
 from ulak.stores.models import Store
+from ulak.suppressions.reports import ENHANCED_STATUS, classify
+from ulak.suppressions.service import suppressed_among, suppression_of
+from ulak.suppressions.verp import tag_of
 
 
 def brand_of(store: Store) -> Brand:
@@ -75,6 +83,29 @@ def _unsubscribe_signer(store: Store) -> URLSafeSerializer:
 def unsubscribe_url(base_url: str, store: Store, customer_id: int) -> str:
     token = _unsubscribe_signer(store).dumps({"s": store.id, "c": customer_id})
     return f"{base_url}/u/{store.id}/{token}"
+
+
+# The subject of an unsubscribe request by mail: this word, then the link's token.
+UNSUBSCRIBE_SUBJECT = "unsubscribe"
+
+
+def unsubscribe_mailto(store: Store, customer_id: int) -> str:
+    """RFC 2369's mailto for List-Unsubscribe: the store's sender address (a mailbox the
+    shop owns and reads, since customers answer it), the subject naming the customer by
+    the same signed token as the link. Whoever reads that mailbox, the shop or ulak's
+    inbound listener, acts on it through `customer_of_unsubscribe_subject`. The token's
+    alphabet (URL-safe base64 and dots) needs no escaping in a mailto URL."""
+    token = _unsubscribe_signer(store).dumps({"s": store.id, "c": customer_id})
+    return f"mailto:{store.sender_email}?subject={UNSUBSCRIBE_SUBJECT}%20{token}"
+
+
+def customer_of_unsubscribe_subject(store: Store, subject: str) -> int:
+    """The customer an unsubscribe request by mail names ("unsubscribe <token>", maybe
+    behind a reply's "Re: "); NotFound for any other subject or a forged token."""
+    word, _, token = subject.strip().rpartition(" ")
+    if not word.lower().endswith(UNSUBSCRIBE_SUBJECT) or not token:
+        raise NotFound("this is not an unsubscribe request")
+    return customer_of_unsubscribe_token(store, token)
 
 
 def customer_of_unsubscribe_token(store: Store, token: str) -> int:
@@ -345,7 +376,16 @@ async def create_email(
         legal_class=legal_class,
         now=now,
     )
-    refused = refusal(customer, "email") if legal_class == "commercial" else None
+    refused = (
+        refusal(customer, "email", merchant_opt_out=store.merchant_opt_out)
+        if legal_class == "commercial"
+        else None
+    )
+    if refused is None and customer.email:
+        found = await suppression_of(
+            session, store_id=store.id, channel="email", address=customer.email
+        )
+        refused = found.says() if found is not None and found.stops(legal_class) else None
     if not customer.email:
         message.status = "skipped"
         message.last_error = "the customer has no email address"
@@ -534,6 +574,19 @@ class Claimed:
     channel: str = "email"
     store_id: int = 0
     commercial: bool = False
+    unsubscribe_mailto: str | None = None
+    auto_submitted: bool = False
+    # The message's signed tag (`suppressions.verp`): in its X-Ulak-Message header, and in
+    # its envelope sender when a bounce domain is set.
+    tag: str = ""
+    return_path: str | None = None
+
+
+def reply_address(store: Store) -> str | None:
+    """Where the customer's answer goes: the store's reply-to, else its contact address
+    (the one the emails' footer shows); none when that is the sender itself."""
+    address = store.reply_to or store.contact_email
+    return address if address and address != store.sender_email else None
 
 
 async def claim_due(
@@ -553,8 +606,12 @@ async def claim_due(
     (`taken_back`: their sender is gone, or their claim was lost; see `Sender`). Their
     earlier delivery may have reached the customer: it is counted (`interrupted_attempts`).
 
-    Consent is checked here, at send time: a commercial message to someone without granted
-    consent for its channel (never given, or taken back since) is skipped with the reason.
+    The sending policy decides here, at send time (`policy/`): a commercial message without
+    consent for its channel (never given, or taken back since) or to a marketplace relay
+    address is skipped with the reason; one over a frequency cap or outside its channel's
+    sending hours goes back to the queue until its moment (`held_reason`, `held_until`).
+    A message to an address the store's suppression list stops is skipped too (one query
+    for the batch).
     """
 
     def claimable(
@@ -588,8 +645,23 @@ async def claim_due(
     stopped = await of_disabled_journeys(
         session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
     )
+    # The sending policy: consent, relay addresses, frequency caps, quiet hours.
+    verdicts, competitors = await policing.decisions(
+        session, [r for r in rows if r[0].enrollment_id not in stopped], now=now
+    )
+    rows += competitors
+    suppressed = await suppressed_among(
+        session, ((m.store_id, m.channel, m.to_address) for m, _, _ in rows)
+    )
     claimed = []
     for message, store, customer in rows:
+        found = suppressed.get((message.store_id, message.channel, message.to_address.lower()))
+        if found is not None and found.stops(message.legal_class):
+            message.status = "skipped"
+            message.lease_until = None
+            message.claimed_by = None
+            message.last_error = found.says()
+            continue
         if message.enrollment_id in stopped:
             message.status = "skipped"
             message.lease_until = None
@@ -608,16 +680,22 @@ async def claim_due(
                     "the sender stopped during delivery"
                 )
                 continue
-        if (
-            message.legal_class == "commercial"
-            and customer is not None
-            and (refused := refusal(customer, message.channel)) is not None
-        ):
+        verdict = verdicts.get(message.id)
+        if isinstance(verdict, Skip):
             message.status = "skipped"
             message.lease_until = None
             message.claimed_by = None
-            message.last_error = refused
+            message.last_error = verdict.reason
             continue
+        if isinstance(verdict, Postpone):
+            policing.hold(message, verdict)
+            continue
+        if message.legal_class == "commercial" and message.released_at is None:
+            message.released_at = now  # what the frequency caps count
+        # No longer held (a reason is kept only while the message waits).
+        message.held_reason = message.held_until = None
+        # The customer a commercial message can be unsubscribed from.
+        subscriber = customer if message.legal_class == "commercial" else None
         message.status = "sending"
         message.lease_until = now + lease
         message.claimed_by = claimer
@@ -634,15 +712,18 @@ async def claim_due(
                 created_at=message.created_at,
                 from_name=store.sender_name,
                 from_address=store.sender_email,
-                reply_to=store.reply_to,
+                reply_to=reply_address(store),
                 unsubscribe_url=(
-                    unsubscribe_url(base_url, store, customer.id)
-                    if message.legal_class == "commercial" and customer is not None
-                    else None
+                    unsubscribe_url(base_url, store, subscriber.id) if subscriber else None
                 ),
                 channel=message.channel,
                 store_id=message.store_id,
                 commercial=message.legal_class == "commercial",
+                unsubscribe_mailto=(
+                    unsubscribe_mailto(store, subscriber.id) if subscriber else None
+                ),
+                auto_submitted=message.legal_class != "commercial",
+                tag=tag_of(message.id, store.link_secret),
             )
         )
     await session.flush()
@@ -664,6 +745,8 @@ class Delivered:
     error: str | None
     permanent: bool
     at: datetime
+    # The SMTP reply code of a refusal at RCPT or DATA (a bounce).
+    bounce_code: int | None = None
     # An SMS gateway's id of the message; not before this many seconds (throttling).
     provider_id: str | None = None
     retry_after: float | None = None
@@ -724,11 +807,130 @@ def outcome_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[di
 async def record_outcomes(
     session: AsyncSession, outcomes: Sequence[Delivered], *, max_attempts: int
 ) -> None:
-    """Apply delivery outcomes to their messages, in the caller's transaction."""
+    """Apply delivery outcomes to their messages, in the caller's transaction, and report
+    the bounces among them (`recording_bounces`)."""
     if outcomes:
         await session.execute(
             recording_outcomes(), outcome_rows(outcomes, max_attempts=max_attempts)
         )
+        if bounces := bounce_rows(outcomes, max_attempts=max_attempts):
+            await session.execute(recording_bounces(postgres=is_postgres(session)), bounces)
+
+
+def recording_bounces(*, postgres: bool) -> Insert:
+    """A `message.bounced` event for a delivery the SMTP server refused (`bounce_rows`),
+    written with the outcome: the worker applies it like a DSN's (suppressions.apply).
+    The message's store and customer come from its row, which the sender does not hold.
+    Keyed by the message: one bounce per message, however many attempts it took."""
+    messages = table_of(Message)
+    about = select(messages.c.store_id, messages.c.customer_id).where(
+        messages.c.id == bindparam("message")
+    )
+    return inserting_events_about(about, postgres=postgres)
+
+
+def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dict[str, Any]]:
+    """Parameters of `recording_bounces`: a refusal at RCPT or DATA that ends the message,
+    a 5xx at once, a 4xx once its retries ran out (a soft bounce); a policy refusal (5.7.x:
+    spam filters, our own reputation) says nothing about the address and is left out."""
+    rows = []
+    for o in outcomes:
+        if o.bounce_code is None or o.error is None:
+            continue
+        if not (o.permanent or o.attempt >= max_attempts):
+            continue
+        kind = classify(o.error, o.bounce_code)
+        if kind not in ("hard", "soft"):
+            continue
+        found = ENHANCED_STATUS.search(o.error)
+        rows.append(
+            {
+                "message": o.message_id,
+                "key": f"derived:bounce:{o.message_id}",
+                "type": "message.bounced",
+                "source": "smtp",
+                "at": o.at,
+                "lane": o.message_id % LANES,
+                "customer": {},
+                "data": {
+                    "message_id": o.message_id,
+                    "kind": kind,
+                    "status": ".".join(found.groups()) if found else "",
+                    "diagnostic": o.error[:1000],
+                    "source": "smtp",
+                },
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ReportedMessage:
+    """A message a bounce or complaint names, as the suppression list needs it."""
+
+    id: int
+    store_id: int
+    customer_id: int | None
+    channel: str
+    to_address: str
+    link_secret: str  # its store's, which signs its tag
+
+
+async def reported_message(
+    session: AsyncSession, *, message_id: int, store_id: int | None = None
+) -> ReportedMessage | None:
+    """The message with this id (of this store, when given); None when there is none."""
+    if not 0 < message_id < 2**63:
+        return None
+    query = (
+        select(Message, Store.link_secret)
+        .join(Store, Store.id == Message.store_id)
+        .where(Message.id == message_id)
+    )
+    if store_id is not None:
+        query = query.where(Message.store_id == store_id)
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    m, secret = row
+    return ReportedMessage(m.id, m.store_id, m.customer_id, m.channel, m.to_address, secret)
+
+
+async def delivered_since(
+    session: AsyncSession, since: datetime, *, message: int, customer_id: int | None
+) -> bool:
+    """Whether another message to this message's customer, at the same address, was sent
+    after `since` (ix_messages_customer: a customer has few messages)."""
+    if customer_id is None:
+        return False
+    bounced = select(Message.to_address).where(Message.id == message).scalar_subquery()
+    found = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.customer_id == customer_id,
+            Message.status == "sent",
+            Message.sent_at > since,
+            Message.to_address == bounced,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+# What a report makes of a message that left: bounced (not delivered after all) or
+# complained (delivered, and reported as spam).
+_REPORTABLE = ("sent", "failed", "bounced")
+
+
+async def mark_reported(
+    session: AsyncSession, *, message_id: int, status: str, reason: str
+) -> None:
+    """Record on the message what a bounce or complaint said about it."""
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(_REPORTABLE))
+        .values(status=status, last_error=reason[:2000])
+    )
 
 
 async def first_message_after(

@@ -55,6 +55,8 @@ class Order(Base):
     cart_id: Mapped[str | None] = mapped_column(String(200))
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     payment_method: Mapped[str | None] = mapped_column(String(100))
+    # The order's page on the shop (the emails' "view your order" button).
+    order_url: Mapped[str | None] = mapped_column(String(2000))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

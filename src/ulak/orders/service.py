@@ -19,6 +19,7 @@ from ulak.events.schemas import (
     OrderDeliveredData,
     OrderPlacedData,
     OrderShippedData,
+    ShipmentLine,
     ShipmentUpdatedData,
 )
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
@@ -137,6 +138,7 @@ async def apply_order_placed(
         "cart_id": data.cart_id,
         "shipping_address": data.shipping_address,
         "payment_method": data.payment_method,
+        "order_url": data.order_url,
         "data": data.model_extra or {},
         "placed_at": occurred_at,
         "updated_at": now,
@@ -215,17 +217,20 @@ async def apply_order_change(
         occurred_at=occurred_at,
     )
     if isinstance(data, OrderShippedData):
-        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id)
+        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id, now)
         shipment.order_id = order.id
         shipment.carrier = data.carrier or shipment.carrier
         shipment.tracking_number = data.tracking_number or shipment.tracking_number
         shipment.tracking_url = data.tracking_url or shipment.tracking_url
         shipment.estimated_delivery = data.estimated_delivery or shipment.estimated_delivery
-        shipment.items = [item.model_dump(mode="json") for item in data.items]
+        if data.items or not shipment.items:
+            # Items the shop named for this parcel (here or in an earlier shipment.updated)
+            # are what its email lists; none named: the email lists the whole order.
+            shipment.items = [item.model_dump(mode="json") for item in data.items]
         shipment.status = "in_transit"
         shipment.updated_at = now
     elif isinstance(data, OrderDeliveredData):
-        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id)
+        shipment = await _shipment(session, store_id, data.shipment_id or data.order_id, now)
         shipment.order_id = order.id
         shipment.status = "delivered"
         shipment.updated_at = now
@@ -233,7 +238,9 @@ async def apply_order_change(
     return order
 
 
-async def _shipment(session: AsyncSession, store_id: int, shipment_id: str) -> Shipment:
+async def _shipment(
+    session: AsyncSession, store_id: int, shipment_id: str, now: datetime
+) -> Shipment:
     shipment = (
         await session.execute(
             select(Shipment).where(
@@ -242,7 +249,8 @@ async def _shipment(session: AsyncSession, store_id: int, shipment_id: str) -> S
         )
     ).scalar_one_or_none()
     if shipment is None:
-        shipment = Shipment(store_id=store_id, shipment_id=shipment_id, items=[])
+        # Complete from the start: the next query flushes it.
+        shipment = Shipment(store_id=store_id, shipment_id=shipment_id, items=[], updated_at=now)
         session.add(shipment)
     return shipment
 
@@ -272,7 +280,7 @@ class ShipmentChange:
 async def apply_shipment_update(
     session: AsyncSession, *, store_id: int, data: ShipmentUpdatedData, now: datetime
 ) -> ShipmentChange:
-    shipment = await _shipment(session, store_id, data.shipment_id)
+    shipment = await _shipment(session, store_id, data.shipment_id, now)
     before, expected = shipment.status, shipment.estimated_delivery
     if data.order_id and shipment.order_id is None:
         order = await _order(session, store_id, data.order_id)
@@ -282,6 +290,8 @@ async def apply_shipment_update(
     shipment.message = data.message
     shipment.estimated_delivery = data.estimated_delivery or shipment.estimated_delivery
     shipment.updated_at = now
+    if data.items is not None:
+        shipment.items = await _shipment_items(session, shipment.order_id, data.items)
     await session.flush()
     problem: str | None = None
     if data.status in DELIVERY_PROBLEMS and data.status != before:
@@ -289,6 +299,53 @@ async def apply_shipment_update(
     elif data.status != "delivered" and _later(shipment.estimated_delivery, expected):
         problem = "delayed"
     return ShipmentChange(shipment, problem, expected if problem == "delayed" else None)
+
+
+async def _shipment_items(
+    session: AsyncSession, order_pk: int | None, lines: Sequence[ShipmentLine]
+) -> list[dict[str, Any]]:
+    """A parcel's lines as its emails show them: each matched to the order's line by
+    variant, then SKU, then product (its title, picture and unit price), with the parcel's
+    quantity. A line the order does not hold keeps what the shop sent."""
+    ordered: list[OrderItem] = []
+    if order_pk is not None:
+        found = await session.execute(
+            select(OrderItem).where(OrderItem.order_id == order_pk).order_by(OrderItem.position)
+        )
+        ordered = list(found.scalars())
+    items = []
+    for line in lines:
+        match = next(
+            (
+                item
+                for key in ("variant_id", "sku", "product_id")
+                if getattr(line, key)
+                for item in ordered
+                if getattr(item, key) == getattr(line, key)
+            ),
+            None,
+        )
+        view: dict[str, Any] = {
+            "product_id": line.product_id,
+            "variant_id": line.variant_id,
+            "sku": line.sku,
+            "title": line.title,
+        }
+        if match is not None:
+            view |= {
+                "product_id": match.product_id,
+                "variant_id": match.variant_id,
+                "sku": match.sku,
+                "title": match.title,
+                # As order.shipped keeps its items: JSON, money as a decimal string.
+                "price": str(match.price),
+                "url": match.url,
+                "image_url": match.image_url,
+            }
+        view["title"] = view["title"] or line.sku or line.variant_id or line.product_id
+        view["quantity"] = line.quantity
+        items.append({k: v for k, v in view.items() if v is not None})
+    return items
 
 
 def _later(estimate: str | None, before: str | None) -> bool:
@@ -392,6 +449,7 @@ def order_view_of(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
         "cart_id": order.cart_id,
         "shipping_address": order.shipping_address,
         "payment_method": order.payment_method,
+        "order_url": order.order_url,
         "placed_at": order.placed_at,
         "items": [
             {

@@ -54,6 +54,15 @@ REORDER_HELP = (
     "One-click reorder link for replenishment reminders, e.g."
     " 'https://shop.example/cart/{variant_id}:{quantity},...' (see README)."
 )
+MERCHANT_HELP = (
+    "Commercial messages go to merchant recipients without a recorded grant"
+    " (they may still revoke)."
+)
+HOURS_HELP = (
+    "Local hours (the recipient's zone) a commercial message may arrive, e.g. 09:00-20:00;"
+    " --clear it for any hour."
+)
+CAP_HELP = "At most this many commercial messages per customer (0: no cap)."
 
 
 @stores_app.command("create")
@@ -149,6 +158,15 @@ def stores_update(
     ] = None,
     never_bought_days: Annotated[int | None, typer.Option(help=NEVER_BOUGHT_HELP)] = None,
     reorder_url: Annotated[str | None, typer.Option(help=REORDER_HELP)] = None,
+    merchant_opt_out: Annotated[
+        bool | None, typer.Option("--merchant-opt-out/--no-merchant-opt-out", help=MERCHANT_HELP)
+    ] = None,
+    sending_hours_email: Annotated[str | None, typer.Option(help=HOURS_HELP)] = None,
+    sending_hours_sms: Annotated[str | None, typer.Option(help=HOURS_HELP)] = None,
+    cap_email_day: Annotated[int | None, typer.Option(help=CAP_HELP)] = None,
+    cap_email_week: Annotated[int | None, typer.Option(help=CAP_HELP)] = None,
+    cap_sms_day: Annotated[int | None, typer.Option(help=CAP_HELP)] = None,
+    cap_sms_week: Annotated[int | None, typer.Option(help=CAP_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Change a store's settings; those not given stay as they are."""

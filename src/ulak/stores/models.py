@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, UTCDateTime
@@ -42,6 +42,20 @@ class Store(Base):
     # The shop's one-click reorder link, a pattern over the items (`orders/reorder.py`);
     # None: the replenishment reminder links each product's page.
     reorder_url: Mapped[str | None] = mapped_column(String(2000))
+    # Sending policy (`policy/`), for commercial messages only. Merchant recipients may get
+    # them without a recorded grant (the law's opt-out for merchants; a revocation still
+    # stops them).
+    merchant_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The local hours ("HH:MM-HH:MM", in the recipient's zone) a commercial message may
+    # arrive per channel; None: any time.
+    sending_hours_email: Mapped[str | None] = mapped_column(String(11))
+    sending_hours_sms: Mapped[str | None] = mapped_column(String(11), default="09:00-20:00")
+    # Frequency caps per customer and channel across all journeys, over a rolling day and
+    # week; 0: no cap.
+    cap_email_day: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    cap_email_week: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    cap_sms_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cap_sms_week: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, mod
 
 from ulak.fields import WebUrl, ZoneName
 from ulak.orders.reorder import check_pattern
+from ulak.policy.service import Hours
 
 
 def _no_control_characters(value: str) -> str:
@@ -17,6 +18,10 @@ def _no_control_characters(value: str) -> str:
     if any(unicodedata.category(c) == "Cc" for c in value):
         raise ValueError("must not contain control characters (line breaks, tabs)")
     return value
+
+
+def _sending_hours(value: str) -> str:
+    return str(Hours.parse(value))
 
 
 def _known_locale(value: str) -> str:
@@ -41,6 +46,10 @@ CartMinutes = Annotated[int, Field(ge=5, le=30 * 24 * 60)]
 LapsedDays = Annotated[int, Field(ge=1, le=3650)]
 # A sign-up who has not ordered after 1 to 365 days gets the win-back journey.
 NeverBoughtDays = Annotated[int, Field(ge=1, le=365)]
+# The sending policy (`policy/`): local hours a commercial message may arrive in, and a
+# cap per customer and channel (0: none).
+SendingHours = Annotated[str, AfterValidator(_sending_hours)]
+CapCount = Annotated[int, Field(ge=0, le=100)]
 # The one-click reorder link's pattern (`orders/reorder.py`), checked when it is set.
 ReorderUrl = Annotated[str, AfterValidator(check_pattern)]
 
@@ -68,6 +77,13 @@ class StoreCreate(BaseModel):
     lapsed_days: LapsedDays = 90
     never_bought_days: NeverBoughtDays = 14
     reorder_url: ReorderUrl | None = None
+    merchant_opt_out: bool = False
+    sending_hours_email: SendingHours | None = None
+    sending_hours_sms: SendingHours | None = "09:00-20:00"
+    cap_email_day: CapCount = 1
+    cap_email_week: CapCount = 3
+    cap_sms_day: CapCount = 0
+    cap_sms_week: CapCount = 1
 
 
 # The settings a store may leave empty, and so may clear (`ulak stores update --clear`).
@@ -80,6 +96,9 @@ CLEARABLE = (
     "website_url",
     # Without a pattern the replenishment reminder links the products' pages.
     "reorder_url",
+    # Without sending hours a commercial message may arrive at any hour.
+    "sending_hours_email",
+    "sending_hours_sms",
 )
 
 
@@ -109,6 +128,13 @@ class StoreUpdate(BaseModel):
     lapsed_days: LapsedDays | None = None
     never_bought_days: NeverBoughtDays | None = None
     reorder_url: ReorderUrl | None = None
+    merchant_opt_out: bool | None = None
+    sending_hours_email: SendingHours | None = None
+    sending_hours_sms: SendingHours | None = None
+    cap_email_day: CapCount | None = None
+    cap_email_week: CapCount | None = None
+    cap_sms_day: CapCount | None = None
+    cap_sms_week: CapCount | None = None
 
     @model_validator(mode="after")
     def _clears_only_what_may_be_empty(self) -> StoreUpdate:
@@ -141,6 +167,13 @@ class StoreOut(BaseModel):
     lapsed_days: int
     never_bought_days: int
     reorder_url: str | None
+    merchant_opt_out: bool
+    sending_hours_email: str | None
+    sending_hours_sms: str | None
+    cap_email_day: int
+    cap_email_week: int
+    cap_sms_day: int
+    cap_sms_week: int
 
 
 class StoreCreated(StoreOut):

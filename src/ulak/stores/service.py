@@ -52,6 +52,13 @@ async def create_store(
         lapsed_days=data.lapsed_days,
         never_bought_days=data.never_bought_days,
         reorder_url=data.reorder_url,
+        merchant_opt_out=data.merchant_opt_out,
+        sending_hours_email=data.sending_hours_email,
+        sending_hours_sms=data.sending_hours_sms,
+        cap_email_day=data.cap_email_day,
+        cap_email_week=data.cap_email_week,
+        cap_sms_day=data.cap_sms_day,
+        cap_sms_week=data.cap_sms_week,
         link_secret=secrets.token_hex(32),
         created_at=now,
     )

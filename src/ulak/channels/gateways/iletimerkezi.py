@@ -19,6 +19,7 @@ from ulak.channels.gateways.base import (
     CallbackRefused,
     DeliveryReport,
     GatewayError,
+    ReportStatus,
     SmsAccepted,
     SmsRequest,
 )
@@ -47,8 +48,12 @@ PERMANENT = {
     "469": "İYS list missing",
     "470": "İYS brand code missing",
 }
-MESSAGE_STATUS = {"110": "pending", "111": "delivered", "112": "failed"}
-WEBHOOK_STATUS = {"accepted": "pending", "delivered": "delivered", "undelivered": "failed"}
+MESSAGE_STATUS: dict[str, ReportStatus] = {"110": "pending", "111": "delivered", "112": "failed"}
+WEBHOOK_STATUS: dict[str, ReportStatus] = {
+    "accepted": "pending",
+    "delivered": "delivered",
+    "undelivered": "failed",
+}
 
 
 class IletiMerkeziGateway:
@@ -103,21 +108,17 @@ class IletiMerkeziGateway:
                 if reports:
                     break  # keep what was read; the rest waits for the next poll
                 raise
-            messages = (data.get("order") or {}).get("message") or []
+            order = data.get("order")
+            messages = order.get("message") if isinstance(order, dict) else None
             if isinstance(messages, dict):
                 messages = [messages]
-            for message in messages:
-                status = MESSAGE_STATUS.get(str(message.get("status")))
-                if status == "failed":
-                    reports.append(
-                        DeliveryReport(
-                            provider_id, "failed", reason="İleti Merkezi 112: not delivered"
-                        )
-                    )
-                elif status == "delivered":
-                    reports.append(DeliveryReport(provider_id, "delivered"))
-                elif status == "pending":
-                    reports.append(DeliveryReport(provider_id, "pending"))
+            for message in messages if isinstance(messages, list) else []:
+                status = isinstance(message, dict) and MESSAGE_STATUS.get(
+                    str(message.get("status"))
+                )
+                if status:
+                    reason = "İleti Merkezi 112: not delivered" if status == "failed" else None
+                    reports.append(DeliveryReport(provider_id, status, reason))
         return reports
 
     def parse_callback(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
@@ -47,19 +47,17 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date), None without one."""
+    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date, counted from the
+    answer's own Date so that our clock's drift does not matter), None without one."""
     value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
     if value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        sent = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+        return max(0.0, (when - sent).total_seconds())
+    except (TypeError, ValueError):  # absent, unreadable, or one naive and one aware
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def server_error(provider: str, response: httpx.Response) -> GatewayError:
