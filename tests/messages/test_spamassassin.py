@@ -86,7 +86,8 @@ def legal_classes() -> dict[str, str]:
     for entry in (resources.files("ulak.journeys") / "library").iterdir():
         definition = yaml.safe_load(entry.read_text(encoding="utf-8"))
         for template in re.findall(r"template: (\w+)", entry.read_text(encoding="utf-8")):
-            classes[template] = definition["legal_class"]
+            if not template.endswith("_sms"):  # an SMS template, not an email
+                classes[template] = definition["legal_class"]
     return classes
 
 
