@@ -34,6 +34,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.privacy.api import router as privacy_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
 from ulak.web.pages import browser_language, error_page, texts_for
@@ -239,6 +240,8 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(events_router)
+    # Before the profile's `/customers/{ref:path}`, which would take `.../export` as a ref.
+    app.include_router(privacy_router)
     app.include_router(customers_router)
     app.include_router(back_in_stock_router)
     app.include_router(coupons_router)

@@ -42,6 +42,9 @@ class Store(Base):
     # The shop's one-click reorder link, a pattern over the items (`orders/reorder.py`);
     # None: the replenishment reminder links each product's page.
     reorder_url: Mapped[str | None] = mapped_column(String(2000))
+    # Applied events older than this many days are deleted (`events.forget_old`): they hold
+    # what customers did, which KVKK/GDPR allows keeping only as long as it is needed.
+    keep_events_days: Mapped[int] = mapped_column(Integer, default=365)
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

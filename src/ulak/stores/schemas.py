@@ -41,6 +41,9 @@ CartMinutes = Annotated[int, Field(ge=5, le=30 * 24 * 60)]
 LapsedDays = Annotated[int, Field(ge=1, le=3650)]
 # A sign-up who has not ordered after 1 to 365 days gets the win-back journey.
 NeverBoughtDays = Annotated[int, Field(ge=1, le=365)]
+# How long applied events are kept (KVKK/GDPR: no longer than needed). A week at least:
+# journeys read recent events (wait_for, exit_when) only while they are pending or fresh.
+KeepEventsDays = Annotated[int, Field(ge=7, le=3650)]
 # The one-click reorder link's pattern (`orders/reorder.py`), checked when it is set.
 ReorderUrl = Annotated[str, AfterValidator(check_pattern)]
 
@@ -67,6 +70,7 @@ class StoreCreate(BaseModel):
     abandoned_cart_minutes: CartMinutes = 60
     lapsed_days: LapsedDays = 90
     never_bought_days: NeverBoughtDays = 14
+    keep_events_days: KeepEventsDays = 365
     reorder_url: ReorderUrl | None = None
 
 
@@ -108,6 +112,7 @@ class StoreUpdate(BaseModel):
     abandoned_cart_minutes: CartMinutes | None = None
     lapsed_days: LapsedDays | None = None
     never_bought_days: NeverBoughtDays | None = None
+    keep_events_days: KeepEventsDays | None = None
     reorder_url: ReorderUrl | None = None
 
     @model_validator(mode="after")
@@ -140,6 +145,7 @@ class StoreOut(BaseModel):
     abandoned_cart_minutes: int
     lapsed_days: int
     never_bought_days: int
+    keep_events_days: int
     reorder_url: str | None
 
 
