@@ -44,7 +44,7 @@ async def _enrollments(
         .where(Enrollment.store_id == store_id, Enrollment.customer_id == customer_id)
         .order_by(Enrollment.id)
     )
-    return [(e, key) for e, key in rows.tuples()]
+    return [(e, key) for e, key in rows.all()]
 
 
 async def _steps(session: AsyncSession, ids: list[int]) -> dict[int, list[EnrollmentStep]]:
