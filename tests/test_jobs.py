@@ -20,7 +20,10 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply",
         "journeys.run_due",
         "messages.send_due",
+        "events.forget_old",
     }
+    # Periodic: deletes applied events past each store's retention (KVKK), hourly.
+    assert jobs["events.forget_old"].every == timedelta(hours=1)
     assert jobs["timers.fire_due"].wakes == ("events.apply",)
     assert jobs["events.apply"].wakes == ("journeys.run_due",)
     assert jobs["journeys.run_due"].wakes == ("messages.send_due",)
@@ -29,11 +32,14 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply": 1,
         "journeys.run_due": 2,
         "messages.send_due": 3,
+        "events.forget_old": 0,
     }
     # New events wake the job that applies them, not the first stage.
     assert [name for name, j in jobs.items() if j.on_events] == ["events.apply"]
     # Each pipeline job says when it next has work, for the worker's sleep and `simulate`.
-    assert all(j.due is not None for name, j in jobs.items() if name != "events.apply")
+    assert all(
+        j.due is not None for name, j in jobs.items() if name != "events.apply" and not j.every
+    )
 
 
 def test_new_events_wake_the_job_that_applies_them(workers: Workers) -> None:
