@@ -248,7 +248,7 @@ async def test_the_cli_exports_to_a_file_only_its_owner_reads(
     assert out.stat().st_mode & 0o777 == 0o600
     written = json.loads(out.read_text(encoding="utf-8"))
     assert (written["profile"]["first_name"], written["events"][0]["key"]) == (FIRST, "evt-signup")
-    args = ("customers", "export", "--store", str(store.id), "yok@example.com")
-    missing = await asyncio.to_thread(ulak_cli, *args, env=env)
+    unknown = ("customers", "export", "--store", str(store.id), "yok@example.com")
+    missing = await asyncio.to_thread(ulak_cli, *unknown, env=env)
     assert (missing.returncode, missing.stdout) == (2, "")
     assert missing.stderr == "error: no customer 'yok@example.com' in this store\n"

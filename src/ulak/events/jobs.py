@@ -36,7 +36,8 @@ async def apply_events(ctx: JobContext) -> int:
         applied = await apply_pending(
             session, clock=ctx.clock, limit=ctx.batch_size, isolate=isolate
         )
-        erased.extend(notes(session).pop(ERASURES))
+        done_now: list[Erased] = notes(session).pop(ERASURES)
+        erased.extend(done_now)
         return copied + applied
 
     done = await in_batch(ctx, work)

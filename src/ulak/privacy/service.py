@@ -56,7 +56,8 @@ class CustomerData:
     timers: list[TimerExport]
 
     def as_json(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
+        return document
 
 
 def _jsonable(value: Any) -> Any:
@@ -122,12 +123,22 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     store_id = customer.store_id
     ids = await family(session, customer_id=customer.id)
     personal = await erase_profiles(session, ids=ids, now=now)
-    mine = {"store_id": store_id, "customer_id": customer.id, "personal": personal}
-    consent_changes = await consent_privacy.erase_customer(session, **mine)
-    erased_orders = await orders_privacy.erase_customer(session, **mine)
-    enrollment_ids = await journeys_privacy.erase_customer(session, **mine, now=now)
+    customer_id = customer.id
+    consent_changes = await consent_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer_id, personal=personal
+    )
+    erased_orders = await orders_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer_id, personal=personal
+    )
+    enrollment_ids = await journeys_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer_id, personal=personal, now=now
+    )
     erased_messages = await messages_privacy.erase_customer(
-        session, **mine, enrollment_ids=enrollment_ids
+        session,
+        store_id=store_id,
+        customer_id=customer_id,
+        enrollment_ids=enrollment_ids,
+        personal=personal,
     )
     captured = await channels_privacy.erase_captured(
         session, message_ids=erased_messages.message_ids
