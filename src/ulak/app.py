@@ -142,6 +142,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
             await ctx.sender.close(grace=10)
+            await app.state.inbox.close()
             await database.dispose()
 
     app = FastAPI(

@@ -34,6 +34,7 @@ from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
 from ulak.consent.models import ConsentChange
 from ulak.customers.models import Customer
+from ulak.customers.service import customer_page
 from ulak.db import Database
 from ulak.events.models import Event
 from ulak.journeys.models import Enrollment
@@ -349,6 +350,10 @@ async def test_erasure_leaves_other_customers_and_stores_as_they_were(
         await client.get("/v1/customers/c-2/export", headers=store.auth)
     ).json() == before_neighbour
     assert before_twin["profile"]["email"] == EMAIL
+    # Passes over a store's customers (a special day, a journey's dates) skip the erased.
+    async with db.read() as session:
+        page = await customer_page(session, store_id=store.id, after=0, limit=100)
+    assert [id_ for id_, _, _ in page] == [before_neighbour["profile"]["id"]]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

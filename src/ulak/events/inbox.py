@@ -366,8 +366,19 @@ class Inbox:
             log.warning("the inbox file's WAL could not be emptied after an erasure")
 
     async def scrubbed(self) -> None:
-        """Until the scrubs under way are done (tests; a server that stops)."""
+        """Until the scrubs under way are done."""
         await asyncio.gather(*self._scrubs)
+
+    async def close(self) -> None:
+        """A server that stops: scrub once more rather than wait for erasures to apply (the
+        rows they leave are deleted, zeroed, by the next prune: the first write after a
+        start)."""
+        if not self._scrubs:
+            return
+        for task in list(self._scrubs):
+            task.cancel()
+        await asyncio.gather(*self._scrubs, return_exceptions=True)
+        await self.scrub()
 
 
 @dataclass(frozen=True)

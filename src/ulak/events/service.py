@@ -244,6 +244,8 @@ async def apply_event(
         customer = await surviving_customer(
             session, store_id=store.id, customer_id=event.customer_id
         )
+        if customer is not None and customer.erased_at is not None:
+            customer = None  # a link in an old email of an erased customer: nobody now
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
     if customer is not None and isinstance(data, ConsentData | UnsubscribedData):
