@@ -356,6 +356,43 @@ async def test_erasure_leaves_other_customers_and_stores_as_they_were(
     assert [id_ for id_, _, _ in page] == [before_neighbour["profile"]["id"]]
 
 
+async def test_an_event_about_them_not_yet_applied_is_set_aside_emptied(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    db: Database,
+    clock: FrozenClock,
+    app: Any,
+) -> None:
+    await post(
+        client, store, {"id": "evt-signup", "type": "customer.created", "customer": customer()}
+    )
+    await workers.drain()
+    later = (clock.now() + timedelta(hours=1)).isoformat()
+    cart = {
+        "id": "evt-later",
+        "type": "cart.updated",
+        "occurred_at": later,  # applied after the erasure, which happens now
+        "customer": {"email": EMAIL, "first_name": FIRST},
+        "data": {"cart_id": "cart-9", "items": [], "note": f"{FIRST} için"},
+    }
+    await post(client, store, cart)
+    await erase(client, store, workers, app)
+    (event,) = await rows(db, select(Event).where(Event.key == "evt-later"))
+    event = event[0]
+    assert (event.status, event.error, event.customer, event.data, event.customer_id) == (
+        "failed",
+        "customer erased before it was applied",
+        {},
+        {"cart_id": "cart-9"},
+        None,
+    )
+    assert await rows(db, select(Cart)) == []
+    assert [(c.email, c.erased_at is not None) for (c,) in await rows(db, select(Customer))] == [
+        (None, True)
+    ]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_cli_erases_at_once(
     client: httpx.AsyncClient,

@@ -132,7 +132,7 @@ async def apply_lanes(
     for event in events:
         # Let this process's other work (SMTP sessions in flight) move between events.
         await asyncio.sleep(0)
-        if event.lane in stopped:
+        if event.lane in stopped or event.status != "pending":  # set aside by an erasure
             continue
         store = stores.get(event.store_id) or await session.get(Store, event.store_id)
         assert store is not None
