@@ -20,6 +20,8 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply",
         "journeys.run_due",
         "messages.send_due",
+        "consent.iys_push",
+        "consent.iys_pull",
         "events.forget_old",
     }
     # Periodic: deletes applied events past each store's retention (KVKK), hourly.
@@ -32,8 +34,15 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "events.apply": 1,
         "journeys.run_due": 2,
         "messages.send_due": 3,
+        "consent.iys_push": 0,
+        "consent.iys_pull": 0,
         "events.forget_old": 0,
     }
+    # İYS's changes, pulled once a minute across workers, become events to apply.
+    assert (jobs["consent.iys_pull"].every, jobs["consent.iys_pull"].wakes) == (
+        timedelta(minutes=1),
+        ("events.apply",),
+    )
     # New events wake the job that applies them, not the first stage.
     assert [name for name, j in jobs.items() if j.on_events] == ["events.apply"]
     # Each pipeline job says when it next has work, for the worker's sleep and `simulate`.

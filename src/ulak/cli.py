@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.catalog.cli import catalog_app
 from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
+from ulak.consent.cli import iys_app
 from ulak.coupons.cli import coupons_app
 from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
@@ -30,6 +31,7 @@ from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
+stores_app.add_typer(iys_app, name="iys")
 app.add_typer(keys_app, name="keys")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(steps_app, name="steps")

@@ -32,7 +32,13 @@ from ulak.messages.sending import Sender
 from ulak.offload import Offload
 
 # The features whose `jobs.py` declares jobs; importing one registers its jobs.
-FEATURES = ("ulak.events.jobs", "ulak.journeys.jobs", "ulak.messages.jobs", "ulak.timers.jobs")
+FEATURES = (
+    "ulak.consent.jobs",
+    "ulak.events.jobs",
+    "ulak.journeys.jobs",
+    "ulak.messages.jobs",
+    "ulak.timers.jobs",
+)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from ulak.catalog.models import Product, TagTip
 from ulak.channels.models import DevInboxMessage
-from ulak.consent.models import ConsentChange
+from ulak.consent.models import ConsentChange, IysAccount, IysPush, IysRecipient
 from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
 from ulak.db import Base
@@ -27,6 +27,9 @@ __all__ = [
     "EnrollmentStep",
     "Event",
     "InboxCursor",
+    "IysAccount",
+    "IysPush",
+    "IysRecipient",
     "JobTick",
     "Journey",
     "JourneyVersion",

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ulak.consent import iys
 from ulak.consent.models import ConsentChange
 from ulak.customers.models import Customer
 
@@ -100,6 +101,12 @@ async def record_change(
     at = min(occurred_at, now)
     current = consent_state(customer, channel)
     if current is None or at >= current.at:
+        # A store registered at İYS tells it too, in this transaction (`consent/iys.py`);
+        # not a change that a later one outranks (İYS keeps the last it is told).
+        await iys.queue_change(
+            session, store_id=store_id, customer=customer, channel=channel, status=status,
+            source=source, recipient_type=recipient_type, at=at, now=now,
+        )  # fmt: skip
         since = current.since if current is not None and current.status == status else at
         # A new dict: the JSON column notices a replaced value, not one changed in place.
         customer.consent = {

@@ -175,14 +175,16 @@ def _migrated() -> bytes:
 
 
 async def _simulate(scenario: Scenario, url: str, base_url: str) -> Timeline:
+    jobs = registered().values()
     periodic = [
         job.name
-        for job in registered().values()
-        if job.every is not None and job.name not in UNSEEN_BY_TIMELINES
+        for job in jobs
+        if job.every is not None and job.due is None and job.name not in UNSEEN_BY_TIMELINES
     ]
     if periodic:
         # `drain` skips them, and the clock only stops where something is due: such a job
         # must report when it next has work (`_next_due`) before a simulation can be trusted.
+        # (İYS's pull reports none: a simulation's store has no İYS account.)
         raise NotImplementedError(f"simulating periodic jobs ({', '.join(periodic)})")
     clock = FrozenClock(scenario.start)
     settings = Settings(

@@ -5,7 +5,7 @@ row stays, emptied, so orders keep their customer and counts hold. `stores.keep_
 is how long applied events are kept (`events.forget_old`).
 
 Revision ID: 0014_kvkk
-Revises: 0013
+Revises: 0014_iys
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import ulak.db
 
 revision = "0014_kvkk"
-down_revision = "0013"
+down_revision = "0014_iys"
 branch_labels = None
 depends_on = None
 
