@@ -32,7 +32,7 @@ from tests.support import StoreKey, dev_inbox, make_store, ulak_cli
 from ulak.catalog.models import BackInStockSubscription
 from ulak.channels.models import DevInboxMessage
 from ulak.clock import FrozenClock
-from ulak.consent.models import ConsentChange
+from ulak.consent.models import ConsentChange, IysPush, IysRecipient
 from ulak.customers.models import Customer
 from ulak.customers.service import customer_page
 from ulak.db import Database
@@ -391,6 +391,76 @@ async def test_an_event_about_them_not_yet_applied_is_set_aside_emptied(
     assert [(c.email, c.erased_at is not None) for (c,) in await rows(db, select(Customer))] == [
         (None, True)
     ]
+
+
+async def test_ulaks_copy_of_iys_keeps_digests_and_what_the_law_still_needs_sent(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    db: Database,
+    clock: FrozenClock,
+    app: Any,
+) -> None:
+    await post(
+        client, store, {"id": "evt-signup", "type": "customer.created", "customer": customer()}
+    )
+    await workers.drain()
+    (ulak_id,) = [i for (i,) in await rows(db, select(Customer.id))]
+    phone = "+905327654321"
+    now = clock.now()
+    push = {"store_id": store.id, "customer_id": ulak_id, "recipient_type": "BIREYSEL"}
+    async with db.transaction() as session:
+        session.add_all(
+            [
+                IysPush(
+                    **push,
+                    type="EPOSTA",
+                    recipient=EMAIL,
+                    status="ONAY",
+                    source="HS_WEB",
+                    consent_date=now,
+                    state="sent",
+                    created_at=now,
+                ),
+                IysPush(
+                    **push,
+                    type="MESAJ",
+                    recipient=phone,
+                    status="RET",
+                    source="HS_WEB",
+                    consent_date=now,
+                    state="pending",
+                    created_at=now,
+                ),
+                IysRecipient(
+                    store_id=store.id,
+                    type="EPOSTA",
+                    recipient_type="BIREYSEL",
+                    recipient=EMAIL,
+                    status="ONAY",
+                    updated_at=now,
+                ),
+                IysRecipient(
+                    store_id=store.id,
+                    type="EPOSTA",
+                    recipient_type="BIREYSEL",
+                    recipient="komsu@posta.example",
+                    status="ONAY",
+                    updated_at=now,
+                ),
+            ]
+        )
+    await erase(client, store, workers, app)
+    pushes = [
+        (p.type, p.recipient, p.state)
+        for (p,) in await rows(db, select(IysPush).order_by(IysPush.id))
+    ]
+    assert pushes == [
+        ("EPOSTA", "sha256:" + sha256(EMAIL), "sent"),
+        # Still to be registered at İYS, as the law asks: it keeps the number until then.
+        ("MESAJ", phone, "pending"),
+    ]
+    assert [r.recipient for (r,) in await rows(db, select(IysRecipient))] == ["komsu@posta.example"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.consent.models import ConsentChange
+from ulak.consent.models import ConsentChange, IysPush, IysRecipient
 from ulak.customers.privacy import Personal
 
 
@@ -77,4 +77,33 @@ async def erase_customer(
             "proof_sha256": sha256(canonical) if change.proof is not None else None,
         }
         change.source = personal.redact(change.source) or ""
+    await _erase_iys(session, store_id=store_id, customer_id=customer_id, personal=personal)
     return len(changes)
+
+
+async def _erase_iys(
+    session: AsyncSession, *, store_id: int, customer_id: int, personal: Personal
+) -> None:
+    """What ulak keeps of İYS: the changes it registered there keep a digest of the
+    recipient (İYS itself holds the registration, as the law asks); the changes still
+    waiting to be registered keep theirs until they are, since the law obliges the shop to
+    register them (KVKK art. 28, GDPR art. 17(3)(b)); ulak's copy of İYS's state for the
+    address and number goes (a later change asks İYS again)."""
+    pushes = await session.execute(
+        select(IysPush).where(
+            IysPush.store_id == store_id,
+            IysPush.customer_id == customer_id,
+            IysPush.state != "pending",
+        )
+    )
+    for push in pushes.scalars():
+        if not push.recipient.startswith("sha256:"):
+            push.recipient = "sha256:" + sha256(push.recipient)
+        push.error = personal.redact(push.error)
+    recipients = [r for r in (personal.email, personal.phone) if r]
+    if recipients:
+        await session.execute(
+            delete(IysRecipient).where(
+                IysRecipient.store_id == store_id, IysRecipient.recipient.in_(recipients)
+            )
+        )
