@@ -450,6 +450,11 @@ async def test_ulaks_copy_of_iys_keeps_digests_and_what_the_law_still_needs_sent
                 ),
             ]
         )
+    exported = (await client.get(f"/v1/customers/{SHOP_ID}/export", headers=store.auth)).json()
+    assert [(r["type"], r["recipient"], r["state"]) for r in exported["iys_registrations"]] == [
+        ("EPOSTA", EMAIL, "sent"),
+        ("MESAJ", phone, "pending"),
+    ]
     await erase(client, store, workers, app)
     pushes = [
         (p.type, p.recipient, p.state)

@@ -49,6 +49,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "coupons",
         "enrollments",
         "events",
+        "iys_registrations",
         "messages",
         "orders",
         "profile",
@@ -90,6 +91,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
             "recorded_at": SIGNED_UP,
         }
     ]
+    assert data["iys_registrations"] == []  # the store has no İYS account
     (order,) = data["orders"]
     assert order == {
         "order_id": "1077",

@@ -27,6 +27,45 @@ class ConsentChangeExport:
     recorded_at: datetime
 
 
+@dataclass(frozen=True)
+class IysRegistrationExport:
+    """A change ulak registered (or is to register) at İYS for the customer."""
+
+    type: str  # EPOSTA, MESAJ, ARAMA
+    recipient: str
+    recipient_type: str
+    status: str  # ONAY, RET
+    source: str
+    consent_date: datetime
+    state: str  # pending, sent, skipped, failed
+    transaction_id: str | None
+    done_at: datetime | None
+
+
+async def export_iys(
+    session: AsyncSession, *, store_id: int, customer_id: int
+) -> list[IysRegistrationExport]:
+    rows = await session.execute(
+        select(IysPush)
+        .where(IysPush.store_id == store_id, IysPush.customer_id == customer_id)
+        .order_by(IysPush.id)
+    )
+    return [
+        IysRegistrationExport(
+            p.type,
+            p.recipient,
+            p.recipient_type,
+            p.status,
+            p.source,
+            p.consent_date,
+            p.state,
+            p.transaction_id,
+            p.done_at,
+        )
+        for p in rows.scalars()
+    ]
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -18,7 +18,7 @@ from ulak.catalog import privacy as catalog_privacy
 from ulak.catalog.privacy import SubscriptionExport
 from ulak.channels import privacy as channels_privacy
 from ulak.consent import privacy as consent_privacy
-from ulak.consent.privacy import ConsentChangeExport
+from ulak.consent.privacy import ConsentChangeExport, IysRegistrationExport
 from ulak.coupons import privacy as coupons_privacy
 from ulak.coupons.privacy import CouponExport
 from ulak.customers import privacy as customers_privacy
@@ -46,6 +46,8 @@ class CustomerData:
 
     profile: ProfileExport
     consent_history: list[ConsentChangeExport]
+    # The changes registered (or to register) at İYS, the Turkish consent registry.
+    iys_registrations: list[IysRegistrationExport]
     orders: list[OrderExport]
     carts: list[CartExport]
     events: list[EventExport]
@@ -83,6 +85,7 @@ async def export_customer(
     return CustomerData(
         profile=profile,
         consent_history=await consent_privacy.export_customer(session, **mine),
+        iys_registrations=await consent_privacy.export_iys(session, **mine),
         orders=await orders_privacy.export_orders(session, **mine),
         carts=await orders_privacy.export_carts(session, **mine),
         events=await events_privacy.export_customer(session, **mine),
