@@ -490,3 +490,22 @@ async def test_the_cli_erases_at_once(
     assert found_in_files(sqlite_files(db)) == {}
     again = await asyncio.to_thread(ulak_cli, *args, env=env)
     assert (again.returncode, again.stderr) == (2, f"error: no customer {EMAIL!r} in this store\n")
+
+
+async def test_a_shops_event_of_the_erasure_type_erases_nothing(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers
+) -> None:
+    # Only ulak's own route names a customer by ulak's id: the type alone does nothing.
+    await post(
+        client,
+        store,
+        {"id": "evt-signup", "type": "customer.created", "customer": customer()},
+        {"id": "evt-fake", "type": "customer.erasure_requested", "customer": {"id": SHOP_ID}},
+    )
+    await workers.drain()
+    data = (await client.get(f"/v1/customers/{SHOP_ID}/export", headers=store.auth)).json()
+    assert (data["profile"]["email"], data["profile"]["first_name"]) == (EMAIL, FIRST)
+    assert [(e["key"], e["status"]) for e in data["events"]] == [
+        ("evt-signup", "applied"),
+        ("evt-fake", "applied"),
+    ]
