@@ -23,7 +23,10 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "sms.poll_reports",
         "consent.iys_push",
         "consent.iys_pull",
+        "events.forget_old",
     }
+    # Periodic: deletes applied events past each store's retention (KVKK), hourly.
+    assert jobs["events.forget_old"].every == timedelta(hours=1)
     assert jobs["timers.fire_due"].wakes == ("events.apply",)
     assert jobs["events.apply"].wakes == ("journeys.run_due",)
     assert jobs["journeys.run_due"].wakes == ("messages.send_due",)
@@ -35,6 +38,7 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "sms.poll_reports": 0,
         "consent.iys_push": 0,
         "consent.iys_pull": 0,
+        "events.forget_old": 0,
     }
     # İYS's changes, pulled once a minute across workers, become events to apply.
     assert (jobs["consent.iys_pull"].every, jobs["consent.iys_pull"].wakes) == (

@@ -34,6 +34,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.privacy.api import router as privacy_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
@@ -144,6 +145,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
             await ctx.sender.close(grace=10)
+            await app.state.inbox.close()
             await database.dispose()
 
     app = FastAPI(
@@ -242,6 +244,8 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(events_router)
+    # Before the profile's `/customers/{ref:path}`, which would take `.../export` as a ref.
+    app.include_router(privacy_router)
     app.include_router(customers_router)
     app.include_router(back_in_stock_router)
     app.include_router(coupons_router)

@@ -245,6 +245,24 @@ class Database:
         rows: list[Any] = self._plain.execute(sql, parameters).fetchall()
         return rows
 
+    async def checkpoint(self, name: str | None = None, *, attempts: int = 50) -> bool:
+        """SQLite: copy the WAL into the file (the main one, or side file `name`) and empty
+        it (TRUNCATE), so what was deleted or overwritten leaves the `-wal` file too. A
+        reader in the middle of a snapshot holds it back: try again every 20 ms, up to
+        `attempts` times. True once the WAL is empty."""
+        assert self.is_sqlite
+        path = side_path(self.path, name) if name else self.path
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            for _ in range(attempts):
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+                await asyncio.sleep(0.02)
+            return False
+        finally:
+            connection.close()
+
     async def dispose(self) -> None:
         if self._plain is not None:
             self._plain.close()
@@ -320,6 +338,9 @@ def _sqlite_engine(
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content is zeroed, not left in free pages and cells: an
+        # erased customer (KVKK/GDPR) must not stay readable in the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 

@@ -190,3 +190,19 @@ def test_ulak_messages_sms_shows_segments_and_cost(database_url: str) -> None:
         "reason": None,
         "text": text,
     }
+
+
+async def test_an_erasure_empties_the_customers_dev_sms(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, journey("informational"))
+    await post(client, store, with_phone(order_placed("1")))
+    await workers.drain()
+    async with db.read() as session:
+        assert len(await captured_sms(session)) == 1
+    response = await client.delete("/v1/customers/c-1042", headers=store.auth)
+    assert response.status_code == 202, response.text
+    await workers.drain()
+    async with db.read() as session:
+        assert await captured_sms(session) == []

@@ -41,3 +41,7 @@ class Customer(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # KVKK/GDPR erasure (`privacy/`): the row stays, without anything personal and without
+    # identifiers (a later event naming the same email makes a new customer), so orders
+    # and counts still add up.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -251,7 +251,11 @@ async def customer_page(
     rows = await session.execute(
         select(Customer.id, Customer.timezone, Customer.attributes)
         .where(
-            Customer.store_id == store_id, Customer.id > after, Customer.merged_into_id.is_(None)
+            Customer.store_id == store_id,
+            Customer.id > after,
+            Customer.merged_into_id.is_(None),
+            # An erased customer (KVKK) has nothing more coming: no special day, no date.
+            Customer.erased_at.is_(None),
         )
         .order_by(Customer.id)
         .limit(limit)

@@ -87,6 +87,10 @@ inbox_file = Table("inbox_file", inbox_metadata, Column("generation", String(32)
 
 # How often the API deletes the inbox rows the worker has copied.
 PRUNE_SECONDS = 1.0
+# After an erasure request, how often the API looks whether the worker has erased, and
+# for how long, before it empties the inbox file of the customer's events.
+SCRUB_POLL_SECONDS = 0.5
+SCRUB_WAIT_SECONDS = 3600.0
 
 
 async def create_inbox(connection: AsyncConnection) -> None:
@@ -223,6 +227,7 @@ class Inbox:
         self._writer: asyncio.Task[None] | None = None
         self._pruned_at = 0.0
         self._created = False
+        self._scrubs: set[asyncio.Task[None]] = set()
 
     async def accept(
         self,
@@ -366,6 +371,52 @@ class Inbox:
             cursor = await session.get(InboxCursor, 1)
         if generation is not None and (copied := _copied_up_to(cursor, generation)):
             await connection.execute(delete(inbox).where(inbox.c.seq <= copied))
+
+    def scrub_after(self, store_id: int, key: str) -> None:
+        """SQLite: once the event `key` (an erasure request) is applied, empty this file of
+        what the worker has copied (the erased customer's events among it) and of its WAL.
+        The API process is the file's one writer, so it does this itself."""
+        if not self.database.is_sqlite:
+            return
+        task = asyncio.create_task(self._scrub_when_applied(store_id, key))
+        self._scrubs.add(task)
+        task.add_done_callback(self._scrubs.discard)
+
+    async def _scrub_when_applied(self, store_id: int, key: str) -> None:
+        deadline = time.monotonic() + SCRUB_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            found = self.database.lookup(
+                "SELECT status FROM events WHERE store_id = ? AND key = ?", (store_id, key)
+            )
+            if found and found[0][0] != "pending":
+                await self.scrub()
+                return
+            await asyncio.sleep(SCRUB_POLL_SECONDS)
+        log.warning("erasure %s was not applied within an hour; the inbox keeps its rows", key)
+
+    async def scrub(self) -> None:
+        """Delete the rows the worker has copied now (secure_delete zeroes them), then
+        checkpoint and empty the WAL."""
+        async with self.database.inbox_engine.begin() as connection:
+            self._pruned_at = 0.0
+            await self._prune(connection)
+        if not await self.database.checkpoint("inbox"):
+            log.warning("the inbox file's WAL could not be emptied after an erasure")
+
+    async def scrubbed(self) -> None:
+        """Until the scrubs under way are done."""
+        await asyncio.gather(*self._scrubs)
+
+    async def close(self) -> None:
+        """A server that stops: scrub once more rather than wait for erasures to apply (the
+        rows they leave are deleted, zeroed, by the next prune: the first write after a
+        start)."""
+        if not self._scrubs:
+            return
+        for task in list(self._scrubs):
+            task.cancel()
+        await asyncio.gather(*self._scrubs, return_exceptions=True)
+        await self.scrub()
 
 
 @dataclass(frozen=True)

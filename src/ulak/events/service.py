@@ -68,6 +68,7 @@ from ulak.orders.service import (
 from ulak.orders.service import (
     move_customer as move_orders,
 )
+from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
 from ulak.stores.models import Store
 from ulak.suppressions.apply import apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
@@ -146,7 +147,7 @@ async def apply_lanes(
     for event in events:
         # Let this process's other work (SMTP sessions in flight) move between events.
         await asyncio.sleep(0)
-        if event.lane in stopped:
+        if event.lane in stopped or event.status != "pending":  # set aside by an erasure
             continue
         store = stores.get(event.store_id) or await session.get(Store, event.store_id)
         assert store is not None
@@ -240,6 +241,8 @@ async def apply_event(
 ) -> int | None:
     """Apply one event; returns the customer it is now about (None: none)."""
     now = clock.now()
+    if event.type == ERASURE_REQUESTED and event.customer_id is not None:
+        return await _erase(session, store=store, customer_id=event.customer_id, now=now)
     customer: Customer | None = None
     merges: list[int] = []
     if event.customer:
@@ -265,6 +268,8 @@ async def apply_event(
         customer = await surviving_customer(
             session, store_id=store.id, customer_id=event.customer_id
         )
+        if customer is not None and customer.erased_at is not None:
+            customer = None  # a link in an old email of an erased customer: nobody now
     model = DATA_MODELS.get(event.type)
     data: Any = model.model_validate(event.data) if model else None
     if customer is not None and isinstance(data, ConsentData | UnsubscribedData):
@@ -409,6 +414,20 @@ async def apply_event(
         event.error = f"not acted on: {untrue}"
         return customer.id
     await on_event(session, event=event, customer=customer, context=context, clock=clock)
+    return customer.id
+
+
+async def _erase(
+    session: AsyncSession, *, store: Store, customer_id: int, now: datetime
+) -> int | None:
+    """A KVKK/GDPR erasure the API accepted (only ulak's own route names a customer by
+    its ulak id, so a shop's event of this type erases nothing)."""
+    customer = await surviving_customer(session, store_id=store.id, customer_id=customer_id)
+    if customer is None or customer.erased_at is not None:
+        return None
+    await write_applied(session)  # this batch's events about them, as theirs, first
+    erased = await erase_customer(session, customer=customer, now=now)
+    log.info("store %s: customer %s erased: %s", store.id, customer.id, erased)
     return customer.id
 
 

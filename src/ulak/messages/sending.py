@@ -231,6 +231,8 @@ class Outcomes:
             file.execute(f"PRAGMA busy_timeout={int(self.database.lock_timeout * 1000)}")
             file.execute("PRAGMA journal_mode=WAL")
             file.execute("PRAGMA synchronous=NORMAL")
+            # Folded outcomes are deleted: zeroed, as everywhere (see `db._sqlite_engine`).
+            file.execute("PRAGMA secure_delete=ON")
             file.execute(_OUTCOMES_TABLE)
             have = {row[1] for row in file.execute("PRAGMA table_info(outcomes)")}
             for column, kind in _OUTCOMES_ADDED.items():

@@ -49,6 +49,9 @@ stores_app = typer.Typer(help="Stores (tenants) and their settings.", no_args_is
 S = TypeVar("S", StoreCreate, StoreUpdate)
 FACTOR_HELP = "A restock of N items tells at most N times this many waiting customers."
 LIMIT_HELP = "Back-in-stock subscriptions one email (or customer) may make a day."
+KEEP_EVENTS_HELP = (
+    "Days applied events are kept (KVKK/GDPR: no longer than needed); older ones are deleted."
+)
 NEVER_BOUGHT_HELP = "Days after signing up, with no order, before win-back reaches a customer."
 REORDER_HELP = (
     "One-click reorder link for replenishment reminders, e.g."
@@ -91,6 +94,7 @@ def stores_create(
         int, typer.Option(help="Days without an order before a customer has lapsed.")
     ] = 90,
     never_bought_days: Annotated[int, typer.Option(help=NEVER_BOUGHT_HELP)] = 14,
+    keep_events_days: Annotated[int, typer.Option(help=KEEP_EVENTS_HELP)] = 365,
     reorder_url: Annotated[str | None, typer.Option(help=REORDER_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -157,6 +161,7 @@ def stores_update(
         ),
     ] = None,
     never_bought_days: Annotated[int | None, typer.Option(help=NEVER_BOUGHT_HELP)] = None,
+    keep_events_days: Annotated[int | None, typer.Option(help=KEEP_EVENTS_HELP)] = None,
     reorder_url: Annotated[str | None, typer.Option(help=REORDER_HELP)] = None,
     merchant_opt_out: Annotated[
         bool | None, typer.Option("--merchant-opt-out/--no-merchant-opt-out", help=MERCHANT_HELP)

@@ -56,6 +56,9 @@ class Store(Base):
     cap_email_week: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     cap_sms_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cap_sms_week: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Applied events older than this many days are deleted (`events.forget_old`): they hold
+    # what customers did, which KVKK/GDPR allows keeping only as long as it is needed.
+    keep_events_days: Mapped[int] = mapped_column(Integer, default=365)
     # Signs this store's links (unsubscribe, pages): a token of one store opens nothing elsewhere.
     link_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -50,6 +50,9 @@ NeverBoughtDays = Annotated[int, Field(ge=1, le=365)]
 # cap per customer and channel (0: none).
 SendingHours = Annotated[str, AfterValidator(_sending_hours)]
 CapCount = Annotated[int, Field(ge=0, le=100)]
+# How long applied events are kept (KVKK/GDPR: no longer than needed). A week at least:
+# journeys read recent events (wait_for, exit_when) only while they are pending or fresh.
+KeepEventsDays = Annotated[int, Field(ge=7, le=3650)]
 # The one-click reorder link's pattern (`orders/reorder.py`), checked when it is set.
 ReorderUrl = Annotated[str, AfterValidator(check_pattern)]
 
@@ -76,6 +79,7 @@ class StoreCreate(BaseModel):
     abandoned_cart_minutes: CartMinutes = 60
     lapsed_days: LapsedDays = 90
     never_bought_days: NeverBoughtDays = 14
+    keep_events_days: KeepEventsDays = 365
     reorder_url: ReorderUrl | None = None
     merchant_opt_out: bool = False
     sending_hours_email: SendingHours | None = None
@@ -127,6 +131,7 @@ class StoreUpdate(BaseModel):
     abandoned_cart_minutes: CartMinutes | None = None
     lapsed_days: LapsedDays | None = None
     never_bought_days: NeverBoughtDays | None = None
+    keep_events_days: KeepEventsDays | None = None
     reorder_url: ReorderUrl | None = None
     merchant_opt_out: bool | None = None
     sending_hours_email: SendingHours | None = None
@@ -166,6 +171,7 @@ class StoreOut(BaseModel):
     abandoned_cart_minutes: int
     lapsed_days: int
     never_bought_days: int
+    keep_events_days: int
     reorder_url: str | None
     merchant_opt_out: bool
     sending_hours_email: str | None

@@ -51,6 +51,7 @@ async def create_store(
         abandoned_cart_minutes=data.abandoned_cart_minutes,
         lapsed_days=data.lapsed_days,
         never_bought_days=data.never_bought_days,
+        keep_events_days=data.keep_events_days,
         reorder_url=data.reorder_url,
         merchant_opt_out=data.merchant_opt_out,
         sending_hours_email=data.sending_hours_email,
@@ -193,3 +194,9 @@ async def get_store(session: AsyncSession, store_id: int) -> Store:
 
 async def list_stores(session: AsyncSession) -> Sequence[Store]:
     return (await session.execute(select(Store).order_by(Store.id))).scalars().all()
+
+
+async def retention_settings(session: AsyncSession) -> list[tuple[int, int]]:
+    """(store, days its applied events are kept) of every store."""
+    rows = await session.execute(select(Store.id, Store.keep_events_days).order_by(Store.id))
+    return [(id_, days) for id_, days in rows.all()]

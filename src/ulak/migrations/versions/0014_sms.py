@@ -6,7 +6,7 @@ store without a provider would have sent; `messages.provider_id` the gateway's i
 its delivery reports name.
 
 Revision ID: 0014_sms
-Revises: 0014_suppressions
+Revises: 0014_kvkk
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 import ulak.db
 
 revision = "0014_sms"
-down_revision = "0014_suppressions"
+down_revision = "0014_kvkk"
 branch_labels = None
 depends_on = None
 
