@@ -206,3 +206,20 @@ async def test_an_erasure_empties_the_customers_dev_sms(
     await workers.drain()
     async with db.read() as session:
         assert await captured_sms(session) == []
+
+
+async def test_the_customer_timeline_shows_the_sms_and_its_status(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, library=False)
+    await add_journey(db, clock, store, journey("informational"))
+    await post(client, store, with_phone(order_placed("1")))
+    await workers.drain()
+    response = await client.get("/v1/customers/c-1042", headers=store.auth)
+    assert response.status_code == 200, response.text
+    (entry,) = [e for e in response.json()["timeline"] if e["kind"] == "message"]
+    assert (entry["type"], entry["summary"]) == (
+        "message.sent",
+        "Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun Ayşe!",
+    )
+    assert (entry["detail"]["channel"], entry["detail"]["to"]) == ("sms", PHONE)

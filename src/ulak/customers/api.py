@@ -69,7 +69,7 @@ async def get_customer(ref: str, store: CurrentStore, database: AppDatabase) -> 
                 at=m.created_at,
                 kind="message",
                 type=f"message.{m.status}",
-                summary=m.subject,
+                summary=m.subject if m.channel == "email" else m.text,  # an SMS: its text
                 detail={
                     "id": m.id,
                     "channel": m.channel,
