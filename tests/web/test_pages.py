@@ -560,6 +560,8 @@ async def test_the_api_docs_work_without_a_network(
     outside = await serve_in_process(page, client)
     await page.goto("http://ulak.test/docs")
     await expect(page.get_by_text("/v1/events", exact=True)).to_be_visible(timeout=15_000)
-    await expect(page.get_by_text("/v1/customers/{ref}", exact=True)).to_be_visible()
+    # GET (the profile) and DELETE (erasure) share the path.
+    await expect(page.get_by_text("/v1/customers/{ref}", exact=True)).to_have_count(2)
+    await expect(page.get_by_text("/v1/customers/{ref}/export", exact=True)).to_be_visible()
     assert outside == []
     await context.close()
