@@ -158,7 +158,10 @@ async def test_an_unsubscribe_survives_a_merge_and_old_links_reach_the_person(
     await workers.drain()
     (person,) = await live_customers(db)
     assert person.id == known_row.id
-    assert refusal(person, "email") == "consent to commercial email revoked (unsubscribe_link)"
+    assert (
+        refusal(person, "email", merchant_opt_out=False)
+        == "consent to commercial email revoked (unsubscribe_link)"
+    )
 
     # A link from before the merge still names the absorbed profile; it reaches the person.
     async with db.transaction() as session:
@@ -166,7 +169,10 @@ async def test_an_unsubscribe_survives_a_merge_and_old_links_reach_the_person(
     assert (await client.post(guest_link.removeprefix("http://ulak.test"))).status_code == 200
     await workers.drain()  # the page's event is applied by the worker
     (person,) = await live_customers(db)
-    assert refusal(person, "email") == "consent to commercial email revoked (unsubscribe_link)"
+    assert (
+        refusal(person, "email", merchant_opt_out=False)
+        == "consent to commercial email revoked (unsubscribe_link)"
+    )
     async with db.read() as session:
         history = (
             await session.execute(select(ConsentChange).order_by(ConsentChange.id))

@@ -67,7 +67,7 @@ def recipient_type_of(customer: Customer) -> str:
     return max(states, key=lambda s: s.at).recipient_type if states else "individual"
 
 
-def refusal(customer: Customer, channel: str, *, merchant_opt_out: bool = False) -> str | None:
+def refusal(customer: Customer, channel: str, *, merchant_opt_out: bool) -> str | None:
     """Why a commercial message on `channel` may not go to this customer; None: it may.
 
     With `merchant_opt_out` (a store setting) a merchant recipient needs no recorded grant,

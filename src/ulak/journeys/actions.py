@@ -71,7 +71,8 @@ async def run_action(
     if (
         isinstance(op, IssueCouponOp)
         and legal_class == "commercial"
-        and (refused := refusal(customer, "email")) is not None
+        and (refused := refusal(customer, "email", merchant_opt_out=store.merchant_opt_out))
+        is not None
     ):
         return f"no coupon issued ({op.coupon}): {refused}"
     if isinstance(op, IssueCouponOp):

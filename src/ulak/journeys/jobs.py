@@ -349,7 +349,11 @@ async def _run(
             if op.guard and not truthy(op.guard, context):
                 trace(session, enrollment, at=now, kind="send", note=f"skipped: {op.guard}")
             else:
-                if definition.legal_class != "commercial" or refusal(customer, op.channel) is None:
+                if (
+                    definition.legal_class != "commercial"
+                    or refusal(customer, op.channel, merchant_opt_out=store.merchant_opt_out)
+                    is None
+                ):
                     # Not for a message kept unrendered, skipped for want of consent.
                     reads = await variables_of(
                         session, store=store, customer=customer, template=op.template

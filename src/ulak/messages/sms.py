@@ -228,7 +228,11 @@ async def create_sms(
         created_at=now,
     )
     session.add(message)
-    refused = refusal(customer, "sms") if legal_class == "commercial" else None
+    refused = (
+        refusal(customer, "sms", merchant_opt_out=store.merchant_opt_out)
+        if legal_class == "commercial"
+        else None
+    )
     reason = ("the customer has no phone number" if not customer.phone else refused) or skip
     if reason is not None:
         message.status = "skipped"
