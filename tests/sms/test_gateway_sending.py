@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.sms.netgsm_fake import FakeNetgsm, fake_netgsm
 from tests.support import (
@@ -31,6 +31,7 @@ from ulak.messages.models import Message
 from ulak.messages.sending import SenderProcess
 from ulak.sms.models import DevSms
 from ulak.sms.service import set_sms
+from ulak.stores.models import Store
 from ulak.worker import Workers
 
 PHONE = "+905321234567"
@@ -195,3 +196,47 @@ async def test_with_smtp_the_sender_process_sends_the_sms_too(
     finally:
         await ctx.sender.close(grace=10)
         ctx.offload.close()
+
+
+COMMERCIAL = JOURNEY.replace("key: sms-note", "key: sms-offer").replace(
+    "legal_class: informational", "legal_class: commercial"
+)
+
+
+@pytest.mark.parametrize(
+    ("recipient_type", "iysfilter"), [("individual", "11"), ("merchant", "12")]
+)
+async def test_a_commercial_sms_asks_the_gateway_to_filter_it_as_its_recipient_is(
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    netgsm: FakeNetgsm,
+    recipient_type: str,
+    iysfilter: str,
+) -> None:
+    """Netgsm checks a commercial SMS against İYS's list of individuals (11) or of
+    merchants (12): the recipient's type comes from their consent."""
+    store = await netgsm_store(db, clock)
+    await add_journey(db, clock, store, COMMERCIAL)
+    async with db.transaction() as session:
+        await session.execute(
+            update(Store).where(Store.id == store.id).values(sending_hours_sms=None)
+        )
+    consent = {
+        "id": "evt-consent",
+        "type": "consent.updated",
+        "customer": {"id": "c-1042", "phone": PHONE},
+        "data": {
+            "channel": "sms",
+            "status": "granted",
+            "source": "checkout",
+            "recipient_type": recipient_type,
+        },
+    }
+    response = await client.post("/v1/events", json={"events": [consent]}, headers=store.auth)
+    assert response.status_code == 202, response.text
+    await workers.drain()
+    await order(client, store, "1")
+    await workers.drain()
+    assert sorted(sent["iysfilter"] for sent in netgsm.sent) == ["0", iysfilter]

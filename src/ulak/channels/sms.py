@@ -17,7 +17,7 @@ from time import monotonic
 import httpx
 
 from ulak.channels.gateways import gateway_for
-from ulak.channels.gateways.base import GatewayError, SmsGateway, SmsRequest
+from ulak.channels.gateways.base import GatewayError, RecipientType, SmsGateway, SmsRequest
 from ulak.channels.service import Outcome
 from ulak.clock import Clock
 from ulak.config import Settings
@@ -38,6 +38,7 @@ class SmsOut:
     to: str
     text: str
     commercial: bool
+    recipient_type: RecipientType = "individual"
 
 
 class SmsChannel:
@@ -61,7 +62,7 @@ class SmsChannel:
             text=sms.text,
             sender=setup.sender,
             commercial=sms.commercial,
-            recipient_type="individual",
+            recipient_type=sms.recipient_type,
         )
         try:
             accepted = await gateway.send(request)

@@ -746,6 +746,7 @@ def _sms(message: Claimed) -> SmsOut:
         to=message.to_address,
         text=message.text,
         commercial=message.commercial,
+        recipient_type="merchant" if message.recipient_type == "merchant" else "individual",
     )
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
-from ulak.consent.service import refusal
+from ulak.consent.service import recipient_type_of, refusal
 from ulak.customers.models import Customer
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
@@ -574,6 +574,8 @@ class Claimed:
     channel: str = "email"
     store_id: int = 0
     commercial: bool = False
+    # individual | merchant: a gateway that filters commercial SMS through İYS asks which.
+    recipient_type: str = "individual"
     unsubscribe_mailto: str | None = None
     auto_submitted: bool = False
     # The message's signed tag (`suppressions.verp`): in its X-Ulak-Message header, and in
@@ -719,6 +721,7 @@ async def claim_due(
                 channel=message.channel,
                 store_id=message.store_id,
                 commercial=message.legal_class == "commercial",
+                recipient_type=recipient_type_of(customer) if customer else "individual",
                 unsubscribe_mailto=(
                     unsubscribe_mailto(store, subscriber.id) if subscriber else None
                 ),
