@@ -211,6 +211,8 @@ def demo() -> None:
     console.print(f"API docs:  {base}/docs")
     if not settings.smtp_url:
         console.print(f"dev inbox: {base}/dev/inbox")
+    # The demo store has no SMS provider: its SMS (birthdays, special days) are kept here.
+    console.print(f"dev SMS:   {base}/dev/sms")
     console.print(
         "try:\n"
         f"  curl -X POST {base}/v1/events -H 'Authorization: Bearer {saved['api_key']}' "
