@@ -254,9 +254,12 @@ def create_app(
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)
     if not settings.smtp_url:
-        # It shows every store's mail without a login: only to this machine.
+        # It shows every store's mail (and SMS) without a login: only to this machine, and
+        # only in a development setup (no SMTP: a production install behind a proxy on
+        # 127.0.0.1 would publish them).
         if is_loopback(settings.host):
             app.include_router(dev_inbox_router)
+            app.include_router(dev_sms_router)
         else:
             log.warning(
                 "the dev inbox is not served: ulak listens on %s, beyond this machine, and "
@@ -264,9 +267,6 @@ def create_app(
                 "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
                 settings.host,
             )
-    if is_loopback(settings.host):
-        # The SMS of stores without a provider, whatever carries email; only to this machine.
-        app.include_router(dev_sms_router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 

@@ -463,3 +463,44 @@ async def test_a_delivery_between_soft_bounces_starts_the_count_again(
     async with db.read() as session:
         counted = (await session.execute(select(SoftBounce))).scalars().all()
     assert [(s.address, s.count) for s in counted] == [("full@example.com", 1)]
+
+
+async def test_a_report_after_an_erasure_brings_no_address_back(
+    smtp_app: Any, db: Database, clock: FrozenClock
+) -> None:
+    """DSNs come hours or days late, and their diagnostic names the recipient: one about an
+    erased customer's message suppresses nothing and keeps nothing of the report."""
+    workers: Workers = smtp_app.state.workers
+    shop = await make_store(db, clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=smtp_app), base_url="http://ulak.test"
+    ) as client:
+        message = await sent_message(client, workers, db, shop)
+        raw = with_tag(
+            (SAMPLES / "gmail-01.eml")
+            .read_bytes()
+            .replace(b"userunknown@example.jp", b"ayse@example.com"),
+            b"Subject: TEST FROM GMAIL.COM",
+            await tag(db, message),
+        )
+        erased = await client.delete("/v1/customers/c-1", headers=shop.auth)
+        assert erased.status_code == 202, erased.text
+        await run(workers)
+        answer = await client.post(
+            "/v1/inbound/email",
+            content=raw,
+            headers=shop.auth | {"Content-Type": "message/rfc822"},
+        )
+        assert answer.status_code == 202, answer.text
+        await workers.once("events.apply")
+    assert await suppressions(db, shop) == []
+    assert await messages(db, shop) == [("[erased]", "sent", None)]
+    async with db.read() as session:
+        report = (
+            await session.execute(select(Event).where(Event.type == "message.bounced"))
+        ).scalar_one()
+    assert (report.status, report.error, report.data) == (
+        "applied",
+        "not acted on: the message's customer was erased",
+        {},
+    )

@@ -70,7 +70,7 @@ from ulak.orders.service import (
 )
 from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
 from ulak.stores.models import Store
-from ulak.suppressions.apply import apply_report
+from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
 from ulak.timers import service as timers
 
@@ -297,6 +297,8 @@ async def apply_event(
             soft_bounce_limit=soft_bounce_limit,
             now=now,
         )
+        if event.error == ERASED_MESSAGE:
+            event.data = {}  # the report's diagnostic may name the erased address
     if isinstance(data, ProductData):
         restocked = await upsert_product(
             session, store_id=store.id, data=data, factor=store.back_in_stock_factor, clock=clock

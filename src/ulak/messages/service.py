@@ -18,6 +18,7 @@ from sqlalchemy import (
     TextClause,
     Update,
     bindparam,
+    case,
     delete,
     func,
     null,
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.consent.service import recipient_type_of, refusal
 from ulak.customers.models import Customer
+from ulak.customers.privacy import ERASED
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.events.inbox import inserting_events_about
@@ -770,7 +772,8 @@ def recording_outcomes() -> Update:
         )
         .values(
             status=bindparam("status"),
-            last_error=bindparam("error"),
+            # An erased customer's message keeps no SMTP reply: it may name the address.
+            last_error=case((table.c.to_address == ERASED, null()), else_=bindparam("error")),
             sent_at=func.coalesce(bindparam("sent_at", type_=UTCDateTime()), table.c.sent_at),
             send_after=func.coalesce(
                 bindparam("send_after", type_=UTCDateTime()), table.c.send_after

@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.consent.service import record_change
 from ulak.customers.models import Customer
+from ulak.customers.privacy import ERASED
 from ulak.events.schemas import BouncedData, ComplainedData
 from ulak.messages.service import delivered_since, mark_reported, reported_message
 from ulak.suppressions.service import soft_bounced, suppress
 
 # The consent change a complaint records (consent_changes.source).
 COMPLAINT = "spam_complaint"
+# Why a report about an erased customer's message did nothing (the event's error).
+ERASED_MESSAGE = "not acted on: the message's customer was erased"
 
 
 async def apply_report(
@@ -35,6 +38,10 @@ async def apply_report(
     if message is None:
         # Another store's message, or none: a store never suppresses another's addresses.
         return f"not acted on: store {store_id} has no message {data.message_id}"
+    if message.to_address == ERASED:
+        # Its customer was erased since: a report names the address, which must not come
+        # back (nor be suppressed under "[erased]").
+        return ERASED_MESSAGE
     store, channel, address = store_id, message.channel, message.to_address
     if isinstance(data, ComplainedData):
         await suppress(

@@ -23,5 +23,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("orders") as batch:
+    with op.batch_alter_table("orders", recreate="never") as batch:
         batch.drop_column("order_url")

@@ -103,7 +103,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_messages_awaiting_report", table_name="messages")
     op.drop_index("ix_messages_provider_id", table_name="messages")
-    with op.batch_alter_table("messages") as batch:
+    with op.batch_alter_table("messages", recreate="never") as batch:
         batch.drop_column("provider_id")
     op.drop_index("ix_dev_sms_store", table_name="dev_sms")
     op.drop_table("dev_sms")
