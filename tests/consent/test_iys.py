@@ -6,6 +6,7 @@ with a cursor and stop commercial messages, and no credential reaches a log or t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from tests.support import (
 from ulak.clock import FrozenClock
 from ulak.consent import iys_pull
 from ulak.consent.iys import set_account
-from ulak.consent.models import IysAccount, IysPush
+from ulak.consent.models import IysAccount, IysPush, IysRecipient
 from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.events.inbox import insert_events
@@ -526,3 +527,34 @@ async def test_a_pull_that_fails_moves_no_cursor_and_records_nothing_twice(
         ]
     assert [c.query.get("after") for c in fake.calls_to("/consents/changes")] == [
         None, None, "1"]  # fmt: skip
+
+
+async def test_a_change_of_an_erased_customer_is_registered_then_kept_as_a_digest(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    """The law asks that a change be registered at İYS even when its customer is erased
+    meanwhile: it keeps the address until then, and a digest after; ulak keeps no copy
+    of İYS's state for them."""
+    fake = FakeIys(free_port())  # not started: İYS is down
+    store = await make_store(db, clock, library=False)
+    await connect(db, clock, store, fake.url)
+    await post(client, store, consent("granted", at="2026-11-23T11:00:00+03:00"))
+    await workers.drain()
+    erased = await client.delete(f"/v1/customers/{AYSE['id']}", headers=store.auth)
+    assert erased.status_code == 202, erased.text
+    await workers.drain()
+    assert await pushes(db) == [
+        ("EPOSTA", "ayse@example.com", "ONAY", "pending", None,
+         "İYS could not be reached (ConnectError)"),
+    ]  # fmt: skip
+    fake.start()
+    try:
+        clock.travel(timedelta(minutes=1))
+        await workers.drain()
+        assert fake.added == [body("ONAY", "EPOSTA", "ayse@example.com", "2026-11-23 11:00:00")]
+    finally:
+        fake.stop()
+    digest = "sha256:" + hashlib.sha256(b"ayse@example.com").hexdigest()
+    assert await pushes(db) == [("EPOSTA", digest, "ONAY", "sent", "tx-1", None)]
+    async with db.read() as session:
+        assert list((await session.execute(select(IysRecipient))).scalars()) == []

@@ -24,6 +24,7 @@ from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Database
 from ulak.messages.models import Message
+from ulak.messages.service import set_template_override
 from ulak.sms.models import DevSms, ShortLink
 from ulak.sms.service import captured_sms
 from ulak.worker import Workers
@@ -192,20 +193,33 @@ def test_ulak_messages_sms_shows_segments_and_cost(database_url: str) -> None:
     }
 
 
-async def test_an_erasure_empties_the_customers_dev_sms(
+async def test_an_erasure_empties_the_customers_dev_sms_and_their_short_links(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
     store = await make_store(db, clock, library=False)
+    async with db.transaction() as session:
+        # A link whose target carries the customer's data, as a shop's template may make.
+        await set_template_override(
+            session,
+            store_id=store.id,
+            name="birthday_sms",
+            locale="tr",
+            source="Siparişiniz: https://dukkan.example/takip?e={{ customer.email }}",
+            clock=clock,
+        )
     await add_journey(db, clock, store, journey("informational"))
     await post(client, store, with_phone(order_placed("1")))
     await workers.drain()
     async with db.read() as session:
         assert len(await captured_sms(session)) == 1
+        (target,) = (await session.execute(select(ShortLink.target))).scalars()
+        assert target == "https://dukkan.example/takip?e=ayse@example.com"
     response = await client.delete("/v1/customers/c-1042", headers=store.auth)
     assert response.status_code == 202, response.text
     await workers.drain()
     async with db.read() as session:
         assert await captured_sms(session) == []
+        assert list((await session.execute(select(ShortLink))).scalars()) == []
 
 
 async def test_the_customer_timeline_shows_the_sms_and_its_status(

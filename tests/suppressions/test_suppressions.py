@@ -504,3 +504,41 @@ async def test_a_report_after_an_erasure_brings_no_address_back(
         "not acted on: the message's customer was erased",
         {},
     )
+
+
+async def test_an_erasure_clears_the_addresses_the_customer_had_before(
+    smtp_app: Any, db: Database, clock: FrozenClock
+) -> None:
+    """An address she no longer has is personal data too: the list forgets it."""
+    workers: Workers = smtp_app.state.workers
+    shop = await make_store(db, clock)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=smtp_app), base_url="http://ulak.test"
+    ) as client:
+        message = await sent_message(client, workers, db, shop)
+        raw = with_tag(
+            (SAMPLES / "gmail-01.eml").read_bytes(),
+            b"Subject: TEST FROM GMAIL.COM",
+            await tag(db, message),
+        )
+        reported = await client.post(
+            "/v1/inbound/email",
+            content=raw,
+            headers=shop.auth | {"Content-Type": "message/rfc822"},
+        )
+        assert reported.status_code == 202, reported.text
+        await workers.once("events.apply")
+        assert [s[:2] for s in await suppressions(db, shop)] == [
+            ("ayse@example.com", "hard_bounce")
+        ]
+        moved = {
+            "type": "customer.updated",
+            "customer": {"id": "c-1", "email": "ayse.yeni@example.com"},
+        }
+        answer = await client.post("/v1/events", json={"events": [moved]}, headers=shop.auth)
+        assert answer.status_code == 202, answer.text
+        await run(workers)
+        erased = await client.delete("/v1/customers/c-1", headers=shop.auth)
+        assert erased.status_code == 202, erased.text
+        await run(workers)
+    assert await suppressions(db, shop) == []

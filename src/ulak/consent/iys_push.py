@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.consent.iys import consent_date
 from ulak.consent.iys_client import Consent, IysClient, Refused, Retry, Token
 from ulak.consent.models import IysAccount, IysPush, IysRecipient
+from ulak.consent.privacy import sha256
+from ulak.customers.models import Customer
 from ulak.db import Database
 
 log = logging.getLogger(__name__)
@@ -217,12 +219,41 @@ async def _push_store(
                     done_at=now if finished else None,
                 )
             )
+        # A change of a customer erased meanwhile was kept in clear only to be registered
+        # (the law asks it): once done, it keeps a digest, and ulak keeps no state of theirs.
+        done = {o.row_id for o in outcomes if o.state != "pending"}
+        erased = await _erased_recipients(session, [r for r in rows if r.id in done])
+        for row in rows:
+            if row.id in done and row.recipient in erased:
+                await session.execute(
+                    update(IysPush)
+                    .where(IysPush.id == row.id)
+                    .values(recipient="sha256:" + sha256(row.recipient))
+                )
         for (type_, recipient_type, recipient), status in learned.items():
+            if recipient in erased:
+                continue
             await remember(
                 session, store_id=store_id, type=type_, recipient_type=recipient_type,
                 recipient=recipient, status=status, now=now,
             )  # fmt: skip
     return sum(1 for o in outcomes if o.state != "pending")
+
+
+async def _erased_recipients(session: AsyncSession, rows: list[IysPush]) -> set[str]:
+    """The recipients of these changes whose customer has been erased."""
+    if not rows:
+        return set()
+    gone = set(
+        (
+            await session.execute(
+                select(Customer.id).where(
+                    Customer.id.in_({r.customer_id for r in rows}), Customer.erased_at.is_not(None)
+                )
+            )
+        ).scalars()
+    )
+    return {r.recipient for r in rows if r.customer_id in gone}
 
 
 def _after_push(account: IysAccount, client: IysClient, *, away: str | None, now: datetime) -> None:

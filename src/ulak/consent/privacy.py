@@ -139,7 +139,7 @@ async def _erase_iys(
         if not push.recipient.startswith("sha256:"):
             push.recipient = "sha256:" + sha256(push.recipient)
         push.error = personal.redact(push.error)
-    recipients = [r for r in (personal.email, personal.phone) if r]
+    recipients = list(personal.addresses)
     if recipients:
         await session.execute(
             delete(IysRecipient).where(

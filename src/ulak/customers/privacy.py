@@ -85,6 +85,9 @@ class Personal:
     email: str | None
     phone: str | None
     external_ids: tuple[str, ...]
+    # Every email and phone of the profiles erased (the customer's and those merged into
+    # it): tables keyed by an address (suppressions, İYS's state) are cleared of all.
+    addresses: tuple[str, ...]
     strings: tuple[str, ...]
 
     def redact(self, text: str | None) -> str | None:
@@ -127,6 +130,7 @@ async def erase_profiles(session: AsyncSession, *, ids: list[int], now: datetime
     strings: set[str] = set()
     external_ids = tuple(row.external_id for row in rows if row.external_id)
     email = phone = None
+    addresses = {a for row in rows for a in (row.email, row.phone) if a}
     for row in rows:
         if row.id == ids[0]:
             email, phone = row.email, row.phone
@@ -145,5 +149,9 @@ async def erase_profiles(session: AsyncSession, *, ids: list[int], now: datetime
         row.updated_at = now
     await session.flush()
     return Personal(
-        email=email, phone=phone, external_ids=external_ids, strings=tuple(sorted(strings))
+        email=email,
+        phone=phone,
+        external_ids=external_ids,
+        addresses=tuple(sorted(addresses)),
+        strings=tuple(sorted(strings)),
     )

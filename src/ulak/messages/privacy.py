@@ -69,6 +69,12 @@ class MessagesErased:
     cancelled: int
     # The Message-ID headers of what was emptied: the dev inbox's copies go too.
     message_ids: list[str]
+    # The outbox ids of what was emptied (the dev SMS inbox's copies go too), and the
+    # addresses they went to (an address the profile no longer has is personal data too).
+    ids: list[int]
+    addresses: list[str]
+    # The texts of the SMS emptied: their short links (`/s/<token>`) go too.
+    sms_texts: list[str]
 
 
 async def erase_customer(
@@ -83,6 +89,8 @@ async def erase_customer(
     counts) without the address, subject or body; one still queued is skipped, "erased"."""
     messages = await _messages(session, store_id, customer_id, enrollment_ids)
     cancelled = 0
+    addresses = sorted({m.to_address for m in messages if m.to_address not in ("", ERASED)})
+    sms_texts = [m.text for m in messages if m.channel == "sms" and m.text]
     for message in messages:
         message.to_address = ERASED
         message.subject = message.preheader = message.html = message.text = ""
@@ -92,4 +100,11 @@ async def erase_customer(
             message.last_error = "erased"
             cancelled += 1
     await session.flush()
-    return MessagesErased(len(messages), cancelled, [m.message_id_header for m in messages])
+    return MessagesErased(
+        len(messages),
+        cancelled,
+        [m.message_id_header for m in messages],
+        [m.id for m in messages],
+        addresses,
+        sms_texts,
+    )

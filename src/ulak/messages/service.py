@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal_column,
     null,
     select,
     text,
@@ -773,7 +774,11 @@ def recording_outcomes() -> Update:
         .values(
             status=bindparam("status"),
             # An erased customer's message keeps no SMTP reply: it may name the address.
-            last_error=case((table.c.to_address == ERASED, null()), else_=bindparam("error")),
+            last_error=case(
+                # A literal, not a parameter: the sender runs this compiled, with its own.
+                (table.c.to_address == literal_column(f"'{ERASED}'"), null()),
+                else_=bindparam("error"),
+            ),
             sent_at=func.coalesce(bindparam("sent_at", type_=UTCDateTime()), table.c.sent_at),
             send_after=func.coalesce(
                 bindparam("send_after", type_=UTCDateTime()), table.c.send_after

@@ -155,7 +155,10 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     captured = await channels_privacy.erase_captured(
         session, message_ids=erased_messages.message_ids
     )
-    captured += await sms_privacy.erase_captured(session, store_id=store_id, phone=personal.phone)
+    captured += await sms_privacy.erase_captured(
+        session, store_id=store_id, message_ids=erased_messages.ids
+    )
+    await sms_privacy.erase_links(session, store_id=store_id, texts=erased_messages.sms_texts)
     erased_events = await events_privacy.erase_customer(
         session, store_id=store_id, customer_ids=ids, personal=personal
     )
@@ -166,7 +169,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         session, store_id=store_id, customer_id=customer.id
     )
     suppressions = await suppressions_privacy.erase_addresses(
-        session, store_id=store_id, email=personal.email, phone=personal.phone
+        session,
+        store_id=store_id,
+        addresses=sorted(set(personal.addresses) | set(erased_messages.addresses)),
     )
     done = Erased(
         customer_id=customer.id,

@@ -42,10 +42,9 @@ async def export_addresses(
     return [SuppressionExport(r.channel, r.address, r.reason, r.detail, r.at) for r in rows]
 
 
-async def erase_addresses(
-    session: AsyncSession, *, store_id: int, email: str | None, phone: str | None
-) -> int:
-    addresses = _addresses(email, phone)
+async def erase_addresses(session: AsyncSession, *, store_id: int, addresses: list[str]) -> int:
+    """Every address the customer had or was sent to (lower-cased as the list keeps them)."""
+    addresses = sorted({a.lower() for a in addresses})
     if not addresses:
         return 0
     await session.execute(
