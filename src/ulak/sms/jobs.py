@@ -54,6 +54,11 @@ async def poll_reports(ctx: JobContext) -> int:
                     client=client,
                     base_url=ctx.settings.sms_gateway_url or None,
                     clock=ctx.clock,
+                    # As the sender built it: a gateway that posts its reports (Twilio) is
+                    # not polled for them.
+                    callback_url=(
+                        f"{ctx.settings.base_url}/v1/sms/reports/{setup.provider}/{setup.report_token}"
+                    ),
                 )
                 found = await gateway.poll_reports(ids)
             except (GatewayError, ValueError) as error:
