@@ -305,7 +305,7 @@ trigger:
 reentry: twice
 steps:
   - wait: {until: "25:00", weekdays: [monday]}
-  - send: sms
+  - send: fax
     template: x
   - if: "x"
     then: []
@@ -322,7 +322,7 @@ steps:
         "use 24-hour HH:MM, like 09:00 or 18:30",
         "j.yaml:8: steps[0].wait.weekdays[0]: should be 'mon', 'tue', 'wed', 'thu', 'fri', "
         "'sat' or 'sun'",
-        "j.yaml:9: steps[1].send: should be 'email'",
+        "j.yaml:9: steps[1].send: should be 'email' or 'sms'",
         "j.yaml:12: steps[2].then: needs at least one step",
     ]
 
