@@ -22,6 +22,8 @@ from tests.support import (
 )
 from ulak.clock import FrozenClock
 from ulak.config import Settings
+from ulak.consent.service import consent_state
+from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.messages.models import Message
 from ulak.messages.service import set_template_override
@@ -103,13 +105,42 @@ async def test_commercial_sms_needs_sms_consent_and_a_phone(
         with_phone(order_placed("3", customer_id="c-2", email="zeynep@example.com"), None),
     )
     await workers.drain()
+    async with db.read() as session:
+        (link,) = (await session.execute(select(ShortLink))).scalars()
+    # A commercial SMS ends with a free way to refuse more: ulak's unsubscribe page, for SMS.
+    assert link.target.startswith(f"http://ulak.test/u/{store.id}/")
+    assert link.target.endswith("?c=sms")
+    sent = f"{text}\nSMS iptali: http://ulak.test/s/{link.token}"
     assert await sms_messages(db) == [
         (PHONE, "", "skipped", "no consent to commercial sms on record"),
-        (PHONE, text, "sent", None),
+        (PHONE, sent, "sent", None),
         ("", "", "skipped", "the customer has no phone number"),
     ]
     async with db.read() as session:
-        assert [r.text for r in (await session.execute(select(DevSms))).scalars()] == [text]
+        assert [r.text for r in (await session.execute(select(DevSms))).scalars()] == [sent]
+
+    # The customer opens it and refuses: SMS consent is revoked, email consent stays.
+    page = await client.get(link.target.removeprefix("http://ulak.test"))
+    assert page.status_code == 200
+    assert "SMS aboneliğinden çık" in page.text  # not the email one
+    done = await client.post(link.target.removeprefix("http://ulak.test"))
+    assert done.status_code == 200
+    assert "size artık kampanya SMS&#39;i göndermeyecek." in done.text
+    await workers.drain()
+    await post(client, store, with_phone(order_placed("4")))
+    await workers.drain()
+    assert (await sms_messages(db))[-1] == (
+        PHONE,
+        "",
+        "skipped",
+        "consent to commercial sms revoked (unsubscribe_link)",
+    )
+    async with db.read() as session:
+        ayse = (
+            await session.execute(select(Customer).where(Customer.external_id == "c-1042"))
+        ).scalar_one()
+    assert consent_state(ayse, "email") is not None
+    assert consent_state(ayse, "email").status == "granted"  # type: ignore[union-attr]
 
 
 async def test_a_short_link_redirects_and_a_forged_one_is_a_page(

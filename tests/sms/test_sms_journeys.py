@@ -31,9 +31,12 @@ def test_a_birthday_sms_goes_to_a_customer_with_a_phone_and_sms_consent() -> Non
     assert (email.channel, sms.channel) == ("email", "sms")
     code = re.search(r"DOGUMGUNU-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}", email.text)
     assert code is not None
-    assert sms.text == (
+    greeting, opt_out = sms.text.split("\n")
+    assert greeting == (
         f"Ayşe'nin Dükkanı: Doğum gününüz kutlu olsun Ayşe! Size özel %15 indirim kodu: {code[0]}"
     )
+    # A commercial SMS: the way to refuse more, as a short link of ulak's.
+    assert re.fullmatch(r"SMS iptali: http://127\.0\.0\.1:8000/s/[A-Za-z0-9]{10}", opt_out)
     assert (timeline.unsent, timeline.endings, timeline.unfinished) == ([], [], [])
 
 

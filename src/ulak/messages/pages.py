@@ -49,15 +49,23 @@ async def _unsubscribe_page(
             status_code=404,
             brand=store.name if store else None,
         )
+    # The link in a commercial SMS says `?c=sms`: the same signed token, another channel
+    # (only the person the token names can be unsubscribed, from either).
+    channel = "sms" if request.query_params.get("c") == "sms" else "email"
+    texts = dict(texts_for(store.locale))
+    if channel == "sms":
+        for key in ("unsubscribe_title", "unsubscribe_question", "unsubscribe_note"):
+            texts[key] = texts[key.replace("unsubscribe_", "unsubscribe_sms_")]
+        texts["unsubscribed_body"] = texts["unsubscribed_sms_body"]
     if post:
         inbox: Inbox = request.app.state.inbox
-        event = EventIn(type="message.unsubscribed", data={"channel": "email"})
+        event = EventIn(type="message.unsubscribed", data={"channel": channel})
         await inbox.accept(store.id, [(0, event)], source="page", customer_id=customer.id)
     return render_page(
         request,
         "unsubscribe.html",
         {
-            "t": texts_for(store.locale),
+            "t": texts,
             "lang": store.locale,
             "store_name": store.name,
             "brand_color": store.brand_color,

@@ -195,7 +195,8 @@ async def create_sms(
 ) -> Message:
     """Queue one SMS to the customer's phone (E.164), its links made short; with `skip`, or
     without a phone, or a commercial one without SMS consent, keep it as skipped with why."""
-    from ulak.messages.service import brand_of, overrides_for
+    from ulak.messages.service import brand_of, overrides_for, unsubscribe_url
+    from ulak.web.pages import texts_for
 
     now = clock.now()
     brand = brand_of(store)
@@ -249,6 +250,11 @@ async def create_sms(
         context={**context, "store": brand.__dict__},
         overrides=overrides,
     )
+    if legal_class == "commercial":
+        # A commercial SMS carries a free way to refuse more (Turkish law), whatever the
+        # template says: a link to the unsubscribe page for SMS, made short below.
+        opt_out = unsubscribe_url(base_url, store, customer.id) + "?c=sms"
+        text = f"{text}\n{texts_for(locale)['sms_opt_out']}: {opt_out}"
     message.text = await shorten_links(
         session, store_id=store.id, text=text, base_url=base_url, clock=clock
     )
