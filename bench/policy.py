@@ -108,7 +108,7 @@ async def reset(db: Database) -> None:
 
 
 async def everything_goes(
-    session: Any, rows: Sequence[Any], *, now: datetime
+    session: Any, rows: Sequence[Any], *, ranks: Any, now: datetime
 ) -> tuple[dict[int, Any], list[Any]]:
     return {m.id: SEND for m, _, _ in rows}, []
 

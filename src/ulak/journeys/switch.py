@@ -27,20 +27,6 @@ async def disabled_journeys(session: AsyncSession, *, ids: Iterable[int]) -> set
     return set(rows.scalars())
 
 
-async def of_disabled_journeys(session: AsyncSession, *, enrollment_ids: Iterable[int]) -> set[int]:
-    """Which of these enrollments belong to a journey that is switched off: the sender
-    skips their messages rather than send them."""
-    wanted = set(enrollment_ids)
-    if not wanted:
-        return set()
-    rows = await session.execute(
-        select(Enrollment.id)
-        .join(Journey, Journey.id == Enrollment.journey_id)
-        .where(Enrollment.id.in_(wanted), Journey.enabled.is_(False))
-    )
-    return set(rows.scalars())
-
-
 @dataclass(frozen=True)
 class SendingRank:
     """What the sending policy needs of a message's journey."""

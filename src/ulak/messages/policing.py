@@ -3,7 +3,7 @@ applies the decisions to the claimed messages."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -83,12 +83,17 @@ async def competitors(session: AsyncSession, rows: Sequence[Row], *, now: dateti
 
 
 async def decisions(
-    session: AsyncSession, rows: Sequence[Row], *, now: datetime
+    session: AsyncSession,
+    rows: Sequence[Row],
+    *,
+    ranks: Mapping[int, SendingRank],
+    now: datetime,
 ) -> tuple[dict[int, Decision], list[Row]]:
     """The policy's decision for each claimed message, by id, and the messages beyond the
     claim's batch it decided too (`competitors`), to be applied with the claim's own.
-    Informational messages cost nothing; commercial ones three queries per claim (the
-    competitors, their journeys' priorities, their customers' recent releases).
+    Informational messages cost nothing; commercial ones two queries per claim (the
+    competitors, their customers' recent releases), and a third for the journeys of
+    competitors outside the batch (`ranks` holds the batch's, read by the claim).
 
     A competitor that wins takes its place from one of the batch's messages of the same
     customer and channel (which goes back to the queue, due at once): a claim never lets
@@ -97,10 +102,17 @@ async def decisions(
     if not commercial:
         return {m.id: SEND for m, _, _ in rows}, []
     extra = await competitors(session, commercial, now=now)
-    ranks = await sending_ranks(
-        session,
-        enrollment_ids={m.enrollment_id for m, _, _ in [*commercial, *extra] if m.enrollment_id},
-    )
+    ranks = {
+        **ranks,
+        **await sending_ranks(
+            session,
+            enrollment_ids={
+                m.enrollment_id
+                for m, _, _ in extra
+                if m.enrollment_id and m.enrollment_id not in ranks
+            },
+        ),
+    }
     # A competitor of a journey switched off is left to the switch-off, which skips it.
     extra = [
         r for r in extra if (rank := ranks.get(r[0].enrollment_id or 0)) is None or rank.enabled

@@ -37,7 +37,7 @@ from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.events.inbox import inserting_events_about
 from ulak.events.models import LANES
-from ulak.journeys.switch import DISABLED, of_disabled_journeys
+from ulak.journeys.switch import DISABLED, sending_ranks
 from ulak.messages import policing
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
 from ulak.messages.rendering import (
@@ -647,12 +647,14 @@ async def claim_due(
     # A journey switched off since its message was queued sends nothing more (the switch-off
     # skips the queued ones too; this catches a message queued by a step that ran while it
     # was being switched off, and a journey applied with `enabled: false`).
-    stopped = await of_disabled_journeys(
+    # One read of the batch's journeys serves that and the policy's priorities.
+    ranks = await sending_ranks(
         session, enrollment_ids={m.enrollment_id for m, _, _ in rows if m.enrollment_id}
     )
+    stopped = {enrollment for enrollment, rank in ranks.items() if not rank.enabled}
     # The sending policy: consent, relay addresses, frequency caps, quiet hours.
     verdicts, competitors = await policing.decisions(
-        session, [r for r in rows if r[0].enrollment_id not in stopped], now=now
+        session, [r for r in rows if r[0].enrollment_id not in stopped], ranks=ranks, now=now
     )
     rows += competitors
     suppressed = await suppressed_among(
