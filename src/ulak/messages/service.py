@@ -320,14 +320,21 @@ def _fill(message: Message, rendered: RenderedEmail) -> None:
     message.text = rendered.text
 
 
-async def _sources(
-    session: AsyncSession, *, store: Store, customer: Customer, template: str
+async def template_sources(
+    session: AsyncSession,
+    *,
+    store: Store,
+    customer: Customer,
+    template: str,
+    channel: str = "email",
 ) -> tuple[str, dict[str, str]]:
-    """The language a customer's email is rendered in and the store's own sources of it."""
+    """The language a customer's message is rendered in and the store's own sources of it
+    (an email's with its layout)."""
     locale = resolve_locale(customer.locale, store.locale)
-    names = (template, "layout")
+    names = (template, "layout") if channel == "email" else (template,)
+    shipped = shipped_templates() if channel == "email" else shipped_sms_templates()
     overrides = await overrides_for(session, store_id=store.id, locale=locale, names=names)
-    if template not in overrides and template not in shipped_templates():
+    if template not in overrides and template not in shipped:
         # A template of the store's own that exists only in the store's language: the
         # message goes out in that language rather than not at all.
         locale = resolve_locale(store.locale, store.locale)
@@ -340,7 +347,9 @@ async def variables_of(
 ) -> frozenset[str]:
     """What the template this customer's email would be rendered from reads (the store's
     version when it has one), for values computed only when read."""
-    locale, overrides = await _sources(session, store=store, customer=customer, template=template)
+    locale, overrides = await template_sources(
+        session, store=store, customer=customer, template=template
+    )
     return template_variables(template, locale, overrides)
 
 
@@ -364,7 +373,9 @@ async def create_email(
     sent, and why)."""
     now = clock.now()
     brand = brand_of(store)
-    locale, overrides = await _sources(session, store=store, customer=customer, template=template)
+    locale, overrides = await template_sources(
+        session, store=store, customer=customer, template=template
+    )
     unsubscribe = (
         unsubscribe_url(base_url, store, customer.id) if legal_class == "commercial" else None
     )

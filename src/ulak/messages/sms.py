@@ -195,19 +195,14 @@ async def create_sms(
 ) -> Message:
     """Queue one SMS to the customer's phone (E.164), its links made short; with `skip`, or
     without a phone, or a commercial one without SMS consent, keep it as skipped with why."""
-    from ulak.messages.service import brand_of, overrides_for, unsubscribe_url
+    from ulak.messages.service import brand_of, template_sources, unsubscribe_url
     from ulak.web.pages import texts_for
 
     now = clock.now()
     brand = brand_of(store)
-    locale = resolve_locale(customer.locale, store.locale)
-    overrides = await overrides_for(session, store_id=store.id, locale=locale, names=(template,))
-    if template not in overrides and template not in shipped_sms_templates():
-        # A template of the store's own only in the store's language goes out in it.
-        locale = resolve_locale(store.locale, store.locale)
-        overrides = await overrides_for(
-            session, store_id=store.id, locale=locale, names=(template,)
-        )
+    locale, overrides = await template_sources(
+        session, store=store, customer=customer, template=template, channel="sms"
+    )
     message = Message(
         store_id=store.id,
         customer_id=customer.id,
