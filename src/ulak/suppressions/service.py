@@ -74,11 +74,16 @@ async def suppressed_among(
     keys = {(store, channel, normalise(address)) for store, channel, address in wanted if address}
     if not keys:
         return {}
-    rows = await session.execute(
-        select(Suppression).where(
-            tuple_(Suppression.store_id, Suppression.channel, Suppression.address).in_(keys)
+    # Without autoflush: the step runner asks this for each email it makes, and its batch
+    # is meant to flush once (see create_email). Measured with `bench/stages.py --orders
+    # 400`, "run steps": 3.6 CPU ms an order without autoflush, 4.1 with (5.3 statements
+    # either way; one run each, within noise).
+    with session.no_autoflush:
+        rows = await session.execute(
+            select(Suppression).where(
+                tuple_(Suppression.store_id, Suppression.channel, Suppression.address).in_(keys)
+            )
         )
-    )
     return {(r.store_id, r.channel, r.address): _of(r) for r in rows.scalars()}
 
 
