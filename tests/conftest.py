@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from playwright.async_api import Browser
 from sqlalchemy import text
 
+from tests.browser import chromium
 from tests.support import Server, SmtpSink, StoreKey, free_port, make_store, opened_app
 from ulak.clock import FrozenClock
 from ulak.config import Settings
@@ -150,3 +152,10 @@ def server(server_env: dict[str, str]) -> Iterator[Server]:
     running = Server(server_env)
     yield running
     running.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, driven by Playwright (see `tests/browser.py`)."""
+    async for launched in chromium():
+        yield launched

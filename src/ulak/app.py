@@ -40,7 +40,8 @@ from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
 from ulak.suppressions.api import router as inbound_router
-from ulak.web.pages import browser_language, error_page, texts_for
+from ulak.web.links import BadLink
+from ulak.web.pages import bad_link_page, browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,10 @@ def create_app(
             body["error"]["details"] = error.details
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(BadLink)
+    async def bad_link(request: Request, error: BadLink) -> Response:
+        return bad_link_page(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> Response:

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, expect
 from sqlalchemy import func, select
 
+from tests.browser import DESKTOP, PHONE, assert_fits
 from tests.support import (
     Server,
     StoreKey,
@@ -41,19 +42,6 @@ from ulak.messages.service import unsubscribe_url
 from ulak.stores.service import get_store
 from ulak.worker import Workers
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_INSTALLED = CHROMIUM.exists()
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 SUBJECT = "Siparişiniz alındı – #1001"
 
 T = TypeVar("T")
@@ -80,23 +68,6 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     opened = Database(database_url)
     yield opened
     await opened.dispose()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM_INSTALLED:
-        pytest.skip(
-            f"Debian's chromium is not installed: {CHROMIUM} is missing "
-            "(apt-get install -y chromium)"
-        )
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 # Helpers.
@@ -183,19 +154,6 @@ async def link_for(database: Database, base_url: str, store_id: int, customer_id
     async with database.transaction() as session:
         store = await get_store(session, store_id)
         return unsubscribe_url(base_url, store, customer_id)
-
-
-async def sideways_overflow(page: Page) -> list[int]:
-    """[page width, viewport width]; a page wider than the viewport scrolls sideways."""
-    widths: list[int] = await page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    return widths
-
-
-async def assert_fits(page: Page) -> None:
-    page_width, viewport_width = await sideways_overflow(page)
-    assert page_width <= viewport_width, f"{page.url} is {page_width}px wide at {viewport_width}px"
 
 
 async def serve_in_process(page: Page, client: httpx.AsyncClient) -> list[str]:

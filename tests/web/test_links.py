@@ -1,0 +1,97 @@
+"""Signed page links: what opens, and the friendly pages for what does not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from tests.support import StoreKey, make_store
+from ulak.clock import FrozenClock
+from ulak.db import Database
+from ulak.stores.service import get_store
+from ulak.web.links import LIFETIMES, BadLink, Link, open_link, page_url
+
+
+async def url_for(db: Database, store: StoreKey, clock: FrozenClock, **subject: int | str) -> str:
+    async with db.read() as session:
+        found = await get_store(session, store.id)
+    return page_url("http://ulak.test", found, "tracking", subject, at=clock.now())
+
+
+async def opened(db: Database, url: str, clock: FrozenClock, kind: str = "tracking") -> Link:
+    *_, store_id, _kind, token = url.split("/")
+    async with db.read() as session:
+        return await open_link(
+            session,
+            store_id=int(store_id),
+            kind=kind,  # type: ignore[arg-type]
+            token=token,
+            now=clock.now(),
+        )
+
+
+async def test_a_link_opens_to_what_it_names_until_it_expires(
+    db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    url = await url_for(db, store, clock, c=7, o="1001")
+    link = await opened(db, url, clock)
+    assert (link.store.id, link.subject) == (store.id, {"c": 7, "o": "1001"})
+    assert link.made_at == clock.now().replace(microsecond=0)
+
+    clock.travel(LIFETIMES["tracking"])
+    assert (await opened(db, url, clock)).subject == {"c": 7, "o": "1001"}
+    clock.travel(timedelta(seconds=1))
+    with pytest.raises(BadLink) as expired:
+        await opened(db, url, clock)
+    assert (expired.value.expired, expired.value.status_code) == (True, 410)
+    assert expired.value.store is not None
+    assert expired.value.store.id == store.id
+
+
+async def test_forged_altered_other_kind_and_other_store_links_name_nothing(
+    db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    other = await make_store(db, clock, name="Başka Dükkan", library=False)
+    url = await url_for(db, store, clock, c=7)
+    base, token = url.rsplit("/", 1)
+    altered = f"{base}/{token[:-2]}{'AA' if not token.endswith('AA') else 'BB'}"
+    other_store = url.replace(f"/p/{store.id}/", f"/p/{other.id}/")
+    for bad, kind in (
+        (altered, "tracking"),
+        (url, "review"),
+        (other_store, "tracking"),
+        (f"{base}/not-a-token", "tracking"),
+        (url.replace(f"/p/{store.id}/", "/p/99999999999999999999/"), "tracking"),
+    ):
+        with pytest.raises(BadLink) as error:
+            await opened(db, bad, clock, kind)
+        assert (error.value.expired, error.value.status_code) == (False, 404), bad
+
+
+async def test_a_bad_link_gets_a_page_in_the_store_language_not_a_500(
+    app: object, client: httpx.AsyncClient, db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    router = APIRouter()
+
+    @router.get("/p/{store_id}/tracking/{token}", response_class=HTMLResponse)
+    async def page(request: Request, store_id: int, token: str) -> HTMLResponse:
+        await opened(db, f"/p/{store_id}/tracking/{token}", clock)
+        return HTMLResponse("opened")
+
+    app.include_router(router)  # type: ignore[attr-defined]
+    url = await url_for(db, store, clock, c=1)
+    assert (await client.get(url)).text == "opened"
+
+    forged = await client.get(url[:-3] + "xyz", headers={"accept": "text/html"})
+    assert forged.status_code == 404
+    assert "Bu bağlantı geçerli değil" in forged.text
+    assert "Ayşe&#39;nin Dükkanı" in forged.text
+
+    clock.travel(LIFETIMES["tracking"] + timedelta(days=1))
+    expired = await client.get(url, headers={"accept": "text/html"})
+    assert expired.status_code == 410
+    assert "Bu bağlantının süresi doldu" in expired.text
