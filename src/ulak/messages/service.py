@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -62,6 +62,7 @@ from ulak.stores.models import Store
 from ulak.suppressions.reports import ENHANCED_STATUS, classify
 from ulak.suppressions.service import suppressed_among, suppression_of
 from ulak.suppressions.verp import tag_of
+from ulak.web.links import page_links
 
 
 def brand_of(store: Store) -> Brand:
@@ -421,7 +422,17 @@ async def create_email(
             template,
             locale=locale,
             brand=brand,
-            context={**context, "store": brand.__dict__},
+            context={
+                **context,
+                "store": brand.__dict__,
+                "links": page_links(
+                    base_url,
+                    store,
+                    customer_id=customer.id,
+                    order_id=_order_id(context),
+                    at=now,
+                ),
+            },
             overrides=overrides,
             unsubscribe_url=unsubscribe,
         ),
@@ -431,6 +442,12 @@ async def create_email(
     # `bench/stages.py --profile "run steps"`). The unique (enrollment, step) is checked
     # then, or at the end of the enrollment's savepoint when the batch runs row by row.
     return message
+
+
+def _order_id(context: Mapping[str, Any]) -> str | None:
+    order = context.get("order")
+    value = order.get("order_id") if isinstance(order, Mapping) else None
+    return str(value) if value is not None else None
 
 
 def _queued(
