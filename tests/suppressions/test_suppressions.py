@@ -22,7 +22,7 @@ from ulak.config import Settings
 from ulak.consent.service import consent_state
 from ulak.customers.models import Customer
 from ulak.db import Database
-from ulak.events.models import Event
+from ulak.events.models import LANES, Event
 from ulak.messages.models import Message
 from ulak.suppressions.listener import ReportHandler, listener
 from ulak.suppressions.models import SoftBounce
@@ -128,6 +128,22 @@ async def message_ids(db: Database, store: StoreKey) -> list[int]:
         return list(rows.scalars())
 
 
+async def bounce_lanes(db: Database) -> list[tuple[str, int]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Event.type, Event.lane).where(Event.type == "message.bounced")
+        )
+        return [(t, lane) for t, lane in rows]
+
+
+async def customer_of(db: Database, message_id: int) -> int:
+    async with db.read() as session:
+        message = await session.get(Message, message_id)
+        assert message is not None
+        assert message.customer_id is not None
+        return message.customer_id
+
+
 async def tag(db: Database, message_id: int) -> str:
     from ulak.stores.models import Store
 
@@ -150,12 +166,21 @@ async def test_a_550_at_rcpt_suppresses_the_address_for_its_store_only(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=smtp_app), base_url="http://ulak.test"
     ) as client:
+        # A customer with no message first, so that customer and message ids differ.
+        cart = {"type": "cart.updated", "customer": {"id": "x-1"}, "data": {"cart_id": "k1"}}
+        response = await client.post("/v1/events", json={"events": [cart]}, headers=other.auth)
+        assert response.status_code == 202, response.text
         await order(client, shop, "1001", "gone@example.com")
         await run(workers)
         (first,) = await message_ids(db, shop)
         refused = "recipient refused: 550 5.1.1 <gone@example.com>: user unknown"
         assert await suppressions(db, shop) == [
             ("gone@example.com", "hard_bounce", f"5.1.1 {refused}", first)
+        ]
+        # The bounce was applied in the customer's lane, in order with ulak's other events
+        # about them (a page's unsubscribe, say), whichever worker takes that lane.
+        assert await bounce_lanes(db) == [
+            ("message.bounced", (await customer_of(db, first)) % LANES)
         ]
         # The next order's confirmation is not sent: skipped as it is made, saying why.
         await order(client, shop, "1002", "gone@example.com")

@@ -130,6 +130,13 @@ def lane_of(event: EventIn) -> int:
     return zlib.crc32((who or "").encode()) % LANES
 
 
+def lane_of_customer(customer_id: int) -> int:
+    """The lane of an event ulak writes about a customer it knows by row id (its pages, the
+    sender's bounces): all of them share it, so they apply in the order they were written.
+    Plain arithmetic, so SQL can compute it too (`inserting_events_about`)."""
+    return customer_id % LANES
+
+
 def event_rows(
     store_id: int,
     events: Sequence[EventIn],
@@ -147,9 +154,7 @@ def event_rows(
             "occurred_at": event.occurred_at or now,
             "received_at": now,
             "source": source,
-            "lane": zlib.crc32(str(customer_id).encode()) % LANES
-            if customer_id is not None
-            else lane_of(event),
+            "lane": lane_of_customer(customer_id) if customer_id is not None else lane_of(event),
             "customer": event.customer.model_dump(mode="json", exclude_none=True)
             if event.customer
             else {},
@@ -176,6 +181,8 @@ def inserting_events_about(about: Select[Any], *, postgres: bool) -> Insert:
     ids, in that order), the rest bound by name (key, type, at, source, lane, customer,
     data), ignoring a key the store has: for a writer that knows an event's subject only
     by another feature's row (the sender knows a bounced message's id, not its store).
+    The lane is the customer's (`lane_of_customer`), so the event applies in order with
+    ulak's other events about them; the bound `lane` serves a row without a customer.
     Compiled, it also runs on a plain connection (`messages.sending`)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
@@ -187,7 +194,7 @@ def inserting_events_about(about: Select[Any], *, postgres: bool) -> Insert:
         bindparam("at", type_=UTCDateTime()),
         bindparam("at", type_=UTCDateTime()),
         bindparam("source", type_=String()),
-        bindparam("lane", type_=Integer()),
+        func.coalesce(about.selected_columns[1], bindparam("lane", type_=Integer())) % LANES,
         bindparam("customer", type_=JSONType),
         bindparam("data", type_=JSONType),
         # Written out, not bound: a plain connection passes only the named parameters.

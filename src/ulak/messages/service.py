@@ -36,7 +36,6 @@ from ulak.customers.privacy import ERASED
 from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.events.inbox import inserting_events_about
-from ulak.events.models import LANES
 from ulak.journeys.switch import DISABLED, sending_ranks
 from ulak.messages import policing
 from ulak.messages.models import IS_QUEUED, IS_SENDING, Message, TemplateOverride
@@ -891,7 +890,7 @@ def bounce_rows(outcomes: Sequence[Delivered], *, max_attempts: int) -> list[dic
                 "type": "message.bounced",
                 "source": "smtp",
                 "at": o.at,
-                "lane": o.message_id % LANES,
+                "lane": o.message_id,  # only for a message to no customer (the shop)
                 "customer": {},
                 "data": {
                     "message_id": o.message_id,
