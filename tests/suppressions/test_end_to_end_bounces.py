@@ -103,7 +103,8 @@ def test_a_refusal_and_a_dsn_suppress_as_deployed(
                 )
             ]
         ),
-        20,
+        # Each look is a CLI process (seconds of imports on a busy machine).
+        60,
         "the refused address on the list",
     )
     post(server, store["api_key"], order_placed("1002", customer_id="c-2", email="can@example.com"))

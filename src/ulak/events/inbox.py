@@ -194,7 +194,8 @@ def inserting_events_about(about: Select[Any], *, postgres: bool) -> Insert:
         bindparam("at", type_=UTCDateTime()),
         bindparam("at", type_=UTCDateTime()),
         bindparam("source", type_=String()),
-        func.coalesce(about.selected_columns[1], bindparam("lane", type_=Integer())) % LANES,
+        func.coalesce(about.selected_columns[1], bindparam("lane", type_=Integer()))
+        % literal_column(str(LANES)),
         bindparam("customer", type_=JSONType),
         bindparam("data", type_=JSONType),
         # Written out, not bound: a plain connection passes only the named parameters.
