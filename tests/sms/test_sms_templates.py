@@ -4,11 +4,12 @@ templates set`, and `ulak journeys validate` warning past the store's segment li
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import create_store_with_cli, ulak_cli
-from ulak.messages.sms import SAMPLE_BRAND, shipped_sms_templates, sms_sample
+from ulak.messages.sms import SAMPLE_BRAND, length_warnings, shipped_sms_templates, sms_sample
 from ulak.sms.length import SmsLength
 
 LINK = "http://ulak.test/s/xxxxxxxxxx"
@@ -107,3 +108,19 @@ def test_a_store_sms_template_is_checked_and_validate_warns_past_the_limit(
     assert raised.returncode == 0, raised.stderr
     again = ulak_cli("journeys", "validate", str(journey), "--store", store, env=env)
     assert again.stderr == ""
+
+
+def test_validate_counts_the_opt_out_line_of_a_commercial_sms() -> None:
+    # 140 GSM-7 characters: one segment alone, two with "Stop SMS: <short link>".
+    source = {"en": {"note_sms": "a" * 140}}
+    common: dict[str, Any] = {
+        "brand": SAMPLE_BRAND,
+        "overrides": source,
+        "limit": 1,
+        "base_url": "http://ulak.test",
+    }
+    assert length_warnings(["note_sms"], **common) == []
+    assert length_warnings(["note_sms"], commercial={"note_sms"}, **common) == [
+        "template note_sms (en) takes 2 SMS segments on a sample (180 septets, gsm7),"
+        " over the limit of 1"
+    ]

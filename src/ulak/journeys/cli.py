@@ -92,10 +92,18 @@ def _sms_warnings(definitions: list[JourneyDefinition], store: int | None) -> li
     from ulak.sms.service import DEFAULT_SEGMENT_LIMIT, sms_setup
 
     names = {name for d in definitions for name in template_names(d)}
+    commercial = {
+        name for d in definitions if d.legal_class == "commercial" for name in template_names(d)
+    }
     base_url = get_settings().base_url
     if store is None:
         return length_warnings(
-            names, brand=SAMPLE_BRAND, overrides={}, limit=DEFAULT_SEGMENT_LIMIT, base_url=base_url
+            names,
+            brand=SAMPLE_BRAND,
+            overrides={},
+            limit=DEFAULT_SEGMENT_LIMIT,
+            base_url=base_url,
+            commercial=commercial,
         )
 
     async def main(session: AsyncSession) -> list[str]:
@@ -107,6 +115,7 @@ def _sms_warnings(definitions: list[JourneyDefinition], store: int | None) -> li
             overrides=await store_sms_sources(session, store_id=store, names=names),
             limit=setup.segment_limit,
             base_url=base_url,
+            commercial=commercial,
         )
 
     return reading(main)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,14 +127,30 @@ SAMPLE_BRAND = Brand(
 )
 
 
+def with_opt_out(text: str, *, locale: str, url: str) -> str:
+    """A commercial SMS carries a free way to refuse more (Turkish law), whatever the
+    template says: its last line links to the unsubscribe page for SMS."""
+    from ulak.web.pages import texts_for
+
+    return f"{text}\n{texts_for(locale)['sms_opt_out']}: {url}"
+
+
 def sms_sample(
-    name: str, *, locale: str, brand: Brand, overrides: Mapping[str, str], base_url: str
+    name: str,
+    *,
+    locale: str,
+    brand: Brand,
+    overrides: Mapping[str, str],
+    base_url: str,
+    commercial: bool = False,
 ) -> tuple[str, SmsLength]:
     """A template's SMS on a sample customer, with its links as long as their short links
-    will be, and its length."""
+    will be (and the opt-out line a commercial one ends with), and its length."""
     context = {**sample_context(name), "coupon": SAMPLE_COUPON, "event": SAMPLE_DAY}
     context["store"] = dataclasses.asdict(brand)
     text = render_sms(name, locale=locale, brand=brand, context=context, overrides=overrides)
+    if commercial:
+        text = with_opt_out(text, locale=locale, url=f"{base_url}/u/sample")
     text = LINK.sub(f"{base_url}/s/{'x' * TOKEN_LENGTH}", text)
     return text, sms_length(text)
 
@@ -153,9 +169,11 @@ def length_warnings(
     overrides: Mapping[str, Mapping[str, str]],
     limit: int,
     base_url: str,
+    commercial: Collection[str] = (),
 ) -> list[str]:
     """For `ulak journeys validate`: each SMS template whose sample takes more than `limit`
-    segments, per language (`overrides`: the store's own sources by language)."""
+    segments, per language (`overrides`: the store's own sources by language), counting
+    the opt-out line for the templates sent by commercial journeys (`commercial`)."""
     warnings = []
     for name in sorted(n for n in set(names) if is_sms_template(n)):
         for lang in SHIPPED_LANGUAGES:
@@ -166,6 +184,7 @@ def length_warnings(
                     brand=brand,
                     overrides=overrides.get(lang, {}),
                     base_url=base_url,
+                    commercial=name in commercial,
                 )
             except TemplateError:
                 continue  # not in this language (`missing_templates` says so where it matters)
@@ -196,7 +215,6 @@ async def create_sms(
     """Queue one SMS to the customer's phone (E.164), its links made short; with `skip`, or
     without a phone, or a commercial one without SMS consent, keep it as skipped with why."""
     from ulak.messages.service import brand_of, template_sources, unsubscribe_url
-    from ulak.web.pages import texts_for
 
     now = clock.now()
     brand = brand_of(store)
@@ -246,10 +264,9 @@ async def create_sms(
         overrides=overrides,
     )
     if legal_class == "commercial":
-        # A commercial SMS carries a free way to refuse more (Turkish law), whatever the
-        # template says: a link to the unsubscribe page for SMS, made short below.
+        # Its opt-out link is made short below, like every link.
         opt_out = unsubscribe_url(base_url, store, customer.id) + "?c=sms"
-        text = f"{text}\n{texts_for(locale)['sms_opt_out']}: {opt_out}"
+        text = with_opt_out(text, locale=locale, url=opt_out)
     message.text = await shorten_links(
         session, store_id=store.id, text=text, base_url=base_url, clock=clock
     )
