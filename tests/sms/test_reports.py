@@ -193,3 +193,42 @@ async def test_a_shop_cannot_post_delivery_reports(
             "message": "message.delivered comes only from an SMS gateway's delivery report",
         }
     ]
+
+
+async def test_a_store_with_many_sms_awaiting_does_not_hold_back_anothers_reports(
+    database_url: str, db: Database, clock: FrozenClock, netgsm: FakeNetgsm
+) -> None:
+    # Batches of 1: a round reads the 10 oldest SMS awaiting a report.
+    settings = Settings(
+        database_url=database_url,
+        smtp_url="",
+        public_url="http://ulak.test",
+        sms_gateway_url=netgsm.url,
+        batch_size=1,
+    )
+    async with opened_app(settings, db, clock) as app:
+        workers: Workers = app.state.workers
+        busy = await sms_store(db, clock, "netgsm")
+        quiet = await sms_store(db, clock, "netgsm")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ulak.test"
+        ) as client:
+            for number in range(10, 22):  # 12 SMS of the busy store, sent first
+                event = order_placed(
+                    str(number), customer_id=f"c-{number}", email=f"c{number}@example.com"
+                )
+                event["customer"]["phone"] = f"+9053212340{number}"
+                response = await client.post(
+                    "/v1/events", json={"events": [event]}, headers=busy.auth
+                )
+                assert response.status_code == 202, response.text
+            await workers.drain()
+            clock.travel(timedelta(seconds=10))
+            await order(client, quiet, "9")
+            await workers.drain()
+        clock.travel(timedelta(minutes=1))
+        await workers.drain()
+        await workers.drain()
+    # The busy store's gateway was asked about its 10 oldest; then, in the same minute,
+    # the quiet store's about its one SMS, which the busy store's older ones did not hide.
+    assert [len(q["jobids"]) for q in netgsm.report_queries] == [10, 1]

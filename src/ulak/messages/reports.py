@@ -8,6 +8,7 @@ other; and the worker's poll of the gateways that are polled (`sms/jobs.py`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,15 +33,20 @@ class Awaiting:
     provider_id: str
 
 
-async def awaiting_reports(session: AsyncSession, *, now: datetime, limit: int) -> list[Awaiting]:
+async def awaiting_reports(
+    session: AsyncSession, *, now: datetime, limit: int, besides: Collection[int] = ()
+) -> list[Awaiting]:
     """SMS taken by a gateway between REPORT_UNTIL and REPORT_AFTER ago, with no report
-    yet, oldest first (ix_messages_awaiting_report)."""
+    yet, oldest first (ix_messages_awaiting_report), of stores other than `besides` (those
+    whose gateway may not be asked yet: their old SMS would fill `limit` and keep the other
+    stores' from being asked)."""
     rows = await session.execute(
         select(Message.store_id, Message.id, Message.provider_id)
         .where(
             *_AWAITING,
             Message.sent_at > now - REPORT_UNTIL,
             Message.sent_at <= now - REPORT_AFTER,
+            *([Message.store_id.not_in(besides)] if besides else []),
         )
         .order_by(Message.sent_at)
         .limit(limit)

@@ -30,13 +30,15 @@ async def poll_reports(ctx: JobContext) -> int:
     """One round: read the SMS awaiting a report, ask each store's gateway (outside any
     transaction), and apply the final reports in one transaction. Returns how many
     messages changed. A store asked less than POLL_SECONDS ago waits for its turn."""
-    async with ctx.database.read() as session:
-        awaiting = await awaiting_reports(session, now=ctx.clock.now(), limit=ctx.batch_size * 10)
     asked = _asked.setdefault(ctx.database, {})
+    waiting = {store for store, at in asked.items() if monotonic() - at < POLL_SECONDS}
+    async with ctx.database.read() as session:
+        awaiting = await awaiting_reports(
+            session, now=ctx.clock.now(), limit=ctx.batch_size * 10, besides=waiting
+        )
     by_store: dict[int, list[str]] = defaultdict(list)
     for row in awaiting:
-        if monotonic() - asked.get(row.store_id, -POLL_SECONDS) >= POLL_SECONDS:
-            by_store[row.store_id].append(row.provider_id)
+        by_store[row.store_id].append(row.provider_id)
     if not by_store:
         return 0
     reports: list[tuple[int, DeliveryReport]] = []
