@@ -19,6 +19,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ulak.channels.email import (
     DkimSigner,
@@ -74,6 +76,32 @@ def test_build_mime_has_both_parts_and_the_headers() -> None:
     # On the wire: CRLF only, 7-bit clean headers and bodies.
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert raw.isascii()
+
+
+BODY = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=300) | st.text(
+    alphabet="ab =.\r\n\tçğışöü€😀-_F", max_size=300
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=BODY, html=BODY)
+def test_the_parser_reads_back_exactly_the_bodies_given(text: str, html: str) -> None:
+    """Whatever the bodies hold (line ends of any kind, "=_", "From ", long lines, emoji),
+    a standard parser reads back the same text, with CRLF line ends and one at the end,
+    and the wire is 7-bit with CRLF only and lines within 998."""
+    raw = build_mime(replace(MAIL, text=text, html=html))
+    message = parse(raw)
+    text_part, html_part = message.iter_parts()
+
+    def sent(body: str) -> str:
+        lines = body.replace("\r\n", "\n").replace("\r", "\n")
+        return (lines if lines.endswith("\n") else lines + "\n").replace("\n", "\r\n")
+
+    assert text_part.get_content() == sent(text)
+    assert html_part.get_content() == sent(html)
+    assert raw.isascii()
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
 
 def test_build_mime_commercial_mail_has_one_click_unsubscribe() -> None:

@@ -9,13 +9,10 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.charset import QP, Charset
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
-from typing import TYPE_CHECKING, cast, overload
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -127,31 +124,16 @@ class DkimSigner:
         return cls(selector, path.read_bytes())
 
 
-# The stdlib's modern email API (EmailMessage) parses every header it is given into a tree
-# and folds it back: ~5.5 ms per message here. The compat32 classes build the same message
-# in ~1.3 ms. Bodies are quoted-printable, not 8bit: no 8BITMIME is needed on any hop (a
-# downgrade there would break the DKIM body hash), and inlined-CSS HTML gets the soft line
-# breaks SMTP's 998-character limit needs.
-class _Utf8QuotedPrintable(Charset):
-    """UTF-8 bodies, quoted-printable by binascii's C encoder: the stdlib's own is pure
-    Python, ~0.25 ms for a 7 KiB body, 5x binascii."""
+# A message is written here, not by the stdlib's email generator: its shape is always the
+# same (a multipart/alternative of a text and an HTML part, both UTF-8 quoted-printable),
+# and the generator's line-by-line writing was ~1 ms of the sender's CPU per message
+# (`bench/stages.py --profile "send messages"`: `email.generator` was the largest part of
+# `build_mime`); the stdlib's modern API (EmailMessage) took ~5.5 ms. Headers are still
+# folded by compat32's rules (`_Policy`), and `tests/channels/test_email.py` checks that
+# the stdlib's parser reads back exactly what was given. Bodies are quoted-printable, not
+# 8bit: no 8BITMIME is needed on any hop (a downgrade there would break the DKIM body
+# hash), and inlined-CSS HTML gets the soft line breaks SMTP's 998-character limit needs.
 
-    def __init__(self) -> None:
-        super().__init__("utf-8")
-        self.body_encoding = QP
-
-    @overload
-    def body_encode(self, string: None) -> None: ...
-    @overload
-    def body_encode(self, string: str | bytes) -> str: ...
-    def body_encode(self, string: str | bytes | None) -> str | None:
-        if string is None:
-            return None
-        data = string.encode("utf-8") if isinstance(string, str) else string
-        return binascii.b2a_qp(data, istext=True).decode("ascii")
-
-
-_UTF8_QP = _Utf8QuotedPrintable()
 # Headers that hold a URL in angle brackets: folding a long one moves it to a continuation
 # line, which some mailbox providers do not read there, so they stay on one line.
 _UNFOLDED = frozenset({"list-unsubscribe"})
@@ -167,8 +149,8 @@ class _Policy(Compat32):
             and "\n" not in line
             and (len(line) <= 78 or (name.lower() in _UNFOLDED and len(line) <= 998))
         ):
-            # What compat32 would write for a short plain line, without building a Header
-            # to find out: its folding was a third of this function's CPU.
+            # A short plain line as compat32 would write it, without building a Header to
+            # find out: its folding was a third of the headers' CPU.
             return (line + self.linesep).encode("ascii")
         return super().fold_binary(name, value)
 
@@ -178,42 +160,62 @@ _POLICY = _Policy(linesep="\r\n")
 
 
 def _header(value: str) -> str:
-    # The generator encodes a Header as RFC 2047 words; typeshed only knows str values.
+    # Folded as RFC 2047 words; typeshed only knows str values.
     return value if value.isascii() else cast(str, Header(value, "utf-8"))
+
+
+def _quoted_printable(body: str) -> bytes:
+    """A body as UTF-8 quoted-printable by binascii's C encoder (the stdlib's own is pure
+    Python, 5x slower), ending with a line break, with CRLF line ends (a lone CR, which
+    the encoder leaves as it is, is a line end too, as the stdlib's generator has it)."""
+    data = (body if body.endswith("\n") else body + "\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, istext=True)
+    return encoded.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def build_mime(mail: OutgoingEmail, *, dkim: DkimSigner | None = None) -> bytes:
     if mail.date.tzinfo is None:
         raise ValueError("OutgoingEmail.date must be timezone-aware")
-    # A boundary of our own: the generator would otherwise compile a regex per message to
-    # check its random one against the text (a fifth of this function's CPU). No
-    # quoted-printable line can contain "=_", since "=" there is always followed by two
-    # hex digits or a line end.
-    msg = MIMEMultipart("alternative", boundary=f"=_{secrets.token_hex(16)}")
-    msg["From"] = formataddr((mail.from_name, mail.from_address), charset="utf-8")
-    msg["To"] = mail.to_address
+    # No quoted-printable line can contain "=_", since "=" there is always followed by two
+    # hex digits or a line end: the boundary never occurs in a body.
+    boundary = f"=_{secrets.token_hex(16)}".encode("ascii")
+    headers: list[tuple[str, str]] = [
+        ("From", formataddr((mail.from_name, mail.from_address), charset="utf-8")),
+        ("To", mail.to_address),
+    ]
     if mail.reply_to:
-        msg["Reply-To"] = mail.reply_to
-    msg["Subject"] = _header(mail.subject)
-    msg["Date"] = format_datetime(mail.date)
-    msg["Message-ID"] = mail.message_id
+        headers.append(("Reply-To", mail.reply_to))
+    headers += [
+        ("Subject", _header(mail.subject)),
+        ("Date", format_datetime(mail.date)),
+        ("Message-ID", mail.message_id),
+    ]
     if mail.tag:
-        msg["X-Ulak-Message"] = mail.tag
+        headers.append(("X-Ulak-Message", mail.tag))
     if mail.list_unsubscribe_url:
         targets = [mail.list_unsubscribe_url, mail.list_unsubscribe_mailto]
-        msg["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets if target)
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers.append(("List-Unsubscribe", ", ".join(f"<{t}>" for t in targets if t)))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     if mail.auto_submitted:
-        msg["Auto-Submitted"] = "auto-generated"
-    for body, subtype in ((mail.text, "plain"), (mail.html, "html")):
-        part = MIMENonMultipart("text", subtype)
-        part.set_payload(body if body.endswith("\n") else body + "\n", _UTF8_QP)
-        del part["MIME-Version"]  # only the top level needs one
-        msg.attach(part)
-    raw = msg.as_bytes(policy=_POLICY)
+        headers.append(("Auto-Submitted", "auto-generated"))
+    raw = [
+        b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\nMIME-Version: 1.0\r\n'
+        % boundary,
+        *(_POLICY.fold_binary(name, value) for name, value in headers),
+        b"\r\n",
+    ]
+    for body, subtype in ((mail.text, b"plain"), (mail.html, b"html")):
+        raw += [
+            b'--%s\r\nContent-Type: text/%s; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" % (boundary, subtype),
+            _quoted_printable(body),
+            b"\r\n",
+        ]
+    raw.append(b"--%s--\r\n" % boundary)
+    message = b"".join(raw)
     if dkim is None:
-        return raw
-    return dkim.sign(raw, domain=mail.from_address.rpartition("@")[2])
+        return message
+    return dkim.sign(message, domain=mail.from_address.rpartition("@")[2])
 
 
 class SendError(Exception):
