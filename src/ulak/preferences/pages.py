@@ -216,7 +216,7 @@ async def save_preferences(
     inbox: Inbox = request.app.state.inbox
     action = form.get("action")
     if action in ("export", "erase"):
-        if not privacy_limit.allow(link.store.id, customer.id):
+        if not privacy_limit.allow(link.store.id, link.token):
             return error_page(
                 request, locale=locale, message=t["too_many"], status_code=429,
                 brand=link.store.name,
