@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from tests.support import StoreKey, add_journey, consent_updated, make_store, order_placed
 from ulak.clock import FrozenClock
+from ulak.coupons.models import Coupon
 from ulak.db import Database
 from ulak.journeys.definition import load_journey
+from ulak.journeys.models import EnrollmentStep
 from ulak.messages.models import Message
 from ulak.preferences.topics import topic_of
 from ulak.worker import Workers
@@ -181,3 +183,26 @@ def test_a_journey_topic_defaults_by_legal_class_and_the_library_names_its_own()
     assert topic_of(topic="order_updates", legal_class="commercial") is None
     # A definition without a topic dumps as before topics existed (no new version).
     assert "topic" not in load_journey(OFFERS).model_dump(mode="json")
+
+
+async def test_no_coupon_is_issued_for_an_email_whose_topic_is_off(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock)  # the shipped welcome: offers, with a coupon
+    await post(client, store, preferences({"email": {"offers": False}}))
+    await post(
+        client,
+        store,
+        {"id": "evt-signup", "type": "customer.created", "customer": customer()},
+        consent_updated("granted") | {"customer": customer()},
+    )
+    await workers.drain()
+    assert await outbox(db) == {
+        ("welcome", "email", "skipped", "offers", "turned off offers on email")
+    }
+    async with db.read() as session:
+        assert (await session.scalars(select(Coupon))).all() == []
+        traced = await session.scalars(
+            select(EnrollmentStep.note).where(EnrollmentStep.kind == "action")
+        )
+        assert list(traced) == ["no coupon issued (welcome): turned off offers on email"]

@@ -399,6 +399,7 @@ async def _run(
                 context=context,
                 clock=clock,
                 renders=renders,
+                topic=definition.message_topic(),
             )
             trace(session, enrollment, at=now, kind="action", note=note)
             enrollment.pc += 1
