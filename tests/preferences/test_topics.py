@@ -4,12 +4,21 @@ news go on."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from tests.support import StoreKey, add_journey, consent_updated, make_store, order_placed
+from tests.support import (
+    StoreKey,
+    add_journey,
+    consent_updated,
+    dev_inbox,
+    make_store,
+    order_placed,
+    text_of,
+)
 from ulak.clock import FrozenClock
 from ulak.coupons.models import Coupon
 from ulak.db import Database
@@ -116,6 +125,17 @@ async def test_a_topic_turned_off_stops_exactly_its_messages_on_that_channel(
         ("order_preparing", "email", "sent", "newsletters", None),
         ("birthday_sms", "sms", "sent", "offers", None),
     }
+    # A commercial email's footer links to the preference page; an order email's does not.
+    mails = {m["Subject"]: m for m in await dev_inbox(db)}
+    assert len(mails) == 2
+    for subject, mail in mails.items():
+        commercial = not subject.startswith("Siparişiniz alındı")
+        html, text = text_of(mail, "html"), text_of(mail).replace("\r\n", "\n")
+        link = re.search(rf'href="(http://[^"]+/p/{store.id}/preferences/[^"]+)"', html)
+        assert (link is not None) == commercial, subject
+        assert ("E-posta tercihlerinizi yönetin" in html) == commercial
+        if link is not None:
+            assert f"\nTercihleriniz: {link.group(1)}\n" in text
 
 
 async def test_turning_a_topic_off_stops_a_message_already_queued_at_the_claim(
