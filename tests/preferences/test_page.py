@@ -332,3 +332,21 @@ async def test_an_erasure_deletes_the_topic_choices_and_keeps_the_request(
     assert (await client.get(url)).status_code == 404
     listed = await client.get("/v1/privacy/requests", headers=store.auth)
     assert [(r["customer"], r["kind"]) for r in listed.json()] == [(None, "erase")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_customer_name_with_markup_is_escaped_in_the_shops_alert(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    store = await make_store(db, clock, contact_email="destek@dukkan.example")
+    name = '<img src=x onerror="alert(1)">'
+    customer_id = await with_customer(client, store, workers, db, first_name=name)
+    url = await link(db, store, clock, customer_id)
+    csrf = csrf_of((await client.get(url)).text)
+    await client.post(url, data={"csrf": csrf, "action": "export"})
+    await workers.drain()
+    (alert,) = [m for m in await dev_inbox(db) if m["To"] == "destek@dukkan.example"]
+    html = text_of(alert, "html")
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=" in html
+    assert alert["Subject"].startswith("ulak: bir müşteri verilerinin bir kopyasını istiyor")
