@@ -34,6 +34,8 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.preferences.api import router as privacy_requests_router
+from ulak.preferences.pages import router as preferences_router
 from ulak.privacy.api import router as privacy_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
@@ -250,11 +252,13 @@ def create_app(
 
     app.include_router(events_router)
     # Before the profile's `/customers/{ref:path}`, which would take `.../export` as a ref.
+    app.include_router(privacy_requests_router)
     app.include_router(privacy_router)
     app.include_router(customers_router)
     app.include_router(back_in_stock_router)
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
+    app.include_router(preferences_router)
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)

@@ -11,6 +11,7 @@ from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.preferences.models import PrivacyRequest, TopicPreference
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -40,6 +41,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "OrderStatusChange",
+    "PrivacyRequest",
     "Product",
     "Shipment",
     "ShortLink",
@@ -50,4 +52,5 @@ __all__ = [
     "TagTip",
     "TemplateOverride",
     "Timer",
+    "TopicPreference",
 ]

@@ -78,6 +78,11 @@ ALERTS: dict[str, dict[str, Any]] = {
         "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "ref": "ayse@example.com"},
     },
     "shop_alert_coupons": {"template": "welcome", "since": "2026-11-30T08:00"},
+    "shop_alert_privacy": {
+        "kind": "erase",
+        "requested_at": "2026-11-30 08:00 UTC",
+        "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "ref": "ayse@example.com"},
+    },
 }
 
 

@@ -37,6 +37,7 @@ from ulak.messages.rendering import (
     SHOP_ALERT,
     SHOP_ALERT_COUPONS,
     SHOP_ALERT_CUSTOMER,
+    SHOP_ALERT_PRIVACY,
     Brand,
     render_email,
     sample_context,
@@ -76,6 +77,11 @@ ALERTS: dict[str, dict[str, Any]] = {
         "order_id": "ord_1",
     },
     SHOP_ALERT_COUPONS: {"template": "welcome", "since": "2026-11-30T09:00"},
+    SHOP_ALERT_PRIVACY: {
+        "kind": "erase",
+        "requested_at": "2026-11-30 09:00 UTC",
+        "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "ref": "c-1042"},
+    },
 }
 
 
@@ -131,6 +137,7 @@ def outgoing(template: str, locale: str) -> OutgoingEmail:
         brand=BRAND,
         context=context,
         unsubscribe_url=f"{BASE_URL}/u/1/{token}" if commercial else None,
+        preferences_url=f"{BASE_URL}/p/1/preferences/{token}" if commercial else None,
     )
     return OutgoingEmail(
         message_id="<m4242.s1@ulak.aysenin.example>",
@@ -206,7 +213,13 @@ def _score(scored: Message) -> Score:
 
 CASES = [
     (name, locale)
-    for name in (*shipped_templates(), SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS)
+    for name in (
+        *shipped_templates(),
+        SHOP_ALERT,
+        SHOP_ALERT_CUSTOMER,
+        SHOP_ALERT_COUPONS,
+        SHOP_ALERT_PRIVACY,
+    )
     for locale in ("tr", "en")
 ]
 
@@ -240,8 +253,8 @@ def low_contrast_control() -> bytes:
 
 
 def test_every_shipped_template_is_sent_in_both_languages() -> None:
-    # 20 customer templates and ulak's 3 alerts to shops, tr and en: the cases below.
-    assert len(CASES) == 2 * (len(shipped_templates()) + 3)
+    # 20 customer templates and ulak's 4 alerts to shops, tr and en: the cases below.
+    assert len(CASES) == 2 * (len(shipped_templates()) + 4)
     assert set(legal_classes()) == set(shipped_templates())
 
 

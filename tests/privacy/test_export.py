@@ -52,9 +52,11 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "iys_registrations",
         "messages",
         "orders",
+        "privacy_requests",
         "profile",
         "suppressions",
         "timers",
+        "topic_preferences",
     ]
     profile = data["profile"]
     assert profile == {
@@ -208,6 +210,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         ("customer.birthday", "2027-04-11T21:00:00+00:00"),
     ]
     assert data["suppressions"] == []
+    assert (data["topic_preferences"], data["privacy_requests"]) == ([], [])
     # By email too, as the profile API names a customer.
     by_email = await client.get(f"/v1/customers/{EMAIL}/export", headers=store.auth)
     assert by_email.json() == data

@@ -68,6 +68,8 @@ from ulak.orders.service import (
 from ulak.orders.service import (
     move_customer as move_orders,
 )
+from ulak.preferences import service as preferences
+from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
@@ -328,6 +330,14 @@ async def apply_event(
         )
     elif isinstance(data, BackInStockData):
         await cancel_subscription(session, **common, data=data)
+    elif isinstance(data, PreferencesData):
+        await preferences.apply_preferences(
+            session, store_id=store.id, customer=customer, data=data, event_id=event.id, now=now
+        )
+    elif isinstance(data, PrivacyRequestData):
+        await preferences.request_privacy(
+            session, store=store, customer=customer, data=data, event_id=event.id, clock=clock
+        )
     elif isinstance(data, CartData):
         cart = await apply_cart(
             session, **common, data=data, checkout=event.type == "checkout.started", now=now
@@ -455,6 +465,7 @@ async def _merge(
     await move_coupons(session, **moved)
     await move_enrollments(session, **moved, now=now)
     await merge_consent(session, survivor=survivor, absorbed=absorbed)
+    await preferences.move_customer(session, from_id=absorbed.id, to_id=survivor.id)
     merges.append(absorbed.id)
 
 

@@ -34,6 +34,7 @@ from ulak.journeys.models import Enrollment
 from ulak.journeys.service import date_rules
 from ulak.messages.rendering import SHOP_ALERT_COUPONS, SHOP_ALERT_CUSTOMER, resolve_locale
 from ulak.messages.service import SHOP_ALERT_EVERY, Renders, alert_shop
+from ulak.preferences.topics import turned_off
 from ulak.stores.models import Store
 from ulak.timers.service import dates_changed
 
@@ -61,6 +62,7 @@ async def run_action(
     context: dict[str, Any],
     clock: Clock,
     renders: Renders,
+    topic: str | None = None,
 ) -> str:
     """Do one action; returns what the trace notes of it. Expressions and templates of the
     steps after it see what it changed (the customer's tags, the coupon)."""
@@ -75,6 +77,14 @@ async def run_action(
         is not None
     ):
         return f"no coupon issued ({op.coupon}): {refused}"
+    if (
+        isinstance(op, IssueCouponOp)
+        and (
+            off := await turned_off(session, customer_id=customer.id, channel="email", topic=topic)
+        )
+        is not None
+    ):
+        return f"no coupon issued ({op.coupon}): {off}"
     if isinstance(op, IssueCouponOp):
         coupon = await issue_coupon(
             session,

@@ -35,6 +35,7 @@ from pydantic_core import PydanticCustomError
 from ulak.journeys.expressions import ExpressionError, check_expression
 from ulak.journeys.yamlfile import Loc, YamlFileError, parse_mapping, read_text
 from ulak.journeys.yamlfile import Problem as Problem  # what JourneyFileError.problems holds
+from ulak.preferences.topics import Topic, topic_of
 
 # ---------------------------------------------------------------------------------------------
 # Field types
@@ -413,7 +414,22 @@ class JourneyDefinition(_Model):
     # a message waits for the next allowed moment (postpone) or is dropped (skip).
     priority: int = Field(default=50, ge=0, le=100)
     over_cap: Literal["postpone", "skip"] = "postpone"
+    # What its messages are about (`preferences/topics.py`): a customer who turned the
+    # topic off on a channel gets none of them there. None: "offers" for a commercial
+    # journey, the order's own news (never stopped) for an informational one.
+    topic: Topic | None = None
     steps: list[Step] = Field(min_length=1)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_topic(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Versions stored before topics have none: unchanged, a journey keeps its version.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("topic") is None:
+            dumped.pop("topic", None)
+        return dumped
+
+    def message_topic(self) -> str | None:
+        return topic_of(topic=self.topic, legal_class=self.legal_class)
 
     def send_window(self) -> timedelta:
         if self.send_within is not None:

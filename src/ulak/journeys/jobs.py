@@ -379,6 +379,7 @@ async def _run(
                     clock=clock,
                     renders=renders,
                     skip=stale,
+                    topic=definition.message_topic(),
                 )
                 trace(session, enrollment, at=now, kind="send", note=_sent(op.template, message))
             enrollment.pc += 1
@@ -398,6 +399,7 @@ async def _run(
                 context=context,
                 clock=clock,
                 renders=renders,
+                topic=definition.message_topic(),
             )
             trace(session, enrollment, at=now, kind="action", note=note)
             enrollment.pc += 1

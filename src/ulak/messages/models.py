@@ -81,6 +81,9 @@ class Message(Base):
     locale: Mapped[str] = mapped_column(String(16))
     # informational | commercial
     legal_class: Mapped[str] = mapped_column(String(16))
+    # What it is about (`preferences/topics.py`): a customer who turned the topic off on
+    # its channel does not get it. None: the order's own news, never stopped.
+    topic: Mapped[str | None] = mapped_column(String(32))
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(500))
     preheader: Mapped[str] = mapped_column(String(500), default="")

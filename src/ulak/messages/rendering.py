@@ -64,7 +64,8 @@ TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
 SHOP_ALERT = "shop_alert"
 SHOP_ALERT_CUSTOMER = "shop_alert_customer"
 SHOP_ALERT_COUPONS = "shop_alert_coupons"
-SHOP_ALERTS = frozenset({SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS})
+SHOP_ALERT_PRIVACY = "shop_alert_privacy"  # a customer's KVKK/GDPR request (`preferences/`)
+SHOP_ALERTS = frozenset({SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS, SHOP_ALERT_PRIVACY})
 REQUIRED_BLOCKS = ("subject", "body", "text")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
 _FORMATTER_VAR = "_ulak_formatter"
@@ -87,6 +88,8 @@ LAYOUT_STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe_intro": "Bu tür e-postaları artık almak istemiyorsanız",
         "unsubscribe_link": "abonelikten çıkabilirsiniz",
         "unsubscribe_text": "Abonelikten çıkmak için:",
+        "preferences_link": "E-posta tercihlerinizi yönetin",
+        "preferences_text": "Tercihleriniz:",
     },
     "en": {
         "questions": "Questions? Get in touch:",
@@ -95,6 +98,8 @@ LAYOUT_STRINGS: dict[str, dict[str, str]] = {
         "unsubscribe_intro": "Don't want these emails anymore? You can",
         "unsubscribe_link": "unsubscribe here",
         "unsubscribe_text": "Unsubscribe:",
+        "preferences_link": "Manage your email preferences",
+        "preferences_text": "Your preferences:",
     },
 }
 
@@ -662,7 +667,12 @@ def check_template_source(source: str, *, name: str) -> None:
         _require_blocks(html, name)
 
 
-def _text_footer(brand: Brand, strings: Mapping[str, str], unsubscribe_url: str | None) -> str:
+def _text_footer(
+    brand: Brand,
+    strings: Mapping[str, str],
+    unsubscribe_url: str | None,
+    preferences_url: str | None = None,
+) -> str:
     contact = [
         f"{strings[key]}: {value}"
         for key, value in (("email", brand.contact_email), ("phone", brand.contact_phone))
@@ -674,6 +684,7 @@ def _text_footer(brand: Brand, strings: Mapping[str, str], unsubscribe_url: str 
         " · ".join(contact),
         brand.website_url or "",
         f"{strings['unsubscribe_text']} {unsubscribe_url}" if unsubscribe_url else "",
+        f"{strings['preferences_text']} {preferences_url}" if preferences_url else "",
     ]
     return "\n".join(["--", *(line for line in lines if line)])
 
@@ -686,6 +697,7 @@ def render_email(
     context: Mapping[str, Any],
     overrides: Mapping[str, str] | None = None,
     unsubscribe_url: str | None = None,
+    preferences_url: str | None = None,
 ) -> RenderedEmail:
     """One email, within the bounds above."""
     overrides = overrides or {}
@@ -694,7 +706,9 @@ def render_email(
             raise TemplateError(f"{_over_limit[source]}{NOT_AGAIN}", details={"limit": True})
     try:
         with _cpu.bound(RENDER_CPU_SECONDS):
-            return _render_email(template, locale, brand, context, overrides, unsubscribe_url)
+            return _render_email(
+                template, locale, brand, context, overrides, unsubscribe_url, preferences_url
+            )
     except (TemplateError, RenderLimit, MemoryError) as error:
         cause = error.__cause__ if isinstance(error, TemplateError) else error
         if not isinstance(cause, RenderLimit | MemoryError | RecursionError):
@@ -860,6 +874,7 @@ def _render_email(
     context: Mapping[str, Any],
     overrides: Mapping[str, str],
     unsubscribe_url: str | None,
+    preferences_url: str | None = None,
 ) -> RenderedEmail:
     lang = resolve_locale(locale, brand.locale)
     fmt = Formatter(locale=lang, timezone=brand.timezone, currency=brand.currency)
@@ -893,6 +908,7 @@ def _render_email(
         "preheader": preheader,
         "body": Markup(body),  # noqa: S704 - rendered by the autoescaping environment above
         "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
         "brand_color": color,
         "header_text_color": _text_on(color),
         "website_host": (urlsplit(website).netloc or website) if website else None,
@@ -903,7 +919,7 @@ def _render_email(
         layout_label, lambda: _bounded(layout.root_render_func(layout.new_context(layout_vars)))
     )
     text = _tidy_text(plain["text"])
-    footer = _text_footer(brand, LAYOUT_STRINGS[lang], unsubscribe_url)
+    footer = _text_footer(brand, LAYOUT_STRINGS[lang], unsubscribe_url, preferences_url)
     return RenderedEmail(
         subject=subject,
         preheader=preheader,

@@ -58,6 +58,7 @@ from ulak.messages.rendering import (
 from ulak.messages.sms import check_sms_source, is_sms_template, shipped_sms_templates
 from ulak.offload import Offload
 from ulak.policy.service import Postpone, Skip
+from ulak.preferences.topics import turned_off, turned_off_among, turned_off_reason
 from ulak.stores.models import Store
 from ulak.suppressions.reports import ENHANCED_STATUS, classify
 from ulak.suppressions.service import suppressed_among, suppression_of
@@ -368,6 +369,7 @@ async def create_email(
     clock: Clock,
     renders: Renders,
     skip: str | None = None,
+    topic: str | None = None,
 ) -> Message:
     """Queue one email, rendered by `renders` before the caller's transaction commits; with
     `skip`, keep it as skipped for that reason instead (so the outbox shows what was not
@@ -391,11 +393,14 @@ async def create_email(
         legal_class=legal_class,
         now=now,
     )
+    message.topic = topic
     refused = (
         refusal(customer, "email", merchant_opt_out=store.merchant_opt_out)
         if legal_class == "commercial"
         else None
     )
+    if refused is None and topic is not None:
+        refused = await turned_off(session, customer_id=customer.id, channel="email", topic=topic)
     if refused is None and customer.email:
         found = await suppression_of(
             session, store_id=store.id, channel="email", address=customer.email
@@ -435,6 +440,13 @@ async def create_email(
             },
             overrides=overrides,
             unsubscribe_url=unsubscribe,
+            preferences_url=(
+                page_links(
+                    base_url, store, customer_id=customer.id, order_id=None, at=now
+                ).preferences
+                if unsubscribe is not None
+                else None
+            ),
         ),
     )
     # Not flushed here: the batch's one flush inserts its messages together, rendered
@@ -697,6 +709,15 @@ async def claim_due(
     suppressed = await suppressed_among(
         session, ((m.store_id, m.channel, m.to_address) for m, _, _ in rows)
     )
+    # Topics the customers turned off (`preferences/`): one query, none without topics.
+    topics_off = await turned_off_among(
+        session,
+        (
+            (m.customer_id, m.channel, m.topic)
+            for m, _, _ in rows
+            if m.topic is not None and m.customer_id is not None
+        ),
+    )
     claimed = []
     for message, store, customer in rows:
         found = suppressed.get((message.store_id, message.channel, message.to_address.lower()))
@@ -705,6 +726,14 @@ async def claim_due(
             message.lease_until = None
             message.claimed_by = None
             message.last_error = found.says()
+            continue
+        if message.topic is not None and (
+            (message.customer_id, message.channel, message.topic) in topics_off
+        ):
+            message.status = "skipped"
+            message.lease_until = None
+            message.claimed_by = None
+            message.last_error = turned_off_reason(message.topic, message.channel)
             continue
         if message.enrollment_id in stopped:
             message.status = "skipped"

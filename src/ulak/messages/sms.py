@@ -42,6 +42,7 @@ from ulak.messages.rendering import (
     resolve_locale,
     sample_context,
 )
+from ulak.preferences.topics import turned_off
 from ulak.sms.length import SmsLength, sms_length
 from ulak.sms.service import LINK, TOKEN_LENGTH, shorten_links
 from ulak.stores.models import Store
@@ -211,6 +212,7 @@ async def create_sms(
     clock: Clock,
     renders: Renders,
     skip: str | None = None,
+    topic: str | None = None,
 ) -> Message:
     """Queue one SMS to the customer's phone (E.164), its links made short; with `skip`, or
     without a phone, or a commercial one without SMS consent, keep it as skipped with why."""
@@ -240,6 +242,7 @@ async def create_sms(
         send_after=now,
         attempts=0,
         created_at=now,
+        topic=topic,
     )
     session.add(message)
     refused = (
@@ -247,6 +250,8 @@ async def create_sms(
         if legal_class == "commercial"
         else None
     )
+    if refused is None and topic is not None:
+        refused = await turned_off(session, customer_id=customer.id, channel="sms", topic=topic)
     reason = ("the customer has no phone number" if not customer.phone else refused) or skip
     if reason is not None:
         message.status = "skipped"

@@ -33,6 +33,8 @@ from ulak.messages import privacy as messages_privacy
 from ulak.messages.privacy import MessageExport
 from ulak.orders import privacy as orders_privacy
 from ulak.orders.privacy import CartExport, OrderExport
+from ulak.preferences import privacy as preferences_privacy
+from ulak.preferences.privacy import PrivacyRequestExport, TopicExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
@@ -61,6 +63,9 @@ class CustomerData:
     timers: list[TimerExport]
     # The store's suppression list entries for her addresses (bounces, complaints).
     suppressions: list[SuppressionExport]
+    # Topics turned on or off (preference page), and the requests made there.
+    topic_preferences: list[TopicExport]
+    privacy_requests: list[PrivacyRequestExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -102,6 +107,8 @@ async def export_customer(
         suppressions=await suppressions_privacy.export_addresses(
             session, store_id=store_id, email=profile.email, phone=profile.phone
         ),
+        topic_preferences=await preferences_privacy.export_topics(session, **mine),
+        privacy_requests=await preferences_privacy.export_requests(session, **mine),
     )
 
 
@@ -122,6 +129,7 @@ class Erased:
     back_in_stock: int
     timers: int
     suppressions: int
+    topic_preferences: int = 0
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -173,6 +181,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         store_id=store_id,
         addresses=sorted(set(personal.addresses) | set(erased_messages.addresses)),
     )
+    topic_preferences = await preferences_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer.id
+    )
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -187,6 +198,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         back_in_stock=subscriptions,
         timers=erased_timers,
         suppressions=suppressions,
+        topic_preferences=topic_preferences,
     )
     notes(session)(ERASURES).append(done)
     return done
