@@ -192,7 +192,10 @@ def _limits(request: Request) -> Limits:
 def _secured(response: Response, *, embeddable: bool) -> Response:
     response.headers["Content-Security-Policy"] = EMBEDDABLE_POLICY if embeddable else OWN_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # The confirm link is a capability: never sent to the picture's host. (Not
+    # "no-referrer": the browser would then send `Origin: null` with the page's own POST,
+    # which the CSRF check refuses.)
+    response.headers["Referrer-Policy"] = "same-origin"
     if not embeddable:
         response.headers["X-Frame-Options"] = "DENY"
     return response
@@ -267,21 +270,44 @@ class Offer:
     title: str
     image_url: str | None
     url: str | None
-    variants: list[tuple[str, str]]  # (variant id, label)
+    variants: list[tuple[str, str]]  # (variant id, its title or id)
+
+    def has(self, variant_id: str) -> bool:
+        return any(v == variant_id for v, _ in self.variants)
+
+    def name_of(self, variant_id: str) -> str:
+        """What the emails and pages call the product asked for: the variant's own title
+        when it has one (shops title variants "Mug – Blue"), else the product's."""
+        row = next((label for v, label in self.variants if v == variant_id), None)
+        return row if row is not None and row != variant_id else self.title
+
+
+def _shared_words(titles: list[str]) -> str:
+    """The words every title starts with, without a separator left dangling at the end."""
+    shared: list[str] = []
+    for words in zip(*(title.split() for title in titles), strict=False):
+        if any(word != words[0] for word in words):
+            break
+        shared.append(words[0])
+    return " ".join(shared).rstrip(" -–—/|,:(")
 
 
 def _offer(rows: list[Product]) -> Offer | None:
     if not rows:
         return None
     own = rows[0] if rows[0].variant_id == "" else None
+    variants = [(r.variant_id, r.title or r.variant_id) for r in rows if r.variant_id]
+    titles = [r.title for r in rows if r.title]
+    if own is not None and own.title:
+        title = own.title
+    else:
+        # Variants only: what their titles share ("Mug – Blue", "Mug – Green": "Mug").
+        shared = _shared_words(titles) if len(titles) > 1 else ""
+        title = shared if len(shared) >= 3 else (titles[0] if titles else rows[0].product_id)
     first = own or rows[0]
-    title = first.title or next((r.title for r in rows if r.title), None) or first.product_id
-    variants = []
-    for row in rows:
-        if row.variant_id:
-            label = row.title if row.title and row.title != title else row.variant_id
-            variants.append((row.variant_id, label))
-    return Offer(first.product_id, title, first.image_url, first.url, variants)
+    image = first.image_url or next((r.image_url for r in rows if r.image_url), None)
+    url = first.url or next((r.url for r in rows if r.url), None)
+    return Offer(first.product_id, title, image, url, variants)
 
 
 def _field(value: object, limit: int = 200) -> str:
@@ -314,7 +340,7 @@ def _form_page(
     error: str | None,
 ) -> Response:
     offer = _offer(rows)
-    if offer is None or (variant_id and variant_id not in {v for v, _ in offer.variants}):
+    if offer is None or (variant_id and not offer.has(variant_id)):
         return _note(request, store, language, "unknown_title", "unknown_body", status_code=404)
     return _page(
         request,
@@ -417,7 +443,7 @@ async def ask(request: Request, store_id: int, database: AppDatabase) -> Respons
         if email is None or offer is None:
             error = TEXTS[language]["bad_email"] if offer is not None else None
             return _form_page(request, store, language, rows, variant_id, email=typed, error=error)
-        if variant_id and variant_id not in {v for v, _ in offer.variants}:
+        if variant_id and not offer.has(variant_id):
             return _note(request, store, language, "unknown_title", "unknown_body", status_code=404)
         who = requester(email, None, 0)
         subscribed_today = await subscriptions_today(
@@ -428,13 +454,12 @@ async def ask(request: Request, store_id: int, database: AppDatabase) -> Respons
     ):
         return _too_many(request, store, language)
     variant_id = variant_id or (offer.variants[0][0] if len(offer.variants) == 1 else "")
-    chosen = next((label for v, label in offer.variants if v == variant_id), None)
     subject = {"e": email, "p": offer.product_id, "v": variant_id, "l": language}
     base_url: str = request.app.state.settings.base_url
     data = {
         "product_id": offer.product_id,
         "variant_id": variant_id or None,
-        "title": f"{offer.title} – {chosen}" if chosen and chosen != variant_id else offer.title,
+        "title": offer.name_of(variant_id),
         "url": offer.url,
         "image_url": offer.image_url,
         "confirm_url": page_url(base_url, store, "back_in_stock", subject, at=now),
@@ -533,7 +558,7 @@ async def _confirm(request: Request, database: AppDatabase, link: Link, *, post:
     async with database.read() as session:
         rows = await variants_of(session, store_id=store.id, product_id=product_id)
         offer = _offer(rows)
-        if offer is None or (variant_id and variant_id not in {v for v, _ in offer.variants}):
+        if offer is None or (variant_id and not offer.has(variant_id)):
             return _note(
                 request,
                 store,
@@ -546,8 +571,7 @@ async def _confirm(request: Request, database: AppDatabase, link: Link, *, post:
         subscribed_today = await subscriptions_today(
             session, store_id=store.id, requested_by=requester(email, None, 0), now=now
         )
-    chosen = next((label for v, label in offer.variants if v == variant_id), None)
-    product = f"{offer.title} – {chosen}" if chosen and chosen != variant_id else offer.title
+    product = offer.name_of(variant_id)
     if not post:
         return _page(
             request,
