@@ -18,6 +18,7 @@ from ulak.catalog import pages
 from ulak.clock import FrozenClock
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.events.models import Event
 from ulak.worker import Workers
 
 CUP = "p-kupa"
@@ -528,3 +529,44 @@ async def test_confirming_needs_the_pages_csrf_field_from_this_site(
     assert ok.status_code == 200
     await workers.drain()
     assert [s["status"] for s in await subscriptions(client, store)] == ["waiting"]
+
+
+async def test_an_erasure_leaves_no_address_or_link_in_the_requests_events(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers, db: Database
+) -> None:
+    await send(client, store, product(0))
+    await workers.drain()
+    assert (await ask(client, store)).status_code == 200
+    await workers.drain()
+    path = (await confirm_link(db)).removeprefix("http://ulak.test")
+    csrf = csrf_of((await client.get(path)).text)
+    assert (await client.post(path, data={"csrf": csrf})).status_code == 200
+    await workers.drain()
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Event.key, Event.type, Event.customer, Event.data)
+            .where(Event.type.like("back_in_stock.%"))
+            .order_by(Event.id)
+        )
+        before = rows.all()
+    # The keys are HMACs: they say nothing of the address.
+    assert [(re.sub(r"[0-9a-f]{40}$", "H", key), kind) for key, kind, _, _ in before] == [
+        ("ulak:back_in_stock.confirm:H", "back_in_stock.confirm_requested"),
+        ("ulak:back_in_stock.confirmed:H", "back_in_stock.requested"),
+    ]
+    assert before[0][2] == {"email": EMAIL}
+    assert set(before[0][3]) == {"product_id", "title", "url", "image_url", "confirm_url"}
+
+    erased = await client.delete(f"/v1/customers/{EMAIL}", headers=store.auth)
+    assert erased.status_code == 202, erased.text
+    await workers.drain()
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Event.customer, Event.data)
+            .where(Event.type.like("back_in_stock.%"))
+            .order_by(Event.id)
+        )
+        assert [tuple(row) for row in rows.all()] == [
+            ({}, {"product_id": CUP}),
+            ({}, {"product_id": CUP}),
+        ]
