@@ -214,7 +214,8 @@ async def test_an_unknown_product_store_or_variant_gets_a_friendly_page(
             headers={"Accept-Language": "en"},
         )
         assert nowhere.status_code == 404
-        assert heading(nowhere.text) == "Something went wrong"
+        assert heading(nowhere.text) == "Product not found"
+        assert "Back-in-stock alerts are not available for this product." in nowhere.text
     script = await client.get(f"/w/{store.id + 1}/back-in-stock.js")
     assert script.status_code == 404
 
@@ -430,6 +431,14 @@ async def test_a_bad_email_gets_the_form_again_with_the_error(
         assert "<script>" not in answer.text
     escaped = await ask(client, store, email='"><script>alert(1)</script>@x')
     assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;@x"' in escaped.text
+    # The shopper's choice of variant is kept.
+    await send(client, store, product(0, variant="v-mavi"), product(0, variant="v-yesil"))
+    await workers.drain()
+    chose = await ask(client, store, email="ayse@", variant_id="v-yesil")
+    assert chose.status_code == 422
+    # (Titled as the product, each variant is told apart by its id.)
+    assert '<option value="v-yesil" selected>v-yesil</option>' in chose.text
+    assert '<option value="v-mavi">v-mavi</option>' in chose.text
     await workers.drain()
     assert await dev_inbox(db) == []
     assert await customers(db) == []

@@ -242,12 +242,13 @@ def _note(
 
 
 def _no_store(request: Request) -> Response:
+    """A store id that names no store: the form's "not found", in the browser's language."""
     language = browser_language(request)
-    shell = SHELL_TEXTS[language] if language in SHELL_TEXTS else SHELL_TEXTS["en"]
+    t = TEXTS[language] if language in TEXTS else TEXTS["en"]
     page = render_page(
         request,
         "error.html",
-        {"title": shell["error_title"], "message": shell["invalid_link"], "lang": language},
+        {"title": t["unknown_title"], "message": t["unknown_body"], "lang": language},
         status_code=404,
     )
     return _secured(page, embeddable=True)
@@ -296,7 +297,6 @@ def _offer(rows: list[Product]) -> Offer | None:
     if not rows:
         return None
     own = rows[0] if rows[0].variant_id == "" else None
-    variants = [(r.variant_id, r.title or r.variant_id) for r in rows if r.variant_id]
     titles = [r.title for r in rows if r.title]
     if own is not None and own.title:
         title = own.title
@@ -304,6 +304,12 @@ def _offer(rows: list[Product]) -> Offer | None:
         # Variants only: what their titles share ("Mug – Blue", "Mug – Green": "Mug").
         shared = _shared_words(titles) if len(titles) > 1 else ""
         title = shared if len(shared) >= 3 else (titles[0] if titles else rows[0].product_id)
+    # A variant titled as the product (or not at all) is told apart by its id.
+    variants = [
+        (r.variant_id, r.title if r.title and r.title != title else r.variant_id)
+        for r in rows
+        if r.variant_id
+    ]
     first = own or rows[0]
     image = first.image_url or next((r.image_url for r in rows if r.image_url), None)
     url = first.url or next((r.url for r in rows if r.url), None)
@@ -351,8 +357,9 @@ def _form_page(
             "action": f"/w/{store.id}/back-in-stock",
             "product": offer,
             "variant_id": variant_id,
-            # A choice only when the product has several and the page named none.
-            "choose": not variant_id and len(offer.variants) > 1,
+            # A choice when the product has several and the page named none (or, with an
+            # error, the shopper's choice kept).
+            "choose": len(offer.variants) > 1 and (not variant_id or error is not None),
             "only_variant": offer.variants[0][0] if len(offer.variants) == 1 else "",
             "email": email,
             "error": error,
