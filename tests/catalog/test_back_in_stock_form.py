@@ -579,3 +579,30 @@ async def test_an_erasure_leaves_no_address_or_link_in_the_requests_events(
             ({}, {"product_id": CUP}),
             ({}, {"product_id": CUP}),
         ]
+
+
+async def test_odd_input_gets_a_page_never_a_server_error(
+    client: httpx.AsyncClient, store: StoreKey, workers: Workers, db: Database
+) -> None:
+    await send(client, store, product(0))
+    await workers.drain()
+    nul = "a\x00b"
+    answers = [
+        await ask(client, store, email=f"ayse{nul}@example.com"),
+        await ask(client, store, product_id=nul),
+        await ask(client, store, variant_id=nul),
+        await ask(client, store, lang=nul),
+        await client.post(f"/w/{store.id}/back-in-stock", json={"email": EMAIL}),
+        await client.post(f"/w/{2**64}/back-in-stock", data={"email": EMAIL}),
+        await client.get(f"/w/{store.id}/back-in-stock", params={"product_id": nul}),
+        await client.get(f"/w/{2**64}/back-in-stock.js"),
+        await client.get(f"/p/{2**64}/back_in_stock/x"),
+        await client.get(f"/p/{store.id}/back_in_stock/{'A' * 5000}"),
+    ]
+    # (A JSON body names no product: the form reads form fields.)
+    assert [a.status_code for a in answers] == [422, 404, 404, 200, 404, 404, 404, 404, 404, 404]
+    await workers.drain()
+    # Only the one with an odd `lang` was a request (in the store's language).
+    assert [m["Subject"] for m in await dev_inbox(db)] == [
+        "Stok bildirimini onaylayın: Seramik kupa"
+    ]

@@ -316,10 +316,14 @@ def _offer(rows: list[Product]) -> Offer | None:
     return Offer(first.product_id, title, image, url, variants)
 
 
-def _field(value: object, limit: int = 200) -> str:
-    if not isinstance(value, str) or "\x00" in value:
+def _field(value: object, limit: int = 200) -> str | None:
+    """A form or query value, trimmed: "" when absent, None when no id or address can be
+    it (a NUL, which PostgreSQL cannot hold; longer than any; a file)."""
+    if value is None:
         return ""
-    return value.strip()[:limit]
+    if not isinstance(value, str) or "\x00" in value or len(value) > limit:
+        return None
+    return value.strip()
 
 
 @router.get("/w/{store_id}/back-in-stock", response_class=HTMLResponse)
@@ -330,8 +334,10 @@ async def form(request: Request, store_id: int, database: AppDatabase) -> Respon
     language = _language(request.query_params.get("lang"), store)
     product_id = _field(request.query_params.get("product_id"))
     variant_id = _field(request.query_params.get("variant_id"))
-    async with database.read() as session:
-        rows = await variants_of(session, store_id=store.id, product_id=product_id)
+    rows = []
+    if product_id:
+        async with database.read() as session:
+            rows = await variants_of(session, store_id=store.id, product_id=product_id)
     return _form_page(request, store, language, rows, variant_id, email="", error=None)
 
 
@@ -340,13 +346,13 @@ def _form_page(
     store: Store,
     language: str,
     rows: list[Product],
-    variant_id: str,
+    variant_id: str | None,
     *,
     email: str,
     error: str | None,
 ) -> Response:
     offer = _offer(rows)
-    if offer is None or (variant_id and not offer.has(variant_id)):
+    if offer is None or variant_id is None or (variant_id and not offer.has(variant_id)):
         return _note(request, store, language, "unknown_title", "unknown_body", status_code=404)
     return _page(
         request,
@@ -441,17 +447,17 @@ async def ask(request: Request, store_id: int, database: AppDatabase) -> Respons
         return _too_many(request, store, language)
     product_id = _field(submitted.get("product_id"))
     variant_id = _field(submitted.get("variant_id"))
-    typed = _field(submitted.get("email"), 320)
+    typed = _field(submitted.get("email"), 320) or ""
     email = normalize_email(typed) if typed else None
     now = request.app.state.clock.now()
     async with database.read() as session:
-        rows = await variants_of(session, store_id=store.id, product_id=product_id)
+        rows = await variants_of(session, store_id=store.id, product_id=product_id or "")
         offer = _offer(rows)
-        if email is None or offer is None:
-            error = TEXTS[language]["bad_email"] if offer is not None else None
-            return _form_page(request, store, language, rows, variant_id, email=typed, error=error)
-        if variant_id and not offer.has(variant_id):
+        if offer is None or variant_id is None or (variant_id and not offer.has(variant_id)):
             return _note(request, store, language, "unknown_title", "unknown_body", status_code=404)
+        if email is None:
+            error = TEXTS[language]["bad_email"]
+            return _form_page(request, store, language, rows, variant_id, email=typed, error=error)
         who = requester(email, None, 0)
         subscribed_today = await subscriptions_today(
             session, store_id=store.id, requested_by=who, now=now
