@@ -606,3 +606,8 @@ async def test_odd_input_gets_a_page_never_a_server_error(
     assert [m["Subject"] for m in await dev_inbox(db)] == [
         "Stok bildirimini onaylayın: Seramik kupa"
     ]
+
+
+def test_every_text_is_in_both_languages() -> None:
+    assert set(pages.TEXTS) == {"tr", "en"}
+    assert set(pages.TEXTS["tr"]) == set(pages.TEXTS["en"])

@@ -93,6 +93,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "{product} yeniden stoğa girdiğinde {email} adresine e-posta gönderelim mi?"
         ),
         "confirm_button": "Evet, haber verin",
+        "confirm_note": (
+            "Ürün stoğa girince size bir kez e-posta göndeririz; isteğiniz 90 gün sonra "
+            "kendiliğinden sona erer."
+        ),
         "confirmed_title": "Listeye eklendiniz",
         "confirmed_body": (
             "{product} yeniden stoğa girince {email} adresine haber vereceğiz. "
@@ -132,6 +136,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm_title": "Confirm your back-in-stock alert",
         "confirm_question": "Shall we email {email} when {product} is back in stock?",
         "confirm_button": "Yes, notify me",
+        "confirm_note": (
+            "We'll email you once when it's back; your alert ends by itself after 90 days."
+        ),
         "confirmed_title": "You're on the list",
         "confirmed_body": (
             "We'll email {email} as soon as {product} is back in stock. Your alert lasts 90 days."
