@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from ulak.catalog.api import router as back_in_stock_router
+from ulak.catalog.pages import router as back_in_stock_pages_router
 from ulak.channels.pages import dev_inbox_router
 from ulak.clock import Clock, SystemClock
 from ulak.config import Settings, get_settings
@@ -256,6 +257,7 @@ def create_app(
     app.include_router(privacy_router)
     app.include_router(customers_router)
     app.include_router(back_in_stock_router)
+    app.include_router(back_in_stock_pages_router)
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
     app.include_router(preferences_router)

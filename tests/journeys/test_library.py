@@ -22,6 +22,7 @@ SHIPPED = {
     "abandoned-cart": True,
     "back-in-stock": True,
     "birthday": True,
+    "confirm-back-in-stock": True,
     "delivery-problems": True,
     "order-confirmation": True,
     "order-delivered": True,

@@ -396,9 +396,9 @@ runs_until: "+1d"
     text = scenario(PLACED, journeys="[order-confirmation, welcom]")
     assert problems(text) == [
         'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
-        " abandoned-cart, back-in-stock, birthday, delivery-problems, order-confirmation,"
-        " order-delivered, order-preparing, order-shipped, replenishment, special-days, thank-you,"
-        " welcome, win-back, or give a file"
+        " abandoned-cart, back-in-stock, birthday, confirm-back-in-stock, delivery-problems,"
+        " order-confirmation, order-delivered, order-preparing, order-shipped, replenishment,"
+        " special-days, thank-you, welcome, win-back, or give a file"
     ]
 
 

@@ -105,6 +105,18 @@ async def find_product(
     return product
 
 
+async def variants_of(session: AsyncSession, *, store_id: int, product_id: str) -> list[Product]:
+    """The product's rows as the store sent them, its own ("" variant) first, then its
+    variants by id; empty when the store never sent it."""
+    rows = await session.execute(
+        select(Product)
+        .where(Product.store_id == store_id, Product.product_id == product_id)
+        .order_by(Product.variant_id)
+        .limit(200)
+    )
+    return list(rows.scalars())
+
+
 def requester(email: object, customer_ref: object, customer_id: int) -> str:
     """Whom the per-day limit counts: the email given (lowercased), else the shop's id for
     the customer, else ulak's."""

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from ulak.catalog.schemas import BackInStockConfirmData
 from ulak.fields import WebUrl, ZoneName
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 
@@ -329,6 +330,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "order.delivered": OrderDeliveredData,
     "back_in_stock.requested": BackInStockData,
     "back_in_stock.cancelled": BackInStockData,
+    "back_in_stock.confirm_requested": BackInStockConfirmData,
     "consent.updated": ConsentData,
     "message.unsubscribed": UnsubscribedData,
     "message.delivered": SmsReportData,

@@ -742,6 +742,16 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
             "inventory": 4,
         },
     },
+    "back_in_stock_confirm": {
+        "type": "back_in_stock.confirm_requested",
+        "data": {
+            "product_id": "p-1",
+            "title": "Seramik Kupa",
+            "url": "https://aysenin.example/kupa",
+            "image_url": "https://cdn.aysenin.example/kupa.jpg",
+            "confirm_url": "https://ulak.aysenin.example/p/1/back_in_stock/eyJlIjoiYXlzZUBleGFtcGxlLmNvbSJ9",
+        },
+    },
     "delivery_problem": {
         "type": "shipment.problem",
         "data": {
