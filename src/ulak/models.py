@@ -11,6 +11,7 @@ from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.returns.models import ReturnRequest, ReturnSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -41,6 +42,8 @@ __all__ = [
     "OrderItem",
     "OrderStatusChange",
     "Product",
+    "ReturnRequest",
+    "ReturnSettings",
     "Shipment",
     "ShortLink",
     "SmsSettings",
