@@ -33,6 +33,8 @@ from ulak.messages import privacy as messages_privacy
 from ulak.messages.privacy import MessageExport
 from ulak.orders import privacy as orders_privacy
 from ulak.orders.privacy import CartExport, OrderExport
+from ulak.returns import privacy as returns_privacy
+from ulak.returns.privacy import ReturnExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
@@ -61,6 +63,7 @@ class CustomerData:
     timers: list[TimerExport]
     # The store's suppression list entries for her addresses (bounces, complaints).
     suppressions: list[SuppressionExport]
+    returns: list[ReturnExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -102,6 +105,7 @@ async def export_customer(
         suppressions=await suppressions_privacy.export_addresses(
             session, store_id=store_id, email=profile.email, phone=profile.phone
         ),
+        returns=await returns_privacy.export_customer(session, **mine),
     )
 
 
@@ -122,6 +126,7 @@ class Erased:
     back_in_stock: int
     timers: int
     suppressions: int
+    returns: int
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -173,6 +178,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         store_id=store_id,
         addresses=sorted(set(personal.addresses) | set(erased_messages.addresses)),
     )
+    returns = await returns_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer.id, personal=personal
+    )
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -187,6 +195,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         back_in_stock=subscriptions,
         timers=erased_timers,
         suppressions=suppressions,
+        returns=returns,
     )
     notes(session)(ERASURES).append(done)
     return done
