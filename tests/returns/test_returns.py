@@ -214,7 +214,7 @@ async def test_the_shopper_returns_an_item_from_the_delivered_email(
     ]
     assert re.search(r'<option value="v-l" disabled>', page.text)
     assert options(page.text, "reason") == [
-        "",
+        "Seçiniz",
         "Beden / ölçü uymadı",
         "Ürün hasarlı geldi",
         "Ürün açıklamadaki gibi değil",
