@@ -255,6 +255,12 @@ def _context(page: _Page) -> dict[str, Any]:
             }
             for line in allowed.lines
         ],
+        # Other sizes/colours in stock, for the customer choosing between refund and exchange.
+        "alternatives": [
+            {"title": line.title, "options": [v.title for v in line.variants if v.in_stock]}
+            for line in allowed.lines
+            if line.left and any(v.in_stock for v in line.variants)
+        ],
         "reasons": [
             {"code": r["code"], "label": page.policy.reason_label(r["code"], page.locale)}
             for r in page.policy.reasons
