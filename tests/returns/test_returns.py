@@ -683,3 +683,38 @@ async def test_the_list_refuses_an_unknown_status(
 ) -> None:
     response = await client.get("/v1/returns", params={"status": status}, headers=store.auth)
     assert response.status_code == 422
+
+
+async def test_the_page_speaks_the_customers_language(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers, clock: FrozenClock
+) -> None:
+    await delivered_order(client, store, workers, clock, who="c-en", deliver=False)
+    await send(
+        client,
+        store,
+        {"type": "customer.updated", "customer": {"id": "c-en", "locale": "en"}},
+    )
+    await workers.drain()
+    who = await customer_id(db, store, "c-en")
+    url = await link_for(db, store, clock, c=who, o="1001")
+    waiting = await client.get(url)
+    assert waiting.text.startswith('<!doctype html>\n<html lang="en">')
+    assert (
+        "Your order has not been delivered yet. Once it is, you can ask for a return within 14"
+        " days." in text(waiting.text)
+    )
+
+    clock.set(DELIVERED)
+    await send(
+        client,
+        store,
+        {"type": "order.delivered", "customer": {"id": "c-en"}, "data": {"order_id": "1001"}},
+    )
+    await workers.drain()
+    page = await client.get(url)
+    shown = text(page.text)
+    assert "Returns and exchanges" in shown
+    assert "You can ask for a return until December 15, 2026 (inclusive)." in shown
+    assert options(page.text, "reason")[1:3] == ["Wrong size", "Arrived damaged"]
+    done = await ask(client, url, qty_1="1", reason="damaged", resolution="refund")
+    assert "Value of the items: ₺150.00" in text(done.text)
