@@ -233,7 +233,7 @@ async def test_the_shopper_returns_an_item_from_the_delivered_email(
     assert reference is not None
     assert f"Talep numaranız {reference[0]}." in text(done.text)
     assert "1 × Basic tişört M" in text(done.text)
-    assert "İade edilecek ürünlerin tutarı: 300,00 ₺" in text(done.text)
+    assert "İade ettiğiniz ürünlerin tutarı: 300,00 ₺" in text(done.text)
     await workers.drain()
 
     (only,) = await returns_of(client, store)

@@ -77,7 +77,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Talep numaranız {reference}. Talebinizi inceleyip e-postayla bilgi vereceğiz."
         ),
         "done_items": "Talep ettiğiniz iade",
-        "done_value": "İade edilecek ürünlerin tutarı: {amount}",
+        "done_value": "İade ettiğiniz ürünlerin tutarı: {amount}",
         "done_credit": "Mağaza krediniz: {amount}",
         "refused_title": "İade talebi alınamıyor",
         "refused_not_delivered": (
