@@ -718,3 +718,47 @@ async def test_the_page_speaks_the_customers_language(
     assert options(page.text, "reason")[1:3] == ["Wrong size", "Arrived damaged"]
     done = await ask(client, url, qty_1="1", reason="damaged", resolution="refund")
     assert "Value of the items: ₺150.00" in text(done.text)
+
+
+async def test_a_form_sent_again_with_other_choices_keeps_the_first(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers, clock: FrozenClock
+) -> None:
+    await delivered_order(client, store, workers, clock)
+    url = await returns_link(db)
+    page = await client.get(url)
+    form = {"csrf": csrf_of(page.text), "reason": "damaged", "resolution": "refund"}
+    reference = re.search(r'name="reference" value="(R-[0-9A-Z]{4}-[0-9A-Z]{4})"', page.text)
+    assert reference is not None
+    await client.post(url, data={**form, "reference": reference[1], "qty_1": "1"})
+    # Back in the browser, other choices, before the worker took the first.
+    changed = await client.post(url, data={**form, "reference": reference[1], "qty_0": "1"})
+    assert changed.status_code == 200
+    assert f"{reference[1]} numaralı talebinizi daha önce gönderdiniz" in text(changed.text)
+    await workers.drain()
+    (only,) = await returns_of(client, store)
+    assert [(i["line"], i["quantity"]) for i in only["items"]] == [(1, 1)]
+
+
+async def test_the_same_form_sent_twice_is_one_request(
+    client: httpx.AsyncClient, db: Database, store: StoreKey, workers: Workers, clock: FrozenClock
+) -> None:
+    await delivered_order(client, store, workers, clock)
+    url = await returns_link(db)
+    page = await client.get(url)
+    reference = re.search(r'name="reference" value="(R-[0-9A-Z]{4}-[0-9A-Z]{4})"', page.text)
+    assert reference is not None
+    form = {"csrf": csrf_of(page.text), "qty_1": "1", "reason": "damaged", "resolution": "refund"}
+    # A double tap: the same event twice, stored once.
+    first = await client.post(url, data={**form, "reference": reference[1]})
+    again = await client.post(url, data={**form, "reference": reference[1]})
+    assert f"Talep numaranız {reference[1]}." in text(first.text)
+    assert text(again.text) == text(first.text)
+    await workers.drain()
+    # Sent again once the worker took it: the page says so.
+    late = await client.post(url, data={**form, "reference": reference[1]})
+    assert f"{reference[1]} numaralı talebinizi daha önce gönderdiniz" in text(late.text)
+    await workers.drain()
+    (only,) = await returns_of(client, store)
+    assert only["reference"] == reference[1]
+    assert [(i["line"], i["quantity"]) for i in only["items"]] == [(1, 1)]
+    assert len([s for s in await subjects(db) if "iade talebiniz alındı" in s]) == 1

@@ -9,6 +9,7 @@ past the window, is refused politely with the reason and the store's help contac
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,10 +22,10 @@ from ulak.customers.models import Customer
 from ulak.customers.service import surviving_customer
 from ulak.errors import NotFound
 from ulak.events.inbox import Inbox
-from ulak.events.schemas import EventIn
+from ulak.events.schemas import Accepted, EventIn
 from ulak.messages.formatting import Formatter
 from ulak.messages.rendering import resolve_locale
-from ulak.returns.schemas import ReturnRequestedData
+from ulak.returns.schemas import REFERENCE_PATTERN, ReturnRequestedData
 from ulak.returns.service import (
     Policy,
     Refused,
@@ -41,6 +42,7 @@ from ulak.web.links import BadLink, Link, csrf_ok, csrf_value, open_link
 from ulak.web.pages import render_page, store_page
 
 router = APIRouter(include_in_schema=False)
+REFERENCE = re.compile(REFERENCE_PATTERN)
 
 TEXTS: dict[str, dict[str, str]] = {
     "tr": {
@@ -77,6 +79,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "Talep numaranız {reference}. Talebinizi inceleyip e-postayla bilgi vereceğiz."
         ),
         "done_items": "Talep ettiğiniz iade",
+        "done_already": (
+            "{reference} numaralı talebinizi daha önce gönderdiniz; ilk gönderdiğiniz geçerli."
+            " Değiştirmek isterseniz bize ulaşın."
+        ),
         "done_value": "İade ettiğiniz ürünlerin tutarı: {amount}",
         "done_credit": "Mağaza krediniz: {amount}",
         "refused_title": "İade talebi alınamıyor",
@@ -134,6 +140,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "done_title": "We have your return request",
         "done_body": ("Your reference is {reference}. We will look at your request and email you."),
         "done_items": "Your request",
+        "done_already": (
+            "You sent request {reference} before; the first one you sent stands."
+            " Please contact us if you want to change it."
+        ),
         "done_value": "Value of the items: {amount}",
         "done_credit": "Your store credit: {amount}",
         "refused_title": "We cannot take a return request",
@@ -229,7 +239,14 @@ def _context(page: _Page) -> dict[str, Any]:
     store = page.link.store
     t = page.t
     context = store_page(store, page.locale)
-    context |= {"t": t, "csrf": csrf_value(page.link), "policy_text": page.policy.text(page.locale)}
+    context |= {
+        "t": t,
+        "csrf": csrf_value(page.link),
+        "policy_text": page.policy.text(page.locale),
+        # The request's reference, made when the form is shown: sent twice (a double tap,
+        # a reload), it is one request.
+        "reference": new_reference(),
+    }
     if page.refused is not None:
         code = page.refused.code
         context["refusal"] = t[f"refused_{code}"].format(
@@ -303,6 +320,9 @@ async def return_page(
 def _request_of(form: dict[str, str], allowed: Returnable) -> ReturnRequestedData | str:
     """The request a posted form makes, or the text code of what is wrong with it."""
     resolution = form.get("resolution", "")
+    reference = form.get("reference", "")
+    if not REFERENCE.match(reference):
+        reference = new_reference()
     items = []
     for line in allowed.lines:
         raw = form.get(f"qty_{line.line}", "0").strip() or "0"
@@ -327,7 +347,7 @@ def _request_of(form: dict[str, str], allowed: Returnable) -> ReturnRequestedDat
         return ReturnRequestedData.model_validate(
             {
                 "order_id": allowed.order["order_id"],
-                "reference": new_reference(),
+                "reference": reference,
                 "items": items,
                 "reason": form.get("reason"),
                 "comment": form.get("comment", "").strip() or None,
@@ -341,6 +361,15 @@ def _request_of(form: dict[str, str], allowed: Returnable) -> ReturnRequestedDat
         if "items" in where:
             return "error_items"
         return "error_reason"
+
+
+def _already(request: Request, page: _Page, reference: str) -> HTMLResponse:
+    """A form sent again once its request is taken: the first one stands."""
+    context = store_page(page.link.store, page.locale) | {
+        "t": page.t,
+        "already": page.t["done_already"].format(reference=reference),
+    }
+    return render_page(request, "returns/done.html", context)
 
 
 @router.post("/p/{store_id}/return/{token}", response_class=HTMLResponse)
@@ -359,6 +388,8 @@ async def request_return(
     if page.refused is not None or page.allowed is None:
         return _form_page(request, page)
     allowed = page.allowed
+    if form.get("reference") in {r.reference for r in allowed.earlier}:
+        return _already(request, page, form["reference"])
     asked = _request_of(form, allowed)
     if isinstance(asked, str):
         return _form_page(request, page, form=form, error=page.t[asked])
@@ -366,10 +397,18 @@ async def request_return(
     if problem is not None:
         return _form_page(request, page, form=form, error=page.t[f"error_{problem[0]}"])
     inbox: Inbox = request.app.state.inbox
-    event = EventIn(type="return.requested", data=asked.model_dump(mode="json", exclude_none=True))
-    await inbox.accept(
+    event = EventIn(
+        # The same form sent again is the same event (a duplicate, stored once).
+        id=f"return-page:{page.customer.id}:{asked.reference}",
+        type="return.requested",
+        data=asked.model_dump(mode="json", exclude_none=True),
+    )
+    (answer,) = await inbox.accept(
         page.link.store.id, [(0, event)], source="page", customer_id=page.customer.id
     )
+    if not isinstance(answer, Accepted):
+        # Sent before with other choices (the browser's back button): the first stands.
+        return _already(request, page, asked.reference)
     amount = amount_of(asked.items, allowed)
     lines = {line.line: line for line in allowed.lines}
     context = store_page(page.link.store, page.locale) | {
