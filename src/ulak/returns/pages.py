@@ -408,7 +408,7 @@ async def request_return(
     )
     if not isinstance(answer, Accepted):
         # Sent before with other choices (the browser's back button): the first stands.
-        return _already(request, page, asked.reference)
+        return _already(request, page, str(asked.reference))
     amount = amount_of(asked.items, allowed)
     lines = {line.line: line for line in allowed.lines}
     context = store_page(page.link.store, page.locale) | {
