@@ -71,6 +71,8 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-preparing", True),
         ("order-shipped", True),
         ("replenishment", True),
+        ("return-updates", True),
+        ("returns", True),
         ("special-days", True),
         ("thank-you", True),
         ("welcome", True),
@@ -758,7 +760,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 14
+    assert len(shipped.stdout.splitlines()) == len(library) == 16
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (

@@ -38,6 +38,8 @@ from ulak.messages.pages import unsubscribe_router
 from ulak.preferences.api import router as privacy_requests_router
 from ulak.preferences.pages import router as preferences_router
 from ulak.privacy.api import router as privacy_router
+from ulak.returns.api import router as returns_router
+from ulak.returns.pages import router as returns_page_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
@@ -264,6 +266,8 @@ def create_app(
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)
+    app.include_router(returns_router)
+    app.include_router(returns_page_router)
     if not settings.smtp_url:
         # It shows every store's mail (and SMS) without a login: only to this machine, and
         # only in a development setup (no SMTP: a production install behind a proxy on

@@ -12,6 +12,7 @@ from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVer
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
 from ulak.preferences.models import PrivacyRequest, TopicPreference
+from ulak.returns.models import ReturnRequest, ReturnSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -43,6 +44,8 @@ __all__ = [
     "OrderStatusChange",
     "PrivacyRequest",
     "Product",
+    "ReturnRequest",
+    "ReturnSettings",
     "Shipment",
     "ShortLink",
     "SmsSettings",

@@ -29,6 +29,8 @@ SHIPPED = {
     "order-preparing": True,
     "order-shipped": True,
     "replenishment": True,
+    "return-updates": True,
+    "returns": True,
     "special-days": True,
     "thank-you": True,
     "welcome": True,

@@ -398,6 +398,7 @@ runs_until: "+1d"
         'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
         " abandoned-cart, back-in-stock, birthday, confirm-back-in-stock, delivery-problems,"
         " order-confirmation, order-delivered, order-preparing, order-shipped, replenishment,"
+        " return-updates, returns,"
         " special-days, thank-you, welcome, win-back, or give a file"
     ]
 

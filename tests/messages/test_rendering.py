@@ -63,6 +63,8 @@ ORDER_MAILS = [
     "order_delivered",
     "order_preparing",
     "order_shipped",
+    "return_requested",
+    "return_updated",
 ]
 LIFECYCLE_MAILS = [
     "abandoned_cart",

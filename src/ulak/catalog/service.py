@@ -503,3 +503,43 @@ async def product_views(
             currency=row.currency,
         )
     return views
+
+
+@dataclass(frozen=True)
+class VariantOption:
+    """A variant a customer may take instead of another (an exchange): its catalogue title
+    and whether any is in stock (unknown inventory counts as in stock)."""
+
+    product_id: str
+    variant_id: str
+    title: str
+    in_stock: bool
+
+
+async def exchange_options(
+    session: AsyncSession, *, store_id: int, product_ids: Iterable[str]
+) -> dict[str, list[VariantOption]]:
+    """Each product's variants the catalogue knows (not the product's own row), by id."""
+    wanted = set(product_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Product)
+        .where(
+            Product.store_id == store_id,
+            Product.product_id.in_(wanted),
+            Product.variant_id != "",
+        )
+        .order_by(Product.product_id, Product.id)
+    )
+    found: dict[str, list[VariantOption]] = {}
+    for row in rows.scalars():
+        found.setdefault(row.product_id, []).append(
+            VariantOption(
+                product_id=row.product_id,
+                variant_id=row.variant_id,
+                title=row.title or row.variant_id,
+                in_stock=row.inventory is None or row.inventory > 0,
+            )
+        )
+    return found

@@ -21,6 +21,7 @@ from pydantic import (
 from ulak.catalog.schemas import BackInStockConfirmData
 from ulak.fields import WebUrl, ZoneName
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
+from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
 
 
 def _no_float(value: Any) -> Any:
@@ -339,6 +340,8 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.complained": ComplainedData,
     "preferences.updated": PreferencesData,
     "privacy.requested": PrivacyRequestData,
+    "return.requested": ReturnRequestedData,
+    "return.updated": ReturnUpdatedData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.

@@ -71,6 +71,8 @@ from ulak.orders.service import (
 from ulak.preferences import service as preferences
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
+from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
+from ulak.returns.service import apply_return_event
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
@@ -393,6 +395,12 @@ async def apply_event(
             occurred_at=event.occurred_at,
             now=now,
         )
+    elif isinstance(data, ReturnRequestedData | ReturnUpdatedData):
+        event.error = await apply_return_event(
+            session, store=store, customer=customer, event=event, data=data, now=now
+        )
+        if event.error is not None:
+            return customer.id  # a refused request or update starts and emails nothing
     elif isinstance(data, ShipmentUpdatedData):
         change = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
         order = await order_of_shipment(session, change.shipment)

@@ -729,6 +729,35 @@ def render_email(
 
 # The event of journeys whose message is about what their trigger says (not the order's
 # state): the samples a template of that name is rendered on.
+# A return as `returns.service.return_view` gives it to the returns emails.
+_SAMPLE_RETURN: dict[str, Any] = {
+    "reference": "R-7KQ2-9XMD",
+    "order_id": "ord_1",
+    "status": "requested",
+    "resolution": "store_credit",
+    "reason": "wrong_size",
+    "reason_text": "Beden / ölçü uymadı",
+    "comment": "Bir beden büyük olmalıydı.",
+    "items": [
+        {
+            "line": 0,
+            "title": "Seramik Kupa",
+            "quantity": 2,
+            "price": "250.00",
+            "exchange_title": None,
+        }
+    ],
+    "amount": "500.00",
+    "currency": "TRY",
+    "credit_bonus_percent": 10,
+    "credit_amount": "550.00",
+    "instructions": None,
+    "label": None,
+    "label_url": None,
+    "rejection_reason": None,
+    "refunded_amount": None,
+}
+
 SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
     "back_in_stock": {
         "type": "product.back_in_stock",
@@ -781,6 +810,19 @@ SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
             ],
             "product_ids": ["p-1", "p-2"],
             "reorder_url": "https://aysenin.example/sepet/v-1:2,v-2:1",
+        },
+    },
+    "return_requested": {"type": "return.requested", "data": {"return_request": _SAMPLE_RETURN}},
+    "return_updated": {
+        "type": "return.updated",
+        "data": {
+            "return_request": _SAMPLE_RETURN
+            | {
+                "status": "approved",
+                "instructions": "Ürünleri orijinal kutusunda Yurtiçi Kargo şubesine bırakın.",
+                "label": "https://aysenin.example/iade/R-7KQ2-9XMD.pdf",
+                "label_url": "https://aysenin.example/iade/R-7KQ2-9XMD.pdf",
+            }
         },
     },
 }

@@ -633,3 +633,20 @@ async def best_sellers(session: AsyncSession, *, store_id: int) -> list[tuple[st
     )
     counted = [(product_id, int(count)) for product_id, count in rows.all() if product_id]
     return sorted(counted, key=lambda row: (-row[1], row[0]))
+
+
+async def order_with_history(
+    session: AsyncSession, *, store_id: int, order_id: str
+) -> tuple[dict[str, Any], int | None, list[tuple[str, datetime]]] | None:
+    """An order's view, its customer and its status history (oldest first), for a page
+    about one order; None when the store has no such order."""
+    order = await _order(session, store_id, order_id)
+    if order is None:
+        return None
+    history = await session.execute(
+        select(OrderStatusChange.status, OrderStatusChange.occurred_at)
+        .where(OrderStatusChange.order_id == order.id)
+        .order_by(OrderStatusChange.occurred_at, OrderStatusChange.id)
+    )
+    view = await order_view(session, order)
+    return view, order.customer_id, [(status, at) for status, at in history]

@@ -35,6 +35,8 @@ from ulak.orders import privacy as orders_privacy
 from ulak.orders.privacy import CartExport, OrderExport
 from ulak.preferences import privacy as preferences_privacy
 from ulak.preferences.privacy import PrivacyRequestExport, TopicExport
+from ulak.returns import privacy as returns_privacy
+from ulak.returns.privacy import ReturnExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
@@ -66,6 +68,7 @@ class CustomerData:
     # Topics turned on or off (preference page), and the requests made there.
     topic_preferences: list[TopicExport]
     privacy_requests: list[PrivacyRequestExport]
+    returns: list[ReturnExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -109,6 +112,7 @@ async def export_customer(
         ),
         topic_preferences=await preferences_privacy.export_topics(session, **mine),
         privacy_requests=await preferences_privacy.export_requests(session, **mine),
+        returns=await returns_privacy.export_customer(session, **mine),
     )
 
 
@@ -130,6 +134,7 @@ class Erased:
     timers: int
     suppressions: int
     topic_preferences: int = 0
+    returns: int = 0
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -184,6 +189,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     topic_preferences = await preferences_privacy.erase_customer(
         session, store_id=store_id, customer_id=customer.id
     )
+    returns = await returns_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer.id, personal=personal
+    )
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -199,6 +207,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         timers=erased_timers,
         suppressions=suppressions,
         topic_preferences=topic_preferences,
+        returns=returns,
     )
     notes(session)(ERASURES).append(done)
     return done
