@@ -14,6 +14,7 @@ from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipme
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
+from ulak.surveys.models import SurveyAnswer, SurveySettings
 from ulak.timers.models import Timer
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "SoftBounce",
     "Store",
     "Suppression",
+    "SurveyAnswer",
+    "SurveySettings",
     "TagTip",
     "TemplateOverride",
     "Timer",

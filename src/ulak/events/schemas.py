@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from ulak.fields import WebUrl, ZoneName
+from ulak.surveys.schemas import SurveyAnsweredData
 
 
 def _no_float(value: Any) -> Any:
@@ -334,6 +335,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.failed": SmsReportData,
     "message.bounced": BouncedData,
     "message.complained": ComplainedData,
+    "survey.answered": SurveyAnsweredData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.

@@ -36,6 +36,8 @@ from ulak.orders.privacy import CartExport, OrderExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
+from ulak.surveys import privacy as surveys_privacy
+from ulak.surveys.privacy import SurveyAnswerExport
 from ulak.timers import privacy as timers_privacy
 from ulak.timers.privacy import TimerExport
 
@@ -61,6 +63,7 @@ class CustomerData:
     timers: list[TimerExport]
     # The store's suppression list entries for her addresses (bounces, complaints).
     suppressions: list[SuppressionExport]
+    survey_answers: list[SurveyAnswerExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -102,6 +105,7 @@ async def export_customer(
         suppressions=await suppressions_privacy.export_addresses(
             session, store_id=store_id, email=profile.email, phone=profile.phone
         ),
+        survey_answers=await surveys_privacy.export_customer(session, **mine),
     )
 
 
@@ -122,6 +126,7 @@ class Erased:
     back_in_stock: int
     timers: int
     suppressions: int
+    survey_comments: int
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -173,6 +178,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         store_id=store_id,
         addresses=sorted(set(personal.addresses) | set(erased_messages.addresses)),
     )
+    survey_comments = await surveys_privacy.erase_customer(
+        session, store_id=store_id, customer_ids=ids
+    )
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -187,6 +195,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         back_in_stock=subscriptions,
         timers=erased_timers,
         suppressions=suppressions,
+        survey_comments=survey_comments,
     )
     notes(session)(ERASURES).append(done)
     return done
