@@ -62,6 +62,9 @@ ORDER_MAILS = [
     "order_delivered",
     "order_preparing",
     "order_shipped",
+    "survey_follow_up",
+    "survey_request",
+    "survey_review",
 ]
 LIFECYCLE_MAILS = [
     "abandoned_cart",
@@ -72,6 +75,7 @@ LIFECYCLE_MAILS = [
     "thank_you_offer",
     "thank_you_tips",
     "special_day",
+    "survey_make_good",
     "welcome",
     "win_back",
 ]

@@ -37,6 +37,7 @@ from ulak.messages.rendering import (
     SHOP_ALERT,
     SHOP_ALERT_COUPONS,
     SHOP_ALERT_CUSTOMER,
+    SHOP_ALERT_SURVEY,
     Brand,
     render_email,
     sample_context,
@@ -76,6 +77,15 @@ ALERTS: dict[str, dict[str, Any]] = {
         "order_id": "ord_1",
     },
     SHOP_ALERT_COUPONS: {"template": "welcome", "since": "2026-11-30T09:00"},
+    SHOP_ALERT_SURVEY: {
+        "kind": "csat",
+        "score": 1,
+        "top": 5,
+        "comment": "Kupa kırık geldi, kutu da ezikti.",
+        "order_id": "ord_1",
+        "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "id": "c-1042"},
+        "replaced": 0,
+    },
 }
 
 
@@ -206,7 +216,13 @@ def _score(scored: Message) -> Score:
 
 CASES = [
     (name, locale)
-    for name in (*shipped_templates(), SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS)
+    for name in (
+        *shipped_templates(),
+        SHOP_ALERT,
+        SHOP_ALERT_CUSTOMER,
+        SHOP_ALERT_COUPONS,
+        SHOP_ALERT_SURVEY,
+    )
     for locale in ("tr", "en")
 ]
 
@@ -241,7 +257,7 @@ def low_contrast_control() -> bytes:
 
 def test_every_shipped_template_is_sent_in_both_languages() -> None:
     # 20 customer templates and ulak's 3 alerts to shops, tr and en: the cases below.
-    assert len(CASES) == 2 * (len(shipped_templates()) + 3)
+    assert len(CASES) == 2 * (len(shipped_templates()) + 4)
     assert set(legal_classes()) == set(shipped_templates())
 
 

@@ -717,6 +717,7 @@ def render_email(
 # The event of journeys whose message is about what their trigger says (not the order's
 # state): the samples a template of that name is rendered on.
 SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
+    "survey_request": {"type": "survey.due", "data": {"order_id": "ord_1", "kind": "nps"}},
     "back_in_stock": {
         "type": "product.back_in_stock",
         "data": {
