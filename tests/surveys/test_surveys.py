@@ -14,18 +14,17 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from tests.support import StoreKey, dev_inbox, make_store, order_placed, text_of
 from ulak.clock import FrozenClock
+from ulak.customers.service import find_customer
 from ulak.db import Database
 from ulak.events.models import Event
+from ulak.stores.service import get_store
 from ulak.surveys.models import SurveyAnswer
 from ulak.surveys.service import set_survey_setup
-from ulak.customers.service import find_customer
 from ulak.web.links import page_url
-from ulak.stores.service import get_store
 from ulak.worker import Workers
 
 DELIVERED_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the clock's start: 12:00 in Istanbul
@@ -120,7 +119,7 @@ async def test_a_click_shows_the_score_and_the_confirmed_answer_is_stored_then_r
     assert message["Auto-Submitted"] == "auto-generated"  # informational
     # The HTML carries the same links, as buttons.
     body = text_of(message, "html")
-    for n, url in links.items():
+    for url in links.values():
         assert f'href="{html.escape(url)}"' in body
 
     # A click (or a link scanner's) shows the score chosen; nothing is recorded.
