@@ -28,6 +28,8 @@ SHIPPED = {
     "order-preparing": True,
     "order-shipped": True,
     "replenishment": True,
+    "satisfaction-make-good": True,
+    "satisfaction-survey": True,
     "special-days": True,
     "thank-you": True,
     "welcome": True,

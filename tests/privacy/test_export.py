@@ -54,6 +54,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "orders",
         "profile",
         "suppressions",
+        "survey_answers",
         "timers",
     ]
     profile = data["profile"]
