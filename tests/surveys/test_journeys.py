@@ -28,12 +28,17 @@ def answered(at: str, kind: str, score: int, comment: str | None = None) -> str:
     )
 
 
-def setup(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
+def setup(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    kind: str = "csat",
+    delay_days: int = 2,
+    make_good: bool = False,
+) -> None:
     """The store's survey settings, as `ulak surveys settings` would set them."""
 
     async def configured(session: Any, *, store_id: int) -> SurveySetup:
-        values = {"kind": "csat", "delay_days": 2, "make_good": False} | changes
-        return SurveySetup(store_id=store_id, **values)
+        return SurveySetup(store_id, kind, delay_days, make_good)
 
     monkeypatch.setattr(service, "survey_setup", configured)
 
