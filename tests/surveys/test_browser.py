@@ -73,7 +73,13 @@ async def test_a_shopper_answers_the_survey_from_the_email(
         await page.goto(f"{server.url}/dev/inbox")
         return True if await page.get_by_role("link", name=SUBJECT).count() else None
 
-    await eventually(survey_in_inbox, 20, "the survey email in the dev inbox")
+    try:
+        # The first email waits for the worker's helper process to start (seconds on a
+        # busy machine).
+        await eventually(survey_in_inbox, 60, "the survey email in the dev inbox")
+    except AssertionError:
+        print(await page.content(), server.output())
+        raise
     await page.get_by_role("link", name=SUBJECT).click()
     email = page.frame_locator("iframe[title='HTML part']").locator("body")
     await expect(email.get_by_role("heading", level=1)).to_have_text("Nasıldı?")

@@ -480,3 +480,18 @@ async def test_scores_per_day_week_and_month(
     bad = await client.get("/v1/surveys/scores?from=2026-03-31&to=2026-03-01", headers=store.auth)
     assert bad.status_code == 422
     assert (await client.get("/v1/surveys/scores?by=year", headers=store.auth)).status_code == 422
+
+
+async def test_one_link_answers_at_most_ten_times_an_hour(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers, clock: FrozenClock
+) -> None:
+    url = await link_for(client, store, db, workers, clock)
+    csrf = csrf_of((await client.get(url)).text)
+    codes = [
+        (await client.post(url, data={"csrf": csrf, "score": "1"})).status_code for _ in range(11)
+    ]
+    assert codes == [200] * 10 + [429]
+    refused = await client.post(url, data={"csrf": csrf, "score": "1"})
+    assert "Çok fazla yanıt gönderildi." in refused.text
+    await workers.drain()
+    assert await answered_events(db) == 10

@@ -26,10 +26,24 @@ from ulak.messages.rendering import resolve_locale
 from ulak.surveys.schemas import ANSWERED, COMMENT_LIMIT, SCALES
 from ulak.surveys.service import SurveySetup, answer_of, survey_setup
 from ulak.web.deps import AppClock, AppDatabase
-from ulak.web.links import BadLink, Link, csrf_ok, csrf_value, open_link
+from ulak.web.links import BadLink, Link, RateLimit, csrf_ok, csrf_value, open_link
 from ulak.web.pages import render_page, store_page
 
 router = APIRouter(include_in_schema=False)
+
+# Answers per link and hour: a person changes their mind a few times; a leaked link
+# posted in a loop would flood the inbox and, with unhappy scores, the shop's alerts.
+ANSWERS_PER_HOUR = 10
+
+
+def _answers_limit(request: Request) -> RateLimit:
+    """The app's own limit (one per app, so two apps in a process do not share it)."""
+    state = request.app.state
+    limit: RateLimit | None = getattr(state, "survey_answers_limit", None)
+    if limit is None:
+        limit = state.survey_answers_limit = RateLimit(ANSWERS_PER_HOUR, 3600)
+    return limit
+
 
 TEXTS: dict[str, dict[str, str]] = {
     "tr": {
@@ -58,6 +72,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Bu form gönderilemedi. Lütfen e-postadaki bağlantıyı yeniden açıp tekrar deneyin."
         ),
         "order": "Sipariş",
+        "too_many": "Çok fazla yanıt gönderildi. Lütfen bir süre sonra yeniden deneyin.",
     },
     "en": {
         "title": "How was your order?",
@@ -80,6 +95,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "long_comment": "Your comment can be at most 2000 characters.",
         "bad_form": "This form could not be sent. Please open the link in the email and try again.",
         "order": "Order",
+        "too_many": "Too many answers were sent. Please try again later.",
     },
 }
 
@@ -221,6 +237,18 @@ async def answer_survey(
             previous=previous,
             problem=problem,
             status_code=422,
+        )
+    if not _answers_limit(request).allow(link.store.id, token):
+        return _page(
+            request,
+            link,
+            customer,
+            setup,
+            chosen=chosen,
+            comment=comment,
+            previous=previous,
+            problem=t["too_many"],
+            status_code=429,
         )
     inbox: Inbox = request.app.state.inbox
     event = EventIn(
