@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from ulak.clock import Clock
 from ulak.customers.models import Customer
 from ulak.customers.service import surviving_customer
+from ulak.db import Database
 from ulak.events.inbox import Inbox
 from ulak.events.schemas import EventIn
 from ulak.messages.rendering import resolve_locale
@@ -113,7 +114,7 @@ def _score(value: Any, kind: str) -> int | None:
 
 
 async def _open(
-    database: Any, clock: Clock, store_id: int, token: str
+    database: Database, clock: Clock, store_id: int, token: str
 ) -> tuple[Link, Customer, SurveySetup, int | None]:
     """The link, its customer, the store's survey setup and the order's earlier score."""
     async with database.read() as session:
