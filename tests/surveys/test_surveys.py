@@ -143,6 +143,10 @@ async def test_a_click_shows_the_score_and_the_confirmed_answer_is_stored_then_r
     assert sent.status_code == 200
     assert "Teşekkür ederiz!" in sent.text
     assert "Yanıtınızı aldık: 2 / 5." in sent.text
+    # "Change my answer" opens the page without a score: the stored one is shown.
+    change = re.search(r'<a href="([^"]+)">Yanıtımı değiştir</a>', sent.text)
+    assert change is not None
+    assert change[1] == path_of(links[2]).split("?")[0]
     await workers.drain()
     assert await answers(db) == [(store.id, "1001", "csat", 2, "Kupa kırık geldi.", answered_at, 0)]
     # A detractor: the shop is told at once, with the score and the comment.
@@ -155,6 +159,8 @@ async def test_a_click_shows_the_score_and_the_confirmed_answer_is_stored_then_r
 
     # The page remembers the answer; a second one replaces it.
     clock.travel(timedelta(hours=1))
+    remembered = await client.get(change[1])
+    assert re.search(r'value="2" required checked', remembered.text)
     again = await client.get(path_of(links[5]))
     assert "Bu sipariş için daha önce 2 puan verdiniz." in again.text
     sent = await client.post(
