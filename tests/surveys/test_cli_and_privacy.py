@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.support import StoreKey, order_placed, ulak_cli
+from tests.support import StoreKey, dev_inbox, order_placed, text_of, ulak_cli
 from ulak.coupons.service import list_templates
 from ulak.db import Database
+from ulak.messages.models import Message
 from ulak.surveys.models import SurveyAnswer
 from ulak.worker import Workers
 
@@ -127,6 +128,11 @@ async def test_export_shows_the_answers_and_erasure_empties_their_comments(
             "answered_at": "2026-11-23T08:00:00+00:00",
         }
     ]
+    # The shop's alert quotes her, and names her.
+    alerts = [m for m in await dev_inbox(db) if m["Subject"].startswith("ulak:")]
+    assert [m["Subject"] for m in alerts] == ["ulak: memnun olmayan bir anket yanıtı, 3/10"]
+    assert "kutu ezikti" in text_of(alerts[0])
+    assert "E-posta: ayse@example.com" in text_of(alerts[0])
     erased = await client.delete("/v1/customers/c-1042", headers=store.auth)
     assert erased.status_code == 202, erased.text
     await workers.drain()
@@ -134,3 +140,14 @@ async def test_export_shows_the_answers_and_erasure_empties_their_comments(
         rows = (await session.execute(select(SurveyAnswer.score, SurveyAnswer.comment))).all()
     # The score stays in the store's figures, anonymous; the words are gone.
     assert [tuple(row) for row in rows] == [(3, None)]
+    # So is the alert that quoted her: the outbox row and the dev inbox's copy.
+    async with db.read() as session:
+        alert = (
+            await session.execute(
+                select(Message.status, Message.subject, Message.html, Message.text).where(
+                    Message.template == "shop_alert_survey"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in alert] == [("sent", "", "", "")]
+    assert [m for m in await dev_inbox(db) if str(m["Subject"]).startswith("ulak:")] == []

@@ -178,9 +178,11 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         store_id=store_id,
         addresses=sorted(set(personal.addresses) | set(erased_messages.addresses)),
     )
-    survey_comments = await surveys_privacy.erase_customer(
-        session, store_id=store_id, customer_ids=ids
+    surveys = await surveys_privacy.erase_customer(session, store_id=store_id, customer_ids=ids)
+    alerts = await messages_privacy.erase_shop_alerts(
+        session, store_id=store_id, message_ids=surveys.alert_ids
     )
+    captured += await channels_privacy.erase_captured(session, message_ids=alerts)
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -195,7 +197,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         back_in_stock=subscriptions,
         timers=erased_timers,
         suppressions=suppressions,
-        survey_comments=survey_comments,
+        survey_comments=surveys.comments,
     )
     notes(session)(ERASURES).append(done)
     return done

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ulak.db import Base, BigId, UTCDateTime
+from ulak.db import Base, BigId, JSONType, UTCDateTime
 
 
 class SurveySettings(Base):
@@ -51,3 +52,6 @@ class SurveyAnswer(Base):
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # How many answers this one replaced.
     replaced: Mapped[int] = mapped_column(Integer, default=0)
+    # The outbox ids of the shop's alerts about this order's unhappy answers, which name
+    # the customer and quote them: a KVKK/GDPR erasure empties those messages too.
+    alerts: Mapped[list[Any]] = mapped_column(JSONType, default=list)

@@ -37,17 +37,32 @@ async def export_customer(
     ]
 
 
+@dataclass(frozen=True)
+class SurveysErased:
+    comments: int
+    # The outbox ids of the shop's alerts that quoted the customer, for the messages
+    # feature to empty.
+    alert_ids: list[int]
+
+
 async def erase_customer(
     session: AsyncSession, *, store_id: int, customer_ids: Iterable[int]
-) -> int:
-    """Empty the comments of the customer's answers (their merged profiles' too)."""
+) -> SurveysErased:
+    """Empty the comments of the customer's answers (their merged profiles' too), and
+    name the shop's alerts that quoted them."""
+    mine = (
+        SurveyAnswer.store_id == store_id,
+        SurveyAnswer.customer_id.in_(list(customer_ids)),
+    )
+    alerts = [
+        int(i)
+        for ids in (await session.execute(select(SurveyAnswer.alerts).where(*mine))).scalars()
+        for i in ids
+    ]
     result = await session.execute(
         update(SurveyAnswer)
-        .where(
-            SurveyAnswer.store_id == store_id,
-            SurveyAnswer.customer_id.in_(list(customer_ids)),
-        )
-        .values(comment=None)
+        .where(*mine)
+        .values(comment=None, alerts=[])
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return SurveysErased(int(getattr(result, "rowcount", 0) or 0), sorted(alerts))

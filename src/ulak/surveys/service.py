@@ -170,7 +170,7 @@ async def record_answer(
     make-good codes, derives `survey.make_good` (once per order)."""
     answer = await answer_of(session, store_id=store.id, order_id=data.order_id)
     if answer is None:
-        answer = SurveyAnswer(store_id=store.id, order_id=data.order_id, replaced=0)
+        answer = SurveyAnswer(store_id=store.id, order_id=data.order_id, replaced=0, alerts=[])
         session.add(answer)
     else:
         answer.replaced += 1
@@ -181,7 +181,10 @@ async def record_answer(
     answer.answered_at = answered_at
     await session.flush()
     if detractor(data.kind, data.score):
-        await _alert_shop(session, store=store, customer=customer, answer=answer, clock=clock)
+        alert = await _alert_shop(
+            session, store=store, customer=customer, answer=answer, clock=clock
+        )
+        answer.alerts = [*answer.alerts, alert]
         setup = await survey_setup(session, store_id=store.id)
         if setup.make_good:
             derived = EventIn(
@@ -206,7 +209,8 @@ async def _alert_shop(
     customer: Customer,
     answer: SurveyAnswer,
     clock: Clock,
-) -> None:
+) -> int:
+    """Queue the shop's alert; returns its outbox id."""
     name = " ".join(part for part in (customer.first_name, customer.last_name) if part)
     who = {
         "name": name or None,
@@ -218,7 +222,7 @@ async def _alert_shop(
     scale = SCALES[answer.kind]
     # ulak's own short template, rendered here in the worker (a helper's round trip would
     # cost more than the render); one alert per answer, no time limit.
-    await alert_shop(
+    message = await alert_shop(
         session,
         store=store,
         template=SHOP_ALERT_SURVEY,
@@ -234,6 +238,8 @@ async def _alert_shop(
         clock=clock,
         renders=Renders(Offload(0), deferred=False),
     )
+    assert message is not None  # no time limit: always queued
+    return message.id
 
 
 async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import ulak.db
 
@@ -22,6 +23,7 @@ branch_labels = None
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 Time = ulak.db.UTCDateTime(timezone=True)
 
 
@@ -52,6 +54,7 @@ def upgrade() -> None:
         sa.Column("comment", sa.Text(), nullable=True),
         sa.Column("answered_at", Time, nullable=False),
         sa.Column("replaced", sa.Integer(), nullable=False),
+        sa.Column("alerts", JSON, nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
