@@ -73,6 +73,8 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("replenishment", True),
         ("return-updates", True),
         ("returns", True),
+        ("satisfaction-make-good", True),
+        ("satisfaction-survey", True),
         ("special-days", True),
         ("thank-you", True),
         ("welcome", True),
@@ -563,6 +565,11 @@ async def test_a_disabled_journey_sends_nothing_more_until_enabled(
         ulak_cli, "journeys", "disable", "order-delivered", "--store", str(store.id), env=env
     )
     assert shipped.stdout.startswith("order-delivered: disabled; 0 live enrollment(s)")
+    # So would the satisfaction survey, two days after each delivery.
+    survey = await asyncio.to_thread(
+        ulak_cli, "journeys", "disable", "satisfaction-survey", "--store", str(store.id), env=env
+    )
+    assert survey.returncode == 0, survey.stderr
 
     def delivered(order_id: str, customer_id: str, email: str) -> dict[str, Any]:
         return {
@@ -760,7 +767,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 16
+    assert len(shipped.stdout.splitlines()) == len(library) == 18
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (

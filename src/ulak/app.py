@@ -45,6 +45,8 @@ from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
 from ulak.stores.service import KeyCheck
 from ulak.suppressions.api import router as inbound_router
+from ulak.surveys.api import router as surveys_router
+from ulak.surveys.pages import router as survey_pages_router
 from ulak.web.links import BadLink
 from ulak.web.pages import bad_link_page, browser_language, error_page, texts_for
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
@@ -268,6 +270,8 @@ def create_app(
     app.include_router(inbound_router)
     app.include_router(returns_router)
     app.include_router(returns_page_router)
+    app.include_router(surveys_router)
+    app.include_router(survey_pages_router)
     if not settings.smtp_url:
         # It shows every store's mail (and SMS) without a login: only to this machine, and
         # only in a development setup (no SMTP: a production install behind a proxy on

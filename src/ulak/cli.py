@@ -31,6 +31,7 @@ from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
 from ulak.stores.service import list_stores
 from ulak.suppressions.cli import inbound_command, suppressions_app
+from ulak.surveys.cli import surveys_app
 from ulak.terminal import console, err, in_transaction, open_database, run
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
@@ -46,6 +47,7 @@ app.command("simulate")(simulate_command)
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(surveys_app, name="surveys")
 app.command("inbound")(inbound_command)
 app.add_typer(customers_app, name="customers")
 app.add_typer(preferences_app, name="preferences")

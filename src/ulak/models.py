@@ -16,6 +16,7 @@ from ulak.returns.models import ReturnRequest, ReturnSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
+from ulak.surveys.models import SurveyAnswer, SurveySettings
 from ulak.timers.models import Timer
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "SoftBounce",
     "Store",
     "Suppression",
+    "SurveyAnswer",
+    "SurveySettings",
     "TagTip",
     "TemplateOverride",
     "Timer",

@@ -96,6 +96,7 @@ async def test_every_store_starts_with_the_default_templates(db: Database, store
     ] == [
         ("birthday", "percent", Decimal(15), None, 7, "DOGUMGUNU", "generated"),
         ("cart", "percent", Decimal(10), None, 7, "SEPET", "generated"),
+        ("make-good", "percent", Decimal(15), None, 30, "OZUR", "generated"),
         ("next-order", "percent", Decimal(10), None, 30, "TESEKKURLER", "generated"),
         ("special-day", "percent", Decimal(10), None, 7, "OZELGUN", "generated"),
         ("welcome", "percent", Decimal(10), None, 30, "HOSGELDIN", "generated"),
@@ -110,6 +111,7 @@ async def test_an_english_store_gets_english_prefixes(db: Database, clock: Froze
     assert [t.prefix for t in templates] == [
         "BIRTHDAY",
         "CART",
+        "SORRY",
         "THANKYOU",
         "SPECIALDAY",
         "WELCOME",

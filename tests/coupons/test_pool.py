@@ -156,6 +156,7 @@ def test_coupons_commands(env: dict[str, str], tmp_path: Path) -> None:
     assert [(t["key"], t["source"], t["available"]) for t in json.loads(listed.stdout)] == [
         ("birthday", "generated", 0),
         ("cart", "generated", 0),
+        ("make-good", "generated", 0),
         ("next-order", "generated", 0),
         ("special-day", "generated", 0),
         ("welcome", "pool", 2),

@@ -31,6 +31,8 @@ SHIPPED = {
     "replenishment": True,
     "return-updates": True,
     "returns": True,
+    "satisfaction-make-good": True,
+    "satisfaction-survey": True,
     "special-days": True,
     "thank-you": True,
     "welcome": True,

@@ -116,6 +116,8 @@ def test_every_shipped_journey_along_one_order() -> None:
         ("2026-03-03T10:30:00+03:00", "order-shipped", "order_shipped", to),
         ("2026-03-04T14:30:00+03:00", "delivery-problems", "delivery_problem", to),
         ("2026-03-04T17:30:00+03:00", "order-delivered", "order_delivered", to),
+        # Two days after the shop's own delivery report, the later of the two.
+        ("2026-03-06T18:30:00+03:00", "satisfaction-survey", "survey_request", to),
         ("2026-03-08T10:00:00+03:00", "special-days", "special_day", to),
         ("2026-03-19T17:30:00+03:00", "thank-you", "thank_you_offer", to),
     ]
@@ -126,6 +128,7 @@ def test_every_shipped_journey_along_one_order() -> None:
         "Siparişiniz kargoya verildi – #1001",
         "Siparişiniz bugün dağıtımda – #1001",
         "Siparişiniz teslim edildi – #1001",
+        "#1001 numaralı siparişiniz nasıldı?",
         "Dünya Kadınlar Günü kutlu olsun, Ayşe!",
         "Bir sonraki siparişinize özel, Ayşe",
     ]
@@ -398,7 +401,7 @@ runs_until: "+1d"
         'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
         " abandoned-cart, back-in-stock, birthday, confirm-back-in-stock, delivery-problems,"
         " order-confirmation, order-delivered, order-preparing, order-shipped, replenishment,"
-        " return-updates, returns,"
+        " return-updates, returns, satisfaction-make-good, satisfaction-survey,"
         " special-days, thank-you, welcome, win-back, or give a file"
     ]
 

@@ -83,6 +83,15 @@ ALERTS: dict[str, dict[str, Any]] = {
         "requested_at": "2026-11-30 08:00 UTC",
         "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "ref": "ayse@example.com"},
     },
+    "shop_alert_survey": {
+        "kind": "nps",
+        "score": 3,
+        "top": 10,
+        "comment": "Kargo çok geç geldi.",
+        "order_id": "1001",
+        "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com"},
+        "replaced": 0,
+    },
 }
 
 
@@ -97,8 +106,9 @@ def test_every_alert_to_the_shop_renders(template: str, locale: str) -> None:
     for shown in ("None", "Undefined", "{{", "{%"):
         assert shown not in mail.text
         assert shown not in mail.html
-    for value in alert.values():
-        if isinstance(value, str) and value != "2026-11-30T08:00":
+    for key, value in alert.items():
+        # A time is shown in the store's zone, a survey's kind by its name ("NPS").
+        if isinstance(value, str) and value != "2026-11-30T08:00" and key != "kind":
             assert value in mail.text
 
 
@@ -108,3 +118,16 @@ def test_the_customer_alert_leaves_out_what_is_unknown() -> None:
         "shop_alert_customer", locale="en", brand=BRAND, context={"alert": alert, "store": {}}
     )
     assert mail.text.split("\n--")[0] == "Your journey j says:\n\n  x\n"
+
+
+def test_the_survey_alert_leaves_out_what_is_unknown() -> None:
+    alert = {"kind": "csat", "score": 2, "top": 5, "order_id": "9", "customer": {}}
+    mail = render_email(
+        "shop_alert_survey", locale="en", brand=BRAND, context={"alert": alert, "store": {}}
+    )
+    assert mail.subject == "ulak: an unhappy survey answer, 2/5"
+    assert mail.text.split("\n--")[0] == (
+        "A customer answered your satisfaction survey with 2 of 5. They got an apology with"
+        " your contacts; a personal word from you helps most.\n\nThey left no comment.\n\n"
+        "Order: 9\n"
+    )

@@ -65,6 +65,9 @@ ORDER_MAILS = [
     "order_shipped",
     "return_requested",
     "return_updated",
+    "survey_follow_up",
+    "survey_request",
+    "survey_review",
 ]
 LIFECYCLE_MAILS = [
     "abandoned_cart",
@@ -75,6 +78,7 @@ LIFECYCLE_MAILS = [
     "thank_you_offer",
     "thank_you_tips",
     "special_day",
+    "survey_make_good",
     "welcome",
     "win_back",
 ]

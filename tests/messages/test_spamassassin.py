@@ -38,6 +38,8 @@ from ulak.messages.rendering import (
     SHOP_ALERT_COUPONS,
     SHOP_ALERT_CUSTOMER,
     SHOP_ALERT_PRIVACY,
+    SHOP_ALERT_SURVEY,
+    SHOP_ALERTS,
     Brand,
     render_email,
     sample_context,
@@ -81,6 +83,15 @@ ALERTS: dict[str, dict[str, Any]] = {
         "kind": "erase",
         "requested_at": "2026-11-30 09:00 UTC",
         "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "ref": "c-1042"},
+    },
+    SHOP_ALERT_SURVEY: {
+        "kind": "csat",
+        "score": 1,
+        "top": 5,
+        "comment": "Kupa kırık geldi, kutu da ezikti.",
+        "order_id": "ord_1",
+        "customer": {"name": "Ayşe Yılmaz", "email": "ayse@example.com", "id": "c-1042"},
+        "replaced": 0,
     },
 }
 
@@ -219,6 +230,7 @@ CASES = [
         SHOP_ALERT_CUSTOMER,
         SHOP_ALERT_COUPONS,
         SHOP_ALERT_PRIVACY,
+        SHOP_ALERT_SURVEY,
     )
     for locale in ("tr", "en")
 ]
@@ -253,8 +265,8 @@ def low_contrast_control() -> bytes:
 
 
 def test_every_shipped_template_is_sent_in_both_languages() -> None:
-    # 20 customer templates and ulak's 4 alerts to shops, tr and en: the cases below.
-    assert len(CASES) == 2 * (len(shipped_templates()) + 4)
+    # Every customer template and each of ulak's alerts to shops, tr and en.
+    assert len(CASES) == 2 * (len(shipped_templates()) + len(SHOP_ALERTS))
     assert set(legal_classes()) == set(shipped_templates())
 
 

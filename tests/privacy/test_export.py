@@ -56,6 +56,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "profile",
         "returns",
         "suppressions",
+        "survey_answers",
         "timers",
         "topic_preferences",
     ]

@@ -68,6 +68,8 @@ DEFAULTS = (
     Default("next-order", "percent", Decimal(10), 30, {"tr": "TESEKKURLER", "en": "THANKYOU"}),
     # Valid for the week of one of the store's special days (Anneler Günü, ...).
     Default("special-day", "percent", Decimal(10), 7, {"tr": "OZELGUN", "en": "SPECIALDAY"}),
+    # The `satisfaction-make-good` journey's apology to an unhappy customer.
+    Default("make-good", "percent", Decimal(15), 30, {"tr": "OZUR", "en": "SORRY"}),
 )
 
 # Codes are read from an email and typed at a checkout: no 0/O, 1/I/L to confuse.

@@ -22,6 +22,7 @@ from ulak.catalog.schemas import BackInStockConfirmData
 from ulak.fields import WebUrl, ZoneName
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
+from ulak.surveys.schemas import SurveyAnsweredData
 
 
 def _no_float(value: Any) -> Any:
@@ -342,6 +343,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "privacy.requested": PrivacyRequestData,
     "return.requested": ReturnRequestedData,
     "return.updated": ReturnUpdatedData,
+    "survey.answered": SurveyAnsweredData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.

@@ -76,6 +76,8 @@ from ulak.returns.service import apply_return_event
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
+from ulak.surveys import service as surveys
+from ulak.surveys.schemas import SurveyAnsweredData
 from ulak.timers import service as timers
 
 log = logging.getLogger(__name__)
@@ -395,6 +397,23 @@ async def apply_event(
             occurred_at=event.occurred_at,
             now=now,
         )
+        if isinstance(data, OrderDeliveredData):
+            await surveys.order_delivered(
+                session,
+                store=store,
+                customer=customer,
+                order_id=data.order_id,
+                delivered_at=event.occurred_at,
+            )
+    elif isinstance(data, SurveyAnsweredData):
+        await surveys.record_answer(
+            session,
+            store=store,
+            customer=customer,
+            data=data,
+            answered_at=event.occurred_at,
+            clock=clock,
+        )
     elif isinstance(data, ReturnRequestedData | ReturnUpdatedData):
         event.error = await apply_return_event(
             session, store=store, customer=customer, event=event, data=data, now=now
@@ -471,6 +490,7 @@ async def _merge(
     await timers.move_customer(session, store=store, **moved)
     await move_messages(session, **moved)
     await move_coupons(session, **moved)
+    await surveys.move_customer(session, **moved)
     await move_enrollments(session, **moved, now=now)
     await merge_consent(session, survivor=survivor, absorbed=absorbed)
     await preferences.move_customer(session, from_id=absorbed.id, to_id=survivor.id)

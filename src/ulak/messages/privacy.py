@@ -108,3 +108,25 @@ async def erase_customer(
         addresses,
         sms_texts,
     )
+
+
+async def erase_shop_alerts(
+    session: AsyncSession, *, store_id: int, message_ids: list[int]
+) -> list[str]:
+    """The shop's alerts about a customer that another feature kept the ids of (surveys:
+    an unhappy answer's alert quotes the customer): emptied as the customer's own messages
+    are, a queued one skipped. Returns their Message-IDs (the dev inbox's copies)."""
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(Message).where(Message.store_id == store_id, Message.id.in_(message_ids))
+    )
+    headers = []
+    for message in rows.scalars():
+        message.subject = message.preheader = message.html = message.text = ""
+        if message.status == "queued":
+            message.status = "skipped"
+            message.last_error = "erased"
+        headers.append(message.message_id_header)
+    await session.flush()
+    return headers

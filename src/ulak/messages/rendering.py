@@ -65,7 +65,10 @@ SHOP_ALERT = "shop_alert"
 SHOP_ALERT_CUSTOMER = "shop_alert_customer"
 SHOP_ALERT_COUPONS = "shop_alert_coupons"
 SHOP_ALERT_PRIVACY = "shop_alert_privacy"  # a customer's KVKK/GDPR request (`preferences/`)
-SHOP_ALERTS = frozenset({SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS, SHOP_ALERT_PRIVACY})
+SHOP_ALERT_SURVEY = "shop_alert_survey"  # surveys: an unhappy answer, with its comment
+SHOP_ALERTS = frozenset(
+    {SHOP_ALERT, SHOP_ALERT_CUSTOMER, SHOP_ALERT_COUPONS, SHOP_ALERT_PRIVACY, SHOP_ALERT_SURVEY}
+)
 REQUIRED_BLOCKS = ("subject", "body", "text")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
 _FORMATTER_VAR = "_ulak_formatter"
@@ -759,6 +762,7 @@ _SAMPLE_RETURN: dict[str, Any] = {
 }
 
 SAMPLE_EVENTS: dict[str, dict[str, Any]] = {
+    "survey_request": {"type": "survey.due", "data": {"order_id": "ord_1", "kind": "nps"}},
     "back_in_stock": {
         "type": "product.back_in_stock",
         "data": {

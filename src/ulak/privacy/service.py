@@ -40,6 +40,8 @@ from ulak.returns.privacy import ReturnExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
+from ulak.surveys import privacy as surveys_privacy
+from ulak.surveys.privacy import SurveyAnswerExport
 from ulak.timers import privacy as timers_privacy
 from ulak.timers.privacy import TimerExport
 
@@ -69,6 +71,7 @@ class CustomerData:
     topic_preferences: list[TopicExport]
     privacy_requests: list[PrivacyRequestExport]
     returns: list[ReturnExport]
+    survey_answers: list[SurveyAnswerExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -113,6 +116,7 @@ async def export_customer(
         topic_preferences=await preferences_privacy.export_topics(session, **mine),
         privacy_requests=await preferences_privacy.export_requests(session, **mine),
         returns=await returns_privacy.export_customer(session, **mine),
+        survey_answers=await surveys_privacy.export_customer(session, **mine),
     )
 
 
@@ -135,6 +139,7 @@ class Erased:
     suppressions: int
     topic_preferences: int = 0
     returns: int = 0
+    survey_comments: int = 0
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -192,6 +197,11 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     returns = await returns_privacy.erase_customer(
         session, store_id=store_id, customer_id=customer.id, personal=personal
     )
+    surveys = await surveys_privacy.erase_customer(session, store_id=store_id, customer_ids=ids)
+    alerts = await messages_privacy.erase_shop_alerts(
+        session, store_id=store_id, message_ids=surveys.alert_ids
+    )
+    captured += await channels_privacy.erase_captured(session, message_ids=alerts)
     done = Erased(
         customer_id=customer.id,
         profiles=len(ids),
@@ -208,6 +218,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         suppressions=suppressions,
         topic_preferences=topic_preferences,
         returns=returns,
+        survey_comments=surveys.comments,
     )
     notes(session)(ERASURES).append(done)
     return done
