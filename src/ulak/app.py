@@ -34,6 +34,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.orders.pages import router as tracking_router
 from ulak.privacy.api import router as privacy_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
@@ -255,6 +256,7 @@ def create_app(
     app.include_router(back_in_stock_router)
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
+    app.include_router(tracking_router)
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)

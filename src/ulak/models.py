@@ -10,7 +10,14 @@ from ulak.events.models import Event, InboxCursor
 from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
-from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.orders.models import (
+    Cart,
+    Order,
+    OrderItem,
+    OrderStatusChange,
+    Shipment,
+    ShipmentCheckpoint,
+)
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -42,6 +49,7 @@ __all__ = [
     "OrderStatusChange",
     "Product",
     "Shipment",
+    "ShipmentCheckpoint",
     "ShortLink",
     "SmsSettings",
     "SoftBounce",

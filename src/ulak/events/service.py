@@ -384,7 +384,9 @@ async def apply_event(
             now=now,
         )
     elif isinstance(data, ShipmentUpdatedData):
-        change = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+        change = await apply_shipment_update(
+            session, store_id=store.id, data=data, occurred_at=event.occurred_at, now=now
+        )
         order = await order_of_shipment(session, change.shipment)
         if data.status == "delivered" and order is not None and order.status != "delivered":
             await _derive_order_delivered(

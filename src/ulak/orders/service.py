@@ -22,7 +22,15 @@ from ulak.events.schemas import (
     ShipmentLine,
     ShipmentUpdatedData,
 )
-from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.orders.carriers import tracking_url as carrier_tracking_url
+from ulak.orders.models import (
+    Cart,
+    Order,
+    OrderItem,
+    OrderStatusChange,
+    Shipment,
+    ShipmentCheckpoint,
+)
 
 ORDER_STATUS_OF_EVENT = {
     "order.placed": "placed",
@@ -278,8 +286,15 @@ class ShipmentChange:
 
 
 async def apply_shipment_update(
-    session: AsyncSession, *, store_id: int, data: ShipmentUpdatedData, now: datetime
+    session: AsyncSession,
+    *,
+    store_id: int,
+    data: ShipmentUpdatedData,
+    occurred_at: datetime,
+    now: datetime,
 ) -> ShipmentChange:
+    """The parcel's latest status on the shipment, and the status as one more checkpoint
+    of its history (when and where the carrier saw it: the tracking page's timeline)."""
     shipment = await _shipment(session, store_id, data.shipment_id, now)
     before, expected = shipment.status, shipment.estimated_delivery
     if data.order_id and shipment.order_id is None:
@@ -293,6 +308,14 @@ async def apply_shipment_update(
     if data.items is not None:
         shipment.items = await _shipment_items(session, shipment.order_id, data.items)
     await session.flush()
+    checkpoint = {
+        "shipment_id": shipment.id,
+        "status": data.status,
+        "location": data.location,
+        "message": data.message,
+        "occurred_at": occurred_at,
+    }
+    await insert_rows(session, ShipmentCheckpoint, [checkpoint])
     problem: str | None = None
     if data.status in DELIVERY_PROBLEMS and data.status != before:
         problem = data.status
@@ -473,11 +496,14 @@ def order_view_of(order: Order, items: Iterable[OrderItem]) -> dict[str, Any]:
 
 
 def shipment_view(shipment: Shipment) -> dict[str, Any]:
+    """The shipment as journeys and templates see it; a carrier that sent no tracking link
+    gets the one its pattern builds (`carriers.tracking_url`)."""
     view = {
         "shipment_id": shipment.shipment_id,
         "carrier": shipment.carrier,
         "tracking_number": shipment.tracking_number,
-        "tracking_url": shipment.tracking_url,
+        "tracking_url": shipment.tracking_url
+        or carrier_tracking_url(shipment.carrier, shipment.tracking_number),
         "status": shipment.status,
         "location": shipment.location,
         "estimated_delivery": shipment.estimated_delivery,
@@ -633,3 +659,87 @@ async def best_sellers(session: AsyncSession, *, store_id: int) -> list[tuple[st
     )
     counted = [(product_id, int(count)) for product_id, count in rows.all() if product_id]
     return sorted(counted, key=lambda row: (-row[1], row[0]))
+
+
+# The tracking page's read: one order of one customer with its lines, status history,
+# parcels and their checkpoints, in five indexed Core queries (no ORM objects: the page is
+# read-only and the hottest customer page).
+_items_table = table_of(OrderItem)
+_history_table = table_of(OrderStatusChange)
+_shipments_table = table_of(Shipment)
+_checkpoints_table = table_of(ShipmentCheckpoint)
+_TRACKED_ORDER = select(_orders).where(
+    _orders.c.store_id == bindparam("store_id"),
+    _orders.c.order_id == bindparam("order_id"),
+    _orders.c.customer_id == bindparam("customer_id"),
+)
+_ORDER_LINES = (
+    select(_items_table)
+    .where(_items_table.c.order_id == bindparam("order_pk"))
+    .order_by(_items_table.c.position)
+)
+_ORDER_HISTORY = (
+    select(_history_table.c.status, _history_table.c.occurred_at)
+    .where(_history_table.c.order_id == bindparam("order_pk"))
+    .order_by(_history_table.c.occurred_at, _history_table.c.id)
+)
+_ORDER_SHIPMENTS = (
+    select(_shipments_table)
+    .where(_shipments_table.c.order_id == bindparam("order_pk"))
+    .order_by(_shipments_table.c.id)
+)
+_SHIPMENT_CHECKPOINTS = (
+    select(_checkpoints_table)
+    .where(_checkpoints_table.c.shipment_id.in_(bindparam("shipment_pks", expanding=True)))
+    .order_by(_checkpoints_table.c.occurred_at, _checkpoints_table.c.id)
+)
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A shipment of the order with its carrier statuses, oldest first."""
+
+    shipment: Any  # a `shipments` row
+    checkpoints: list[Any]  # `shipment_checkpoints` rows
+    tracking_url: str | None
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What the tracking page shows of one order (rows, read-only)."""
+
+    order: Any  # an `orders` row
+    items: list[Any]  # `order_items` rows, in the order's order
+    history: list[Any]  # (status, occurred_at), oldest first
+    parcels: list[Parcel]
+
+
+async def tracking(
+    session: AsyncSession, *, store_id: int, customer_id: int, order_id: str
+) -> Tracking | None:
+    """The order `order_id` of this store, if it is this customer's (None otherwise: an
+    order erased, unknown or someone else's looks the same)."""
+    found = await session.execute(
+        _TRACKED_ORDER, {"store_id": store_id, "order_id": order_id, "customer_id": customer_id}
+    )
+    order = found.first()
+    if order is None:
+        return None
+    key = {"order_pk": order.id}
+    items = list((await session.execute(_ORDER_LINES, key)).all())
+    history = list((await session.execute(_ORDER_HISTORY, key)).all())
+    shipments = list((await session.execute(_ORDER_SHIPMENTS, key)).all())
+    by_shipment: dict[int, list[Any]] = {s.id: [] for s in shipments}
+    if shipments:
+        rows = await session.execute(_SHIPMENT_CHECKPOINTS, {"shipment_pks": list(by_shipment)})
+        for row in rows.all():
+            by_shipment[row.shipment_id].append(row)
+    parcels = [
+        Parcel(
+            shipment=s,
+            checkpoints=by_shipment[s.id],
+            tracking_url=s.tracking_url or carrier_tracking_url(s.carrier, s.tracking_number),
+        )
+        for s in shipments
+    ]
+    return Tracking(order=order, items=items, history=history, parcels=parcels)
