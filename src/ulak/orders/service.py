@@ -662,20 +662,36 @@ async def best_sellers(session: AsyncSession, *, store_id: int) -> list[tuple[st
 
 
 # The tracking page's read: one order of one customer with its lines, status history,
-# parcels and their checkpoints, in five indexed Core queries (no ORM objects: the page is
-# read-only and the hottest customer page).
+# parcels and their checkpoints, in three indexed Core queries (the order joined to its
+# lines, the history, the parcels joined to their checkpoints), with no ORM objects: the
+# page is read-only and the hottest customer page, and each statement's round costs more
+# than reading its rows.
 _items_table = table_of(OrderItem)
 _history_table = table_of(OrderStatusChange)
 _shipments_table = table_of(Shipment)
 _checkpoints_table = table_of(ShipmentCheckpoint)
-_TRACKED_ORDER = select(_orders).where(
-    _orders.c.store_id == bindparam("store_id"),
-    _orders.c.order_id == bindparam("order_id"),
-    _orders.c.customer_id == bindparam("customer_id"),
-)
-_ORDER_LINES = (
-    select(_items_table)
-    .where(_items_table.c.order_id == bindparam("order_pk"))
+_TRACKED_ORDER = (
+    select(
+        _orders.c.id,
+        _orders.c.order_id,
+        _orders.c.number,
+        _orders.c.status,
+        _orders.c.total,
+        _orders.c.currency,
+        _orders.c.placed_at,
+        _items_table.c.title,
+        _items_table.c.quantity,
+        _items_table.c.price,
+        _items_table.c.url,
+        _items_table.c.image_url,
+        _items_table.c.position,
+    )
+    .outerjoin(_items_table, _items_table.c.order_id == _orders.c.id)
+    .where(
+        _orders.c.store_id == bindparam("store_id"),
+        _orders.c.order_id == bindparam("order_id"),
+        _orders.c.customer_id == bindparam("customer_id"),
+    )
     .order_by(_items_table.c.position)
 )
 _ORDER_HISTORY = (
@@ -683,34 +699,86 @@ _ORDER_HISTORY = (
     .where(_history_table.c.order_id == bindparam("order_pk"))
     .order_by(_history_table.c.occurred_at, _history_table.c.id)
 )
-_ORDER_SHIPMENTS = (
-    select(_shipments_table)
+_ORDER_PARCELS = (
+    select(
+        _shipments_table.c.id,
+        _shipments_table.c.carrier,
+        _shipments_table.c.tracking_number,
+        _shipments_table.c.tracking_url,
+        _shipments_table.c.status,
+        _shipments_table.c.message,
+        _shipments_table.c.estimated_delivery,
+        _checkpoints_table.c.status.label("checkpoint_status"),
+        _checkpoints_table.c.location.label("checkpoint_location"),
+        _checkpoints_table.c.message.label("checkpoint_message"),
+        _checkpoints_table.c.occurred_at.label("checkpoint_at"),
+    )
+    .outerjoin(_checkpoints_table, _checkpoints_table.c.shipment_id == _shipments_table.c.id)
     .where(_shipments_table.c.order_id == bindparam("order_pk"))
-    .order_by(_shipments_table.c.id)
-)
-_SHIPMENT_CHECKPOINTS = (
-    select(_checkpoints_table)
-    .where(_checkpoints_table.c.shipment_id.in_(bindparam("shipment_pks", expanding=True)))
-    .order_by(_checkpoints_table.c.occurred_at, _checkpoints_table.c.id)
+    .order_by(_shipments_table.c.id, _checkpoints_table.c.occurred_at, _checkpoints_table.c.id)
 )
 
 
 @dataclass(frozen=True)
-class Parcel:
-    """A shipment of the order with its carrier statuses, oldest first."""
+class TrackedOrder:
+    id: int
+    order_id: str
+    number: str | None
+    status: str
+    total: Decimal | None
+    currency: str | None
+    placed_at: datetime
 
-    shipment: Any  # a `shipments` row
-    checkpoints: list[Any]  # `shipment_checkpoints` rows
+
+@dataclass(frozen=True)
+class TrackedLine:
+    title: str
+    quantity: int
+    price: Decimal
+    url: str | None
+    image_url: str | None
+
+
+@dataclass(frozen=True)
+class StatusAt:
+    status: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    status: str
+    location: str | None
+    message: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class TrackedShipment:
+    carrier: str | None
+    tracking_number: str | None
+    status: str
+    message: str | None
+    estimated_delivery: str | None
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A shipment of the order with its carrier statuses, oldest first, and the link to
+    the carrier's tracking page (the shop's, else one built from the carrier's pattern)."""
+
+    shipment: TrackedShipment
+    checkpoints: list[Checkpoint]
     tracking_url: str | None
 
 
 @dataclass(frozen=True)
 class Tracking:
-    """What the tracking page shows of one order (rows, read-only)."""
+    """What the tracking page shows of one order."""
 
-    order: Any  # an `orders` row
-    items: list[Any]  # `order_items` rows, in the order's order
-    history: list[Any]  # (status, occurred_at), oldest first
+    order: TrackedOrder
+    items: list[TrackedLine]
+    history: list[StatusAt]
     parcels: list[Parcel]
 
 
@@ -719,27 +787,51 @@ async def tracking(
 ) -> Tracking | None:
     """The order `order_id` of this store, if it is this customer's (None otherwise: an
     order erased, unknown or someone else's looks the same)."""
-    found = await session.execute(
+    # Core on the session's connection: the ORM's execute path would cost more than the
+    # queries themselves.
+    connection = await session.connection()
+    found = await connection.execute(
         _TRACKED_ORDER, {"store_id": store_id, "order_id": order_id, "customer_id": customer_id}
     )
-    order = found.first()
-    if order is None:
+    rows = found.all()
+    if not rows:
         return None
-    key = {"order_pk": order.id}
-    items = list((await session.execute(_ORDER_LINES, key)).all())
-    history = list((await session.execute(_ORDER_HISTORY, key)).all())
-    shipments = list((await session.execute(_ORDER_SHIPMENTS, key)).all())
-    by_shipment: dict[int, list[Any]] = {s.id: [] for s in shipments}
-    if shipments:
-        rows = await session.execute(_SHIPMENT_CHECKPOINTS, {"shipment_pks": list(by_shipment)})
-        for row in rows.all():
-            by_shipment[row.shipment_id].append(row)
-    parcels = [
-        Parcel(
-            shipment=s,
-            checkpoints=by_shipment[s.id],
-            tracking_url=s.tracking_url or carrier_tracking_url(s.carrier, s.tracking_number),
-        )
-        for s in shipments
+    first = rows[0]
+    order = TrackedOrder(
+        first.id,
+        first.order_id,
+        first.number,
+        first.status,
+        first.total,
+        first.currency,
+        first.placed_at,
+    )
+    items = [
+        TrackedLine(r.title, r.quantity, r.price, r.url, r.image_url)
+        for r in rows
+        if r.position is not None
     ]
-    return Tracking(order=order, items=items, history=history, parcels=parcels)
+    key = {"order_pk": order.id}
+    history = [
+        StatusAt(r.status, r.occurred_at)
+        for r in (await connection.execute(_ORDER_HISTORY, key)).all()
+    ]
+    parcels: dict[int, Parcel] = {}
+    for r in (await connection.execute(_ORDER_PARCELS, key)).all():
+        parcel = parcels.get(r.id)
+        if parcel is None:
+            shipment = TrackedShipment(
+                r.carrier, r.tracking_number, r.status, r.message, r.estimated_delivery
+            )
+            url = r.tracking_url or carrier_tracking_url(r.carrier, r.tracking_number)
+            parcel = parcels[r.id] = Parcel(shipment, [], url)
+        if r.checkpoint_status is not None:
+            parcel.checkpoints.append(
+                Checkpoint(
+                    r.checkpoint_status,
+                    r.checkpoint_location,
+                    r.checkpoint_message,
+                    r.checkpoint_at,
+                )
+            )
+    return Tracking(order=order, items=items, history=history, parcels=list(parcels.values()))
