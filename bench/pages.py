@@ -39,7 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline import create_store, percentile, start_server, stop_server
+from bench.pipeline import cpu_by_process, create_store, percentile, start_server, stop_server
 
 HOST = "127.0.0.1"
 
@@ -230,6 +230,12 @@ async def load(url: str, paths: list[str], clients: int, seconds: float) -> Run:
     return Run(len(latencies), time.perf_counter() - started, latencies, len(errors))
 
 
+def api_cpu(pid: int) -> float:
+    """CPU seconds of the API process alone (`ulak serve`'s own; not its worker's): what
+    one request costs the process that answers it, whatever else the machine runs."""
+    return sum(v for k, v in cpu_by_process(pid).items() if k.startswith("api["))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--page", choices=sorted(PAGES), default="tracking")
@@ -262,15 +268,18 @@ def main() -> None:
         asyncio.run(load(server.url, paths, args.clients, 1.0))  # warm-up
         rows = []
         for run in range(1, args.runs + 1):
+            before = api_cpu(server.process.pid)
             result = asyncio.run(load(server.url, paths, args.clients, args.duration))
+            cpu_ms = (api_cpu(server.process.pid) - before) / max(result.requests, 1) * 1000
             rate = result.requests / result.seconds
             p50 = percentile(result.latencies, 50) * 1000
             p99 = percentile(result.latencies, 99) * 1000
-            rows.append((run, rate, p50, p99, result.errors))
+            rows.append((run, rate, p50, p99, cpu_ms, result.errors))
             print(
                 f"  run {run}: {result.requests} requests in {result.seconds:.1f} s ="
                 f" {rate:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms,"
-                f" {result.errors} not 200",
+                f" API process CPU {cpu_ms:.2f} ms a request, {result.errors} not 200,"
+                f" load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     except BaseException:
@@ -281,10 +290,10 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(f"ulak pages bench: {args.page}, {args.clients} clients - {machine}")
-    print("| run | requests/s | p50 | p99 | not 200 |")
-    print("| --- | --- | --- | --- | --- |")
-    for run, rate, p50, p99, errors in rows:
-        print(f"| {run} | {rate:.0f} | {p50:.1f} ms | {p99:.1f} ms | {errors} |")
+    print("| run | requests/s | p50 | p99 | API CPU a request | not 200 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for run, rate, p50, p99, cpu_ms, errors in rows:
+        print(f"| {run} | {rate:.0f} | {p50:.1f} ms | {p99:.1f} ms | {cpu_ms:.2f} ms | {errors} |")
 
 
 if __name__ == "__main__":

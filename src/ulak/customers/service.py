@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -303,3 +304,45 @@ async def identities(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, 
         id_: {k: v for k, v in {"id": ref, "email": email, "phone": phone}.items() if v}
         for id_, ref, email, phone in rows.all()
     }
+
+
+@dataclass(frozen=True)
+class PageCustomer:
+    """What a customer page needs of the person its link names: who they are now (after
+    merges), their language and time zone, and whether they were erased."""
+
+    id: int
+    locale: str | None
+    timezone: str | None
+    erased: bool
+
+
+_PAGE_CUSTOMER = select(
+    Customer.id,
+    Customer.store_id,
+    Customer.merged_into_id,
+    Customer.locale,
+    Customer.timezone,
+    Customer.erased_at,
+).where(Customer.id == bindparam("customer_id"))
+
+
+async def page_customer(
+    session: AsyncSession, *, store_id: int, customer_id: int
+) -> PageCustomer | None:
+    """`surviving_customer` for a read-only page: the same answer (None if there is no
+    such customer in this store), as a few plain columns on the session's connection
+    rather than an ORM object (a tracking page is read far more often than written)."""
+    connection = await session.connection()
+    current: Any = None
+    next_id: int | None = customer_id
+    for _ in range(100):  # a merge chain is short; a cycle would be a bug, not a loop
+        if next_id is None:
+            break
+        current = (await connection.execute(_PAGE_CUSTOMER, {"customer_id": next_id})).first()
+        if current is None:
+            return None
+        next_id = current.merged_into_id
+    if current is None or current.store_id != store_id or next_id is not None:
+        return None
+    return PageCustomer(current.id, current.locale, current.timezone, current.erased_at is not None)

@@ -13,25 +13,43 @@ store's help contacts (the shell's footer). An order that is not the link's cust
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
+from babel.dates import get_month_names
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ulak.clock import Clock
-from ulak.customers.service import surviving_customer
+from ulak.customers.service import page_customer
 from ulak.db import Database
 from ulak.messages.formatting import Formatter
 from ulak.messages.rendering import resolve_locale
 from ulak.orders.service import Parcel, Tracking, tracking
-from ulak.web.links import BadLink, open_link
+from ulak.web.links import BadLink, StoreCache, open_link
 from ulak.web.pages import render_page, store_page
 
 router = APIRouter(include_in_schema=False)
 
-# How a time is written on the page, in the customer's zone.
-TIME_FORMATS = {"tr": "d MMMM y HH:mm", "en": "MMM d, y, h:mm a"}
+
+@lru_cache(maxsize=4)
+def _months(locale: str, width: str) -> dict[int, str]:
+    return dict(get_month_names(width, locale=locale).items())
+
+
+def local_time(at: datetime, locale: str, zone: tzinfo) -> str:
+    """A moment in `zone` as the page writes it: "21 Kasım 2026 23:40" in Turkish, "Nov 21,
+    2026, 11:40 PM" in English (CLDR's month names; Babel's own pattern formatting, parsed
+    on every call, was a third of the page's formatting)."""
+    local = at.astimezone(zone)
+    if locale == "tr":
+        return f"{local.day} {_months('tr', 'wide')[local.month]} {local.year} {local:%H:%M}"
+    hour = local.hour % 12 or 12
+    noon = "AM" if local.hour < 12 else "PM"
+    month = _months("en", "abbreviated")[local.month]
+    return f"{month} {local.day}, {local.year}, {hour}:{local:%M} {noon}"
+
 
 TEXTS: dict[str, dict[str, str]] = {
     "tr": {
@@ -215,29 +233,31 @@ class Entry:
 
 @router.get("/p/{store_id}/tracking/{token}", response_class=HTMLResponse)
 async def tracking_page(request: Request, store_id: int, token: str) -> HTMLResponse:
-    database: Database = request.app.state.database
-    clock: Clock = request.app.state.clock
+    state = request.app.state
+    database: Database = state.database
+    clock: Clock = state.clock
+    stores = getattr(state, "tracking_stores", None)
+    if stores is None:
+        stores = state.tracking_stores = StoreCache()
     async with database.read() as session:
         link = await open_link(
-            session, store_id=store_id, kind="tracking", token=token, now=clock.now()
+            session, store_id=store_id, kind="tracking", token=token, now=clock.now(), stores=stores
         )
         customer_id, order_id = link.subject.get("c"), link.subject.get("o")
         found: Tracking | None = None
         customer = None
         if isinstance(customer_id, int) and isinstance(order_id, str):
-            customer = await surviving_customer(
-                session, store_id=link.store.id, customer_id=customer_id
-            )
+            customer = await page_customer(session, store_id=link.store.id, customer_id=customer_id)
             # An erased customer's orders stay, anonymous, for the shop's figures: no
             # link of theirs opens them again.
-            if customer is not None and customer.erased_at is None:
+            if customer is not None and not customer.erased:
                 found = await tracking(
                     session, store_id=link.store.id, customer_id=customer.id, order_id=order_id
                 )
-        if customer is None or found is None:
-            raise BadLink(expired=False, store=link.store)
-        locale = resolve_locale(customer.locale, link.store.locale)
-        zone = customer.timezone or link.store.timezone
+    if customer is None or found is None:
+        raise BadLink(expired=False, store=link.store)
+    locale = resolve_locale(customer.locale, link.store.locale)
+    zone = customer.timezone or link.store.timezone
     context = store_page(link.store, locale)
     context |= page_context(found, locale=locale, zone=zone, currency=link.store.currency)
     return render_page(request, "orders/tracking.html", context)
@@ -247,13 +267,12 @@ def page_context(found: Tracking, *, locale: str, zone: str, currency: str) -> d
     """Everything the template shows, formatted for `locale` and the customer's zone."""
     t, statuses, problems = TEXTS[locale], STATUS_TEXTS[locale], PROBLEM_TEXTS[locale]
     fmt = Formatter(locale=locale, timezone=zone, currency=found.order.currency or currency)
-    pattern = TIME_FORMATS[locale]
     order = found.order
     status = order.status
     several = len(found.parcels) > 1
 
     def when(at: datetime) -> str:
-        return fmt.datetime(at, pattern)
+        return local_time(at, locale, fmt.tz)
 
     entries: list[Entry] = []
     carrier_delivered = any(c.status == "delivered" for p in found.parcels for c in p.checkpoints)
