@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from babel.dates import get_month_names
 from fastapi import APIRouter, Request
@@ -34,7 +34,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @lru_cache(maxsize=4)
-def _months(locale: str, width: str) -> dict[int, str]:
+def _months(locale: str, width: Literal["abbreviated", "wide"]) -> dict[int, str]:
     return dict(get_month_names(width, locale=locale).items())
 
 
