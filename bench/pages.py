@@ -267,9 +267,12 @@ def main() -> None:
         print(f"{len(paths)} different pages", flush=True)
         asyncio.run(load(server.url, paths, args.clients, 1.0))  # warm-up
         rows = []
-        for run in range(1, args.runs + 1):
+        # The baseline, as busy as the machine is now: `GET /healthz` (the framework, the
+        # HTTP server and one `SELECT 1`) under the same clients.
+        for run in ["healthz"] + [str(n) for n in range(1, args.runs + 1)]:
+            targets = ["/healthz"] if run == "healthz" else paths
             before = api_cpu(server.process.pid)
-            result = asyncio.run(load(server.url, paths, args.clients, args.duration))
+            result = asyncio.run(load(server.url, targets, args.clients, args.duration))
             cpu_ms = (api_cpu(server.process.pid) - before) / max(result.requests, 1) * 1000
             rate = result.requests / result.seconds
             p50 = percentile(result.latencies, 50) * 1000

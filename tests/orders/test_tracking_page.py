@@ -471,3 +471,24 @@ async def test_the_order_emails_link_to_this_orders_page(
     assert f"Kargonuzu takip edin: {carrier_link}" in text_of(
         mails["Siparişiniz kargoya verildi – #1001"]
     )
+
+
+async def test_a_link_from_before_a_merge_still_opens_the_order(
+    client: httpx.AsyncClient, workers: Workers, db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    guest = order_placed("1001", occurred_at=PLACED)
+    guest["customer"] = {"email": "guest@example.com", "locale": "en"}
+    await send(client, workers, store, guest, order_placed("2002", customer_id="c-7"))
+    # The confirmation's link names the guest profile.
+    url = await tracking_url(db, clock, store, "1001", "guest@example.com")
+    # The guest turns out to be c-7: the profiles merge, the order moves to c-7.
+    merge = {
+        "id": "merge",
+        "type": "customer.updated",
+        "customer": {"id": "c-7", "email": "guest@example.com"},
+    }
+    await send(client, workers, store, merge)
+
+    page = await client.get(url)
+    assert page.status_code == 200
+    assert "Sipariş #1001" in page.text
