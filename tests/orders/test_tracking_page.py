@@ -492,3 +492,43 @@ async def test_a_link_from_before_a_merge_still_opens_the_order(
     page = await client.get(url)
     assert page.status_code == 200
     assert "Sipariş #1001" in page.text
+
+
+@pytest.mark.parametrize(
+    ("status", "headline", "steps"),
+    [
+        ("paid", "Siparişinizi aldık", ["Alındı (şu anki adım)", "Hazırlanıyor"]),
+        (
+            "preparing",
+            "Siparişiniz hazırlanıyor",
+            ["Alındı (tamamlandı)", "Hazırlanıyor (şu anki adım)"],
+        ),
+    ],
+)
+async def test_a_paid_or_preparing_order_says_where_it_is(
+    client: httpx.AsyncClient,
+    workers: Workers,
+    db: Database,
+    store: StoreKey,
+    clock: FrozenClock,
+    status: str,
+    headline: str,
+    steps: list[str],
+) -> None:
+    await send(
+        client,
+        workers,
+        store,
+        order_placed("1001", occurred_at=PLACED),
+        event(f"order.{status}", {"order_id": "1001"}, "2026-11-20T09:00:00Z"),
+    )
+    page = await open_page(client, db, clock, store)
+
+    assert f"<h1>{headline}</h1>" in page
+    assert texts(page, "steps") == [*steps, "Kargoda", "Teslim edildi"]
+    label = {"paid": "Ödeme alındı", "preparing": "Sipariş hazırlanıyor"}[status]
+    assert texts(page, "timeline") == [
+        f"{label} 20 Kasım 2026 12:00",
+        "Sipariş alındı 20 Kasım 2026 10:30",
+    ]
+    assert "Siparişiniz henüz kargoya verilmedi." in page
