@@ -114,5 +114,9 @@ async def test_a_shopper_follows_the_shipped_email_to_the_tracking_page(
     )
     await expect(page.get_by_text("Seramik kupa")).to_be_visible()
     await expect(page.get_by_text("1.249,90 ₺")).to_be_visible()
+    # The store's help contacts, in the shell's footer.
+    await expect(page.locator("footer")).to_contain_text(
+        "Yardım · Sorunuz mu var? Bize ulaşın: destek@aysenin-dukkani.example"
+    )
     await check_page(page, request, "tracking")
     await context.close()
