@@ -532,3 +532,23 @@ async def test_a_paid_or_preparing_order_says_where_it_is(
         "Sipariş alındı 20 Kasım 2026 10:30",
     ]
     assert "Siparişiniz henüz kargoya verilmedi." in page
+
+
+async def test_an_order_delivered_without_carrier_details_says_delivered(
+    client: httpx.AsyncClient, workers: Workers, db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    await send(
+        client,
+        workers,
+        store,
+        order_placed("1001", occurred_at=PLACED),
+        event("order.delivered", {"order_id": "1001"}, "2026-11-21T13:00:00Z"),
+    )
+    page = await open_page(client, db, clock, store)
+
+    shipping = visible(page).split(" Kargo ", 1)[1].split(" Sipariş geçmişi")[0]
+    assert shipping == "Teslim edildi"
+    assert texts(page, "timeline") == [
+        "Teslim edildi 21 Kasım 2026 16:00",
+        "Sipariş alındı 20 Kasım 2026 10:30",
+    ]
