@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
-from ulak.db import Note, attach, insert_returning_id, notes
+from ulak.db import Database, Note, attach, insert_returning_id, notes
 from ulak.errors import NotFound
 
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
@@ -346,3 +346,27 @@ async def page_customer(
     if current is None or current.store_id != store_id or next_id is not None:
         return None
     return PageCustomer(current.id, current.locale, current.timezone, current.erased_at is not None)
+
+
+def page_customer_sqlite(
+    database: Database, *, store_id: int, customer_id: int
+) -> PageCustomer | None:
+    """`page_customer` on SQLite's plain read-only connection (`Database.lookup`), in
+    microseconds rather than a quarter of a millisecond a statement."""
+    current: Any = None
+    next_id: int | None = customer_id
+    for _ in range(100):  # as page_customer
+        if next_id is None:
+            break
+        found = database.lookup(
+            "SELECT id, store_id, merged_into_id, locale, timezone, erased_at"
+            " FROM customers WHERE id = ?",
+            (next_id,),
+        )
+        if not found:
+            return None
+        current = found[0]
+        next_id = current[2]
+    if current is None or current[1] != store_id or next_id is not None:
+        return None
+    return PageCustomer(current[0], current[3], current[4], current[5] is not None)

@@ -22,11 +22,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ulak.clock import Clock
-from ulak.customers.service import page_customer
+from ulak.customers.service import page_customer, page_customer_sqlite
 from ulak.db import Database
 from ulak.messages.formatting import Formatter
 from ulak.messages.rendering import resolve_locale
-from ulak.orders.service import Parcel, Tracking, tracking
+from ulak.orders.service import Parcel, Tracking, tracking, tracking_sqlite
 from ulak.web.links import BadLink, StoreCache, open_link
 from ulak.web.pages import render_page, store_page
 
@@ -247,13 +247,24 @@ async def tracking_page(request: Request, store_id: int, token: str) -> HTMLResp
         found: Tracking | None = None
         customer = None
         if isinstance(customer_id, int) and isinstance(order_id, str):
-            customer = await page_customer(session, store_id=link.store.id, customer_id=customer_id)
+            store = link.store.id
+            # SQLite: the plain read-only connection (`Database.lookup`), microseconds a
+            # statement; PostgreSQL: the read transaction.
+            if database.is_sqlite:
+                customer = page_customer_sqlite(database, store_id=store, customer_id=customer_id)
+            else:
+                customer = await page_customer(session, store_id=store, customer_id=customer_id)
             # An erased customer's orders stay, anonymous, for the shop's figures: no
             # link of theirs opens them again.
             if customer is not None and not customer.erased:
-                found = await tracking(
-                    session, store_id=link.store.id, customer_id=customer.id, order_id=order_id
-                )
+                if database.is_sqlite:
+                    found = tracking_sqlite(
+                        database, store_id=store, customer_id=customer.id, order_id=order_id
+                    )
+                else:
+                    found = await tracking(
+                        session, store_id=store, customer_id=customer.id, order_id=order_id
+                    )
     if customer is None or found is None:
         raise BadLink(expired=False, store=link.store)
     locale = resolve_locale(customer.locale, link.store.locale)
