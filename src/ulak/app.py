@@ -35,6 +35,7 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
+from ulak.orders.pages import router as tracking_router
 from ulak.preferences.api import router as privacy_requests_router
 from ulak.preferences.pages import router as preferences_router
 from ulak.privacy.api import router as privacy_router
@@ -265,6 +266,7 @@ def create_app(
     app.include_router(coupons_router)
     app.include_router(unsubscribe_router)
     app.include_router(preferences_router)
+    app.include_router(tracking_router)
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)

@@ -10,7 +10,14 @@ from ulak.events.models import Event, InboxCursor
 from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
-from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.orders.models import (
+    Cart,
+    Order,
+    OrderItem,
+    OrderStatusChange,
+    Shipment,
+    ShipmentCheckpoint,
+)
 from ulak.preferences.models import PrivacyRequest, TopicPreference
 from ulak.returns.models import ReturnRequest, ReturnSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
@@ -48,6 +55,7 @@ __all__ = [
     "ReturnRequest",
     "ReturnSettings",
     "Shipment",
+    "ShipmentCheckpoint",
     "ShortLink",
     "SmsSettings",
     "SoftBounce",

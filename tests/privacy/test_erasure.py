@@ -39,7 +39,7 @@ from ulak.db import Database
 from ulak.events.models import Event
 from ulak.journeys.models import Enrollment
 from ulak.messages.models import Message
-from ulak.orders.models import Cart, Order, OrderItem, Shipment
+from ulak.orders.models import Cart, Order, OrderItem, Shipment, ShipmentCheckpoint
 from ulak.suppressions.models import Suppression
 from ulak.suppressions.service import suppress
 from ulak.timers.models import Timer
@@ -187,6 +187,10 @@ async def test_erasure_empties_every_table_of_the_customer_and_keeps_proof_and_f
         None,
     )
     assert (shipment.tracking_number, shipment.tracking_url) == (None, None)
+    # Its carrier history keeps each status and when, not where or what the carrier said.
+    assert [
+        (c.status, c.location, c.message) for (c,) in await rows(db, select(ShipmentCheckpoint))
+    ] == [("in_transit", None, None)]
     assert await rows(db, select(Cart)) == []
     assert await rows(db, select(BackInStockSubscription)) == []
     assert await rows(db, select(Timer).where(Timer.customer_id == ulak_id)) == []

@@ -150,6 +150,14 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
                 "message": f"Alıcı {FIRST} {LAST} adresinde yoktu",
                 "estimated_delivery": None,
                 "updated_at": SHIPPED,
+                "checkpoints": [
+                    {
+                        "status": "in_transit",
+                        "location": f"{STREET}, Kadıköy",
+                        "message": f"Alıcı {FIRST} {LAST} adresinde yoktu",
+                        "occurred_at": SHIPPED,
+                    }
+                ],
             }
         ],
     }

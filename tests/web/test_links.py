@@ -75,15 +75,16 @@ async def test_forged_altered_other_kind_and_other_store_links_name_nothing(
 async def test_a_bad_link_gets_a_page_in_the_store_language_not_a_500(
     app: object, client: httpx.AsyncClient, db: Database, store: StoreKey, clock: FrozenClock
 ) -> None:
+    # A page of its own beside the app's (the real tracking page is `orders/pages.py`).
     router = APIRouter()
 
-    @router.get("/p/{store_id}/tracking/{token}", response_class=HTMLResponse)
+    @router.get("/test/p/{store_id}/tracking/{token}", response_class=HTMLResponse)
     async def page(request: Request, store_id: int, token: str) -> HTMLResponse:
         await opened(db, f"/p/{store_id}/tracking/{token}", clock)
         return HTMLResponse("opened")
 
     app.include_router(router)  # type: ignore[attr-defined]
-    url = await url_for(db, store, clock, c=1)
+    url = (await url_for(db, store, clock, c=1)).replace("/p/", "/test/p/")
     assert (await client.get(url)).text == "opened"
 
     forged = await client.get(url[:-3] + "xyz", headers={"accept": "text/html"})
@@ -95,3 +96,46 @@ async def test_a_bad_link_gets_a_page_in_the_store_language_not_a_500(
     expired = await client.get(url, headers={"accept": "text/html"})
     assert expired.status_code == 410
     assert "Bu bağlantının süresi doldu" in expired.text
+
+
+async def test_a_store_cache_keeps_the_store_for_its_seconds_only(
+    db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    from sqlalchemy import update
+
+    from ulak.stores.models import Store
+    from ulak.web.links import StoreCache
+
+    url = await url_for(db, store, clock, c=7, o="1001")
+    *_, store_id, _kind, token = url.split("/")
+    cache = StoreCache(seconds=60)
+
+    async def name_seen(stores: StoreCache) -> str:
+        async with db.read() as session:
+            link = await open_link(
+                session,
+                store_id=int(store_id),
+                kind="tracking",
+                token=token,
+                now=clock.now(),
+                stores=stores,
+            )
+        return link.store.name
+
+    assert await name_seen(cache) == "Ayşe'nin Dükkanı"
+    async with db.transaction() as session:
+        await session.execute(update(Store).values(name="Yeni Ad"))
+    # Within its seconds the cache answers; a cache whose seconds are over reads again.
+    assert await name_seen(cache) == "Ayşe'nin Dükkanı"
+    assert await name_seen(StoreCache(seconds=0)) == "Yeni Ad"
+    # A forged token is refused whether or not the store was cached.
+    with pytest.raises(BadLink):
+        async with db.read() as session:
+            await open_link(
+                session,
+                store_id=int(store_id),
+                kind="tracking",
+                token=token[:-2] + "xx",
+                now=clock.now(),
+                stores=cache,
+            )

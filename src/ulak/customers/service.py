@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
-from ulak.db import Note, attach, insert_returning_id, notes
+from ulak.db import Database, Note, attach, insert_returning_id, notes
 from ulak.errors import NotFound
 
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
@@ -303,3 +304,69 @@ async def identities(session: AsyncSession, *, ids: Iterable[int]) -> dict[int, 
         id_: {k: v for k, v in {"id": ref, "email": email, "phone": phone}.items() if v}
         for id_, ref, email, phone in rows.all()
     }
+
+
+@dataclass(frozen=True)
+class PageCustomer:
+    """What a customer page needs of the person its link names: who they are now (after
+    merges), their language and time zone, and whether they were erased."""
+
+    id: int
+    locale: str | None
+    timezone: str | None
+    erased: bool
+
+
+_PAGE_CUSTOMER = select(
+    Customer.id,
+    Customer.store_id,
+    Customer.merged_into_id,
+    Customer.locale,
+    Customer.timezone,
+    Customer.erased_at,
+).where(Customer.id == bindparam("customer_id"))
+
+
+async def page_customer(
+    session: AsyncSession, *, store_id: int, customer_id: int
+) -> PageCustomer | None:
+    """`surviving_customer` for a read-only page: the same answer (None if there is no
+    such customer in this store), as a few plain columns on the session's connection
+    rather than an ORM object (a tracking page is read far more often than written)."""
+    connection = await session.connection()
+    current: Any = None
+    next_id: int | None = customer_id
+    for _ in range(100):  # a merge chain is short; a cycle would be a bug, not a loop
+        if next_id is None:
+            break
+        current = (await connection.execute(_PAGE_CUSTOMER, {"customer_id": next_id})).first()
+        if current is None:
+            return None
+        next_id = current.merged_into_id
+    if current is None or current.store_id != store_id or next_id is not None:
+        return None
+    return PageCustomer(current.id, current.locale, current.timezone, current.erased_at is not None)
+
+
+def page_customer_sqlite(
+    database: Database, *, store_id: int, customer_id: int
+) -> PageCustomer | None:
+    """`page_customer` on SQLite's plain read-only connection (`Database.lookup`), in
+    microseconds rather than a quarter of a millisecond a statement."""
+    current: Any = None
+    next_id: int | None = customer_id
+    for _ in range(100):  # as page_customer
+        if next_id is None:
+            break
+        found = database.lookup(
+            "SELECT id, store_id, merged_into_id, locale, timezone, erased_at"
+            " FROM customers WHERE id = ?",
+            (next_id,),
+        )
+        if not found:
+            return None
+        current = found[0]
+        next_id = current[2]
+    if current is None or current[1] != store_id or next_id is not None:
+        return None
+    return PageCustomer(current[0], current[3], current[4], current[5] is not None)

@@ -421,7 +421,9 @@ async def apply_event(
         if event.error is not None:
             return customer.id  # a refused request or update starts and emails nothing
     elif isinstance(data, ShipmentUpdatedData):
-        change = await apply_shipment_update(session, store_id=store.id, data=data, now=now)
+        change = await apply_shipment_update(
+            session, store_id=store.id, data=data, occurred_at=event.occurred_at, now=now
+        )
         order = await order_of_shipment(session, change.shipment)
         if data.status == "delivered" and order is not None and order.status != "delivered":
             await _derive_order_delivered(

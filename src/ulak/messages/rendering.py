@@ -836,8 +836,19 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
     """An order and a cart with everything a template may show (and the trigger event of
     a template that needs one): a store's template is rendered on it before it is saved
     (`ulak templates set`), and the tests render the shipped ones on it."""
+    from ulak.web.links import PageLinks  # the page links' own module: fastapi and all
+
     event = SAMPLE_EVENTS.get(template or "")
     return ({"event": event} if event else {}) | {
+        # The customer's page links, as a sent message gets them (signed with a sample key).
+        "links": PageLinks(
+            _base_url="https://ulak.example",
+            _store_id=1,
+            _secret="sample",  # noqa: S106 (a sample's key, signing nothing real)
+            _customer_id=1,
+            _order_id="ord_1",
+            _stamp=1795424400,
+        ),
         "customer": {"first_name": "Ayşe", "last_name": "Yılmaz", "email": "ayse@example.com"},
         "order": {
             "order_id": "ord_1",

@@ -112,3 +112,22 @@ class Shipment(Base):
     estimated_delivery: Mapped[str | None] = mapped_column(String(40))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShipmentCheckpoint(Base):
+    """One carrier status of a parcel, with when and where the carrier saw it: the
+    tracking page's timeline. A `shipment.updated` adds one; the shipment row keeps only
+    the latest."""
+
+    __tablename__ = "shipment_checkpoints"
+    __table_args__ = (
+        # A parcel's checkpoints in order (the tracking page reads them per order).
+        Index("ix_shipment_checkpoints_shipment", "shipment_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str | None] = mapped_column(String(300))
+    message: Mapped[str | None] = mapped_column(String(1000))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.customers.privacy import Personal
-from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.orders.models import (
+    Cart,
+    Order,
+    OrderItem,
+    OrderStatusChange,
+    Shipment,
+    ShipmentCheckpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,14 @@ class ItemExport:
 
 
 @dataclass(frozen=True)
+class CheckpointExport:
+    status: str
+    location: str | None
+    message: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
 class ShipmentExport:
     shipment_id: str
     carrier: str | None
@@ -35,6 +50,7 @@ class ShipmentExport:
     message: str | None
     estimated_delivery: str | None
     updated_at: datetime
+    checkpoints: list[CheckpointExport]
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,21 @@ async def _by_order(
     return out
 
 
+async def _checkpoints(
+    session: AsyncSession, shipment_ids: list[int]
+) -> dict[int, list[ShipmentCheckpoint]]:
+    out: dict[int, list[ShipmentCheckpoint]] = {}
+    if shipment_ids:
+        rows = await session.execute(
+            select(ShipmentCheckpoint)
+            .where(ShipmentCheckpoint.shipment_id.in_(shipment_ids))
+            .order_by(ShipmentCheckpoint.occurred_at, ShipmentCheckpoint.id)
+        )
+        for row in rows.scalars():
+            out.setdefault(row.shipment_id, []).append(row)
+    return out
+
+
 async def export_orders(
     session: AsyncSession, *, store_id: int, customer_id: int
 ) -> list[OrderExport]:
@@ -111,6 +142,7 @@ async def export_orders(
         session, OrderStatusChange, ids, OrderStatusChange.occurred_at, OrderStatusChange.id
     )
     shipments = await _by_order(session, Shipment, ids, Shipment.id)
+    checkpoints = await _checkpoints(session, [s.id for ss in shipments.values() for s in ss])
     return [
         OrderExport(
             order_id=o.order_id,
@@ -142,6 +174,10 @@ async def export_orders(
                     s.message,
                     s.estimated_delivery,
                     s.updated_at,
+                    [
+                        CheckpointExport(c.status, c.location, c.message, c.occurred_at)
+                        for c in checkpoints.get(s.id, [])
+                    ],
                 )
                 for s in shipments[o.id]
             ],
@@ -190,10 +226,19 @@ async def erase_customer(
     ).values():
         for change in changes:
             change.note = personal.redact(change.note)
+    shipment_ids = []
     for shipments in (await _by_order(session, Shipment, ids, Shipment.id)).values():
         for shipment in shipments:
             shipment.location = shipment.message = None
             shipment.tracking_number = shipment.tracking_url = None
+            shipment_ids.append(shipment.id)
+    # Their history keeps each status and its time, not where or what the carrier said.
+    if shipment_ids:
+        await session.execute(
+            update(ShipmentCheckpoint)
+            .where(ShipmentCheckpoint.shipment_id.in_(shipment_ids))
+            .values(location=None, message=None)
+        )
     carts = await session.execute(
         delete(Cart).where(Cart.store_id == store_id, Cart.customer_id == customer_id)
     )
