@@ -24,6 +24,7 @@ from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
 from ulak.migrate import upgrade
 from ulak.privacy.cli import customers_app
+from ulak.reviews.cli import reviews_app
 from ulak.sms.cli import sms_app
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
@@ -46,6 +47,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(suppressions_app, name="suppressions")
 app.command("inbound")(inbound_command)
 app.add_typer(customers_app, name="customers")
+app.add_typer(reviews_app, name="reviews")
 
 
 def _logging(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
 from ulak.messages.models import Message, TemplateOverride
 from ulak.orders.models import Cart, Order, OrderItem, OrderStatusChange, Shipment
+from ulak.reviews.models import Review, ReviewPhoto, ReviewSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -41,6 +42,9 @@ __all__ = [
     "OrderItem",
     "OrderStatusChange",
     "Product",
+    "Review",
+    "ReviewPhoto",
+    "ReviewSettings",
     "Shipment",
     "ShortLink",
     "SmsSettings",

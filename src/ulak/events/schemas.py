@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from ulak.fields import WebUrl, ZoneName
+from ulak.reviews.schemas import ReviewDueData, ReviewModeratedData, ReviewSubmittedData
 
 
 def _no_float(value: Any) -> Any:
@@ -334,6 +335,9 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "message.failed": SmsReportData,
     "message.bounced": BouncedData,
     "message.complained": ComplainedData,
+    "review.submitted": ReviewSubmittedData,
+    "review.moderated": ReviewModeratedData,
+    "review.due": ReviewDueData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.
@@ -344,7 +348,11 @@ WITHOUT_CUSTOMER = frozenset({"product.updated"})
 # Types only ulak itself writes (the sender, `ulak inbound`, POST /v1/inbound/email): a
 # shop's event of these types would suppress an address, or revoke a consent, on a message
 # id alone.
-ULAK_ONLY = frozenset({"message.bounced", "message.complained"})
+# A shop's review.submitted would publish a review no verified buyer wrote, its
+# review.moderated approve one without the store's moderation (`/v1/reviews/...` sends it).
+ULAK_ONLY = frozenset(
+    {"message.bounced", "message.complained", "review.submitted", "review.moderated"}
+)
 
 MAX_BATCH = 1000
 # Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
@@ -402,7 +410,10 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("type",)),
                 message=f"{event.type} is ulak's own: post bounce and complaint reports "
-                "to /v1/inbound/email",
+                "to /v1/inbound/email"
+                if event.type.startswith("message.")
+                else f"{event.type} is ulak's own: reviews come from the review page and "
+                "the /v1/reviews routes",
             )
         )
     model = DATA_MODELS.get(event.type)

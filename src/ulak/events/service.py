@@ -69,6 +69,7 @@ from ulak.orders.service import (
     move_customer as move_orders,
 )
 from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
+from ulak.reviews import service as reviews
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
@@ -313,6 +314,10 @@ async def apply_event(
             delivered=event.type == "message.delivered",
             reason=data.reason,
         )
+    if reviews.wants(event.type):
+        await reviews.apply(
+            session, store=store, event=event, data=data, customer=customer, now=now
+        )
     if customer is None:
         return event.customer_id
     common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}
@@ -453,6 +458,7 @@ async def _merge(
     await timers.move_customer(session, store=store, **moved)
     await move_messages(session, **moved)
     await move_coupons(session, **moved)
+    await reviews.move_customer(session, **moved)
     await move_enrollments(session, **moved, now=now)
     await merge_consent(session, survivor=survivor, absorbed=absorbed)
     merges.append(absorbed.id)
