@@ -233,6 +233,12 @@ async def review_form(
     now = clock.now()
     link, customer, order, locale = await _open(request, store_id, token, database, now)
     context = await _context(request, database, link, customer, order, locale, now)
+    # A star in the request email opens the form with that product's stars chosen.
+    chosen, stars = request.query_params.get("product"), request.query_params.get("r")
+    if stars in ("1", "2", "3", "4", "5"):
+        for product in context["products"]:
+            if product["product_id"] == chosen:
+                product["rating"] = int(stars)
     return render_page(request, "reviews/form.html", context)
 
 
