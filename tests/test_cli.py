@@ -70,6 +70,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("order-preparing", True),
         ("order-shipped", True),
         ("replenishment", True),
+        ("review-request", True),
         ("special-days", True),
         ("thank-you", True),
         ("welcome", True),

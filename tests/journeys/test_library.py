@@ -28,6 +28,7 @@ SHIPPED = {
     "order-preparing": True,
     "order-shipped": True,
     "replenishment": True,
+    "review-request": True,
     "special-days": True,
     "thank-you": True,
     "welcome": True,

@@ -397,7 +397,8 @@ runs_until: "+1d"
     assert problems(text) == [
         'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
         " abandoned-cart, back-in-stock, birthday, delivery-problems, order-confirmation,"
-        " order-delivered, order-preparing, order-shipped, replenishment, special-days, thank-you,"
+        " order-delivered, order-preparing, order-shipped, replenishment, review-request,"
+        " special-days, thank-you,"
         " welcome, win-back, or give a file"
     ]
 
