@@ -53,6 +53,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "messages",
         "orders",
         "profile",
+        "reviews",
         "suppressions",
         "timers",
     ]

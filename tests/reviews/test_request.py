@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from ulak.worker import Workers
 CUSTOMER = {"id": "c-1042", "email": "ayse@example.com"}
 
 
-async def post(client: httpx.AsyncClient, store: StoreKey, *events: dict[str, object]) -> None:
+async def post(client: httpx.AsyncClient, store: StoreKey, *events: Any) -> None:
     answer = await client.post("/v1/events", json={"events": list(events)}, headers=store.auth)
     assert answer.status_code == 202, answer.text
 

@@ -33,6 +33,8 @@ from ulak.messages import privacy as messages_privacy
 from ulak.messages.privacy import MessageExport
 from ulak.orders import privacy as orders_privacy
 from ulak.orders.privacy import CartExport, OrderExport
+from ulak.reviews import privacy as reviews_privacy
+from ulak.reviews.privacy import ReviewExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
@@ -61,6 +63,7 @@ class CustomerData:
     timers: list[TimerExport]
     # The store's suppression list entries for her addresses (bounces, complaints).
     suppressions: list[SuppressionExport]
+    reviews: list[ReviewExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -102,6 +105,7 @@ async def export_customer(
         suppressions=await suppressions_privacy.export_addresses(
             session, store_id=store_id, email=profile.email, phone=profile.phone
         ),
+        reviews=await reviews_privacy.export_customer(session, **mine),
     )
 
 
@@ -122,6 +126,7 @@ class Erased:
     back_in_stock: int
     timers: int
     suppressions: int
+    reviews: int
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -168,6 +173,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     erased_timers = await timers_privacy.erase_customer(
         session, store_id=store_id, customer_id=customer.id
     )
+    erased_reviews = await reviews_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer.id
+    )
     suppressions = await suppressions_privacy.erase_addresses(
         session,
         store_id=store_id,
@@ -187,6 +195,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         back_in_stock=subscriptions,
         timers=erased_timers,
         suppressions=suppressions,
+        reviews=erased_reviews,
     )
     notes(session)(ERASURES).append(done)
     return done
