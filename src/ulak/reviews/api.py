@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ulak.db import Database
 from ulak.errors import Conflict, NotFound
 from ulak.events.inbox import Inbox
 from ulak.events.schemas import Accepted, EventIn, Id
@@ -102,6 +103,8 @@ def json_ld(store: Store, found: Published, product_id: str | None) -> dict[str,
     """schema.org markup of the page's reviews: a Product with its AggregateRating, or the
     store (an Organization) when no product is named."""
     thing: dict[str, Any] = {"@context": "https://schema.org"}
+    # A writer who cleared the name shown is a verified buyer, in the store's language.
+    anonymous = WIDGET_TEXTS[resolve_locale(store.locale, None)]["verified"]
     if product_id is not None:
         thing |= {"@type": "Product", "name": found.product_title or product_id}
         thing["productID"] = product_id
@@ -118,7 +121,7 @@ def json_ld(store: Store, found: Published, product_id: str | None) -> dict[str,
         thing["review"] = [
             {
                 "@type": "Review",
-                "author": {"@type": "Person", "name": r.display_name or "-"},
+                "author": {"@type": "Person", "name": r.display_name or anonymous},
                 "datePublished": r.published_at.date().isoformat() if r.published_at else None,
                 "name": r.title or None,
                 "reviewBody": r.body or None,
@@ -150,7 +153,7 @@ def script_json(value: Any) -> str:
     )
 
 
-async def _store(database: Any, store_id: int) -> Store:
+async def _store(database: Database, store_id: int) -> Store:
     async with database.read() as session:
         store: Store | None = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
         if store is None:
@@ -359,7 +362,7 @@ async def pending_reviews(
 async def _moderate(
     request: Request,
     store: Store,
-    database: Any,
+    database: Database,
     review_id: int,
     data: dict[str, Any],
 ) -> ModerationAccepted:

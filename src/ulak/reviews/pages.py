@@ -11,21 +11,26 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ulak.config import Settings
 from ulak.customers.models import Customer
 from ulak.customers.service import surviving_customer
+from ulak.db import Database
 from ulak.events.inbox import Inbox
 from ulak.events.schemas import EventIn
 from ulak.messages.rendering import resolve_locale
 from ulak.reviews import photos as photo_files
 from ulak.reviews.service import (
+    photo_tokens,
     reviewable_order,
     reviewable_products,
     reviews_of_order,
@@ -150,7 +155,7 @@ def _texts(locale: str) -> dict[str, str]:
 
 
 async def _open(
-    request: Request, store_id: int, token: str, database: Any, now: Any
+    request: Request, store_id: int, token: str, database: Database, now: datetime
 ) -> tuple[Link, Customer, dict[str, Any], str]:
     """The link, its customer (after merges), their order and the page's language; a link
     whose customer or order is gone is as bad as a forged one."""
@@ -175,12 +180,12 @@ async def _open(
 
 async def _context(
     request: Request,
-    database: Any,
+    database: Database,
     link: Link,
     customer: Customer,
     order: dict[str, Any],
     locale: str,
-    now: Any,
+    now: datetime,
 ) -> dict[str, Any]:
     store = link.store
     async with database.read() as session:
@@ -220,9 +225,7 @@ async def _context(
     }
 
 
-async def _photo_counts(session: Any, review_ids: list[int]) -> dict[int, int]:
-    from ulak.reviews.service import photo_tokens
-
+async def _photo_counts(session: AsyncSession, review_ids: list[int]) -> dict[int, int]:
     return {k: len(v) for k, v in (await photo_tokens(session, review_ids)).items()}
 
 
@@ -267,8 +270,6 @@ async def _read_form(request: Request, limit: int) -> FormData:
         body = b""
         async for chunk in stream():
             body += chunk
-        from urllib.parse import parse_qsl
-
         fields: list[tuple[str, str | UploadFile]] = list(
             parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         )

@@ -285,7 +285,8 @@ async def order_delivered(
         return None
     order, _ = views[(store.id, order_id)]
     products = reviewable_products(order)
-    if not products:
+    if not products or await reviews_of_order(session, store_id=store.id, order_id=order_id):
+        # Nothing to review, or reviewed already (a later delivery event asks nothing).
         return None
     settings = await settings_of(session, store_id=store.id)
     days = settings.delay_days
