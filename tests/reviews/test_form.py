@@ -438,3 +438,18 @@ async def test_a_pending_reviews_photo_is_not_served(
         token = (await session.execute(select(ReviewPhoto.token))).scalar_one()
     assert (await client.get(f"/v1/reviews/photos/{token}")).status_code == 404
     assert (await client.get("/v1/reviews/photos/guess")).status_code == 404
+
+
+async def test_only_the_review_form_takes_bodies_past_the_apps_limit(
+    client: httpx.AsyncClient, path: str, store: StoreKey
+) -> None:
+    big = b"x" * (2 * 1024 * 1024)
+    events = await client.post("/v1/events", content=big, headers=store.auth)
+    assert events.status_code == 413
+    # A bad link is refused before its body is read; a good one reads it to its own limit.
+    base, token = path.rsplit("/", 1)
+    forged = await client.post(f"{base}/{token[:-2]}xx", content=big)
+    assert forged.status_code == 404
+    # The unsubscribe page, beside it, keeps the app's limit.
+    unsubscribe = await client.post(f"/u/{store.id}/anything", content=big)
+    assert unsubscribe.status_code == 413
