@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.reviews.support import place_order, review_link, submit
 from tests.support import StoreKey, make_store
 from ulak.clock import FrozenClock
 from ulak.db import Database
+from ulak.reviews import api
 from ulak.worker import Workers
 
 
@@ -104,11 +106,9 @@ async def test_another_store_and_an_unknown_product_show_nothing(
 
 
 async def test_the_widget_script_only_reads_its_own_attributes() -> None:
-    from ulak.reviews.api import WIDGET_SCRIPT
-
-    assert "encodeURIComponent(product)" in WIDGET_SCRIPT
-    assert "innerHTML" not in WIDGET_SCRIPT
-    assert 'setAttribute("sandbox"' in WIDGET_SCRIPT
+    assert "encodeURIComponent(product)" in api.WIDGET_SCRIPT
+    assert "innerHTML" not in api.WIDGET_SCRIPT
+    assert 'setAttribute("sandbox"' in api.WIDGET_SCRIPT
 
 
 async def test_the_widget_script_is_served_as_javascript(client: httpx.AsyncClient) -> None:
@@ -117,3 +117,23 @@ async def test_the_widget_script_is_served_as_javascript(client: httpx.AsyncClie
     assert answer.headers["content-type"].startswith("text/javascript")
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert "document.currentScript" in answer.text
+
+
+async def test_a_public_answer_is_kept_a_few_seconds(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    workers: Workers,
+    db: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(api, "CACHE_SECONDS", 5.0)
+    monkeypatch.setattr(api, "_answers", {})
+    url = f"/v1/stores/{store.id}/reviews"
+    assert (await client.get(url)).json()["count"] == 0
+    await reviewed(client, store, workers, db, clock, [5])
+    # The product page's visitors share one answer for a few seconds...
+    assert (await client.get(url)).json()["count"] == 0
+    # ...then see the new review.
+    monkeypatch.setattr(api, "CACHE_SECONDS", 0.0)
+    assert (await client.get(url)).json()["count"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -80,7 +81,32 @@ class PendingReview(ReviewOut):
 
 
 def _photo_url(request: Request, token: str) -> str:
-    return str(request.url_for("review_photo", token=token))
+    # As `url_for("review_photo")` would write it, without its search through every route
+    # (a widget page names ten).
+    return f"{request.base_url}v1/reviews/photos/{token}"
+
+
+# What the public routes answered lately, by what was asked (and the host it was asked of,
+# whose name the photo URLs carry). A shop's product page asks the same few questions for
+# every visitor: a page is rendered once per CACHE_SECONDS, and browsers and CDNs may keep
+# it longer still (PUBLIC_CACHE). A new or moderated review shows within that time.
+CACHE_SECONDS = 5.0
+_answers: dict[tuple[object, ...], tuple[float, bytes]] = {}
+
+
+def _cached(key: tuple[object, ...]) -> bytes | None:
+    if CACHE_SECONDS <= 0:
+        return None
+    found = _answers.get(key)
+    if found is None or time.monotonic() - found[0] > CACHE_SECONDS:
+        return None
+    return found[1]
+
+
+def _keep(key: tuple[object, ...], body: bytes) -> None:
+    if len(_answers) > 10_000:
+        _answers.clear()
+    _answers[key] = (time.monotonic(), body)
 
 
 def _out(request: Request, review: Review, tokens: list[str]) -> dict[str, Any]:
@@ -153,15 +179,6 @@ def script_json(value: Any) -> str:
     )
 
 
-async def _store(database: Database, store_id: int) -> Store:
-    async with database.read() as session:
-        store: Store | None = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
-        if store is None:
-            raise NotFound(f"store {store_id} does not exist")
-        session.expunge(store)
-    return store
-
-
 ProductQuery = Annotated[Id | None, Query(description="A product's id; none: the whole store")]
 PageQuery = Annotated[int, Query(ge=1, le=10_000)]
 
@@ -173,30 +190,47 @@ PageQuery = Annotated[int, Query(ge=1, le=10_000)]
 )
 async def public_reviews(
     request: Request,
-    response: Response,
     store_id: int,
     database: AppDatabase,
     product_id: ProductQuery = None,
     page: PageQuery = 1,
-) -> dict[str, Any]:
+) -> Response:
     """Newest first, 10 a page. Every published review counts: no filtering by rating."""
-    store = await _store(database, store_id)
+    headers = {"Cache-Control": PUBLIC_CACHE, "Access-Control-Allow-Origin": "*"}
+    key = ("json", store_id, product_id, page, str(request.base_url))
+    body = _cached(key)
+    if body is None:
+        store, found = await _published(database, store_id, product_id, page)
+        answer = ReviewList(
+            store_id=store.id,
+            product_id=product_id,
+            count=found.count,
+            average=found.average,
+            page=page,
+            pages=max(1, math.ceil(found.count / PER_PAGE)),
+            reviews=[
+                ReviewOut(**_out(request, r, found.photos.get(r.id, []))) for r in found.reviews
+            ],
+            json_ld=json_ld(store, found, product_id),
+        )
+        body = answer.model_dump_json().encode()
+        _keep(key, body)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def _published(
+    database: Database, store_id: int, product_id: str | None, page: int
+) -> tuple[Store, Published]:
+    """The store and a page of its published reviews, in one read."""
     async with database.read() as session:
+        store: Store | None = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
+        if store is None:
+            raise NotFound(f"store {store_id} does not exist")
         found = await published(
             session, store_id=store.id, product_id=product_id, page=page, per_page=PER_PAGE
         )
-    response.headers["Cache-Control"] = PUBLIC_CACHE
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return {
-        "store_id": store.id,
-        "product_id": product_id,
-        "count": found.count,
-        "average": found.average,
-        "page": page,
-        "pages": max(1, math.ceil(found.count / PER_PAGE)),
-        "reviews": [_out(request, r, found.photos.get(r.id, [])) for r in found.reviews],
-        "json_ld": json_ld(store, found, product_id),
-    }
+        session.expunge(store)
+    return store, found
 
 
 @router.get("/v1/reviews/photos/{token}", name="review_photo", include_in_schema=False)
@@ -254,27 +288,29 @@ async def review_widget(
     lang: Annotated[Literal["tr", "en"] | None, Query()] = None,
 ) -> HTMLResponse:
     """The reviews as a small page for an iframe on the shop's product page."""
-    store = await _store(database, store_id)
-    async with database.read() as session:
-        found = await published(
-            session, store_id=store.id, product_id=product_id, page=page, per_page=PER_PAGE
-        )
-    locale = lang or resolve_locale(store.locale, None)
-    context = store_page(store, locale) | {
-        "w": WIDGET_TEXTS[locale],
-        "found": found,
-        "reviews": [_out(request, r, found.photos.get(r.id, [])) for r in found.reviews],
-        "json_ld": script_json(json_ld(store, found, product_id)),
-        "more_url": str(request.url.include_query_params(page=page + 1))
-        if page * PER_PAGE < found.count
-        else None,
-        "help": None,
+    headers = {
+        "Content-Security-Policy": WIDGET_CSP,
+        "Cache-Control": PUBLIC_CACHE,
+        "X-Content-Type-Options": "nosniff",
     }
-    response = render_page(request, "reviews/widget.html", context)
-    response.headers["Content-Security-Policy"] = WIDGET_CSP
-    response.headers["Cache-Control"] = PUBLIC_CACHE
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    key = ("widget", store_id, product_id, page, lang, str(request.base_url))
+    body = _cached(key)
+    if body is None:
+        store, found = await _published(database, store_id, product_id, page)
+        locale = lang or resolve_locale(store.locale, None)
+        context = store_page(store, locale) | {
+            "w": WIDGET_TEXTS[locale],
+            "found": found,
+            "reviews": [_out(request, r, found.photos.get(r.id, [])) for r in found.reviews],
+            "json_ld": script_json(json_ld(store, found, product_id)),
+            "more_url": str(request.url.include_query_params(page=page + 1))
+            if page * PER_PAGE < found.count
+            else None,
+            "help": None,
+        }
+        body = bytes(render_page(request, "reviews/widget.html", context).body)
+        _keep(key, body)
+    return HTMLResponse(body, headers=headers)
 
 
 WIDGET_SCRIPT = """(function () {
