@@ -203,6 +203,23 @@ async def test_a_png_named_jpg_is_taken_for_what_it_is(
     assert Image.open(io.BytesIO(photo.data)).format == "JPEG"
 
 
+async def test_an_iphone_heic_photo_is_taken_and_stored_as_jpeg(
+    client: httpx.AsyncClient, path: str, workers: Workers, db: Database
+) -> None:
+    answer = await submit(
+        client,
+        path,
+        {"rating_0": "4"},
+        [("photos_0", ("IMG_0001.HEIC", images.heic(), "image/heic"))],
+    )
+    assert answer.status_code == 200
+    await workers.drain()
+    async with db.read() as session:
+        (photo,) = (await session.execute(select(ReviewPhoto))).scalars()
+    assert (photo.content_type, photo.width, photo.height) == ("image/jpeg", 320, 240)
+    assert Image.open(io.BytesIO(photo.data)).format == "JPEG"
+
+
 async def test_four_photos_are_one_too_many(
     client: httpx.AsyncClient, path: str, workers: Workers, db: Database
 ) -> None:
