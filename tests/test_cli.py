@@ -758,7 +758,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 13
+    assert len(shipped.stdout.splitlines()) == len(library) == 14
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (
