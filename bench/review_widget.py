@@ -1,7 +1,8 @@
 """The review widget and the public reviews API under load: `ulak serve --no-workers` on
 SQLite (as a laptop runs it), one store with `--reviews` published reviews of a product
 (10 with a photo), and `--connections` clients asking for the widget's iframe page, then
-the JSON, for `--seconds` each. Prints requests/s and the p50/p99 latency of each.
+the JSON, for `--seconds` each (and /healthz first, the floor of this machine and these
+clients at the moment). Prints requests/s and the p50/p99 latency of each.
 
 The issue's target (with the tracking page, `bench/pages.py`): ≥ 500 requests/s, p99 <
 50 ms on this 2-core machine.
@@ -156,6 +157,8 @@ def main() -> None:
                     break
                 time.sleep(0.1)
             for name, path in (
+                # The floor on this machine now: the app's cheapest route, same clients.
+                ("healthz", "/healthz"),
                 ("widget", f"/w/{store_id}/reviews?product_id=p-1"),
                 ("json", f"/v1/stores/{store_id}/reviews?product_id=p-1"),
             ):
