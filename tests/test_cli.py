@@ -75,6 +75,7 @@ def test_stores_create_prints_its_key_once_and_list_shows_it(env: dict[str, str]
         ("returns", True),
         ("satisfaction-make-good", True),
         ("satisfaction-survey", True),
+        ("review-request", True),
         ("special-days", True),
         ("thank-you", True),
         ("welcome", True),
@@ -767,7 +768,7 @@ def test_an_informational_journey_may_not_carry_a_promotion(
     library = sorted((Path(__file__).parents[1] / "src/ulak/journeys/library").glob("*.yaml"))
     shipped = ulak_cli("journeys", "validate", *map(str, library), env=env)
     assert (shipped.returncode, shipped.stderr) == (0, "")
-    assert len(shipped.stdout.splitlines()) == len(library) == 18
+    assert len(shipped.stdout.splitlines()) == len(library) == 19
     # An informational journey that issues a coupon, and sends a template that shows one.
     path = tmp_path / "after-delivery.yaml"
     coupon = (

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,6 +42,9 @@ from ulak.preferences.pages import router as preferences_router
 from ulak.privacy.api import router as privacy_router
 from ulak.returns.api import router as returns_router
 from ulak.returns.pages import router as returns_page_router
+from ulak.reviews.api import router as reviews_router
+from ulak.reviews.pages import UPLOAD_PATH as REVIEW_UPLOAD_PATH
+from ulak.reviews.pages import router as review_pages_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
@@ -66,12 +70,17 @@ class BodyTooLarge(UlakError):
 class BodyLimit:
     """Refuse request bodies over the limit, whether or not they declare their length."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, own_limits: Sequence[re.Pattern[str]] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Paths whose routes count their bodies against a larger limit of their own while
+        # reading them (the review form's photos).
+        self.own_limits = own_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(p.match(scope["path"]) for p in self.own_limits):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -267,6 +276,8 @@ def create_app(
     app.include_router(unsubscribe_router)
     app.include_router(preferences_router)
     app.include_router(tracking_router)
+    app.include_router(reviews_router)
+    app.include_router(review_pages_router)
     app.include_router(short_link_router)
     app.include_router(sms_reports_router)
     app.include_router(inbound_router)
@@ -288,7 +299,7 @@ def create_app(
                 "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
                 settings.host,
             )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, own_limits=[REVIEW_UPLOAD_PATH])
     return app
 
 

@@ -26,6 +26,7 @@ from ulak.migrate import upgrade
 from ulak.preferences.cli import preferences_app
 from ulak.privacy.cli import customers_app
 from ulak.returns.cli import returns_app
+from ulak.reviews.cli import reviews_app
 from ulak.sms.cli import sms_app
 from ulak.stores.cli import create_store_with_key, keys_app, stores_app
 from ulak.stores.schemas import StoreCreate
@@ -52,6 +53,7 @@ app.command("inbound")(inbound_command)
 app.add_typer(customers_app, name="customers")
 app.add_typer(preferences_app, name="preferences")
 app.add_typer(returns_app, name="returns")
+app.add_typer(reviews_app, name="reviews")
 
 
 def _logging(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from ulak.orders.models import (
 )
 from ulak.preferences.models import PrivacyRequest, TopicPreference
 from ulak.returns.models import ReturnRequest, ReturnSettings
+from ulak.reviews.models import Review, ReviewPhoto, ReviewSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
@@ -54,6 +55,9 @@ __all__ = [
     "Product",
     "ReturnRequest",
     "ReturnSettings",
+    "Review",
+    "ReviewPhoto",
+    "ReviewSettings",
     "Shipment",
     "ShipmentCheckpoint",
     "ShortLink",

@@ -137,7 +137,7 @@ async def test_an_event_racing_a_finished_enrollment_does_not_revive_it(
     await post(client, store, order_placed("1"), event("order.delivered", "1", "d-1"))
     await workers.drain()
     clock.travel(timedelta(days=5))
-    await post(client, store, event("review.submitted", "1", "r-1", rating=5))
+    await post(client, store, event("order.rated", "1", "r-1", rating=5))
     # The step runner times the wait out and completes the enrollment while the event
     # worker applies the review that arrived just too late.
     async with db.transaction() as session:

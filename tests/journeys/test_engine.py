@@ -118,7 +118,7 @@ trigger: {event: order.delivered}
 reentry: once_per_order
 steps:
   - wait_for:
-      event: review.submitted
+      event: order.rated
       match: "event.data.order_id == enrollment.order_id"
       timeout: 5d
     on_timeout:
@@ -137,15 +137,15 @@ async def test_wait_for_resumes_when_the_matching_event_arrives(
     await post(client, store, order_placed("1"), event("order.delivered", "1", "d-1"))
     await workers.drain()
     (enrollment,) = await enrollments(db)
-    assert (enrollment.status, enrollment.waiting_for) == ("waiting", "review.submitted")
+    assert (enrollment.status, enrollment.waiting_for) == ("waiting", "order.rated")
 
     clock.travel(timedelta(days=1))
-    # A review of another order does not match.
-    await post(client, store, event("review.submitted", "other", "r-0", rating=5))
+    # A rating of another order does not match (a shop's own event type).
+    await post(client, store, event("order.rated", "other", "r-0", rating=5))
     await workers.drain()
     assert await sent(db) == []
 
-    await post(client, store, event("review.submitted", "1", "r-1", rating=5))
+    await post(client, store, event("order.rated", "1", "r-1", rating=5))
     await workers.drain()
     assert await sent(db) == [("order_shipped", "sent")]
     (enrollment,) = await enrollments(db)

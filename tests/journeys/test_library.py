@@ -33,6 +33,7 @@ SHIPPED = {
     "returns": True,
     "satisfaction-make-good": True,
     "satisfaction-survey": True,
+    "review-request": True,
     "special-days": True,
     "thank-you": True,
     "welcome": True,

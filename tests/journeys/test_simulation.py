@@ -401,7 +401,7 @@ runs_until: "+1d"
         'scenario.yaml:3: journeys[1]: unknown journey "welcom": the shipped ones are'
         " abandoned-cart, back-in-stock, birthday, confirm-back-in-stock, delivery-problems,"
         " order-confirmation, order-delivered, order-preparing, order-shipped, replenishment,"
-        " return-updates, returns, satisfaction-make-good, satisfaction-survey,"
+        " return-updates, returns, review-request, satisfaction-make-good, satisfaction-survey,"
         " special-days, thank-you, welcome, win-back, or give a file"
     ]
 

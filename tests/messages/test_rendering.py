@@ -74,6 +74,8 @@ LIFECYCLE_MAILS = [
     "abandoned_cart_last",
     "birthday",
     "replenishment",
+    "review_reminder",
+    "review_request",
     "thank_you",
     "thank_you_offer",
     "thank_you_tips",

@@ -284,6 +284,7 @@ def test_the_shipped_commercial_journeys_rank_as_the_readme_says() -> None:
         "birthday": 60,
         "replenishment": 60,
         "thank-you": 50,
+        "review-request": 30,
         "special-days": 30,
         "win-back": 20,
     }

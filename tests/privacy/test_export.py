@@ -55,6 +55,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "privacy_requests",
         "profile",
         "returns",
+        "reviews",
         "suppressions",
         "survey_answers",
         "timers",

@@ -22,6 +22,7 @@ from ulak.catalog.schemas import BackInStockConfirmData
 from ulak.fields import WebUrl, ZoneName
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
+from ulak.reviews.schemas import ReviewDueData, ReviewModeratedData, ReviewSubmittedData
 from ulak.surveys.schemas import SurveyAnsweredData
 
 
@@ -344,6 +345,9 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "return.requested": ReturnRequestedData,
     "return.updated": ReturnUpdatedData,
     "survey.answered": SurveyAnsweredData,
+    "review.submitted": ReviewSubmittedData,
+    "review.moderated": ReviewModeratedData,
+    "review.due": ReviewDueData,
 }
 
 # Delivery reports, which ulak makes of a gateway's callback (`sms/api.py`); not the API's.
@@ -354,7 +358,11 @@ WITHOUT_CUSTOMER = frozenset({"product.updated"})
 # Types only ulak itself writes (the sender, `ulak inbound`, POST /v1/inbound/email): a
 # shop's event of these types would suppress an address, or revoke a consent, on a message
 # id alone.
-ULAK_ONLY = frozenset({"message.bounced", "message.complained"})
+# A shop's review.submitted would publish a review no verified buyer wrote, its
+# review.moderated approve one without the store's moderation (`/v1/reviews/...` sends it).
+ULAK_ONLY = frozenset(
+    {"message.bounced", "message.complained", "review.submitted", "review.moderated"}
+)
 
 MAX_BATCH = 1000
 # Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
@@ -412,7 +420,10 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
             Problem(
                 path=_path(prefix, ("type",)),
                 message=f"{event.type} is ulak's own: post bounce and complaint reports "
-                "to /v1/inbound/email",
+                "to /v1/inbound/email"
+                if event.type.startswith("message.")
+                else f"{event.type} is ulak's own: reviews come from the review page and "
+                "the /v1/reviews routes",
             )
         )
     model = DATA_MODELS.get(event.type)

@@ -73,6 +73,7 @@ from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
 from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
 from ulak.returns.service import apply_return_event
+from ulak.reviews import service as reviews
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
@@ -319,6 +320,10 @@ async def apply_event(
             delivered=event.type == "message.delivered",
             reason=data.reason,
         )
+    if reviews.wants(event.type):
+        await reviews.apply(
+            session, store=store, event=event, data=data, customer=customer, now=now
+        )
     if customer is None:
         return event.customer_id
     common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}
@@ -493,6 +498,7 @@ async def _merge(
     await move_messages(session, **moved)
     await move_coupons(session, **moved)
     await surveys.move_customer(session, **moved)
+    await reviews.move_customer(session, **moved)
     await move_enrollments(session, **moved, now=now)
     await merge_consent(session, survivor=survivor, absorbed=absorbed)
     await preferences.move_customer(session, from_id=absorbed.id, to_id=survivor.id)

@@ -20,6 +20,7 @@ from ulak.orders.service import (
     order_views,
     shipment_view,
 )
+from ulak.reviews.service import quotable_reviews
 from ulak.stores.models import Store
 
 # The step runner's batch of orders, loaded at once (see `prefetch_orders`).
@@ -69,7 +70,7 @@ async def prefetch_orders(session: AsyncSession, keys: set[tuple[int, str]]) -> 
 # Values of a message's context that cost queries: computed only for a template or an
 # expression that reads them (`add_costly`), so the order confirmation, sent for every
 # order, never pays for them.
-COSTLY = frozenset({"tips", "recommendations"})
+COSTLY = frozenset({"tips", "recommendations", "testimonials"})
 
 
 async def add_costly(
@@ -85,6 +86,8 @@ async def add_costly(
     `tips`: for the items of the context's order, each product's tips (none without an
     order). `recommendations`: products for the customer (`catalog.service.recommend`),
     each with its price written for the message's language (`price_text`).
+    `testimonials`: recent published 4-5 star reviews whose writers allowed quoting
+    (`reviews.service.quotable_reviews`).
     """
     wanted = (COSTLY & names) - context.keys()
     if "tips" in wanted:
@@ -110,6 +113,8 @@ async def add_costly(
             currency=store.currency,
         )
         context["recommendations"] = [_card_view(card, fmt) for card in cards]
+    if "testimonials" in wanted:
+        context["testimonials"] = await quotable_reviews(session, store_id=store.id, limit=3)
 
 
 def _tips_view(tips: ProductTips) -> dict[str, Any]:

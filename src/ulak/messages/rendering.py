@@ -875,13 +875,19 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
             "order_url": "https://aysenin.example/hesabim/siparis/1001",
             "items": [
                 {
+                    "product_id": "p-1",
                     "title": "Seramik Kupa",
                     "quantity": 2,
                     "price": Decimal("250.00"),
                     "url": "https://aysenin.example/kupa",
                     "image_url": "https://cdn.aysenin.example/kupa.jpg",
                 },
-                {"title": "Keten Önlük", "quantity": 1, "price": Decimal("750.00")},
+                {
+                    "product_id": "p-3",
+                    "title": "Keten Önlük",
+                    "quantity": 1,
+                    "price": Decimal("750.00"),
+                },
             ],
         },
         "shipment": {
@@ -918,6 +924,16 @@ def sample_context(template: str | None = None) -> dict[str, Any]:
                     "İlk kullanımdan önce ılık suyla yıkayın.",
                     "Bulaşık makinesine uygundur.",
                 ],
+            }
+        ],
+        # Published 4-5 star reviews their writers let the shop quote (reviews/).
+        "testimonials": [
+            {
+                "rating": 5,
+                "title": "Çok şık",
+                "body": "Kupalar fotoğraftakinden de güzel, paketleme özenliydi.",
+                "name": "Zeynep K.",
+                "product_title": "Seramik Kupa",
             }
         ],
         "recommendations": [

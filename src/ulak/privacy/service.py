@@ -37,6 +37,8 @@ from ulak.preferences import privacy as preferences_privacy
 from ulak.preferences.privacy import PrivacyRequestExport, TopicExport
 from ulak.returns import privacy as returns_privacy
 from ulak.returns.privacy import ReturnExport
+from ulak.reviews import privacy as reviews_privacy
+from ulak.reviews.privacy import ReviewExport
 from ulak.sms import privacy as sms_privacy
 from ulak.suppressions import privacy as suppressions_privacy
 from ulak.suppressions.privacy import SuppressionExport
@@ -72,6 +74,7 @@ class CustomerData:
     privacy_requests: list[PrivacyRequestExport]
     returns: list[ReturnExport]
     survey_answers: list[SurveyAnswerExport]
+    reviews: list[ReviewExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -117,6 +120,7 @@ async def export_customer(
         privacy_requests=await preferences_privacy.export_requests(session, **mine),
         returns=await returns_privacy.export_customer(session, **mine),
         survey_answers=await surveys_privacy.export_customer(session, **mine),
+        reviews=await reviews_privacy.export_customer(session, **mine),
     )
 
 
@@ -140,6 +144,7 @@ class Erased:
     topic_preferences: int = 0
     returns: int = 0
     survey_comments: int = 0
+    reviews: int = 0
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -186,6 +191,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
     erased_timers = await timers_privacy.erase_customer(
         session, store_id=store_id, customer_id=customer.id
     )
+    erased_reviews = await reviews_privacy.erase_customer(
+        session, store_id=store_id, customer_id=customer.id
+    )
     suppressions = await suppressions_privacy.erase_addresses(
         session,
         store_id=store_id,
@@ -219,6 +227,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         topic_preferences=topic_preferences,
         returns=returns,
         survey_comments=surveys.comments,
+        reviews=erased_reviews,
     )
     notes(session)(ERASURES).append(done)
     return done

@@ -82,7 +82,8 @@ REPLENISHMENT = "replenishment.due"
 DATE = "customer.date"
 SPECIAL_DAY = "customer.special_day"
 # The event types ulak derives from timers; journeys use them like any other.
-KINDS = (CART_ABANDONED, BIRTHDAY, LAPSED, REPLENISHMENT, DATE, SPECIAL_DAY)
+# review.due is set by `reviews.service.order_delivered`.
+KINDS = (CART_ABANDONED, BIRTHDAY, LAPSED, REPLENISHMENT, DATE, SPECIAL_DAY, "review.due")
 # The earliest time zone on earth: a special day starts here first.
 EARLIEST = timezone(timedelta(hours=14))
 
