@@ -283,6 +283,7 @@ def test_the_shipped_commercial_journeys_rank_as_the_readme_says() -> None:
         "welcome": 70,
         "birthday": 60,
         "replenishment": 60,
+        "satisfaction-make-good": 60,
         "thank-you": 50,
         "review-request": 30,
         "special-days": 30,
