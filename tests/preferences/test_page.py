@@ -19,6 +19,7 @@ from ulak.clock import FrozenClock
 from ulak.consent.models import ConsentChange
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.messages.models import Message
 from ulak.preferences.models import PrivacyRequest, TopicPreference
 from ulak.sms.service import set_sms
 from ulak.stores.service import get_store
@@ -26,6 +27,7 @@ from ulak.web.links import LIFETIMES, page_url
 from ulak.worker import Workers
 
 EMAIL = "ayse@example.com"
+GUEST = "aysegul@example.com"
 PHONE = "+905321234567"
 CHECKBOX = re.compile(r"<input type=\"checkbox\"([^>]*)>")
 OPTIONAL = ["newsletters", "offers", "reviews", "surveys", "back_in_stock"]
@@ -313,25 +315,60 @@ async def test_the_store_name_is_escaped_on_the_page(
 
 
 async def test_an_erasure_deletes_the_topic_choices_and_keeps_the_request(
-    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers
 ) -> None:
-    customer_id = await with_customer(client, store, workers, db)
+    store = await make_store(db, clock, contact_email="destek@dukkan.example")
+    customer_id = await with_customer(client, store, workers, db, last_name="Yılmaz")
+    # A guest profile of the same person asks too, from its own link, before a merge.
+    guest = {"email": GUEST, "first_name": "Ayşegül", "last_name": "Demirtaş", "phone": PHONE}
+    await post(client, store, {"id": "evt-g", "type": "customer.created", "customer": guest})
+    await workers.drain()
+    async with db.read() as session:
+        guest_id = await session.scalar(select(Customer.id).where(Customer.email == GUEST))
+    assert guest_id is not None
     url = await link(db, store, clock, customer_id)
     csrf = csrf_of((await client.get(url)).text)
     await client.post(url, data={"csrf": csrf, "action": "save", "channel:email": "on"})
     await client.post(url, data={"csrf": csrf, "action": "erase"})
+    guest_url = await link(db, store, clock, guest_id)
+    guest_csrf = csrf_of((await client.get(guest_url)).text)
+    await client.post(guest_url, data={"csrf": guest_csrf, "action": "export"})
     await workers.drain()
+    merge = {"type": "customer.updated", "customer": {"id": "c-1042", "phone": PHONE}}
+    await post(client, store, merge)
+    await workers.drain()
+    # The shop's two alerts name the person, in the outbox and the dev inbox.
+    personal = [EMAIL, GUEST, "Ayşe", "Yılmaz", "Ayşegül", "Demirtaş", PHONE]
+    alerts = [m for m in await dev_inbox(db) if m["To"] == "destek@dukkan.example"]
+    assert len(alerts) == 2
+    assert {EMAIL, GUEST, PHONE} <= {p for p in personal for m in alerts if p in text_of(m)}
     erased = await client.delete("/v1/customers/c-1042", headers=store.auth)
     assert erased.status_code == 202
     await workers.drain()
     async with db.read() as session:
         assert (await session.scalars(select(TopicPreference))).all() == []
-        (request,) = (await session.scalars(select(PrivacyRequest))).all()
-        assert (request.customer_id, request.kind) == (customer_id, "erase")
+        requests = (await session.scalars(select(PrivacyRequest))).all()
+        assert sorted((r.customer_id, r.kind) for r in requests) == [
+            (customer_id, "erase"),
+            (customer_id, "export"),
+        ]
+        # No message ulak keeps names them any more, the shop's alerts included (KVKK).
+        messages = (await session.scalars(select(Message))).all()
+        assert messages
+        for message in messages:
+            kept = " ".join(str(getattr(message, c.key)) for c in Message.__table__.columns)
+            assert not [p for p in personal if p in kept], message.template
+        assert {m.template for m in messages if m.customer_id is None} == {"shop_alert_privacy"}
+    for mail in await dev_inbox(db):
+        kept = f"{mail['Subject']} {mail['To']} {text_of(mail)} {text_of(mail, 'html')}"
+        assert not [p for p in personal if p in kept], mail["Subject"]
     # The page of an erased customer names nobody.
     assert (await client.get(url)).status_code == 404
     listed = await client.get("/v1/privacy/requests", headers=store.auth)
-    assert [(r["customer"], r["kind"]) for r in listed.json()] == [(None, "erase")]
+    assert [(r["customer"], r["kind"]) for r in listed.json()] == [
+        (None, "export"),
+        (None, "erase"),
+    ]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

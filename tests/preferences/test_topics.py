@@ -5,9 +5,11 @@ news go on."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from tests.support import (
@@ -21,10 +23,12 @@ from tests.support import (
 )
 from ulak.clock import FrozenClock
 from ulak.coupons.models import Coupon
+from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.journeys.definition import load_journey
 from ulak.journeys.models import EnrollmentStep
 from ulak.messages.models import Message
+from ulak.preferences.models import TopicPreference
 from ulak.preferences.topics import topic_of
 from ulak.worker import Workers
 
@@ -226,3 +230,51 @@ async def test_no_coupon_is_issued_for_an_email_whose_topic_is_off(
             select(EnrollmentStep.note).where(EnrollmentStep.kind == "action")
         )
         assert list(traced) == ["no coupon issued (welcome): turned off offers on email"]
+
+
+@pytest.mark.parametrize("later", ["absorbed", "survivor"])
+async def test_a_merge_keeps_the_later_choice_of_a_topic_both_profiles_chose(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    db: Database,
+    clock: FrozenClock,
+    workers: Workers,
+    later: str,
+) -> None:
+    # The shop's known profile survives a merge with a guest's (the id names it).
+    known = {"id": "c-7", "email": "other@example.com"}
+    guest = {"email": "guest@example.com"}
+
+    def chose(key: str, who: dict[str, str], topics: dict[str, bool]) -> dict[str, Any]:
+        data = {"topics": {"email": topics}, "source": f"{key}_page"}
+        return {"id": key, "type": "preferences.updated", "customer": who, "data": data}
+
+    first, second = (known, guest) if later == "absorbed" else (guest, known)
+    # The first leaves offers on; an hour later the second turns them off.
+    await post(client, store, chose("first", first, {"offers": True, "surveys": False}))
+    await workers.drain()
+    start = clock.now()
+    clock.travel(timedelta(hours=1))
+    await post(client, store, chose("second", second, {"offers": False, "reviews": False}))
+    await workers.drain()
+    merge = {"type": "customer.updated", "customer": {"id": "c-7", "email": "guest@example.com"}}
+    await post(client, store, merge)
+    await workers.drain()
+    async with db.read() as session:
+        (survivor,) = (
+            await session.scalars(select(Customer.id).where(Customer.merged_into_id.is_(None)))
+        ).all()
+        assert await session.scalar(select(Customer.external_id).where(Customer.id == survivor))
+        rows = (await session.scalars(select(TopicPreference))).all()
+        chosen = {
+            (r.customer_id, r.channel, r.topic): (r.subscribed, r.source, r.updated_at)
+            for r in rows
+        }
+    at = clock.now()
+    # The later opt-out wins whichever profile made it; each one's other topics stay, on
+    # the survivor.
+    assert chosen == {
+        (survivor, "email", "offers"): (False, "second_page", at),
+        (survivor, "email", "surveys"): (False, "first_page", start),
+        (survivor, "email", "reviews"): (False, "second_page", at),
+    }

@@ -43,3 +43,6 @@ class PrivacyRequest(Base):
     source: Mapped[str] = mapped_column(String(100))
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The outbox id of the shop's alert about it, which names the customer: an erasure
+    # empties that message too. No foreign key, as `survey_answers.alerts`.
+    alert_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,6 +1,8 @@
 """KVKK/GDPR: a customer's topic choices and the requests they made from the preference
 page. An erasure deletes the choices; the requests stay (a reference to the customer id,
-the kind and the moment, nothing that identifies them): the shop's proof that it answered."""
+the kind and the moment, nothing that identifies them): the shop's proof that it answered.
+The shop's alerts about those requests name the customer: `alert_ids` gives them to the
+erasure, which empties them."""
 
 from __future__ import annotations
 
@@ -58,3 +60,18 @@ async def erase_customer(session: AsyncSession, *, store_id: int, customer_id: i
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def alert_ids(session: AsyncSession, *, store_id: int, customer_ids: list[int]) -> list[int]:
+    """The outbox ids of the shop's alerts about the requests of these profiles (a merge
+    moves an absorbed profile's requests to the survivor, so the family finds them all)."""
+    if not customer_ids:
+        return []
+    rows = await session.scalars(
+        select(PrivacyRequest.alert_id).where(
+            PrivacyRequest.store_id == store_id,
+            PrivacyRequest.customer_id.in_(customer_ids),
+            PrivacyRequest.alert_id.is_not(None),
+        )
+    )
+    return sorted({int(i) for i in rows if i is not None})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -75,16 +75,15 @@ async def request_privacy(
     exported or erased here: the shop checks who asks and answers with `ulak customers
     export` / `erase` (see the README)."""
     now = clock.now()
-    session.add(
-        PrivacyRequest(
-            store_id=store.id,
-            customer_id=customer.id,
-            kind=data.kind,
-            source=data.source,
-            event_id=event_id,
-            requested_at=now,
-        )
+    request = PrivacyRequest(
+        store_id=store.id,
+        customer_id=customer.id,
+        kind=data.kind,
+        source=data.source,
+        event_id=event_id,
+        requested_at=now,
     )
+    session.add(request)
     ref = customer.external_id or customer.email
     name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
     who = {"name": name, "email": customer.email, "phone": customer.phone,
@@ -95,7 +94,7 @@ async def request_privacy(
         "requested_at": now.strftime("%Y-%m-%d %H:%M UTC"),
     }
     # An alert is ulak's own short email, rendered here rather than in a helper.
-    return await alert_shop(
+    message = await alert_shop(
         session,
         store=store,
         template=SHOP_ALERT_PRIVACY,
@@ -103,6 +102,9 @@ async def request_privacy(
         clock=clock,
         renders=Renders(Offload(0), deferred=False),
     )
+    # It names the customer: kept so that their erasure empties it (KVKK).
+    request.alert_id = message.id if message is not None else None
+    return message
 
 
 @dataclass(frozen=True)
@@ -133,22 +135,40 @@ async def privacy_requests(
 
 
 async def move_customer(session: AsyncSession, *, from_id: int, to_id: int) -> None:
-    """Two profiles became one: the absorbed one's choices go to the survivor where it made
-    none of its own; its requests name the survivor."""
-    theirs = await topic_choices(session, customer_id=from_id)
-    ours = await topic_choices(session, customer_id=to_id)
-    for (channel, topic), on in theirs.items():
-        if (channel, topic) not in ours:
-            await session.execute(
-                update(TopicPreference)
-                .where(
-                    TopicPreference.customer_id == from_id,
-                    TopicPreference.channel == channel,
-                    TopicPreference.topic == topic,
+    """Two profiles became one: of a topic both chose on a channel, the later choice wins
+    (as the latest consent change does in a merge; a tie keeps the survivor's); the
+    absorbed one's other choices go to the survivor as they are; its requests name the
+    survivor."""
+    rows = await session.scalars(
+        select(TopicPreference).where(TopicPreference.customer_id.in_((from_id, to_id)))
+    )
+    theirs: dict[tuple[str, str], TopicPreference] = {}
+    ours: dict[tuple[str, str], TopicPreference] = {}
+    for row in rows.all():
+        (theirs if row.customer_id == from_id else ours)[(row.channel, row.topic)] = row
+    for key, their in theirs.items():
+        our = ours.get(key)
+        if our is None:
+            session.add(
+                TopicPreference(
+                    customer_id=to_id,
+                    channel=their.channel,
+                    topic=their.topic,
+                    store_id=their.store_id,
+                    subscribed=their.subscribed,
+                    source=their.source,
+                    event_id=their.event_id,
+                    updated_at=their.updated_at,
                 )
-                .values(customer_id=to_id, subscribed=on)
             )
-    await session.execute(delete(TopicPreference).where(TopicPreference.customer_id == from_id))
+        elif their.updated_at > our.updated_at:
+            our.subscribed = their.subscribed
+            our.source = their.source
+            our.event_id = their.event_id
+            our.updated_at = their.updated_at
+    for their in theirs.values():
+        await session.delete(their)
+    await session.flush()
     await session.execute(
         update(PrivacyRequest)
         .where(PrivacyRequest.customer_id == from_id)

@@ -206,8 +206,13 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         session, store_id=store_id, customer_id=customer.id, personal=personal
     )
     surveys = await surveys_privacy.erase_customer(session, store_id=store_id, customer_ids=ids)
+    request_alerts = await preferences_privacy.alert_ids(
+        session, store_id=store_id, customer_ids=ids
+    )
     alerts = await messages_privacy.erase_shop_alerts(
-        session, store_id=store_id, message_ids=surveys.alert_ids
+        session,
+        store_id=store_id,
+        message_ids=sorted(set(surveys.alert_ids) | set(request_alerts)),
     )
     captured += await channels_privacy.erase_captured(session, message_ids=alerts)
     done = Erased(

@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=100), nullable=False),
         sa.Column("event_id", sa.BigInteger(), nullable=True),
         sa.Column("requested_at", Time, nullable=False),
+        sa.Column("alert_id", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["store_id"],
             ["stores.id"],
