@@ -199,6 +199,16 @@ async def test_nps_stores_ask_on_0_to_10_and_refuse_other_scores(
         posted = await client.post(base, data={"csrf": csrf_of(page.text), "score": wrong})
         assert posted.status_code == 422
         assert "Lütfen 0 ile 10 arasında bir puan seçin." in posted.text
+    # Digits that are not ASCII ("²" is a digit to Python's `isdigit`, "٣" an Arabic 3):
+    # the same friendly 422, not a server error.
+    for wrong in ("%C2%B2", "%D9%A3"):
+        shown = await client.get(f"{base}?score={wrong}")
+        assert shown.status_code == 422, wrong
+        assert "Lütfen 0 ile 10 arasında bir puan seçin." in shown.text
+    for wrong in ("²", "٣", "1²"):
+        posted = await client.post(base, data={"csrf": csrf_of(page.text), "score": wrong})
+        assert posted.status_code == 422, wrong
+        assert "Lütfen 0 ile 10 arasında bir puan seçin." in posted.text
     posted = await client.post(
         base, data={"csrf": csrf_of(page.text), "score": "8", "comment": "x" * 2001}
     )

@@ -107,9 +107,13 @@ def texts(locale: str) -> dict[str, str]:
 
 def _score(value: Any, kind: str) -> int | None:
     """The score `value` names on the scale of `kind`, else None."""
-    if not isinstance(value, str) or not value.strip().isdigit() or len(value.strip()) > 2:
+    if not isinstance(value, str):
         return None
-    score = int(value.strip())
+    value = value.strip()
+    # ASCII digits only: "²" is a digit to `str.isdigit` but not to `int`.
+    if not (value.isascii() and value.isdigit()) or len(value) > 2:
+        return None
+    score = int(value)
     return score if score in SCALES[kind] else None
 
 
