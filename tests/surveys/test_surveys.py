@@ -496,6 +496,23 @@ async def test_scores_per_day_week_and_month(
     bad = await client.get("/v1/surveys/scores?from=2026-03-31&to=2026-03-01", headers=store.auth)
     assert bad.status_code == 422
     assert (await client.get("/v1/surveys/scores?by=year", headers=store.auth)).status_code == 422
+    # Days beyond 2000-2100 (whose arithmetic could leave the calendar): a clear 422.
+    for query, message in (
+        ("to=0001-01-05", "to is a day from 2000-01-01 to 2100-12-31, not 0001-01-05"),
+        (
+            "from=9999-12-31&to=9999-12-31",
+            "to is a day from 2000-01-01 to 2100-12-31, not 9999-12-31",
+        ),
+        ("from=1999-12-31", "from is a day from 2000-01-01 to 2100-12-31, not 1999-12-31"),
+    ):
+        far = await client.get(f"/v1/surveys/scores?{query}", headers=store.auth)
+        assert far.status_code == 422, query
+        assert far.json() == {"error": {"code": "invalid", "message": message}}
+    # The edges themselves are days to ask about (up to ten years at a time).
+    for query in ("from=2000-01-01&to=2000-01-01", "from=2100-12-31&to=2100-12-31"):
+        edge = await client.get(f"/v1/surveys/scores?{query}", headers=store.auth)
+        assert edge.status_code == 200, edge.text
+        assert edge.json()["nps"]["answers"] == 0
 
 
 async def test_one_link_answers_at_most_ten_times_an_hour(

@@ -255,6 +255,21 @@ async def move_customer(session: AsyncSession, *, from_customer: int, to_custome
 
 Period = Literal["day", "week", "month"]
 
+# The days scores are asked about: far enough for any shop's answers, near enough that a
+# day's arithmetic (30 days before, the next day, a moment in a time zone) cannot leave
+# the calendar (`date(1, 1, 5) - 29 days` raises OverflowError).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def check_day(day: date, name: str) -> date:
+    """`day`, when scores can be asked about it; else `Invalid` naming the option."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Invalid(
+            f"{name} is a day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}, "
+            f"not {day.isoformat()}"
+        )
+    return day
+
 
 def period_start(day: date, by: Period) -> date:
     if by == "week":
@@ -329,6 +344,8 @@ async def scores(
     share satisfied: 4 or 5) of the answers given from `start` to `end` (both days
     included, in the store's time zone), in total and per day, week (from Monday) or
     month. An answer counts where it was last given (a replaced one is not counted)."""
+    check_day(start, "from")
+    check_day(end, "to")
     if end < start:
         raise Invalid("the end is before the start")
     if (end - start).days > 3660:
