@@ -176,6 +176,41 @@ async def test_a_click_shows_the_score_and_the_confirmed_answer_is_stored_then_r
     ]
 
 
+async def test_the_page_keeps_the_emails_scale_after_the_store_switches(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    db: Database,
+    workers: Workers,
+    clock: FrozenClock,
+) -> None:
+    """A CSAT email out, then the store switches to NPS: the old email's "5, very
+    satisfied" is a CSAT 5 (happy), not an NPS 5 (a detractor: an alert, an apology)."""
+    message = await survey_email(client, store, db, workers, clock)
+    links = survey_links(message)
+    assert sorted(links) == [1, 2, 3, 4, 5]
+    async with db.transaction() as session:
+        await set_survey_setup(session, store_id=store.id, clock=clock, kind="nps")
+    sent_before = len(await dev_inbox(db))
+
+    page = await client.get(path_of(links[5]))
+    assert page.status_code == 200
+    assert re.search(r'value="5" required checked', page.text)
+    # The CSAT question and its five scores, as in the email.
+    assert "siparişinizden ne kadar memnun kaldınız?" in page.text
+    assert re.findall(r'name="score" value="(\d+)"', page.text) == ["1", "2", "3", "4", "5"]
+    # NPS scores are not on this survey's scale.
+    assert (await client.get(f"{path_of(links[5]).split('?')[0]}?score=9")).status_code == 422
+
+    clock.travel(timedelta(minutes=5))
+    sent = await client.post(path_of(links[5]), data={"csrf": csrf_of(page.text), "score": "5"})
+    assert sent.status_code == 200
+    assert "Yanıtınızı aldık: 5 / 5." in sent.text
+    await workers.drain()
+    assert await answers(db) == [(store.id, "1001", "csat", 5, None, clock.now(), 0)]
+    # A happy answer: no shop alert, no apology (the review request comes an hour later).
+    assert (await dev_inbox(db))[sent_before:] == []
+
+
 async def test_nps_stores_ask_on_0_to_10_and_refuse_other_scores(
     client: httpx.AsyncClient,
     store: StoreKey,

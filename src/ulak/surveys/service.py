@@ -23,7 +23,7 @@ from ulak.messages.service import Renders, alert_shop
 from ulak.offload import Offload
 from ulak.stores.models import Store
 from ulak.stores.service import get_store
-from ulak.surveys.models import SurveyAnswer, SurveySettings
+from ulak.surveys.models import SurveyAnswer, SurveyRequest, SurveySettings
 from ulak.surveys.schemas import (
     DUE,
     MAKE_GOOD,
@@ -141,6 +141,36 @@ async def order_delivered(
         due_at=ask_at(delivered_at, delay_days=setup.delay_days, zone=zone),
         data={"order_id": order_id, "kind": setup.kind},
     )
+
+
+async def survey_asked(
+    session: AsyncSession, *, store_id: int, data: dict[str, Any], asked_at: datetime
+) -> None:
+    """A `survey.due` was applied: keep the scale its email asks on (`data["kind"]`; the
+    email shows CSAT when it names none). The first one of an order stays: the journey
+    asks once per order, so a later `survey.due` (a second delivery report) sends
+    nothing."""
+    order_id = data.get("order_id")
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= 200:
+        return
+    if await session.get(SurveyRequest, (store_id, order_id)) is not None:
+        return
+    kind = data.get("kind")
+    session.add(
+        SurveyRequest(
+            store_id=store_id,
+            order_id=order_id,
+            kind=kind if isinstance(kind, str) and kind in SCALES else DEFAULT_KIND,
+            asked_at=asked_at,
+        )
+    )
+    await session.flush()
+
+
+async def asked_kind(session: AsyncSession, *, store_id: int, order_id: str) -> str | None:
+    """The scale the order's survey was asked on, None when none was recorded."""
+    request = await session.get(SurveyRequest, (store_id, order_id))
+    return request.kind if request is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
