@@ -24,7 +24,7 @@ from ulak.reviews.models import Review, ReviewPhoto, ReviewSettings
 from ulak.sms.models import DevSms, ShortLink, SmsSettings
 from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
-from ulak.surveys.models import SurveyAnswer, SurveySettings
+from ulak.surveys.models import SurveyAnswer, SurveyRequest, SurveySettings
 from ulak.timers.models import Timer
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "Store",
     "Suppression",
     "SurveyAnswer",
+    "SurveyRequest",
     "SurveySettings",
     "TagTip",
     "TemplateOverride",

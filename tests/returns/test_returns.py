@@ -287,6 +287,12 @@ async def test_more_than_is_left_is_refused_on_the_page_and_again_by_the_worker(
     too_many = await ask(client, url, qty_0="3", reason="damaged", resolution="refund")
     assert too_many.status_code == 400
     assert "Seçtiğiniz adet, iade edilebilecek adetten fazla." in text(too_many.text)
+    # Digits that are not ASCII ("²" is a digit to Python's `isdigit`, "٣" an Arabic 3):
+    # the same friendly 400, not a server error.
+    for odd in ("²", "٣", "1²"):
+        refused = await ask(client, url, qty_0=odd, reason="damaged", resolution="refund")
+        assert refused.status_code == 400, odd
+        assert "Seçtiğiniz adet, iade edilebilecek adetten fazla." in text(refused.text)
     nothing = await ask(client, url, qty_0="0", qty_1="0", reason="damaged", resolution="refund")
     assert nothing.status_code == 400
     assert "en az bir ürün" in text(nothing.text)

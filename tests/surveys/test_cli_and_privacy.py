@@ -106,6 +106,13 @@ async def test_settings_and_scores_commands(
     assert "no answers in this time" in daily.stdout
     wrong = await cli("scores", "--store", str(store.id), "--by", "year")
     assert wrong.returncode == 2
+    # Days beyond 2000-2100: a clear error, not a traceback.
+    for days in (("--to", "0001-01-05"), ("--from", "9999-12-31", "--to", "9999-12-31")):
+        far = await cli("scores", "--store", str(store.id), *days)
+        assert far.returncode == 2, far.stderr
+        assert "is a day from 2000-01-01 to 2100-12-31" in " ".join(far.stderr.split())
+        assert "Traceback" not in far.stderr
+        assert far.stdout == ""
 
 
 async def test_export_shows_the_answers_and_erasure_empties_their_comments(

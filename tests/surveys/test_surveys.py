@@ -176,6 +176,41 @@ async def test_a_click_shows_the_score_and_the_confirmed_answer_is_stored_then_r
     ]
 
 
+async def test_the_page_keeps_the_emails_scale_after_the_store_switches(
+    client: httpx.AsyncClient,
+    store: StoreKey,
+    db: Database,
+    workers: Workers,
+    clock: FrozenClock,
+) -> None:
+    """A CSAT email out, then the store switches to NPS: the old email's "5, very
+    satisfied" is a CSAT 5 (happy), not an NPS 5 (a detractor: an alert, an apology)."""
+    message = await survey_email(client, store, db, workers, clock)
+    links = survey_links(message)
+    assert sorted(links) == [1, 2, 3, 4, 5]
+    async with db.transaction() as session:
+        await set_survey_setup(session, store_id=store.id, clock=clock, kind="nps")
+    sent_before = len(await dev_inbox(db))
+
+    page = await client.get(path_of(links[5]))
+    assert page.status_code == 200
+    assert re.search(r'value="5" required checked', page.text)
+    # The CSAT question and its five scores, as in the email.
+    assert "siparişinizden ne kadar memnun kaldınız?" in page.text
+    assert re.findall(r'name="score" value="(\d+)"', page.text) == ["1", "2", "3", "4", "5"]
+    # NPS scores are not on this survey's scale.
+    assert (await client.get(f"{path_of(links[5]).split('?')[0]}?score=9")).status_code == 422
+
+    clock.travel(timedelta(minutes=5))
+    sent = await client.post(path_of(links[5]), data={"csrf": csrf_of(page.text), "score": "5"})
+    assert sent.status_code == 200
+    assert "Yanıtınızı aldık: 5 / 5." in sent.text
+    await workers.drain()
+    assert await answers(db) == [(store.id, "1001", "csat", 5, None, clock.now(), 0)]
+    # A happy answer: no shop alert, no apology (the review request comes an hour later).
+    assert (await dev_inbox(db))[sent_before:] == []
+
+
 async def test_nps_stores_ask_on_0_to_10_and_refuse_other_scores(
     client: httpx.AsyncClient,
     store: StoreKey,
@@ -198,6 +233,16 @@ async def test_nps_stores_ask_on_0_to_10_and_refuse_other_scores(
         assert "Lütfen 0 ile 10 arasında bir puan seçin." in shown.text
         posted = await client.post(base, data={"csrf": csrf_of(page.text), "score": wrong})
         assert posted.status_code == 422
+        assert "Lütfen 0 ile 10 arasında bir puan seçin." in posted.text
+    # Digits that are not ASCII ("²" is a digit to Python's `isdigit`, "٣" an Arabic 3):
+    # the same friendly 422, not a server error.
+    for wrong in ("%C2%B2", "%D9%A3"):
+        shown = await client.get(f"{base}?score={wrong}")
+        assert shown.status_code == 422, wrong
+        assert "Lütfen 0 ile 10 arasında bir puan seçin." in shown.text
+    for wrong in ("²", "٣", "1²"):
+        posted = await client.post(base, data={"csrf": csrf_of(page.text), "score": wrong})
+        assert posted.status_code == 422, wrong
         assert "Lütfen 0 ile 10 arasında bir puan seçin." in posted.text
     posted = await client.post(
         base, data={"csrf": csrf_of(page.text), "score": "8", "comment": "x" * 2001}
@@ -486,6 +531,23 @@ async def test_scores_per_day_week_and_month(
     bad = await client.get("/v1/surveys/scores?from=2026-03-31&to=2026-03-01", headers=store.auth)
     assert bad.status_code == 422
     assert (await client.get("/v1/surveys/scores?by=year", headers=store.auth)).status_code == 422
+    # Days beyond 2000-2100 (whose arithmetic could leave the calendar): a clear 422.
+    for query, message in (
+        ("to=0001-01-05", "to is a day from 2000-01-01 to 2100-12-31, not 0001-01-05"),
+        (
+            "from=9999-12-31&to=9999-12-31",
+            "to is a day from 2000-01-01 to 2100-12-31, not 9999-12-31",
+        ),
+        ("from=1999-12-31", "from is a day from 2000-01-01 to 2100-12-31, not 1999-12-31"),
+    ):
+        far = await client.get(f"/v1/surveys/scores?{query}", headers=store.auth)
+        assert far.status_code == 422, query
+        assert far.json() == {"error": {"code": "invalid", "message": message}}
+    # The edges themselves are days to ask about (up to ten years at a time).
+    for query in ("from=2000-01-01&to=2000-01-01", "from=2100-12-31&to=2100-12-31"):
+        edge = await client.get(f"/v1/surveys/scores?{query}", headers=store.auth)
+        assert edge.status_code == 200, edge.text
+        assert edge.json()["nps"]["answers"] == 0
 
 
 async def test_one_link_answers_at_most_ten_times_an_hour(

@@ -78,6 +78,7 @@ from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
 from ulak.surveys import service as surveys
+from ulak.surveys.schemas import DUE as SURVEY_DUE
 from ulak.surveys.schemas import SurveyAnsweredData
 from ulak.timers import service as timers
 
@@ -410,6 +411,10 @@ async def apply_event(
                 order_id=data.order_id,
                 delivered_at=event.occurred_at,
             )
+    elif event.type == SURVEY_DUE:
+        await surveys.survey_asked(
+            session, store_id=store.id, data=event.data, asked_at=event.occurred_at
+        )
     elif isinstance(data, SurveyAnsweredData):
         await surveys.record_answer(
             session,

@@ -326,7 +326,8 @@ def _request_of(form: dict[str, str], allowed: Returnable) -> ReturnRequestedDat
     items = []
     for line in allowed.lines:
         raw = form.get(f"qty_{line.line}", "0").strip() or "0"
-        if not raw.isdigit() or len(raw) > 7:
+        # ASCII digits only: "²" is a digit to `str.isdigit` but not to `int`.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 7:
             return "error_quantity"
         if int(raw) == 0:
             continue

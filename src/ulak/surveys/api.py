@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ulak.surveys.service import Period, scores
+from ulak.surveys.service import Period, check_day, scores
 from ulak.web.deps import AppClock, AppDatabase, CurrentStore
 
 router = APIRouter(prefix="/v1", tags=["surveys"])
@@ -29,8 +29,8 @@ async def get_scores(
     """NPS (promoters % − detractors %, with the counts) and CSAT (the average score and
     the share satisfied, 4 or 5) of the answers given between the two days (in the store's
     time zone), in total and per period. A replaced answer counts once, at its latest."""
-    today = clock.now().date()
-    end = end or today
-    start = start or end - timedelta(days=29)
+    # Checked before the default start is counted back from the end.
+    end = check_day(end, "to") if end is not None else clock.now().date()
+    start = check_day(start, "from") if start is not None else end - timedelta(days=29)
     async with database.read() as session:
         return await scores(session, store=store, start=start, end=end, by=by)

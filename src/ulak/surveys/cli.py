@@ -12,8 +12,16 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import SystemClock
+from ulak.errors import Invalid
 from ulak.stores.service import get_store
-from ulak.surveys.service import Period, SurveySetup, scores, set_survey_setup, survey_setup
+from ulak.surveys.service import (
+    Period,
+    SurveySetup,
+    check_day,
+    scores,
+    set_survey_setup,
+    survey_setup,
+)
 from ulak.terminal import console, in_transaction, reading
 
 surveys_app = typer.Typer(
@@ -89,8 +97,12 @@ def scores_command(
     if by not in ("day", "week", "month"):
         raise typer.BadParameter("day, week or month", param_hint="--by")
     period: Period = by  # type: ignore[assignment]
-    last = end.date() if end else SystemClock().now().date()
-    first = start.date() if start else last - timedelta(days=29)
+    try:
+        # Checked before the default start is counted back from the end.
+        last = check_day(end.date(), "--to") if end else SystemClock().now().date()
+        first = check_day(start.date(), "--from") if start else last - timedelta(days=29)
+    except Invalid as error:
+        raise typer.BadParameter(error.message) from error
 
     async def main(session: AsyncSession) -> dict[str, Any]:
         return await scores(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ulak.db import Base, BigId, JSONType, UTCDateTime
@@ -27,6 +36,24 @@ class SurveySettings(Base):
     # commercial `satisfaction-make-good` journey).
     make_good: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SurveyRequest(Base):
+    """The scale an order's survey was asked on: written when its `survey.due` is applied
+    (the event the `satisfaction-survey` email renders its scale from), the first one
+    kept, as the journey asks once per order. The survey page validates and shows the
+    score on this scale, not on the store's setting now, which may have changed since the
+    email went out. No personal data: an order's id and a scale."""
+
+    __tablename__ = "survey_requests"
+    __table_args__ = (PrimaryKeyConstraint("store_id", "order_id"),)
+
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    order_id: Mapped[str] = mapped_column(String(200))
+    # "csat" or "nps".
+    kind: Mapped[str] = mapped_column(String(8))
+    # The `survey.due` event's moment.
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SurveyAnswer(Base):

@@ -25,7 +25,7 @@ from ulak.events.inbox import Inbox
 from ulak.events.schemas import EventIn
 from ulak.messages.rendering import resolve_locale
 from ulak.surveys.schemas import ANSWERED, COMMENT_LIMIT, SCALES
-from ulak.surveys.service import SurveySetup, answer_of, survey_setup
+from ulak.surveys.service import answer_of, asked_kind, survey_setup
 from ulak.web.deps import AppClock, AppDatabase
 from ulak.web.links import BadLink, Link, RateLimit, csrf_ok, csrf_value, open_link
 from ulak.web.pages import render_page, store_page
@@ -107,16 +107,27 @@ def texts(locale: str) -> dict[str, str]:
 
 def _score(value: Any, kind: str) -> int | None:
     """The score `value` names on the scale of `kind`, else None."""
-    if not isinstance(value, str) or not value.strip().isdigit() or len(value.strip()) > 2:
+    if not isinstance(value, str):
         return None
-    score = int(value.strip())
+    value = value.strip()
+    # ASCII digits only: "²" is a digit to `str.isdigit` but not to `int`.
+    if not (value.isascii() and value.isdigit()) or len(value) > 2:
+        return None
+    score = int(value)
     return score if score in SCALES[kind] else None
 
 
 async def _open(
     database: Database, clock: Clock, store_id: int, token: str
-) -> tuple[Link, Customer, SurveySetup, int | None]:
-    """The link, its customer, the store's survey setup and the order's earlier score."""
+) -> tuple[Link, Customer, str, int | None]:
+    """The link, its customer, the scale the order's survey asks on and the order's
+    earlier score.
+
+    The scale is the one the email asked on (recorded when its `survey.due` was applied;
+    the link signs only the customer and the order): a store that switches from CSAT to
+    NPS while emails are out must not take an old email's "5, very satisfied" for an NPS
+    5, a detractor. An order asked before that record existed takes its earlier answer's
+    scale, else the store's setting now."""
     async with database.read() as session:
         link = await open_link(
             session, store_id=store_id, kind="survey", token=token, now=clock.now()
@@ -128,16 +139,22 @@ async def _open(
         if customer is None or customer.erased_at is not None:
             raise BadLink(expired=False, store=link.store)
         session.expunge(customer)
-        setup = await survey_setup(session, store_id=store_id)
         previous = await answer_of(session, store_id=store_id, order_id=order_id)
-        return link, customer, setup, previous.score if previous is not None else None
+        kind = await asked_kind(session, store_id=store_id, order_id=order_id)
+        if kind is None:
+            kind = (
+                previous.kind
+                if previous is not None
+                else (await survey_setup(session, store_id=store_id)).kind
+            )
+        return link, customer, kind, previous.score if previous is not None else None
 
 
 def _page(
     request: Request,
     link: Link,
     customer: Customer,
-    setup: SurveySetup,
+    kind: str,
     *,
     chosen: int | None,
     comment: str,
@@ -149,14 +166,14 @@ def _page(
     store = link.store
     locale = resolve_locale(customer.locale, store.locale)
     t = texts(locale)
-    scale = SCALES[setup.kind]
+    scale = SCALES[kind]
     context = store_page(store, locale) | {
         "t": t,
-        "kind": setup.kind,
+        "kind": kind,
         "scale": list(scale),
-        "question": t[f"question_{setup.kind}"].format(store=store.name),
-        "low": t[f"low_{setup.kind}"],
-        "high": t[f"high_{setup.kind}"],
+        "question": t[f"question_{kind}"].format(store=store.name),
+        "low": t[f"low_{kind}"],
+        "high": t[f"high_{kind}"],
         "chosen": chosen,
         "comment": comment,
         "comment_limit": COMMENT_LIMIT,
@@ -175,12 +192,12 @@ async def survey_page(
     request: Request, store_id: int, token: str, database: AppDatabase, clock: AppClock
 ) -> HTMLResponse:
     """The scale, with the score the email's link chose (`?score=N`) already picked."""
-    link, customer, setup, previous = await _open(database, clock, store_id, token)
+    link, customer, kind, previous = await _open(database, clock, store_id, token)
     given = request.query_params.get("score")
-    chosen = _score(given, setup.kind) if given is not None else None
+    chosen = _score(given, kind) if given is not None else None
     problem = None
     if given is not None and chosen is None:
-        scale = SCALES[setup.kind]
+        scale = SCALES[kind]
         problem = texts(resolve_locale(customer.locale, link.store.locale))["bad_score"].format(
             low=scale.start, top=scale.stop - 1
         )
@@ -188,7 +205,7 @@ async def survey_page(
         request,
         link,
         customer,
-        setup,
+        kind,
         chosen=chosen if chosen is not None else previous,
         comment="",
         previous=previous,
@@ -202,7 +219,7 @@ async def answer_survey(
     request: Request, store_id: int, token: str, database: AppDatabase, clock: AppClock
 ) -> HTMLResponse:
     """Record the answer: `survey.answered` through the inbox."""
-    link, customer, setup, previous = await _open(database, clock, store_id, token)
+    link, customer, kind, previous = await _open(database, clock, store_id, token)
     form = await request.form()
     t = texts(resolve_locale(customer.locale, link.store.locale))
     submitted = form.get("csrf")
@@ -211,19 +228,19 @@ async def answer_survey(
             request,
             link,
             customer,
-            setup,
+            kind,
             chosen=previous,
             comment="",
             previous=previous,
             problem=t["bad_form"],
             status_code=403,
         )
-    chosen = _score(form.get("score"), setup.kind)
+    chosen = _score(form.get("score"), kind)
     raw_comment = form.get("comment")
     comment = raw_comment.strip() if isinstance(raw_comment, str) else ""
     problem = None
     if chosen is None:
-        scale = SCALES[setup.kind]
+        scale = SCALES[kind]
         problem = t["bad_score"].format(low=scale.start, top=scale.stop - 1)
     elif len(comment) > COMMENT_LIMIT or "\x00" in comment:
         problem = t["long_comment"]
@@ -232,7 +249,7 @@ async def answer_survey(
             request,
             link,
             customer,
-            setup,
+            kind,
             chosen=chosen,
             comment=comment[: COMMENT_LIMIT * 2],
             previous=previous,
@@ -244,7 +261,7 @@ async def answer_survey(
             request,
             link,
             customer,
-            setup,
+            kind,
             chosen=chosen,
             comment=comment,
             previous=previous,
@@ -256,12 +273,10 @@ async def answer_survey(
         type=ANSWERED,
         data={
             "order_id": link.subject["o"],
-            "kind": setup.kind,
+            "kind": kind,
             "score": chosen,
             "comment": comment or None,
         },
     )
     await inbox.accept(link.store.id, [(0, event)], source="page", customer_id=customer.id)
-    return _page(
-        request, link, customer, setup, chosen=chosen, comment="", previous=None, done=True
-    )
+    return _page(request, link, customer, kind, chosen=chosen, comment="", previous=None, done=True)

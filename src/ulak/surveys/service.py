@@ -23,7 +23,7 @@ from ulak.messages.service import Renders, alert_shop
 from ulak.offload import Offload
 from ulak.stores.models import Store
 from ulak.stores.service import get_store
-from ulak.surveys.models import SurveyAnswer, SurveySettings
+from ulak.surveys.models import SurveyAnswer, SurveyRequest, SurveySettings
 from ulak.surveys.schemas import (
     DUE,
     MAKE_GOOD,
@@ -143,6 +143,36 @@ async def order_delivered(
     )
 
 
+async def survey_asked(
+    session: AsyncSession, *, store_id: int, data: dict[str, Any], asked_at: datetime
+) -> None:
+    """A `survey.due` was applied: keep the scale its email asks on (`data["kind"]`; the
+    email shows CSAT when it names none). The first one of an order stays: the journey
+    asks once per order, so a later `survey.due` (a second delivery report) sends
+    nothing."""
+    order_id = data.get("order_id")
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= 200:
+        return
+    if await session.get(SurveyRequest, (store_id, order_id)) is not None:
+        return
+    kind = data.get("kind")
+    session.add(
+        SurveyRequest(
+            store_id=store_id,
+            order_id=order_id,
+            kind=kind if isinstance(kind, str) and kind in SCALES else DEFAULT_KIND,
+            asked_at=asked_at,
+        )
+    )
+    await session.flush()
+
+
+async def asked_kind(session: AsyncSession, *, store_id: int, order_id: str) -> str | None:
+    """The scale the order's survey was asked on, None when none was recorded."""
+    request = await session.get(SurveyRequest, (store_id, order_id))
+    return request.kind if request is not None else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Answers
 
@@ -255,6 +285,21 @@ async def move_customer(session: AsyncSession, *, from_customer: int, to_custome
 
 Period = Literal["day", "week", "month"]
 
+# The days scores are asked about: far enough for any shop's answers, near enough that a
+# day's arithmetic (30 days before, the next day, a moment in a time zone) cannot leave
+# the calendar (`date(1, 1, 5) - 29 days` raises OverflowError).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def check_day(day: date, name: str) -> date:
+    """`day`, when scores can be asked about it; else `Invalid` naming the option."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Invalid(
+            f"{name} is a day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}, "
+            f"not {day.isoformat()}"
+        )
+    return day
+
 
 def period_start(day: date, by: Period) -> date:
     if by == "week":
@@ -329,6 +374,8 @@ async def scores(
     share satisfied: 4 or 5) of the answers given from `start` to `end` (both days
     included, in the store's time zone), in total and per day, week (from Monday) or
     month. An answer counts where it was last given (a replaced one is not counted)."""
+    check_day(start, "from")
+    check_day(end, "to")
     if end < start:
         raise Invalid("the end is before the start")
     if (end - start).days > 3660:
