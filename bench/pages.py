@@ -8,12 +8,13 @@ clients (a lean raw-HTTP client: httpx would take 1-3 ms of CPU per request from
 server it measures, on the same 2 cores) GET the page of a random order each time, for a
 few seconds per run, and the bench prints requests/s and p50/p99 latency per run.
 
-    .venv/bin/python bench/pages.py [--page tracking] [--orders N] [--clients C]
+    .venv/bin/python bench/pages.py [--page tracking|widget] [--orders N] [--clients C]
                                     [--duration S] [--runs R]
 
-`--page` picks what is measured; each page is an entry of PAGES: a function that, given
-the seeded deployment, returns the paths to request. Another page (a review widget, say)
-is one more entry that seeds what it needs and returns its URLs.
+`--page` picks what is measured: `tracking` (an order's tracking page, `--orders` orders
+with parcels and checkpoints) or `widget` (a product's review widget, as shop pages embed
+it: `--orders` reviews over `--orders / 5` products). Each is an entry of PAGES: a function
+that seeds what it needs and returns the paths to request.
 """
 
 from __future__ import annotations
@@ -180,8 +181,70 @@ async def tracking_pages(seeded: Seeded, orders: int) -> list[str]:
     return paths
 
 
+async def widget_pages(seeded: Seeded, orders: int) -> list[str]:
+    """Seed `orders` published reviews over `orders // 5` products (every tenth with a
+    photo), written straight into the database as the worker's applier would leave them
+    (a review comes only from a verified buyer's form, not the events API); the review
+    widget of each product, as a shop's product pages embed it."""
+    import base64
+    import io
+    from datetime import timedelta
+
+    from PIL import Image
+
+    from ulak.clock import SystemClock
+    from ulak.db import Database
+    from ulak.reviews.models import Review, ReviewPhoto
+    from ulak.reviews.photos import process
+
+    picture = io.BytesIO()
+    Image.new("RGB", (1200, 900), (180, 60, 40)).save(picture, format="JPEG")
+    photo = process(picture.getvalue())
+    products = max(orders // 5, 1)
+    database = Database(f"sqlite+aiosqlite:///{seeded.database}")
+    now = SystemClock().now()
+    try:
+        async with database.transaction() as session:
+            for i in range(orders):
+                at = now - timedelta(minutes=i)
+                review = Review(
+                    store_id=seeded.store_id,
+                    order_id=f"R{i:06d}",
+                    product_id=f"p-{i % products}",
+                    product_title="Seramik kupa",
+                    rating=5 - i % 3,
+                    title=f"Güzel kupa #{i}",
+                    body="Çayım uzun süre sıcak kalıyor, paketleme özenliydi. " * 3,
+                    display_name="Ayşe Y.",
+                    quote_ok=True,
+                    status="published",
+                    submitted_at=at,
+                    published_at=at,
+                )
+                session.add(review)
+                if i % 10 == 0:
+                    await session.flush()
+                    session.add(
+                        ReviewPhoto(
+                            review_id=review.id,
+                            store_id=seeded.store_id,
+                            token=base64.urlsafe_b64encode(os.urandom(18)).decode(),
+                            position=0,
+                            content_type=photo.content_type,
+                            width=photo.width,
+                            height=photo.height,
+                            data=photo.data,
+                        )
+                    )
+    finally:
+        await database.dispose()
+    print(f"  seeded {orders} reviews of {products} products", flush=True)
+    return [f"/w/{seeded.store_id}/reviews?product_id=p-{k}" for k in range(products)]
+
+
 PAGES: dict[str, Callable[[Seeded, int], Awaitable[list[str]]]] = {
     "tracking": tracking_pages,
+    "widget": widget_pages,
 }
 
 

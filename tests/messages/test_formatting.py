@@ -52,3 +52,10 @@ def test_currencies_whose_digits_differ_from_the_pattern_are_left_to_babel() -> 
 
 def test_a_negative_amount_keeps_its_sign() -> None:
     assert Formatter(locale="tr", timezone="UTC", currency="TRY").money("-5") == "-5,00 ₺"
+
+
+def test_a_moment_at_the_calendars_edge_is_written_as_given_not_an_error() -> None:
+    # In Istanbul it would be a day past year 9999.
+    fmt = Formatter(locale="en", timezone="Europe/Istanbul", currency="TRY")
+    assert fmt.date("9999-12-31T23:00:00-12:00") == "December 31, 9999"
+    assert fmt.datetime("9999-12-31T23:00:00-12:00") == "Dec 31, 9999, 11:00:00\u202fPM"

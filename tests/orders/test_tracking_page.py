@@ -169,6 +169,34 @@ async def test_a_shipped_order_shows_each_carrier_status_with_its_time_and_place
     assert items == "Seramik kupa Qty: 2 ₺499.90 Bakır çaydanlık Qty: 1 ₺750.00 Total: ₺1,249.90"
 
 
+async def test_an_update_repeating_the_carriers_last_word_shows_once(
+    client: httpx.AsyncClient, workers: Workers, db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    await send(
+        client,
+        workers,
+        store,
+        english(order_placed("1001", occurred_at=PLACED)),
+        event("order.shipped", SHIPPED, "2026-11-21T08:00:00Z"),
+        carrier("in_transit", "2026-11-21T20:40:00Z", location="Ankara Aktarma"),
+        # The same status and place, a later estimate only: one line on the timeline.
+        carrier(
+            "in_transit",
+            "2026-11-22T06:00:00Z",
+            location="Ankara Aktarma",
+            estimated_delivery="9999-12-31T23:00:00-12:00",
+        ),
+    )
+    page = await open_page(client, db, clock, store)
+    assert texts(page, "timeline") == [
+        "In transit Nov 21, 2026, 11:40 PM · Ankara Aktarma",
+        "Handed to the carrier Nov 21, 2026, 11:00 AM",
+        "Order placed Nov 20, 2026, 10:30 AM",
+    ]
+    # An estimate at the calendar's edge is shown as its own date, not a 500.
+    assert "Estimated delivery: December 31, 9999" in visible(page)
+
+
 async def test_a_delivered_order_shows_where_the_carrier_delivered_it(
     client: httpx.AsyncClient, workers: Workers, db: Database, store: StoreKey, clock: FrozenClock
 ) -> None:

@@ -13,7 +13,7 @@ from tests.support import StoreKey, make_store
 from ulak.clock import FrozenClock
 from ulak.db import Database
 from ulak.stores.service import get_store
-from ulak.web.links import LIFETIMES, BadLink, Link, open_link, page_url
+from ulak.web.links import LIFETIMES, BadLink, Link, PageLinks, open_link, page_url
 
 
 async def url_for(db: Database, store: StoreKey, clock: FrozenClock, **subject: int | str) -> str:
@@ -70,6 +70,32 @@ async def test_forged_altered_other_kind_and_other_store_links_name_nothing(
         with pytest.raises(BadLink) as error:
             await opened(db, bad, clock, kind)
         assert (error.value.expired, error.value.status_code) == (False, 404), bad
+
+
+async def test_only_the_token_as_made_opens_not_a_variant_that_decodes_alike(
+    db: Database, store: StoreKey, clock: FrozenClock
+) -> None:
+    """base64 decoding skips characters outside its alphabet and a last character's unused
+    bits: such variants verify, and would each count as another link where a page limits
+    how often a link is used."""
+    url = await url_for(db, store, clock, c=7, o="1001")
+    assert (await opened(db, url, clock)).subject == {"c": 7, "o": "1001"}
+    base, token = url.rsplit("/", 1)
+    last = token[-1]
+    # The signature's 32 bytes end in a character whose low 2 bits are unused.
+    alike = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alike[alike.index(last) ^ 1]
+    variants = (f"{token}~~", f"{token}!", token[:-1] + twin, token.replace(".", "..", 1))
+    for variant in (f"{base}/{v}" for v in variants):
+        with pytest.raises(BadLink) as error:
+            await opened(db, variant, clock)
+        assert error.value.status_code == 404, variant
+
+
+def test_a_template_printing_links_shows_no_secret() -> None:
+    links = PageLinks("http://ulak.test", 1, "the-store-secret", 7, "1001", 1_790_000_000)
+    assert "the-store-secret" not in str(links)
+    assert "the-store-secret" not in repr(links)
 
 
 async def test_a_bad_link_gets_a_page_in_the_store_language_not_a_500(

@@ -157,7 +157,11 @@ class Formatter:
         if when is None:
             return ""
         if isinstance(when, dt.datetime):
-            when = self._local(when).date()
+            moment = when
+            try:
+                when = self._local(moment).date()
+            except OverflowError:  # at the calendar's edge (a shop's 9999-12-31T23:00-12:00)
+                when = moment.date()
         return format_date(when, format=format, locale=self.locale)
 
     def datetime(self, value: object, format: str = "medium") -> str:
@@ -166,7 +170,11 @@ class Formatter:
             return ""
         if not isinstance(when, dt.datetime):
             return format_date(when, format=format, locale=self.locale)
-        return format_datetime(self._local(when), format=format, locale=self.locale)
+        try:
+            local = self._local(when)
+        except OverflowError:  # at the calendar's edge: the time as the shop wrote it
+            local = when
+        return format_datetime(local, format=format, locale=self.locale)
 
     def country(self, value: object) -> str:
         """A country as the language names it: "TR" → "Türkiye", "DE" → "Almanya" / "Germany".

@@ -361,7 +361,7 @@ def _parcel(
     if shipment.estimated_delivery and shipment.status != "delivered":
         try:
             estimate = fmt.date(shipment.estimated_delivery)
-        except ValueError:  # not an ISO date: as the carrier wrote it
+        except (ValueError, OverflowError):  # not a date we can show: as the carrier wrote it
             estimate = shipment.estimated_delivery
     problem = None
     if shipment.status in problems:

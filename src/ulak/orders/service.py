@@ -297,6 +297,7 @@ async def apply_shipment_update(
     of its history (when and where the carrier saw it: the tracking page's timeline)."""
     shipment = await _shipment(session, store_id, data.shipment_id, now)
     before, expected = shipment.status, shipment.estimated_delivery
+    seen = (shipment.status, shipment.location, shipment.message)
     if data.order_id and shipment.order_id is None:
         order = await _order(session, store_id, data.order_id)
         shipment.order_id = order.id if order else None
@@ -308,14 +309,17 @@ async def apply_shipment_update(
     if data.items is not None:
         shipment.items = await _shipment_items(session, shipment.order_id, data.items)
     await session.flush()
-    checkpoint = {
-        "shipment_id": shipment.id,
-        "status": data.status,
-        "location": data.location,
-        "message": data.message,
-        "occurred_at": occurred_at,
-    }
-    await insert_rows(session, ShipmentCheckpoint, [checkpoint])
+    # An update that only moves the estimate or lists the parcel's items repeats what
+    # the carrier last said: the timeline shows it once.
+    if (data.status, data.location, data.message) != seen:
+        checkpoint = {
+            "shipment_id": shipment.id,
+            "status": data.status,
+            "location": data.location,
+            "message": data.message,
+            "occurred_at": occurred_at,
+        }
+        await insert_rows(session, ShipmentCheckpoint, [checkpoint])
     problem: str | None = None
     if data.status in DELIVERY_PROBLEMS and data.status != before:
         problem = data.status
