@@ -24,14 +24,17 @@ from ulak.messages.rendering import resolve_locale
 from ulak.reviews.models import Review
 from ulak.reviews.service import (
     Published,
+    PublishedReview,
     find_photo,
     get_review,
     list_reviews,
     photo_tokens,
     published,
+    published_sqlite,
 )
 from ulak.stores.models import Store
 from ulak.web.deps import AppDatabase, CurrentStore
+from ulak.web.links import StoreCache
 from ulak.web.pages import render_page, store_page
 
 router = APIRouter(tags=["reviews"])
@@ -109,7 +112,7 @@ def _keep(key: tuple[object, ...], body: bytes) -> None:
     _answers[key] = (time.monotonic(), body)
 
 
-def _out(request: Request, review: Review, tokens: list[str]) -> dict[str, Any]:
+def _out(request: Request, review: Review | PublishedReview, tokens: list[str]) -> dict[str, Any]:
     return {
         "id": review.id,
         "product_id": review.product_id,
@@ -218,18 +221,32 @@ async def public_reviews(
     return Response(body, media_type="application/json", headers=headers)
 
 
+# The stores the public routes answer for, kept 5 s (as the tracking page keeps them).
+_stores = StoreCache()
+
+
 async def _published(
     database: Database, store_id: int, product_id: str | None, page: int
 ) -> tuple[Store, Published]:
-    """The store and a page of its published reviews, in one read."""
-    async with database.read() as session:
-        store: Store | None = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
-        if store is None:
-            raise NotFound(f"store {store_id} does not exist")
-        found = await published(
-            session, store_id=store.id, product_id=product_id, page=page, per_page=PER_PAGE
+    """The store and a page of its published reviews (on SQLite, read on the plain
+    read-only connection: `published_sqlite`)."""
+    store = _stores.get(store_id)
+    if store is None:
+        async with database.read() as session:
+            store = await session.get(Store, store_id) if 0 < store_id < 2**63 else None
+            if store is None:
+                raise NotFound(f"store {store_id} does not exist")
+            session.expunge(store)
+        _stores.put(store)
+    if database.is_sqlite:
+        found = published_sqlite(
+            database, store_id=store.id, product_id=product_id, page=page, per_page=PER_PAGE
         )
-        session.expunge(store)
+    else:
+        async with database.read() as session:
+            found = await published(
+                session, store_id=store.id, product_id=product_id, page=page, per_page=PER_PAGE
+            )
     return store, found
 
 
