@@ -503,7 +503,8 @@ async def test_the_cli_erases_at_once(
     assert result.stdout == (
         "customer 1 erased: 1 profile(s), 1 order(s) kept anonymous, 1 cart(s) deleted, "
         "7 event(s) emptied, 4 message(s) emptied (1 cancelled), 4 enrollment(s), 1 consent "
-        "change(s) kept as proof, 1 back-in-stock subscription(s) and 2 timer(s) deleted\n"
+        "change(s) kept as proof, 1 back-in-stock subscription(s), 2 timer(s), 0 review(s) and"
+        " 0 topic choice(s) deleted, 0 return(s) and 0 survey comment(s) emptied\n"
     )
     assert found_in_files(sqlite_files(db)) == {}
     again = await asyncio.to_thread(ulak_cli, *args, env=env)

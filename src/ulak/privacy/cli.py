@@ -64,8 +64,9 @@ def customers_erase(store: StoreOption, customer: CustomerArgument) -> None:
         f"{erased.events} event(s) emptied, {erased.messages} message(s) emptied "
         f"({erased.cancelled_messages} cancelled), {erased.enrollments} enrollment(s), "
         f"{erased.consent_changes} consent change(s) kept as proof, "
-        f"{erased.back_in_stock} back-in-stock subscription(s) and {erased.timers} timer(s) "
-        "deleted",
+        f"{erased.back_in_stock} back-in-stock subscription(s), {erased.timers} timer(s), "
+        f"{erased.reviews} review(s) and {erased.topic_preferences} topic choice(s) deleted, "
+        f"{erased.returns} return(s) and {erased.survey_comments} survey comment(s) emptied",
         highlight=False,
     )
 
