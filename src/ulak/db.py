@@ -78,6 +78,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_utc(value: str | None) -> datetime | None:
+    """A `UTCDateTime` column as SQLite keeps it (naive UTC text), read without the ORM
+    (`Database.lookup`): the aware UTC datetime the column type would give."""
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
 class Money(TypeDecorator[Decimal]):
     """Decimal money: NUMERIC on PostgreSQL, exact text on SQLite (whose numbers are floats)."""
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, delete, distinct, func, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.db import Database, insert_returning_id, insert_rows, table_of
+from ulak.db import Database, insert_returning_id, insert_rows, sqlite_utc, table_of
 from ulak.events.schemas import (
     CartData,
     Item,
@@ -856,15 +856,11 @@ def tracking_sqlite(
         return None
     history = database.lookup(_SQLITE_HISTORY, (rows[0][0],))
     parcels = database.lookup(_SQLITE_PARCELS, (rows[0][0],))
-    return _tracking_of(rows, history, parcels, _sqlite_time, _sqlite_money)
+    return _tracking_of(rows, history, parcels, sqlite_utc, _sqlite_money)
 
 
 def _as_is(value: Any) -> Any:
     return value
-
-
-def _sqlite_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _sqlite_money(value: str | None) -> Decimal | None:

@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.service import find_product
 from ulak.customers.models import Customer
-from ulak.db import Database
+from ulak.db import Database, sqlite_utc
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.orders.service import order_views, orders_of
@@ -561,14 +561,10 @@ def _shown(
         title=title,
         body=body,
         display_name=display_name,
-        published_at=_utc(published_at),
+        published_at=sqlite_utc(published_at),
         reply=reply,
-        replied_at=_utc(replied_at),
+        replied_at=sqlite_utc(replied_at),
     )
-
-
-def _utc(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 async def find_photo(session: AsyncSession, *, token: str) -> ReviewPhoto | None:
