@@ -34,6 +34,7 @@ from ulak.db import Database
 from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
+from ulak.integrations.service import SecretCache
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.orders.pages import router as tracking_router
@@ -191,6 +192,7 @@ def create_app(
     app.state.clock = clock
     app.state.workers = workers
     app.state.keys = KeyCheck(database)
+    app.state.integration_secrets = SecretCache(database)
     app.state.inbox = Inbox(
         database, clock, on_commit=processes.wake if processes is not None else workers.wake
     )

@@ -1,0 +1,1 @@
+"""Shops' own platforms feeding ulak unchanged: Shopify and WooCommerce webhooks."""
