@@ -27,6 +27,7 @@ from ulak.stores.models import ApiKey, Store
 from ulak.suppressions.models import SoftBounce, Suppression
 from ulak.surveys.models import SurveyAnswer, SurveyRequest, SurveySettings
 from ulak.timers.models import Timer
+from ulak.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -74,4 +75,6 @@ __all__ = [
     "TemplateOverride",
     "Timer",
     "TopicPreference",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -1,0 +1,1 @@
+"""Signed outbound webhooks: ulak's own events POSTed to a store's endpoints."""
