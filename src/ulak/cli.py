@@ -35,6 +35,7 @@ from ulak.stores.service import list_stores
 from ulak.suppressions.cli import inbound_command, suppressions_app
 from ulak.surveys.cli import surveys_app
 from ulak.terminal import console, err, in_transaction, open_database, run
+from ulak.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="ulak: events in, customer journeys, email out.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
@@ -56,6 +57,7 @@ app.add_typer(preferences_app, name="preferences")
 app.add_typer(returns_app, name="returns")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(integrations_app, name="integrations")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _logging(settings: Settings) -> None:

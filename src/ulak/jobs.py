@@ -39,6 +39,7 @@ FEATURES = (
     "ulak.messages.jobs",
     "ulak.sms.jobs",
     "ulak.timers.jobs",
+    "ulak.webhooks.jobs",
 )
 
 

@@ -74,6 +74,7 @@ from ulak.privacy.service import ERASURE_REQUESTED, erase_customer
 from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
 from ulak.returns.service import apply_return_event
 from ulak.reviews import service as reviews
+from ulak.reviews.schemas import ReviewSubmittedData
 from ulak.stores.models import Store
 from ulak.suppressions.apply import ERASED_MESSAGE, apply_report
 from ulak.suppressions.service import SOFT_BOUNCE_LIMIT
@@ -81,6 +82,7 @@ from ulak.surveys import service as surveys
 from ulak.surveys.schemas import DUE as SURVEY_DUE
 from ulak.surveys.schemas import SurveyAnsweredData
 from ulak.timers import service as timers
+from ulak.webhooks import reporting as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +327,18 @@ async def apply_event(
         await reviews.apply(
             session, store=store, event=event, data=data, customer=customer, now=now
         )
+        review_id = event.data.get("review_id")
+        if isinstance(data, ReviewSubmittedData) and customer and isinstance(review_id, int):
+            await webhooks.review_submitted(
+                session,
+                store_id=store.id,
+                event_id=event.id,
+                review_id=review_id,
+                data=data,
+                customer=customer,
+                occurred_at=event.occurred_at,
+                now=now,
+            )
     if customer is None:
         return event.customer_id
     common: dict[str, Any] = {"store_id": store.id, "customer_id": customer.id}
@@ -372,12 +386,21 @@ async def apply_event(
             now=now,
         )
         if data.discount_codes:
-            await redeem_codes(
+            redeemed = await redeem_codes(
                 session,
                 store_id=store.id,
                 codes=data.discount_codes,
                 order_id=data.order_id,
                 at=event.occurred_at,
+            )
+            await webhooks.coupons_redeemed(
+                session,
+                store_id=store.id,
+                event_id=event.id,
+                coupons=redeemed,
+                customer=customer,
+                occurred_at=event.occurred_at,
+                now=now,
             )
         await timers.order_placed(
             session,
@@ -423,6 +446,15 @@ async def apply_event(
             data=data,
             answered_at=event.occurred_at,
             clock=clock,
+        )
+        await webhooks.survey_answered(
+            session,
+            store_id=store.id,
+            event_id=event.id,
+            data=data,
+            customer=customer,
+            occurred_at=event.occurred_at,
+            now=now,
         )
     elif isinstance(data, ReturnRequestedData | ReturnUpdatedData):
         event.error = await apply_return_event(

@@ -71,6 +71,8 @@ from ulak.messages.service import (
     record_outcomes,
     recording_bounces,
     recording_outcomes,
+    sent_ids,
+    sent_webhooks,
 )
 from ulak.offload import Offload
 from ulak.suppressions.verp import return_path
@@ -180,6 +182,9 @@ class Outcomes:
                     [b | {"data": Jsonb(b["data"]), "customer": Jsonb({})} for b in bounces],
                 )
                 await cursor.execute("NOTIFY ulak_events")
+            if sent := sent_ids(outcomes):
+                # `message.sent` for the stores' webhooks: one statement for the group.
+                await cursor.execute(_sent_webhooks_on_postgres(), {"ids": sent})
 
     async def fold(self, session: AsyncSession) -> int:
         """SQLite: apply the side file's outcomes to `messages` in the caller's transaction
@@ -268,6 +273,14 @@ def _bounces_on_postgres() -> str:
 
     statement = recording_bounces(postgres=True)
     return str(statement.compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _sent_webhooks_on_postgres() -> str:
+    """`sent_webhooks` in PostgreSQL's SQL."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    return str(sent_webhooks(postgres=True).compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
 class Deliveries(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,14 +13,18 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Insert,
     Integer,
     Select,
+    Text,
     TextClause,
     Update,
+    any_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     literal_column,
@@ -28,6 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.clock import Clock
@@ -64,6 +70,7 @@ from ulak.suppressions.reports import ENHANCED_STATUS, classify
 from ulak.suppressions.service import suppressed_among, suppression_of
 from ulak.suppressions.verp import tag_of
 from ulak.web.links import page_links
+from ulak.webhooks.queue import enqueuing
 
 
 def brand_of(store: Store) -> Brand:
@@ -887,13 +894,71 @@ async def record_outcomes(
     session: AsyncSession, outcomes: Sequence[Delivered], *, max_attempts: int
 ) -> None:
     """Apply delivery outcomes to their messages, in the caller's transaction, and report
-    the bounces among them (`recording_bounces`)."""
+    the bounces among them (`recording_bounces`) and the sent ones to the stores'
+    webhooks (`sent_webhooks`)."""
     if outcomes:
         await session.execute(
             recording_outcomes(), outcome_rows(outcomes, max_attempts=max_attempts)
         )
+        postgres = is_postgres(session)
         if bounces := bounce_rows(outcomes, max_attempts=max_attempts):
-            await session.execute(recording_bounces(postgres=is_postgres(session)), bounces)
+            await session.execute(recording_bounces(postgres=postgres), bounces)
+        if sent := sent_ids(outcomes):
+            await session.execute(sent_webhooks(postgres=postgres), {"ids": sent})
+
+
+def sent_ids(outcomes: Sequence[Delivered]) -> list[int]:
+    """The messages these outcomes sent (`sent_webhooks`' parameter)."""
+    return [o.message_id for o in outcomes if o.error is None]
+
+
+@functools.cache
+def sent_webhooks(*, postgres: bool) -> Insert:
+    """`message.sent` for the stores' subscribed webhook endpoints: one statement for the
+    outcomes of a batch (`:ids`), written with them, whatever the number of messages or
+    endpoints (none for a store without endpoints: the join finds nothing). Only a message
+    this batch moved to `sent` is reported; one folded again after a crash is not
+    reported twice (the event id is the message's). Messages to the shop are not
+    reported. The payload is built by the database from the row: the sender does not
+    hold it."""
+    messages, customers = table_of(Message), table_of(Customer)
+    ids = (
+        messages.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger())))
+        if postgres
+        else messages.c.id.in_(bindparam("ids", expanding=True))
+    )
+    build = func.jsonb_build_object if postgres else func.json_object
+    payload = build(
+        literal_column("'message_id'"),
+        messages.c.id,
+        literal_column("'channel'"),
+        messages.c.channel,
+        literal_column("'template'"),
+        messages.c.template,
+        literal_column("'to'"),
+        messages.c.to_address,
+        literal_column("'customer'"),
+        build(
+            literal_column("'id'"),
+            customers.c.external_id,
+            literal_column("'email'"),
+            customers.c.email,
+            literal_column("'phone'"),
+            customers.c.phone,
+        ),
+    )
+    about = (
+        select(
+            messages.c.store_id.label("store_id"),
+            messages.c.customer_id.label("customer_id"),
+            literal_column("'msg_'").concat(cast(messages.c.id, Text)).label("event_id"),
+            messages.c.sent_at.label("occurred_at"),
+            payload.label("payload"),
+        )
+        .join(customers, customers.c.id == messages.c.customer_id)
+        .where(ids, text("messages.status = 'sent'"))
+    )
+    return enqueuing(about, event_type="message.sent", postgres=postgres)
 
 
 def recording_bounces(*, postgres: bool) -> Insert:

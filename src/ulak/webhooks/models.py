@@ -61,9 +61,7 @@ class WebhookDelivery(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
-    endpoint_id: Mapped[int] = mapped_column(
-        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
-    )
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     # The customer the payload is about (None: none), for export and erasure.
     customer_id: Mapped[int | None] = mapped_column(BigId)
     event_type: Mapped[str] = mapped_column(String(100))
