@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,11 @@ from ulak.customers.models import Customer
 from ulak.reviews.schemas import ReviewSubmittedData
 from ulak.surveys.schemas import SurveyAnsweredData
 from ulak.webhooks.queue import customer_ref, enqueue
+
+
+def _money(amount: Decimal | None) -> str | None:
+    """Two decimals on both databases (PostgreSQL keeps NUMERIC's scale, SQLite does not)."""
+    return None if amount is None else str(amount.quantize(Decimal("0.01")))
 
 
 def _customer(customer: Customer) -> dict[str, str | None]:
@@ -104,7 +110,7 @@ async def coupons_redeemed(
                 "code": coupon.code,
                 "order_id": coupon.order_id,
                 "kind": coupon.kind,
-                "amount": None if coupon.amount is None else str(coupon.amount),
+                "amount": _money(coupon.amount),
                 "currency": coupon.currency,
                 "journey": coupon.journey_key,
                 "customer": _customer(customer),
