@@ -12,6 +12,7 @@ import httpx
 
 from tests.support import StoreKey
 from ulak.clock import FrozenClock
+from ulak.webhooks.service import add_endpoint
 from ulak.worker import Workers
 
 EMAIL = "gulizar.senyurt@posta.example"
@@ -22,6 +23,8 @@ FIRST, LAST = "Gülizar", "Şenyurt"
 STREET = "Bağdat Caddesi No 412 Daire 7"
 IP = "203.0.113.77"
 SHOP_ID = "musteri-77"
+# Port 9 (discard): closed here, so each delivery fails at once and stays queued.
+WEBHOOK_URL = "http://127.0.0.1:9/hook"
 
 
 def customer(**extra: Any) -> dict[str, Any]:
@@ -70,7 +73,18 @@ async def history(
     client: httpx.AsyncClient, store: StoreKey, workers: Workers, clock: FrozenClock
 ) -> None:
     """The history; it ends with the thank-you email queued (its journey's step ran, the
-    sender has not claimed it yet): a pending commercial email."""
+    sender has not claimed it yet): a pending commercial email. The store has a webhook
+    endpoint that does not answer (nothing listens on its port), so the `message.sent`
+    payloads naming the customer wait in `webhook_deliveries`."""
+    async with workers.ctx.database.transaction() as session:
+        await add_endpoint(
+            session,
+            store_id=store.id,
+            url=WEBHOOK_URL,
+            events=["*"],
+            development=True,
+            clock=clock,
+        )
     await post(
         client,
         store,

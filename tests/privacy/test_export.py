@@ -60,6 +60,7 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
         "survey_answers",
         "timers",
         "topic_preferences",
+        "webhook_deliveries",
     ]
     profile = data["profile"]
     assert profile == {
@@ -222,6 +223,19 @@ async def test_the_export_holds_everything_ulak_keeps_on_the_customer(
     ]
     assert data["suppressions"] == []
     assert (data["topic_preferences"], data["privacy_requests"]) == ([], [])
+    # The store's webhook endpoint was told of each sent message (it never answered).
+    assert [
+        (d["event_type"], d["status"], d["payload"]["template"], d["payload"]["customer"])
+        for d in data["webhook_deliveries"]
+    ] == [
+        (
+            "message.sent",
+            "pending",
+            template,
+            {"id": SHOP_ID, "email": EMAIL, "phone": "+905327654321"},
+        )
+        for template in ("welcome", "order_confirmation", "order_shipped")
+    ]
     # By email too, as the profile API names a customer.
     by_email = await client.get(f"/v1/customers/{EMAIL}/export", headers=store.auth)
     assert by_email.json() == data

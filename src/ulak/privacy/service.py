@@ -46,6 +46,8 @@ from ulak.surveys import privacy as surveys_privacy
 from ulak.surveys.privacy import SurveyAnswerExport
 from ulak.timers import privacy as timers_privacy
 from ulak.timers.privacy import TimerExport
+from ulak.webhooks import privacy as webhooks_privacy
+from ulak.webhooks.privacy import WebhookDeliveryExport
 
 # The event that carries an erasure request from the API to the worker.
 ERASURE_REQUESTED = "customer.erasure_requested"
@@ -75,6 +77,8 @@ class CustomerData:
     returns: list[ReturnExport]
     survey_answers: list[SurveyAnswerExport]
     reviews: list[ReviewExport]
+    # ulak's events about them queued for, or sent to, the store's webhook endpoints.
+    webhook_deliveries: list[WebhookDeliveryExport]
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = _jsonable(dataclasses.asdict(self))
@@ -121,6 +125,7 @@ async def export_customer(
         returns=await returns_privacy.export_customer(session, **mine),
         survey_answers=await surveys_privacy.export_customer(session, **mine),
         reviews=await reviews_privacy.export_customer(session, **mine),
+        webhook_deliveries=await webhooks_privacy.export_customer(session, **mine),
     )
 
 
@@ -145,6 +150,7 @@ class Erased:
     returns: int = 0
     survey_comments: int = 0
     reviews: int = 0
+    webhook_deliveries: int = 0
 
 
 # The erasures a transaction made: on SQLite the worker checkpoints the WAL after it
@@ -206,6 +212,9 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         session, store_id=store_id, customer_id=customer.id, personal=personal
     )
     surveys = await surveys_privacy.erase_customer(session, store_id=store_id, customer_ids=ids)
+    webhook_deliveries = await webhooks_privacy.erase_customer(
+        session, store_id=store_id, customer_ids=ids
+    )
     request_alerts = await preferences_privacy.alert_ids(
         session, store_id=store_id, customer_ids=ids
     )
@@ -233,6 +242,7 @@ async def erase_customer(session: AsyncSession, *, customer: Customer, now: date
         returns=returns,
         survey_comments=surveys.comments,
         reviews=erased_reviews,
+        webhook_deliveries=webhook_deliveries,
     )
     notes(session)(ERASURES).append(done)
     return done
