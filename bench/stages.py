@@ -6,6 +6,7 @@ ingest (single-event POSTs), applying events, running steps and sending (to a tr
 that only counts bytes, so SMTP is not measured here; `bench/pipeline.py` measures it).
 
     .venv/bin/python bench/stages.py [--orders 400] [--database-url URL]
+        [--webhook-endpoints N]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ulak.clock import FrozenClock
 from ulak.config import Settings
 from ulak.db import Base, Database
 from ulak.migrate import upgrade
+from ulak.webhooks.service import add_endpoint
 from ulak.worker import Workers
 
 
@@ -82,6 +84,19 @@ async def measure(args: argparse.Namespace, url: str) -> None:
         transport.send = send  # type: ignore[method-assign]
     workers.ctx.sender.email.transport = transport
     store = await make_store(database, clock)
+    if args.webhook_endpoints:
+        # Endpoints subscribed to `message.sent` (nothing listens on port 9: only the cost
+        # of queueing is measured, `webhooks.deliver` is not run here).
+        async with database.transaction() as session:
+            for _ in range(args.webhook_endpoints):
+                await add_endpoint(
+                    session,
+                    store_id=store.id,
+                    url="http://127.0.0.1:9/hook",
+                    events=["message.sent"],
+                    development=True,
+                    clock=clock,
+                )
     n = args.orders
     events = [
         order_placed(str(10000 + i), customer_id=f"c-{i}", email=f"musteri{i}@example.com")
@@ -146,6 +161,10 @@ async def measure(args: argparse.Namespace, url: str) -> None:
                 pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
     mean = transport.bytes / max(transport.messages, 1) / 1024
     print(f"sent {transport.messages} messages, mean {mean:.1f} KiB")
+    if args.webhook_endpoints:
+        async with database.read() as session:
+            queued = await session.scalar(text("SELECT count(*) FROM webhook_deliveries"))
+        print(f"queued {queued} webhook deliveries")
     await database.dispose()
     if args.explain:
         explain(url, seen)
@@ -184,6 +203,12 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="show plans that scan (SQLite)")
     parser.add_argument("--profile", default="", help="stage to profile with cProfile")
     parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime")
+    parser.add_argument(
+        "--webhook-endpoints",
+        type=int,
+        default=0,
+        help="give the store this many webhook endpoints subscribed to message.sent",
+    )
     parser.add_argument(
         "--together", action="store_true", help="run the worker loops at once, as in a server"
     )
