@@ -24,6 +24,7 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "consent.iys_push",
         "consent.iys_pull",
         "events.forget_old",
+        "webhooks.deliver",
     }
     # Periodic: deletes applied events past each store's retention (KVKK), hourly.
     assert jobs["events.forget_old"].every == timedelta(hours=1)
@@ -39,6 +40,7 @@ def test_each_feature_declares_its_jobs_in_pipeline_order() -> None:
         "consent.iys_push": 0,
         "consent.iys_pull": 0,
         "events.forget_old": 0,
+        "webhooks.deliver": 0,
     }
     # İYS's changes, pulled once a minute across workers, become events to apply.
     assert (jobs["consent.iys_pull"].every, jobs["consent.iys_pull"].wakes) == (
