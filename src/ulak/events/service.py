@@ -83,6 +83,7 @@ from ulak.surveys.schemas import DUE as SURVEY_DUE
 from ulak.surveys.schemas import SurveyAnsweredData
 from ulak.timers import service as timers
 from ulak.webhooks import reporting as webhooks
+from ulak.webhooks.service import move_customer as move_webhook_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -536,6 +537,7 @@ async def _merge(
     await move_coupons(session, **moved)
     await surveys.move_customer(session, **moved)
     await reviews.move_customer(session, **moved)
+    await move_webhook_deliveries(session, **moved)
     await move_enrollments(session, **moved, now=now)
     await merge_consent(session, survivor=survivor, absorbed=absorbed)
     await preferences.move_customer(session, from_id=absorbed.id, to_id=survivor.id)

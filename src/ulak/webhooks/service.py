@@ -321,3 +321,12 @@ async def record_attempts(session: AsyncSession, attempts: list[Attempted]) -> N
             .where(deliveries.c.endpoint_id == endpoint_id, IS_PENDING_DELIVERY)
             .values(status="failed", last_error=f"the endpoint is disabled: {reason}")
         )
+
+
+async def move_customer(session: AsyncSession, *, from_customer: int, to_customer: int) -> None:
+    """A merge: the absorbed profile's deliveries are the survivor's (her export shows
+    them, her erasure deletes them)."""
+    table = table_of(WebhookDelivery)
+    await session.execute(
+        update(table).where(table.c.customer_id == from_customer).values(customer_id=to_customer)
+    )
