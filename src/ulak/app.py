@@ -55,6 +55,7 @@ from ulak.surveys.api import router as surveys_router
 from ulak.surveys.pages import router as survey_pages_router
 from ulak.web.links import BadLink
 from ulak.web.pages import bad_link_page, browser_language, error_page, texts_for
+from ulak.webhooks.api import router as webhooks_router
 from ulak.worker import WorkerProcesses, Workers, listen_for_events
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,7 @@ def create_app(
     app.include_router(back_in_stock_router)
     app.include_router(back_in_stock_pages_router)
     app.include_router(coupons_router)
+    app.include_router(webhooks_router)
     app.include_router(unsubscribe_router)
     app.include_router(preferences_router)
     app.include_router(tracking_router)
