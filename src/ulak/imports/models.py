@@ -29,7 +29,11 @@ class ImportRun(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     # The records (CSV rows or JSON lines, after the header) written or skipped so far.
     line: Mapped[int] = mapped_column(Integer, default=0)
+    # Records read well (rows_in) and bad ones skipped (rows_skipped), over every run that
+    # continued this one.
     rows_in: Mapped[int] = mapped_column(Integer, default=0)
+    # Of rows_in, those the store did not have (the others were there already).
+    rows_added: Mapped[int] = mapped_column(Integer, default=0)
     rows_skipped: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

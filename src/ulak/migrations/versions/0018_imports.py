@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("file_sha256", sa.String(length=64), nullable=False),
         sa.Column("line", sa.Integer(), nullable=False),
         sa.Column("rows_in", sa.Integer(), nullable=False),
+        sa.Column("rows_added", sa.Integer(), nullable=False),
         sa.Column("rows_skipped", sa.Integer(), nullable=False),
         sa.Column("started_at", Time, nullable=False),
         sa.Column("updated_at", Time, nullable=False),
