@@ -110,7 +110,7 @@ def _json_lines(counted: Counted, kind: str, place: Place, start: int) -> Iterat
             yield Read(number, number, None, None)
             continue
         try:
-            loaded = json.loads(line, parse_float=Decimal)
+            loaded = json.loads(line)
             if not isinstance(loaded, dict):
                 raise BadRecord("a line is one JSON object")
             record = _from_json(kind, loaded, place)

@@ -42,9 +42,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_imports")),
     )
-    op.create_index(
-        "ix_imports_file", "imports", ["store_id", "kind", "file_sha256", "file_size"]
-    )
+    op.create_index("ix_imports_file", "imports", ["store_id", "kind", "file_sha256", "file_size"])
 
 
 def downgrade() -> None:
