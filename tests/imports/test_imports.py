@@ -165,7 +165,7 @@ async def test_shopify_orders_go_in_with_items_and_history_and_a_second_run_adds
 
     assert bad == [
         (4, "placed_at: 'not a date' is no date and time"),
-        (6, "total: Input should be greater than or equal to 0"),
+        (6, "total: must not be negative"),
     ]
     assert (summary.records, summary.read, summary.added, summary.skipped) == (5, 2, 2, 2)
     assert (summary.customers_added, summary.timers_set, summary.finished) == (1, 0, True)
@@ -217,8 +217,7 @@ async def test_shopify_customers_keep_known_profiles_and_leave_consent_out(
     summary, bad = await imported(db, clock, store, "customers", path)
 
     assert bad == [
-        (3, "email: value is not a valid email address: The part after the @-sign is not "
-            "valid. It should have a period."),
+        (3, "email: 'mehmet@example' is no email address"),
         (5, "a customer needs at least one of id, email or phone"),
     ]  # fmt: skip
     assert (summary.read, summary.added, summary.skipped) == (2, 1, 2)
@@ -369,7 +368,7 @@ async def test_json_lines_of_each_kind(
 
     assert bad_customers == [
         (2, "a line is one JSON object"),
-        (3, "email: value is not a valid email address: An email address must have an @-sign."),
+        (3, "email: 'no' is no email address"),
     ]
     assert bad_products == [
         (2, 'price: money must be a decimal string like "1249.90", not a JSON number')
@@ -498,11 +497,11 @@ def test_the_command_reports_bad_rows_and_exits_non_zero_only_when_nothing_was_r
     }  # fmt: skip
     assert result.stderr.splitlines() == [
         "line 4: placed_at: 'not a date' is no date and time",
-        "line 6: total: Input should be greater than or equal to 0",
+        "line 6: total: must not be negative",
     ]
     assert errors.read_text(encoding="utf-8").splitlines() == [
         "4,placed_at: 'not a date' is no date and time",
-        "6,total: Input should be greater than or equal to 0",
+        "6,total: must not be negative",
     ]
 
     nothing = tmp_path / "nothing.jsonl"
