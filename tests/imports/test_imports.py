@@ -3,7 +3,10 @@ history that starts no journey."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.journeys.test_engine import post
-from tests.support import StoreKey, dev_inbox, make_store, order_placed, ulak_cli
+from tests.support import ULAK, StoreKey, dev_inbox, make_store, order_placed, ulak_cli
 from ulak.catalog.models import Product
 from ulak.clock import FrozenClock
 from ulak.customers.models import Customer
@@ -509,3 +512,46 @@ def test_the_command_reports_bad_rows_and_exits_non_zero_only_when_nothing_was_r
     failed = ulak_cli("import", "orders", str(nothing), "--store", str(store), env=env)
     assert failed.returncode == 1
     assert "line 1: " in failed.stderr
+
+
+async def test_an_import_killed_with_sigkill_resumes_and_ends_with_the_rows_of_a_whole_run(
+    database_url: str, db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    killed = await make_store(db, clock, name="Kesilen", library=False)
+    whole = await make_store(db, clock, name="Bütün", library=False)
+    path = tmp_path / "orders.jsonl"
+    path.write_text(jsonl_orders(2000), encoding="utf-8")
+    env = {**os.environ, "ULAK_DATABASE_URL": database_url}
+    command = [str(ULAK), "import", "orders", str(path), "--store", str(killed.id), "--json"]
+
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+    async def line() -> int:
+        async with db.read() as session:
+            reached = await session.scalar(select(func.max(ImportRun.line)))
+        return reached or 0
+
+    try:
+        for _ in range(3000):  # up to a minute: the first batch committed
+            if await line():
+                break
+            await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        await process.wait()
+    stopped_at = await line()
+    assert 0 < stopped_at < 2000
+
+    resumed = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await resumed.communicate()
+    assert resumed.returncode == 0
+    summary = json.loads(out)
+    assert (summary["resumed_from"], summary["records"]) == (stopped_at, 2000)
+    assert (summary["read"], summary["added"], summary["finished"]) == (2000, 2000, True)
+
+    await imported(db, clock, whole, "orders", path)
+    assert await orders_of(db, killed) == await orders_of(db, whole)

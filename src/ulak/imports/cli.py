@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ulak.clock import SystemClock
 from ulak.config import get_settings
+from ulak.errors import UlakError
 from ulak.imports.columns import load_columns
 from ulak.imports.service import KINDS, Bad, Observer, Summary, run_import
 from ulak.terminal import console, err, open_database, run
@@ -88,7 +89,12 @@ def import_command(
     """Backfill history from a file: customers, products or orders, without starting any
     journey. Resumes where an interrupted run of the same file stopped; a second run adds
     nothing. Bad rows are reported with their line and skipped."""
-    given = load_columns(columns) if columns is not None else None
+    try:
+        given = load_columns(columns) if columns is not None else None
+    except (UlakError, OSError) as error:
+        message = error.message if isinstance(error, UlakError) else f"{columns}: {error.strerror}"
+        err.print(f"[red]error:[/red] {message}", highlight=False)
+        raise typer.Exit(2) from error
     settings = get_settings()
     settings.lock_timeout_seconds = LOCK_NOTICE_SECONDS
     error_file = errors.open("w", encoding="utf-8", newline="") if errors is not None else None
