@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,8 +43,13 @@ SHOPIFY_ORDERS = (SAMPLES / "shopify_orders.csv").read_text(encoding="utf-8")
 class Watched(Observer):
     bad_rows: list[Bad] = field(default_factory=list)
 
+    waits: list[str] = field(default_factory=list)
+
     def bad(self, bad: Bad) -> None:
         self.bad_rows.append(bad)
+
+    def waiting(self, reason: str) -> None:
+        self.waits.append(reason)
 
 
 async def imported(
@@ -555,3 +562,35 @@ async def test_an_import_killed_with_sigkill_resumes_and_ends_with_the_rows_of_a
 
     await imported(db, clock, whole, "orders", path)
     assert await orders_of(db, killed) == await orders_of(db, whole)
+
+
+async def test_on_sqlite_an_import_waits_for_a_writer_holding_the_lock_and_says_so(
+    sqlite_template: Path, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """SQLite only: PostgreSQL has no database-wide write lock to wait for."""
+    shutil.copy(sqlite_template, tmp_path / "ulak.db")
+    db = Database(f"sqlite:///{tmp_path / 'ulak.db'}", lock_timeout=0.1)
+    try:
+        store = await make_store(db, clock, library=False)
+        path = tmp_path / "orders.jsonl"
+        path.write_text(jsonl_orders(30), encoding="utf-8")
+        # Another process's write transaction (a busy worker's), held for 0.5 s.
+        other = sqlite3.connect(tmp_path / "ulak.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        watched = Watched()
+        importing = asyncio.create_task(
+            run_import(
+                db, store_id=store.id, kind="orders", path=path, clock=clock, observer=watched
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not importing.done()
+        other.execute("COMMIT")
+        other.close()
+        summary = await importing
+    finally:
+        await db.dispose()
+    assert (summary.added, summary.finished) == (30, True)
+    # Said at each 0.1 s of waiting, about 5 times in the 0.5 s the other writer held it.
+    assert set(watched.waits) == {"another process held the database's write lock for 0.1 s"}
+    assert 2 <= len(watched.waits) <= 5

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -35,6 +36,7 @@ from ulak.stores.models import Store
 from ulak.stores.service import get_store
 from ulak.timers.bulk import orders_imported
 
+T = TypeVar("T")
 KINDS = ("customers", "products", "orders")
 # How much of the file names it, beside its size: a file grown or rewritten in place is
 # another file (its head or size differs), and hashing 1 MiB takes ~2 ms.
@@ -125,9 +127,12 @@ async def run_import(
     except OSError as error:
         raise Invalid(f"cannot read {path}: {error.strerror}") from error
     started = time.monotonic()
-    async with database.transaction() as session:
+
+    async def begin(session: AsyncSession) -> tuple[Store, ImportRun]:
         store = await get_store(session, store_id)
-        found = await _run_for(session, store_id=store_id, kind=kind, file=file, clock=clock)
+        return store, await _run_for(session, store_id=store_id, kind=kind, file=file, clock=clock)
+
+    store, found = await _patiently(database, begin, watch)
     run = Cursor(found.id, kind, found.line, found.rows_in, found.rows_added,
                  found.rows_skipped, finished=False)  # fmt: skip
     place = Place(ZoneInfo(store.timezone), store.phone_region, store.currency)
@@ -141,20 +146,14 @@ async def run_import(
         nonlocal run, customers_added, timers_set, size, batches
         batches += 1
         began = time.monotonic()
-        while True:
-            try:
-                async with database.transaction() as session:
-                    after, customers, timers = await _write(
-                        session, store, run, batch, final, clock
-                    )
-                    if before_commit is not None:
-                        before_commit(batches)
-                break
-            except OperationalError as error:
-                if not isinstance(error.orig, DatabaseLocked):
-                    raise
-                # Another process (a busy worker) holds the write lock: wait for it, say so.
-                watch.waiting(str(error.orig))
+
+        async def work(session: AsyncSession) -> tuple[Cursor, int, int]:
+            written = await _write(session, store, run, batch, final, clock)
+            if before_commit is not None:
+                before_commit(batches)
+            return written
+
+        after, customers, timers = await _patiently(database, work, watch)
         run = after
         customers_added += customers
         timers_set += timers
@@ -191,6 +190,21 @@ async def run_import(
         seconds=time.monotonic() - started,
         finished=run.finished,
     )
+
+
+async def _patiently(
+    database: Database, work: Callable[[AsyncSession], Awaitable[T]], watch: Observer
+) -> T:
+    """`work` in a write transaction; while another process (a busy worker) holds SQLite's
+    write lock past the database's `lock_timeout`, say so and wait on."""
+    while True:
+        try:
+            async with database.transaction() as session:
+                return await work(session)
+        except OperationalError as error:
+            if not isinstance(error.orig, DatabaseLocked):
+                raise
+            watch.waiting(str(error.orig))
 
 
 async def _run_for(
