@@ -25,6 +25,7 @@ from ulak.catalog.models import Product
 from ulak.clock import FrozenClock
 from ulak.customers.models import Customer
 from ulak.db import Database
+from ulak.errors import Invalid
 from ulak.events.models import Event
 from ulak.imports.models import ImportRun
 from ulak.imports.service import Bad, Observer, Summary, run_import
@@ -594,3 +595,17 @@ async def test_on_sqlite_an_import_waits_for_a_writer_holding_the_lock_and_says_
     # Said at each 0.1 s of waiting, about 5 times in the 0.5 s the other writer held it.
     assert set(watched.waits) == {"another process held the database's write lock for 0.1 s"}
     assert 2 <= len(watched.waits) <= 5
+
+
+async def test_a_file_that_is_not_utf8_keeps_what_came_before_and_says_how_to_fix_it(
+    db: Database, clock: FrozenClock, store: StoreKey, tmp_path: Path
+) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_bytes(b"id,email\nc-1,a@example.com\n" + "c-2,şule@example.com\n".encode("cp1254"))
+    with pytest.raises(Invalid) as raised:
+        await imported(db, clock, store, "customers", path)
+    assert raised.value.message == (
+        f"{path} could not be read past record 1: it is not UTF-8 text (save it as UTF-8, "
+        '"CSV UTF-8" in Excel)'
+    )
+    assert [c[:2] for c in await customers_of(db, store)] == [("c-1", "a@example.com")]

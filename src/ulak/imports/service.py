@@ -11,6 +11,7 @@ the only timer it moves is a customer's lapse date, and only to a moment still a
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -167,13 +168,25 @@ async def run_import(
 
     with path.open("rb") as raw:
         counted, records = read(raw, kind, place=place, columns=columns, start=run.line)
-        for record in records:
-            if record.error is not None:
-                watch.bad(Bad(record.line, record.error))
-            batch.append(record)
-            if len(batch) >= size:
-                await write(final=False)
-                watch.progress(counted.consumed, run.line - resumed_from)
+        try:
+            for record in records:
+                if record.error is not None:
+                    watch.bad(Bad(record.line, record.error))
+                batch.append(record)
+                if len(batch) >= size:
+                    await write(final=False)
+                    watch.progress(counted.consumed, run.line - resumed_from)
+        except (UnicodeDecodeError, csv.Error) as error:
+            # What was read before goes in; the run stays unfinished, to resume once fixed.
+            await write(final=False)
+            raise Invalid(
+                f"{path} could not be read past record {run.line:,}: "
+                + (
+                    'it is not UTF-8 text (save it as UTF-8, "CSV UTF-8" in Excel)'
+                    if isinstance(error, UnicodeDecodeError)
+                    else f"not CSV ({error})"
+                )
+            ) from error
         await write(final=True)
         watch.progress(counted.consumed, run.line - resumed_from)
     return Summary(
