@@ -6,22 +6,32 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import IO, Any, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from ulak.catalog.bulk import ImportedProduct
 from ulak.customers.bulk import Profile
-from ulak.customers.identity import normalize_email, normalize_phone
-from ulak.events.schemas import EARLIEST, LATEST, Channel, OrderPlacedData, ProductData
+from ulak.events.schemas import Channel, OrderPlacedData, ProductData
+from ulak.imports.checks import (
+    BadRecord,
+    amount,
+    checked_text,
+    identifier,
+    integer,
+    known_zone,
+    moment,
+    money,
+    normalized_email,
+    normalized_phone,
+)
 from ulak.imports.columns import Preset, columns_for
 from ulak.orders.bulk import ImportedOrder
 
@@ -82,10 +92,6 @@ class Counted:
             yield self._decode.decode(chunk)
 
 
-class BadRecord(ValueError):
-    pass
-
-
 def read(
     raw: IO[bytes],
     kind: str,
@@ -127,7 +133,7 @@ def _from_json(kind: str, data: dict[str, Any], place: Place) -> Record:
     if kind == "products":
         return _product(ProductData.model_validate(data))
     customer = data.pop("customer", None)
-    placed_at = _moment(data.pop("occurred_at", None), place.zone, "occurred_at")
+    placed_at = moment(data.pop("occurred_at", None), place.zone, "occurred_at")
     if placed_at is None:
         raise BadRecord("occurred_at: an order needs the moment it was placed")
     history = data.pop("statuses", None) or []
@@ -139,7 +145,7 @@ def _from_json(kind: str, data: dict[str, Any], place: Place) -> Record:
         if not isinstance(change, dict) or change.get("status") not in STATUSES[1:]:
             raise BadRecord(f"statuses: each is {{status, occurred_at}}, status one of "
                             f"{', '.join(STATUSES[1:])}")  # fmt: skip
-        at = _moment(change.get("occurred_at"), place.zone, "statuses.occurred_at")
+        at = moment(change.get("occurred_at"), place.zone, "statuses.occurred_at")
         statuses.append((str(change["status"]), at or placed_at))
     if customer is not None and not isinstance(customer, dict):
         raise BadRecord("customer: an object")
@@ -233,7 +239,7 @@ def _product_values(values: dict[str, str], preset: Preset) -> dict[str, Any] | 
     if "image_url" in data:  # WooCommerce lists every image: the first is the main one
         data["image_url"] = data["image_url"].split(",")[0].strip()
     if "inventory" in data:
-        data["inventory"] = _integer(data["inventory"], "inventory")
+        data["inventory"] = integer(data["inventory"], "inventory")
     data.pop("sku", None)
     return data
 
@@ -255,7 +261,7 @@ def _csv_order(group: list[tuple[int, dict[str, str]]], preset: Preset, place: P
         if values.get("item_title"):
             item: dict[str, Any] = {
                 "title": values["item_title"],
-                "quantity": _integer(values.get("item_quantity") or "1", "item_quantity"),
+                "quantity": integer(values.get("item_quantity") or "1", "item_quantity"),
                 "price": values.get("item_price") or "0",
             }
             for field in ("product_id", "variant_id", "sku"):
@@ -277,12 +283,12 @@ def _csv_order(group: list[tuple[int, dict[str, str]]], preset: Preset, place: P
     if first.get("discount_codes"):
         data["discount_codes"] = [c.strip() for c in first["discount_codes"].split(",") if c]
     order = _checked_order(data)
-    placed_at = _moment(first.get("placed_at"), place.zone, "placed_at")
+    placed_at = moment(first.get("placed_at"), place.zone, "placed_at")
     if placed_at is None:
         raise BadRecord("placed_at: an order needs the moment it was placed")
     statuses: list[tuple[str, datetime]] = []
     for status in STATUSES[1:]:
-        at = _moment(first.get(f"{status}_at"), place.zone, f"{status}_at")
+        at = moment(first.get(f"{status}_at"), place.zone, f"{status}_at")
         if at is not None:
             statuses.append((status, at))
     said = PLATFORM_STATUS.get((first.get("status") or "").strip().lower())
@@ -308,11 +314,11 @@ def _checked_order(data: dict[str, Any]) -> dict[str, Any]:
     """A CSV order checked as `OrderPlacedData` checks one (the same limits and messages
     where they matter), field by field: pydantic's Decimal checks (digits and places of
     each amount) were a third of reading an order."""
-    _id(data["order_id"], "order_id")
-    _text(data.get("number"), "number", 100)
-    _text(data.get("payment_method"), "payment_method", 100)
+    identifier(data["order_id"], "order_id")
+    checked_text(data.get("number"), "number", 100)
+    checked_text(data.get("payment_method"), "payment_method", 100)
     amounts = {
-        field: _amount(data[field], field)
+        field: amount(data[field], field)
         for field in ("subtotal", "discount", "shipping", "tax", "total")
         if data.get(field) is not None
     }
@@ -326,7 +332,7 @@ def _checked_order(data: dict[str, Any]) -> dict[str, Any]:
         raise BadRecord(f"channel: one of {', '.join(sorted(_CHANNELS))}")
     items = []
     for n, item in enumerate(data["items"]):
-        title = _text(item.get("title"), f"items.{n}.title", 500)
+        title = checked_text(item.get("title"), f"items.{n}.title", 500)
         if title is None:
             raise BadRecord(f"items.{n}.title: a line needs its title")
         quantity = item.get("quantity", 1)
@@ -334,32 +340,11 @@ def _checked_order(data: dict[str, Any]) -> dict[str, Any]:
             raise BadRecord(f"items.{n}.quantity: from 1 to 1000000")
         for field in ("product_id", "variant_id"):
             if item.get(field) is not None:
-                _id(item[field], f"items.{n}.{field}")
-        _text(item.get("sku"), f"items.{n}.sku", 200)
-        price = _amount(item.get("price", ""), f"items.{n}.price")
+                identifier(item[field], f"items.{n}.{field}")
+        checked_text(item.get("sku"), f"items.{n}.sku", 200)
+        price = amount(item.get("price", ""), f"items.{n}.price")
         items.append({**item, "price": price, "quantity": quantity})
     return {**data, **amounts, "items": items, "channel": channel}
-
-
-def _id(value: str, field: str) -> None:
-    if not 1 <= len(value) <= 200:
-        raise BadRecord(f"{field}: from 1 to 200 characters")
-    if "\x00" in value:
-        raise BadRecord(f"{field}: must not contain a NUL character")
-
-
-def _amount(value: str, field: str) -> Decimal:
-    """Money as the events take it: a decimal, not negative, up to 18 digits and 4 places."""
-    amount = _money(value, field)
-    if not amount.is_finite():
-        raise BadRecord(f"{field}: {value!r} is no amount")
-    if amount < 0:
-        raise BadRecord(f"{field}: must not be negative")
-    exponent = amount.as_tuple().exponent
-    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if places > 4 or len(amount.as_tuple().digits) > 18:
-        raise BadRecord(f"{field}: at most 18 digits, 4 after the point")
-    return amount
 
 
 def _woocommerce_items(cells: str) -> list[dict[str, Any]]:
@@ -368,8 +353,8 @@ def _woocommerce_items(cells: str) -> list[dict[str, Any]]:
     items = []
     for cell in cells.split("\n"):
         fields = dict(part.split(":", 1) for part in cell.split("|") if ":" in part)
-        quantity = _integer(fields.get("quantity") or "1", "line item quantity")
-        amount = _money(fields.get("sub_total") or fields.get("total") or "0", "line item total")
+        quantity = integer(fields.get("quantity") or "1", "line item quantity")
+        amount = money(fields.get("sub_total") or fields.get("total") or "0", "line item total")
         item: dict[str, Any] = {
             "title": fields.get("name", ""),
             "quantity": quantity,
@@ -385,44 +370,29 @@ def _woocommerce_items(cells: str) -> list[dict[str, Any]]:
     return items
 
 
-# The same addresses and numbers recur (a customer per few orders): normalising one with
-# email-validator and phonenumbers took ~0.5 ms, most of reading an order.
-_email = functools.lru_cache(maxsize=100_000)(normalize_email)
-_phone = functools.lru_cache(maxsize=100_000)(normalize_phone)
-
-
-@functools.lru_cache(maxsize=1000)
-def _zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def _profile(data: Mapping[str, Any], place: Place) -> Profile:
     """A customer as `CustomerIn` reads one (the same limits), checked field by field:
     the pydantic model checked each email twice (its own `EmailStr`, then the normalising),
     a third of an order's reading."""
-    external_id = _text(data.get("id"), "id", 200, minimum=1)
+    external_id = checked_text(data.get("id"), "id", 200, minimum=1)
     if external_id is not None and "\x00" in external_id:
         raise BadRecord("id: must not contain a NUL character")
     email = phone = None
-    if (given := _text(data.get("email"), "email", 320)) is not None:
-        email = _email(given)
+    if (given := checked_text(data.get("email"), "email", 320)) is not None:
+        email = normalized_email(given)
         if email is None:
             raise BadRecord(f"email: {given!r} is no email address")
-    if (given := _text(data.get("phone"), "phone", 40)) is not None:
-        phone = _phone(given, place.phone_region)
+    if (given := checked_text(data.get("phone"), "phone", 40)) is not None:
+        phone = normalized_phone(given, place.phone_region)
         if phone is None:
             raise BadRecord(f"phone: {given!r} is no phone number")
     if not (external_id or email or phone):
         raise BadRecord("a customer needs at least one of id, email or phone")
-    zone = _text(data.get("timezone"), "timezone", 64)
-    if zone is not None and not _zone(zone):
+    zone = checked_text(data.get("timezone"), "timezone", 64)
+    if zone is not None and not known_zone(zone):
         raise BadRecord(f"timezone: unknown time zone {zone!r}")
     birthday = None
-    if (text := _text(data.get("birthday"), "birthday", 10)) is not None:
+    if (text := checked_text(data.get("birthday"), "birthday", 10)) is not None:
         try:
             birthday = date.fromisoformat(text)
         except ValueError:
@@ -434,23 +404,13 @@ def _profile(data: Mapping[str, Any], place: Place) -> Profile:
         external_id=external_id,
         email=email,
         phone=phone,
-        first_name=_text(data.get("first_name"), "first_name", 200),
-        last_name=_text(data.get("last_name"), "last_name", 200),
-        locale=_text(data.get("locale"), "locale", 16),
+        first_name=checked_text(data.get("first_name"), "first_name", 200),
+        last_name=checked_text(data.get("last_name"), "last_name", 200),
+        locale=checked_text(data.get("locale"), "locale", 16),
         timezone=zone,
         birthday=birthday,
         attributes=attributes,
     )
-
-
-def _text(value: Any, field: str, longest: int, *, minimum: int = 0) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRecord(f"{field}: text")
-    if len(value) > longest or len(value) < minimum:
-        raise BadRecord(f"{field}: at most {longest} characters")
-    return value
 
 
 def _product(data: ProductData) -> ImportedProduct:
@@ -509,57 +469,6 @@ def _order(
         items=values["items"],
         history=history,
     )
-
-
-# "2019-05-14 10:23:45 +0300" (Shopify): the offset apart from the time.
-_SPACED_OFFSET = re.compile(r"^(.*\d)\s+([+-]\d\d:?\d\d|Z|UTC)$")
-_OTHER_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
-
-
-def _moment(value: Any, zone: ZoneInfo, field: str) -> datetime | None:
-    """An aware moment from an export's text; one without an offset is in the store's zone."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRecord(f"{field}: a date and time as text")
-    text = value.strip()
-    if match := _SPACED_OFFSET.match(text):
-        offset = match.group(2)
-        text = match.group(1) + ("+00:00" if offset in ("Z", "UTC") else offset)
-    moment: datetime | None = None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        for form in _OTHER_FORMATS:
-            try:
-                moment = datetime.strptime(text, form)  # noqa: DTZ007 - zoned just below
-                break
-            except ValueError:
-                continue
-    if moment is None:
-        raise BadRecord(f"{field}: {value!r} is no date and time")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    if not EARLIEST <= moment < LATEST:
-        raise BadRecord(f"{field}: must be between {EARLIEST.year} and {LATEST.year - 1}")
-    return moment
-
-
-def _integer(value: str, field: str) -> int:
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise BadRecord(f"{field}: {value!r} is no number") from None
-    if number != number.to_integral_value() or abs(number) >= 2**31:
-        raise BadRecord(f"{field}: {value!r} is no whole number")
-    return int(number)
-
-
-def _money(value: str, field: str) -> Decimal:
-    try:
-        return Decimal(value.strip())
-    except InvalidOperation:
-        raise BadRecord(f"{field}: {value!r} is no amount") from None
 
 
 def _reason(error: Exception) -> str:
