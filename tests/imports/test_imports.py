@@ -609,3 +609,42 @@ async def test_a_file_that_is_not_utf8_keeps_what_came_before_and_says_how_to_fi
         '"CSV UTF-8" in Excel)'
     )
     assert [c[:2] for c in await customers_of(db, store)] == [("c-1", "a@example.com")]
+
+
+def test_the_command_takes_a_column_map_file_and_prints_a_summary(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"ULAK_DATABASE_URL": database_url}
+    created = ulak_cli("stores", "create", "--name", "Dükkan", "--sender-email",
+                       "a@dukkan.example", "--json", env=env)  # fmt: skip
+    store = str(json.loads(created.stdout)["id"])
+    path = tmp_path / "crm.csv"
+    path.write_text("Müşteri No,E-posta,Ad\nm-1,ali@example.com,Ali\nm-2,,\n", encoding="utf-8")
+    lines = tmp_path / "crm-columns.txt"
+    lines.write_text("# ulak field = column\nid = Müşteri No\nemail = E-posta\n\nfirst_name = Ad\n")
+    as_json = tmp_path / "crm-columns.json"
+    as_json.write_text('{"id": "Müşteri No", "email": "Posta"}')
+    broken = tmp_path / "broken.txt"
+    broken.write_text("id: Müşteri No\n")
+
+    result = ulak_cli("import", "customers", str(path), "--store", store, "--columns",
+                      str(lines), env=env)  # fmt: skip
+    missing = ulak_cli("import", "customers", str(path), "--store", store, "--columns",
+                       str(as_json), env=env)  # fmt: skip
+    unreadable = ulak_cli("import", "customers", str(path), "--store", store, "--columns",
+                          str(broken), env=env)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip()
+    assert summary.startswith(
+        "import #1 of customers: 2 read, 2 added, 0 already there, 0 bad rows skipped; 2 new "
+        "customers, 0 lapse timers set, in "
+    ), summary
+    # (the progress bar, on stderr too, is left as it stopped)
+    assert (missing.returncode, missing.stderr.splitlines()[0]) == (
+        2,
+        "error: the file has no column 'Posta'",
+    )
+    assert (unreadable.returncode, unreadable.stderr.strip()) == (
+        2, f"error: {broken}, line 1: expected `field = Column`"
+    )  # fmt: skip
