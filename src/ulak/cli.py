@@ -20,6 +20,7 @@ from ulak.clock import SystemClock
 from ulak.config import Settings, get_settings
 from ulak.consent.cli import iys_app
 from ulak.coupons.cli import coupons_app
+from ulak.imports.cli import import_command
 from ulak.integrations.cli import integrations_app
 from ulak.journeys.cli import journeys_app, simulate_command, steps_app
 from ulak.messages.cli import messages_app, templates_app
@@ -58,6 +59,7 @@ app.add_typer(returns_app, name="returns")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(integrations_app, name="integrations")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("import")(import_command)
 
 
 def _logging(settings: Settings) -> None:

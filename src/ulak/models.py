@@ -7,6 +7,7 @@ from ulak.coupons.models import Coupon, CouponTemplate
 from ulak.customers.models import Customer
 from ulak.db import Base
 from ulak.events.models import Event, InboxCursor
+from ulak.imports.models import ImportRun
 from ulak.integrations.models import Integration
 from ulak.jobs import JobTick
 from ulak.journeys.models import Enrollment, EnrollmentStep, Journey, JourneyVersion
@@ -42,6 +43,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentStep",
     "Event",
+    "ImportRun",
     "InboxCursor",
     "Integration",
     "IysAccount",
