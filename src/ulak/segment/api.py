@@ -192,8 +192,10 @@ async def _accept(
                 "message": reason,
             },
         )
-    result = SegmentAnswer(success=True, skipped=skipped)
-    return _answer(200, result.model_dump(exclude_defaults=True) | {"success": True})
+    result = SegmentAnswer(success=True, skipped=skipped).model_dump()
+    if not skipped:
+        del result["skipped"]  # Segment's own answer, exactly
+    return _answer(200, result)
 
 
 def _shown(message_id: Any) -> str | None:

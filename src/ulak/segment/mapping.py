@@ -338,9 +338,11 @@ def to_event(message: Any, *, kind: str | None = None) -> Mapped:
         return Mapped(event)
     properties = _object(message.get("properties"), "properties")
     if kind == "track":
-        name = _text(message.get("event"), "event")
-        if name is None:
+        name = message.get("event")
+        if name is None or name == "":
             raise Skip("a track message needs an event name")
+        if not isinstance(name, str):
+            raise Skip("event must be a string")
         known = TRACKED.get(name)
         if known is None:
             event["type"] = custom_type(name)
@@ -350,11 +352,9 @@ def to_event(message: Any, *, kind: str | None = None) -> Mapped:
             mapped = {k: v for k, v in mapping(properties, person).items() if v is not None}
             event["type"] = ulak_type
             # Product Added / Removed: the properties are the line, nothing beside it.
-            extras = {} if ulak_type == "cart.updated" and mapped["change"] != "replace" else None
-            event["data"] = {
-                **(_extras(properties, ulak_type) if extras is None else extras),
-                **mapped,
-            }
+            line_only = ulak_type == "cart.updated" and mapped["change"] != "replace"
+            extras = {} if line_only else _extras(properties, ulak_type)
+            event["data"] = {**extras, **mapped}
         return Mapped(event)
     if kind == "group":
         event["type"] = "group.identified"
