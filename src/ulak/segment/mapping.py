@@ -328,9 +328,10 @@ def to_event(message: Any, *, kind: str | None = None) -> Mapped:
         event["type"] = "customer.updated"
         event["customer"] = {"id": user, "previous_ids": [previous, ANONYMOUS + previous]}
         return Mapped(event)
-    traits = _object(
-        message.get("traits") if kind == "identify" else context.get("traits"), "traits"
-    )
+    # RudderStack's SDKs send identify's traits in context.traits, Segment's at the top.
+    traits = _object(context.get("traits"), "context.traits")
+    if kind == "identify":
+        traits = {**traits, **_object(message.get("traits"), "traits")}
     customer, person = _customer(message, _profile(traits, context, attributes=kind == "identify"))
     event["customer"] = customer
     if kind == "identify":
