@@ -178,9 +178,9 @@ def test_custom_names_become_types_without_a_dot() -> None:
                 "type": "track",
                 "userId": "u",
                 "event": "Order Completed",
-                "properties": {"order_id": "1", "total": "lots"},
+                "properties": {"order_id": "1", "total": [12]},
             },
-            "properties.total must be a number, not 'lots'",
+            "properties.total must be a number",
         ),
         (
             {
@@ -211,6 +211,6 @@ def test_money_keeps_the_number_the_sdk_was_given() -> None:
     assert money(12, "x") == "12"
     assert money(None, "x") is None
     with pytest.raises(Skip, match="x must be a finite number"):
-        money("NaN", "x")
+        money(float("nan"), "x")
     with pytest.raises(Skip, match="x must be a number"):
         money(True, "x")

@@ -18,11 +18,11 @@ lists the anonymous profile in `previous_ids`, which the event applier merges in
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,9 +51,12 @@ class Mapped:
 def _text(value: Any, name: str) -> str | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Skip(f"{name} must be a string")
-    return str(value)
+    kind = type(value)
+    if kind is str:
+        return str(value)
+    if kind is int:  # Segment's ids may be numbers
+        return str(value)
+    raise Skip(f"{name} must be a string")
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:
@@ -66,18 +69,19 @@ def _object(value: Any, name: str) -> dict[str, Any]:
 
 def money(value: Any, name: str) -> str | None:
     """Segment's amounts are JSON numbers; ulak's are decimal strings. A float's shortest
-    repr is the number the SDK was given (19.99 → "19.99"), never its binary neighbour."""
-    if value is None or value == "":
+    repr is the number the SDK was given (19.99 → "19.99"), never its binary neighbour.
+    A string is passed on as it is: the event's validation reads it as a decimal, or says
+    why not."""
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise Skip(f"{name} must be a finite number")
+        return repr(value)
+    if kind is int or kind is str:
+        return str(value) if value != "" else None
+    if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Skip(f"{name} must be a number")
-    try:
-        amount = Decimal(repr(value) if isinstance(value, float) else str(value))
-    except InvalidOperation as error:
-        raise Skip(f"{name} must be a number, not {str(value)[:40]!r}") from error
-    if not amount.is_finite():
-        raise Skip(f"{name} must be a finite number")
-    return str(amount)
+    raise Skip(f"{name} must be a number")
 
 
 def _quantity(value: Any, name: str) -> int:
