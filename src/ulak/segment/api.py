@@ -202,6 +202,33 @@ def _shown(message_id: Any) -> str | None:
     return str(message_id)[:200] if isinstance(message_id, str | int) else None
 
 
+_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {
+            "type": "string",
+            "enum": ["track", "identify", "page", "screen", "group", "alias"],
+        },
+        "messageId": {"type": "string"},
+        "userId": {"type": "string"},
+        "anonymousId": {"type": "string"},
+        "previousId": {"type": "string"},
+        "groupId": {"type": "string"},
+        "event": {"type": "string"},
+        "name": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "properties": {"type": "object"},
+        "traits": {"type": "object"},
+        "context": {"type": "object"},
+    },
+}
+_BATCH: dict[str, Any] = {
+    "type": "object",
+    "properties": {"batch": {"type": "array", "items": _MESSAGE}, "context": {"type": "object"}},
+    "required": ["batch"],
+}
+
+
 def _route(path: str, kind: str | None, summary: str) -> None:
     async def post(request: Request) -> Response:
         return await ingest(request, kind)
@@ -217,6 +244,12 @@ def _route(path: str, kind: str | None, summary: str) -> None:
         response_model=SegmentAnswer,
         name=f"segment_{path.strip('/')}",
         include_in_schema=len(path) > 2,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _MESSAGE if kind else _BATCH}},
+            }
+        },
     )
     router.add_api_route(
         path,
