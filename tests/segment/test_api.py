@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from tests.support import StoreKey, stored_keys
+from tests.support import StoreKey, dev_inbox, stored_keys
 from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.events.models import Event
@@ -347,3 +347,17 @@ async def test_browsers_may_post_from_the_shops_pages(
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_an_order_completed_sends_the_order_confirmation_once(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    batch = {"batch": [order_completed("m-1")]}
+    for _ in range(2):  # the SDK retried: one order, one email
+        response = await client.post("/v1/batch", json=batch, headers=basic(store.key))
+        assert response.json() == {"success": True}
+        await workers.drain()
+    mails = await dev_inbox(db)
+    assert [(m["To"], m["Subject"]) for m in mails] == [
+        ("ayse@example.com", "Siparişiniz alındı – #1001")
+    ]

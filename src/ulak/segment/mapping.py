@@ -11,6 +11,10 @@ duplicate, never a second order. What it becomes:
 - `alias`: `customer.updated` naming the user and, as `previous_ids`, the old id.
 - `page`, `screen`, `group`: `page.viewed`, `screen.viewed`, `group.identified`.
 
+`timestamp` (else `originalTimestamp`) is taken as it is, without Segment's correction by
+`sentAt` for a device's clock: a retry carries a new `sentAt`, and a corrected moment would
+make the same message a conflict instead of a duplicate.
+
 Whoever the message names: `userId` is the customer's `id`; a message with only an
 `anonymousId` names the profile `anonymous:<anonymousId>`; one with both names the user and
 lists the anonymous profile in `previous_ids`, which the event applier merges into the user.
