@@ -361,3 +361,29 @@ async def test_an_order_completed_sends_the_order_confirmation_once(
     assert [(m["To"], m["Subject"]) for m in mails] == [
         ("ayse@example.com", "Siparişiniz alındı – #1001")
     ]
+
+
+async def test_the_batch_context_names_every_message_under_its_own(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    own = {**order_completed("m-1"), "context": {"traits": {"email": "own@example.com"}}}
+    bare = {**order_completed("m-2", order_id="1002"), "context": None}
+    broken = {**order_completed("m-3", order_id="1003"), "context": "?"}
+    batch = {
+        "batch": [own, bare, broken],
+        "context": {"traits": {"email": "batch@example.com", "firstName": "Deniz"}},
+    }
+    response = await client.post("/v1/batch", json=batch, headers=basic(store.key))
+    assert response.json() == {
+        "success": True,
+        "skipped": [{"index": 2, "message_id": "m-3", "reason": "context must be an object"}],
+    }
+    await workers.drain()
+    async with db.read() as session:
+        rows = await session.execute(select(Event.key, Event.customer).order_by(Event.key))
+        customers = {key: customer for key, customer in rows}
+    assert customers == {
+        # A key of the message's own context replaces the batch's whole (a shallow merge).
+        "segment:m-1": {"id": "c-1042", "email": "own@example.com"},
+        "segment:m-2": {"id": "c-1042", "email": "batch@example.com", "first_name": "Deniz"},
+    }

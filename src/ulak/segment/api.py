@@ -155,7 +155,10 @@ async def _accept(
             if measure and len(json.dumps(message).encode()) > MAX_MESSAGE_BYTES:
                 raise Skip(f"the message is larger than {MAX_MESSAGE_BYTES} bytes")
             if isinstance(shared, dict) and isinstance(message, dict):
-                message = {**message, "context": {**shared, **(message.get("context") or {})}}
+                # The batch's context is every message's, under what each says itself.
+                own = message.get("context")
+                if own is None or isinstance(own, dict):
+                    message = {**message, "context": {**shared, **(own or {})}}
             mapped = to_event(message, kind=kind)
         except Skip as error:
             skipped.append(Skipped(index=index, message_id=_shown(message_id), reason=str(error)))
