@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ulak.events.schemas import validate_event
-from ulak.segment.mapping import KEY_PREFIX, Skip, custom_type, money, to_event
+from ulak.segment.mapping import KEY_PREFIX, TRACKED, Skip, custom_type, money, to_event
 
 
 def mapped(message: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
@@ -214,3 +216,37 @@ def test_money_keeps_the_number_the_sdk_was_given() -> None:
         money(float("nan"), "x")
     with pytest.raises(Skip, match="x must be a number"):
         money(True, "x")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=10,
+)
+field_names = st.sampled_from(
+    ["type", "userId", "anonymousId", "event", "properties", "traits", "context", "messageId",
+     "timestamp", "previousId", "groupId", "name", "products", "order_id", "total", "price"]
+)  # fmt: skip
+messages = st.dictionaries(field_names, json_values, max_size=8) | st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["track", "identify", "page", "alias", "group"]),
+        "userId": st.text(max_size=5),
+        "event": st.sampled_from(list(TRACKED)),
+        "properties": st.dictionaries(field_names, json_values, max_size=6),
+        "traits": st.dictionaries(st.sampled_from(["email", "birthday", "name"]), json_values),
+    }
+)
+
+
+@given(message=messages)
+@settings(max_examples=400, deadline=None)
+def test_any_message_maps_or_says_why_and_never_raises_otherwise(message: Any) -> None:
+    reason = ""
+    try:
+        event = to_event(message).event
+    except Skip as error:
+        reason = str(error)
+    if reason:
+        return
+    # The event's own validation answers the rest with problems, never an exception.
+    validate_event(event, own_keys=KEY_PREFIX)
