@@ -387,3 +387,13 @@ async def test_the_batch_context_names_every_message_under_its_own(
         "segment:m-1": {"id": "c-1042", "email": "own@example.com"},
         "segment:m-2": {"id": "c-1042", "email": "batch@example.com", "first_name": "Deniz"},
     }
+
+
+async def test_a_batch_is_bounded_by_bytes_not_by_count(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    # Segment counts bytes only: 3,000 small messages fit in 500 KB (/v1/events takes 1,000).
+    pages = [{"type": "page", "anonymousId": f"a-{i}", "messageId": f"m-{i}"} for i in range(3000)]
+    response = await client.post("/v1/batch", json={"batch": pages}, headers=basic(store.key))
+    assert response.json() == {"success": True}
+    assert await stored_keys(db) == sorted((store.id, f"segment:m-{i}") for i in range(3000))
