@@ -397,3 +397,28 @@ async def test_a_batch_is_bounded_by_bytes_not_by_count(
     response = await client.post("/v1/batch", json={"batch": pages}, headers=basic(store.key))
     assert response.json() == {"success": True}
     assert await stored_keys(db) == sorted((store.id, f"segment:m-{i}") for i in range(3000))
+
+
+async def test_a_nul_character_anywhere_skips_its_message(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    # PostgreSQL holds no NUL in text or jsonb; found by tests/test_fuzz.py as a 500.
+    nul_key = {"type": "page", "anonymousId": "a-1", "messageId": "m-2", "properties": {"\x00": 1}}
+    literal = {"type": "page", "anonymousId": "a-1", "messageId": "m-3", "name": "\\u0000"}
+    batch = {"batch": [order_completed("m-1"), nul_key, literal]}
+    response = await client.post("/v1/batch", json=batch, headers=basic(store.key))
+    assert response.json() == {
+        "success": True,
+        "skipped": [
+            {
+                "index": 1,
+                "message_id": "m-2",
+                "reason": "the message holds a NUL character (\\u0000), which no field may",
+            }
+        ],
+    }
+    await workers.drain()
+    assert await applied(db) == [
+        ("segment:m-1", "order.placed", None),
+        ("segment:m-3", "page.viewed", None),
+    ]

@@ -129,7 +129,14 @@ async def ingest(request: Request, kind: str | None) -> Response:
         else:
             messages = [body]
         return await _accept(
-            request, store, kind, messages, body, measure=len(raw) > MAX_MESSAGE_BYTES
+            request,
+            store,
+            kind,
+            messages,
+            body,
+            measure=len(raw) > MAX_MESSAGE_BYTES,
+            # JSON can only carry a NUL escaped; PostgreSQL's jsonb and text hold none.
+            nul=b"\\u0000" in raw,
         )
     except UlakError as error:
         return _error(error)
@@ -143,6 +150,7 @@ async def _accept(
     body: dict[str, Any],
     *,
     measure: bool,
+    nul: bool,
 ) -> Response:
     single = kind is not None
     shared = body.get("context") if kind is None else None
@@ -159,6 +167,8 @@ async def _accept(
                 own = message.get("context")
                 if own is None or isinstance(own, dict):
                     message = {**message, "context": {**shared, **(own or {})}}
+            if nul and _has_nul(message):
+                raise Skip("the message holds a NUL character (\\u0000), which no field may")
             mapped = to_event(message, kind=kind)
         except Skip as error:
             skipped.append(Skipped(index=index, message_id=_shown(message_id), reason=str(error)))
@@ -199,6 +209,16 @@ async def _accept(
     if not skipped:
         del result["skipped"]  # Segment's own answer, exactly
     return _answer(200, result)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _shown(message_id: Any) -> str | None:
