@@ -422,3 +422,69 @@ async def test_a_nul_character_anywhere_skips_its_message(
         ("segment:m-1", "order.placed", None),
         ("segment:m-3", "page.viewed", None),
     ]
+
+
+async def test_the_same_product_added_twice_is_one_line_of_two(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    def added(message_id: str, quantity: int) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "messageId": message_id,
+            "userId": "c-1",
+            "event": "Product Added",
+            "properties": {
+                "cart_id": "k-1",
+                "product_id": "p-1",
+                "name": "Çay",
+                "price": 12.5,
+                "quantity": quantity,
+            },
+        }
+
+    removed = {**added("m-3", 1), "event": "Product Removed"}
+    batch = {"batch": [added("m-1", 1), added("m-2", 2), removed]}
+    assert (await client.post("/v1/batch", json=batch, headers=basic(store.key))).json() == {
+        "success": True
+    }
+    await workers.drain()
+    async with db.read() as session:
+        (cart,) = (await session.execute(select(Cart))).scalars()
+    assert (cart.cart_id, cart.total, cart.status) == ("k-1", Decimal("25"), "open")
+    assert cart.items == [
+        {
+            "product_id": "p-1",
+            "variant_id": None,
+            "sku": None,
+            "title": "Çay",
+            "quantity": 2,
+            "price": "12.5",
+            "url": None,
+            "image_url": None,
+        }
+    ]
+
+
+async def test_previous_ids_merge_through_v1_events_too(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    guest = {
+        "id": "e-1",
+        "type": "signed_up",
+        "customer": {"id": "guest-9", "phone": "+905321112233"},
+    }
+    member = {
+        "id": "e-2",
+        "type": "customer.updated",
+        "customer": {"id": "c-9", "email": "can@example.com", "previous_ids": ["guest-9"]},
+    }
+    for event in (guest, member):
+        response = await client.post("/v1/events", json=event, headers=store.auth)
+        assert response.status_code == 202
+        await workers.drain()
+    (customer,) = await live_customers(db)
+    assert (customer.external_id, customer.email, customer.phone) == (
+        "c-9",
+        "can@example.com",
+        "+905321112233",
+    )
