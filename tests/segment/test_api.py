@@ -163,13 +163,13 @@ async def test_bad_messages_in_a_batch_are_skipped_with_the_reason(
             {
                 "index": 3,
                 "message_id": "m-3",
-                "reason": "as a order.placed event: data.total: Field required",
+                "reason": "mapped to order.placed: data.total: Field required",
             },
             {"index": 4, "message_id": "m-4", "reason": "event must be a string"},
             {
                 "index": 5,
                 "message_id": "m-5",
-                "reason": "as a customer.updated event: customer.email: value is not a valid"
+                "reason": "mapped to customer.updated: customer.email: value is not a valid"
                 " email address: An email address must have an @-sign.",
             },
         ],

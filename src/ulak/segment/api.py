@@ -175,7 +175,7 @@ async def _accept(
             continue
         event, problems = validate_event(mapped.event, own_keys=KEY_PREFIX)
         if event is None:
-            reason = f"as a {mapped.event.get('type')} event: " + "; ".join(
+            reason = f"mapped to {mapped.event.get('type')}: " + "; ".join(
                 f"{p.path}: {p.message}" for p in problems
             )
             skipped.append(Skipped(index=index, message_id=_shown(message_id), reason=reason))
