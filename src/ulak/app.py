@@ -46,6 +46,7 @@ from ulak.returns.pages import router as returns_page_router
 from ulak.reviews.api import router as reviews_router
 from ulak.reviews.pages import UPLOAD_PATH as REVIEW_UPLOAD_PATH
 from ulak.reviews.pages import router as review_pages_router
+from ulak.segment.api import router as segment_router
 from ulak.sms.api import router as sms_reports_router
 from ulak.sms.pages import dev_sms_router, short_link_router
 from ulak.sqlite import DatabaseLocked
@@ -269,6 +270,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(events_router)
+    app.include_router(segment_router)
     # Before the profile's `/customers/{ref:path}`, which would take `.../export` as a ref.
     app.include_router(privacy_requests_router)
     app.include_router(privacy_router)

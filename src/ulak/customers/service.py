@@ -43,10 +43,18 @@ async def resolve_customer(
     external_id = profile.get("id") or None
     email = normalize_email(profile["email"]) if profile.get("email") else None
     phone = normalize_phone(profile["phone"], phone_region) if profile.get("phone") else None
+    # Ids the person had before (a device's anonymous id): their profile merges into this.
+    previous = [p for p in profile.get("previous_ids") or () if p and p != external_id]
     found: list[Customer] = []
-    if external_id or email or phone:
-        lookup = _lookup(bool(external_id), bool(email), bool(phone))
-        params = {"store_id": store_id, "external_id": external_id, "email": email, "phone": phone}
+    if external_id or email or phone or previous:
+        lookup = _lookup(bool(external_id), bool(email), bool(phone), bool(previous))
+        params = {
+            "store_id": store_id,
+            "external_id": external_id,
+            "email": email,
+            "phone": phone,
+            "previous_ids": previous,
+        }
         found = list((await session.execute(lookup, params)).scalars())
     now = clock.now()
     if not found:
@@ -72,7 +80,9 @@ async def resolve_customer(
     def rank(c: Customer) -> int:
         if external_id and c.external_id == external_id:
             return 0
-        return 1 if email and c.email == email else 2
+        if email and c.email == email:
+            return 1
+        return 2 if phone and c.phone == phone else 3
 
     found.sort(key=rank)
     customer = found[0]
@@ -100,25 +110,27 @@ async def resolve_customer(
 
 
 @functools.cache
-def _lookup(by_id: bool, by_email: bool, by_phone: bool) -> Select[Customer]:
+def _lookup(by_id: bool, by_email: bool, by_phone: bool, by_previous: bool) -> Select[Customer]:
     """The customers any of the given identifiers names, built once per combination:
     building it for each event cost 0.14 ms more CPU (measured alone, on SQLite)."""
     store: BindParameter[int] = bindparam("store_id")
     # Each alternative names store_id itself: SQLite then searches each unique index
     # (a multi-index OR) instead of scanning the store's customers.
-    return select(Customer).where(
-        or_(
-            *(
-                (Customer.store_id == store) & (column == bindparam(column.key))
-                for column, wanted in (
-                    (Customer.external_id, by_id),
-                    (Customer.email, by_email),
-                    (Customer.phone, by_phone),
-                )
-                if wanted
-            )
+    alternatives = [
+        (Customer.store_id == store) & (column == bindparam(column.key))
+        for column, wanted in (
+            (Customer.external_id, by_id),
+            (Customer.email, by_email),
+            (Customer.phone, by_phone),
         )
-    )
+        if wanted
+    ]
+    if by_previous:
+        alternatives.append(
+            (Customer.store_id == store)
+            & Customer.external_id.in_(bindparam("previous_ids", expanding=True))
+        )
+    return select(Customer).where(or_(*alternatives))
 
 
 # The customers this transaction created, each with the enrollments it started for them:

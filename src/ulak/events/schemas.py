@@ -78,6 +78,12 @@ class CustomerIn(Loose):
     timezone: ZoneName | None = None
     birthday: date | None = None
     attributes: dict[str, Any] | None = None
+    previous_ids: Annotated[list[Id], Field(max_length=4)] | None = Field(
+        default=None,
+        description="Ids (`customer.id`) this person had before: a guest's or a device's"
+        " (the Segment API's `anonymous:<anonymousId>`). A profile with one of them is merged"
+        " into this customer's.",
+    )
 
     @model_validator(mode="after")
     def _identified(self) -> CustomerIn:
@@ -218,6 +224,13 @@ class CartData(Loose):
     total: Money | None = None
     currency: Currency | None = None
     recovery_url: WebUrl | None = None
+    change: Literal["replace", "add", "remove"] = Field(
+        default="replace",
+        description="`replace`: `items` is the whole cart. `add` / `remove`: `items` are"
+        " lines put in or taken out (by variant, SKU or product; a removed quantity is taken"
+        " off the line), as a tracker that sees one click at a time sends them (Segment's"
+        " Product Added / Removed); the total is then the lines' sum unless `total` is given.",
+    )
 
 
 Channel = Literal[
@@ -365,8 +378,11 @@ ULAK_ONLY = frozenset(
 )
 
 MAX_BATCH = 1000
-# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
-RESERVED_KEY_PREFIXES = ("ulak:", "derived:")
+# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`), and of those the
+# Segment-compatible API makes of a message (`segment:<messageId>`): a shop that reuses its
+# own ids as Segment messageIds ("order-1001" for an analytics.track and for a /v1/events
+# id) must not see the second taken for a duplicate of the first.
+RESERVED_KEY_PREFIXES = ("ulak:", "derived:", "segment:")
 
 
 class Problem(BaseModel):
@@ -391,20 +407,28 @@ def problems_of(error: ValidationError, prefix: str = "") -> list[Problem]:
     ]
 
 
-def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Problem]]:
-    """Validate one event: the envelope, then the data of its type."""
+def validate_event(
+    raw: Any, prefix: str = "", *, own_keys: str | None = None
+) -> tuple[EventIn | None, list[Problem]]:
+    """Validate one event: the envelope, then the data of its type. `own_keys`: the
+    reserved key prefix the caller (one of ulak's own routes) keys its events by."""
     try:
         event = EventIn.model_validate(raw)
     except ValidationError as error:
         return None, problems_of(error, prefix)
     problems: list[Problem] = []
-    if event.id is not None and event.id.startswith(RESERVED_KEY_PREFIXES):
+    if (
+        event.id is not None
+        and event.id.startswith(RESERVED_KEY_PREFIXES)
+        and not (own_keys and event.id.startswith(own_keys))
+    ):
         # ulak keys the events it makes up or derives so; a shop's event with such a key
         # could collide with one of them and be taken for a duplicate.
         problems.append(
             Problem(
                 path=_path(prefix, ("id",)),
-                message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+                message="ids starting with 'ulak:', 'derived:' or 'segment:' are reserved"
+                " for ulak's own",
             )
         )
     if event.type in FROM_GATEWAYS_ONLY:

@@ -61,15 +61,49 @@ async def apply_cart(
         cart = Cart(store_id=store_id, cart_id=data.cart_id)
         session.add(cart)
     cart.customer_id = customer_id
-    cart.items = [item.model_dump(mode="json") for item in data.items]
-    cart.total = data.total
-    cart.currency = data.currency
+    lines = [item.model_dump(mode="json") for item in data.items]
+    if data.change == "replace":
+        cart.items = lines
+        cart.total = data.total
+        cart.currency = data.currency
+    else:
+        cart.items = changed_lines(cart.items or [], lines, remove=data.change == "remove")
+        cart.total = (
+            data.total
+            if data.total is not None
+            else sum((Decimal(i["price"]) * i["quantity"] for i in cart.items), Decimal(0))
+        )
+        cart.currency = data.currency or cart.currency
     cart.recovery_url = data.recovery_url or cart.recovery_url
     if cart.status != "ordered":
         cart.status = "checkout" if checkout else "open"
     cart.updated_at = now
     await session.flush()
     return cart
+
+
+def _line_key(line: dict[str, Any]) -> tuple[Any, ...]:
+    # A line is its variant, else its SKU, else its product (as a shipment names one).
+    return (line.get("variant_id"), line.get("sku"), line.get("product_id"), line.get("title"))
+
+
+def changed_lines(
+    lines: list[dict[str, Any]], change: list[dict[str, Any]], *, remove: bool
+) -> list[dict[str, Any]]:
+    """The cart's lines with `change` put in (quantities added to a line already there)
+    or taken out (a line whose quantity reaches none leaves the cart)."""
+    out = [dict(line) for line in lines]
+    for item in change:
+        key = _line_key(item)
+        line = next((line for line in out if _line_key(line) == key), None)
+        if line is None:
+            if not remove:
+                out.append(dict(item))
+            continue
+        line["quantity"] += -item["quantity"] if remove else item["quantity"]
+        if not remove:
+            line.update({k: v for k, v in item.items() if k != "quantity" and v is not None})
+    return [line for line in out if line["quantity"] > 0]
 
 
 async def _order(session: AsyncSession, store_id: int, order_id: str) -> Order | None:

@@ -5,6 +5,8 @@ Routes open their own `database.transaction()` so a 2xx is only sent after the c
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Annotated
 
@@ -41,10 +43,39 @@ STORE_CACHE_SECONDS = 30.0
 _stores: dict[int, tuple[float, Store]] = {}
 
 
+def basic_or_bearer_key(request: Request) -> str | None:
+    """The key of `Authorization: Basic base64(<key>:)` (how Segment's and RudderStack's
+    SDKs send their write key: the user, no password) or `Bearer <key>`; None without
+    the header (analytics.js sends its write key in the body instead)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        user = decoded.partition(":")[0]
+        if user:
+            return user
+    raise Unauthorized(
+        "send the store's API key as the user of HTTP Basic auth (the write key) or as"
+        " 'Authorization: Bearer <key>'"
+    )
+
+
 async def current_store(request: Request) -> Store:
     # One dependency, not a tree of them: FastAPI solving each costs on every event POST.
+    return await store_of_key(request, _bearer_key(request))
+
+
+async def store_of_key(request: Request, key: str) -> Store:
+    """The store whose API key this is (Unauthorized if none), its settings cached."""
     keys: KeyCheck = request.app.state.keys
-    store_id = await keys.store_id(_bearer_key(request))
+    store_id = await keys.store_id(key)
     known = _stores.get(store_id)
     if known is not None and time.monotonic() - known[0] < STORE_CACHE_SECONDS:
         return known[1]
