@@ -435,7 +435,8 @@ def _shipped(order: WooOrder, customer: dict[str, Any], at: datetime | None) -> 
         link = parcel.custom_tracking_link.strip()
         if link.startswith(("https://", "http://")):
             data["tracking_url"] = link
-        key = f"order:{order.id}:shipped:{parcel_id}"[:190]
+        # Within the 200 characters of an event's id, with its prefix.
+        key = f"order:{order.id}:shipped:{parcel_id}"[: 200 - len(KEY_PREFIX)]
         out.events.append(_event(key, "order.shipped", at, customer, data))
     return out
 
@@ -568,6 +569,16 @@ def translate(topic: str, body: Any) -> Translation:
     return product_translation(parsed)
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 @router.post(
     "/v1/integrations/woocommerce/{store_id}",
     summary="A WooCommerce webhook (order, customer, product), signed with the store's secret",
@@ -596,6 +607,9 @@ async def woocommerce_webhook(
         parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise BadJson("the body is not valid JSON") from error
+    if b"\\u0000" in body and _holds_nul(parsed):
+        # PostgreSQL's text and JSON cannot hold one: a 422 here, not a 500 at the insert.
+        raise Invalid("the body holds a NUL character (\\u0000), which no WooCommerce field has")
     translation = translate(topic, parsed)
     answers = []
     if translation.events:

@@ -567,3 +567,17 @@ async def test_an_order_created_then_shipped_with_tracking_sends_both_emails(
         "https://www.yurticikargo.com/tr/online-servisler/gonderi-sorgula?code=YK123456789"
         in shipped
     )
+
+
+async def test_a_nul_character_is_a_422_not_a_database_error(
+    client: httpx.AsyncClient, db: Database, shop: StoreKey
+) -> None:
+    # PostgreSQL's text and JSON hold no NUL: refused before the database is reached.
+    product = sample("product")
+    product["name"] = "Seramik\u0000kupa"
+    response = await deliver(client, shop, "product.updated", product)
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == (
+        "the body holds a NUL character (\\u0000), which no WooCommerce field has"
+    )
+    assert await stored_keys(db) == []
