@@ -384,13 +384,12 @@ def _placed(order: WooOrder, customer: dict[str, Any]) -> EventIn:
     method = PAYMENT_METHODS.get(order.payment_method) or order.payment_method_title.strip()
     if method:
         data["payment_method"] = method[:100]
+    # Placed when paid, for an order paid at once or later (a card payment, a payment
+    # link days after checkout): the confirmation is meant for that moment, and an
+    # informational send more than a day late is skipped. Unpaid (on-hold): when created.
+    placed_at = order.date_paid_gmt or order.date_created_gmt
     return _event(
-        f"order:{order.id}:placed",
-        "order.placed",
-        order.date_created_gmt,
-        customer,
-        data,
-        digest=True,
+        f"order:{order.id}:placed", "order.placed", placed_at, customer, data, digest=True
     )
 
 

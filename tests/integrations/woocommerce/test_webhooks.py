@@ -161,9 +161,9 @@ async def events(db: Database) -> list[tuple[str, str, str, dict[str, Any], dict
 
 
 async def order_state(db: Database) -> list[tuple[str, str, list[str]]]:
-    """(order id, status, its status history in order) of every order."""
+    """(order id, status, its status history in order) of every order, by order id."""
     async with db.read() as session:
-        orders = (await session.execute(select(Order).order_by(Order.id))).scalars().all()
+        orders = (await session.execute(select(Order).order_by(Order.order_id))).scalars().all()
         out = []
         for order in orders:
             history = await session.scalars(
@@ -193,7 +193,8 @@ async def test_an_order_as_woocommerce_sends_it_is_placed_and_paid(
     await workers.drain()
 
     assert await events(db) == [
-        (placed, "order.placed", "2026-11-23T08:55:00+00:00", CUSTOMER, PLACED_DATA),
+        # Placed when paid (a minute after checkout created it).
+        (placed, "order.placed", "2026-11-23T08:56:10+00:00", CUSTOMER, PLACED_DATA),
         (
             "woocommerce:order:1042:paid",
             "order.paid",
@@ -581,3 +582,18 @@ async def test_a_nul_character_is_a_422_not_a_database_error(
         "the body holds a NUL character (\\u0000), which no WooCommerce field has"
     )
     assert await stored_keys(db) == []
+
+
+async def test_an_order_paid_days_after_checkout_is_confirmed_when_paid(
+    client: httpx.AsyncClient, db: Database, workers: Workers, shop: StoreKey
+) -> None:
+    # Left pending at checkout two days ago, paid now through WooCommerce's payment link:
+    # the confirmation is for now, not skipped as two days late.
+    order = sample("order")
+    order.update(date_created_gmt="2026-11-21T08:55:00", date_paid_gmt="2026-11-23T08:58:00")
+    assert (await deliver(client, shop, "order.updated", order)).status_code == 200
+    await workers.drain()
+
+    assert [(m["To"], m["Subject"]) for m in await dev_inbox(db)] == [
+        ("ayse@example.com", "Siparişiniz alındı – #1042")
+    ]
