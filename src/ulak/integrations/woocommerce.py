@@ -340,7 +340,9 @@ def _items(order: WooOrder) -> list[dict[str, Any]]:
         # is the price the customer saw.
         paid = line.subtotal + (line.subtotal_tax if order.prices_include_tax else 0)
         item: dict[str, Any] = {
-            "title": line.name,
+            # A line's name is its product's at the time; one left empty (by a plugin
+            # that adds lines) is named by its SKU or product rather than refused.
+            "title": line.name.strip() or line.sku.strip() or f"#{line.product_id}",
             "quantity": line.quantity,
             "price": _per_unit(paid, line.quantity),
         }

@@ -21,6 +21,7 @@ from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.events.models import Event
 from ulak.integrations.service import set_integration
+from ulak.integrations.woocommerce import translate
 from ulak.orders.models import Order, OrderStatusChange, Shipment
 from ulak.worker import Workers
 
@@ -597,3 +598,52 @@ async def test_an_order_paid_days_after_checkout_is_confirmed_when_paid(
     assert [(m["To"], m["Subject"]) for m in await dev_inbox(db)] == [
         ("ayse@example.com", "Siparişiniz alındı – #1042")
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "types"),
+    [
+        ("pending", []),
+        ("failed", []),
+        ("checkout-draft", []),
+        ("on-hold", ["order.placed"]),
+        ("processing", ["order.placed", "order.paid"]),
+        ("wc-processing", ["order.placed", "order.paid"]),
+        ("completed", ["order.placed", "order.paid", "order.shipped"]),
+        ("hazirlaniyor", ["order.placed", "order.preparing"]),
+        ("kargoya-verildi", ["order.placed", "order.shipped"]),
+        ("delivered", ["order.placed", "order.shipped", "order.delivered"]),
+        ("cancelled", ["order.cancelled"]),
+        ("refunded", ["order.refunded"]),
+        ("awaiting-pickup", ["order.placed"]),
+    ],
+)
+def test_each_status_maps_to_its_events(status: str, types: list[str]) -> None:
+    order = sample("order")
+    order["status"] = status
+    translation = translate("order.updated", order)
+    assert [e.type for e in translation.events] == types
+    notes = {
+        "pending": ["the order awaits payment: not placed yet"],
+        "failed": ["the payment failed: not placed"],
+        "checkout-draft": ["a checkout in progress: not placed yet"],
+        "awaiting-pickup": [
+            "status 'awaiting-pickup' is not one ulak maps: the order is placed only"
+        ],
+    }
+    assert translation.notes == notes.get(status, [])
+
+
+def test_a_refund_is_the_refunds_sum_and_a_line_without_a_name_is_named_by_its_sku() -> None:
+    order = sample("order")
+    order["status"] = "refunded"
+    order["refunds"] = [
+        {"id": 1101, "reason": "", "total": "-1000.00"},
+        {"id": 1102, "total": "-174.81"},
+    ]
+    (refund,) = translate("order.updated", order).events
+    assert refund.data == {"order_id": "1042", "amount": "1174.81"}
+    order = sample("order")
+    order["line_items"][0]["name"] = ""
+    placed = translate("order.created", order).events[0]
+    assert [i["title"] for i in placed.data["items"]] == ["KUPA-01", "Bakır çaydanlık - 1,5 L"]
