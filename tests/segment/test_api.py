@@ -323,8 +323,8 @@ async def test_shops_cannot_take_the_segment_key_namespace(
     assert response.json()["error"]["details"] == [
         {
             "path": "id",
-            "message": "ids starting with 'ulak:', 'derived:' or 'segment:' are reserved"
-            " for ulak's own",
+            "message": "ids starting with 'ulak:', 'derived:', 'segment:', 'shopify:',"
+            " 'woocommerce:' are reserved for ulak's own",
         }
     ]
     assert await stored_keys(db) == []

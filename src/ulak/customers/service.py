@@ -15,6 +15,7 @@ from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
 from ulak.db import Database, Note, attach, insert_returning_id, notes
 from ulak.errors import NotFound
+from ulak.policy.relays import is_relay
 
 PROFILE_FIELDS = ("first_name", "last_name", "locale", "timezone", "birthday")
 
@@ -92,10 +93,12 @@ async def resolve_customer(
         await _absorb(session, survivor=customer, absorbed=other, clock=clock)
     # It now has the absorbed profiles' enrollments too.
     new_customers(session).pop(customer.id, None)
-    # The newest event's identifiers and profile fields win.
+    # The newest event's identifiers and profile fields win, but for a marketplace's relay
+    # address: it forwards only while the order lasts and may carry no commercial mail,
+    # so it never takes the place of an address the customer gave the shop.
     if external_id:
         customer.external_id = external_id
-    if email:
+    if email and not (is_relay(email) and customer.email and not is_relay(customer.email)):
         customer.email = email
     if phone:
         customer.phone = phone
@@ -156,6 +159,14 @@ async def _absorb(
     for field, value in taken.items():
         if getattr(survivor, field) is None:
             setattr(survivor, field, value)
+    if (
+        survivor.email
+        and taken["email"]
+        and is_relay(survivor.email)
+        and not is_relay(taken["email"])
+    ):
+        # The address the customer gave the shop over a marketplace's relay (see above).
+        survivor.email = taken["email"]
     survivor.attributes = {**absorbed.attributes, **survivor.attributes}
     survivor.tags = sorted({*survivor.tags, *absorbed.tags})
 

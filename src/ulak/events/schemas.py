@@ -378,11 +378,12 @@ ULAK_ONLY = frozenset(
 )
 
 MAX_BATCH = 1000
-# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`), and of those the
-# Segment-compatible API makes of a message (`segment:<messageId>`): a shop that reuses its
-# own ids as Segment messageIds ("order-1001" for an analytics.track and for a /v1/events
-# id) must not see the second taken for a duplicate of the first.
-RESERVED_KEY_PREFIXES = ("ulak:", "derived:", "segment:")
+# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`), and of those it maps
+# from a platform's messages (`segment:<messageId>`, `shopify:`, `woocommerce:`; see
+# `segment/` and `integrations/`): a shop that reuses its own ids ("order-1001" as a Segment
+# messageId and as a /v1/events id) must not see the second taken for a duplicate of the first.
+RESERVED_KEY_PREFIXES = ("ulak:", "derived:", "segment:", "shopify:", "woocommerce:")
+_RESERVED_NAMES = ", ".join(f"'{p}'" for p in RESERVED_KEY_PREFIXES)
 
 
 class Problem(BaseModel):
@@ -427,8 +428,7 @@ def validate_event(
         problems.append(
             Problem(
                 path=_path(prefix, ("id",)),
-                message="ids starting with 'ulak:', 'derived:' or 'segment:' are reserved"
-                " for ulak's own",
+                message=f"ids starting with {_RESERVED_NAMES} are reserved for ulak's own",
             )
         )
     if event.type in FROM_GATEWAYS_ONLY:
