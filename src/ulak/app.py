@@ -35,6 +35,7 @@ from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.integrations.service import SecretCache
+from ulak.integrations.shopify import router as shopify_router
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.orders.pages import router as tracking_router
@@ -286,6 +287,7 @@ def create_app(
     app.include_router(returns_router)
     app.include_router(returns_page_router)
     app.include_router(surveys_router)
+    app.include_router(shopify_router)
     app.include_router(survey_pages_router)
     if not settings.smtp_url:
         # It shows every store's mail (and SMS) without a login: only to this machine, and

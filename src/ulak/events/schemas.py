@@ -365,8 +365,9 @@ ULAK_ONLY = frozenset(
 )
 
 MAX_BATCH = 1000
-# Keys of the events ulak makes up (`ulak:`) or derives (`derived:`).
-RESERVED_KEY_PREFIXES = ("ulak:", "derived:")
+# Keys of the events ulak makes up (`ulak:`), derives (`derived:`), or maps from a
+# Shopify webhook (`shopify:`, integrations/shopify_mapping.py).
+RESERVED_KEY_PREFIXES = ("ulak:", "derived:", "shopify:")
 
 
 class Problem(BaseModel):
@@ -404,7 +405,8 @@ def validate_event(raw: Any, prefix: str = "") -> tuple[EventIn | None, list[Pro
         problems.append(
             Problem(
                 path=_path(prefix, ("id",)),
-                message="ids starting with 'ulak:' or 'derived:' are reserved for ulak's own",
+                message="ids starting with 'ulak:', 'derived:' or 'shopify:' are reserved for"
+                " ulak's own",
             )
         )
     if event.type in FROM_GATEWAYS_ONLY:
