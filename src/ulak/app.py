@@ -35,6 +35,7 @@ from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.integrations.service import SecretCache
+from ulak.integrations.shopify import WEBHOOK_PATH as SHOPIFY_WEBHOOK_PATH
 from ulak.integrations.shopify import router as shopify_router
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
@@ -303,7 +304,11 @@ def create_app(
                 "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
                 settings.host,
             )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, own_limits=[REVIEW_UPLOAD_PATH])
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        own_limits=[REVIEW_UPLOAD_PATH, SHOPIFY_WEBHOOK_PATH],
+    )
     return app
 
 

@@ -331,6 +331,27 @@ async def test_a_field_of_the_wrong_type_is_a_422_naming_it(
     assert await stored_keys(db) == []
 
 
+async def test_a_large_order_is_taken_and_a_body_past_5_mb_refused(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock
+) -> None:
+    await connect(db, clock, store)
+    large = sample("order")
+    line = large["line_items"][0]
+    large["line_items"] = [{**line, "id": i, "variant_id": 45012345670000 + i} for i in range(900)]
+    body = json.dumps(large).encode()
+    assert 1024 * 1024 < len(body) < 5 * 1024 * 1024
+    taken = await post(client, store, "orders/create", large, body=body)
+    assert taken.status_code == 200
+    assert [e["type"] for e in taken.json()["events"]] == [
+        "consent.updated",
+        "order.placed",
+        "order.paid",
+    ]
+    huge = await post(client, store, "orders/create", None, body=b" " * (5 * 1024 * 1024 + 1))
+    assert huge.status_code == 413
+    assert len(await stored_keys(db)) == 3
+
+
 async def test_a_body_that_is_not_a_shopify_webhook_is_a_400(
     client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock
 ) -> None:
