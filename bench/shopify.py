@@ -3,13 +3,14 @@ running (confirmations rendered into the dev inbox), each webhook a new orders/c
 Shopify's format (tests/integrations/shopify/order.json with its own order, customer and
 address), signed with the store's secret.
 
-Per round, on the same machine and in the same run:
-- **capacity**: webhooks posted by 8 concurrent senders as fast as answered, for up to
-  CAPACITY_CAP seconds: to ulak, and to the bare endpoint (bench/shopify_bare.py: the same
-  signature check, parsing and mapping, under uvicorn, storing nothing); their ratio;
+Per round, on the same machine and in the same run, once the worker has caught up with the
+previous round (its pending events, inbox rows and queued messages all done):
 - **acknowledgement at the rate**: webhooks at `--rate` per second, open loop (a slow
   answer does not delay the next), for `--seconds`; p50 and p99 from each webhook's
-  scheduled time to its 200.
+  scheduled time to its 200;
+- **capacity**: webhooks posted by 8 concurrent senders as fast as answered, for up to
+  CAPACITY_CAP seconds: to ulak, and to the bare endpoint (bench/shopify_bare.py: the same
+  signature check, parsing and mapping, under uvicorn, storing nothing); their ratio.
 
     PYTHONPATH=<worktree>/src:<worktree> .venv/bin/python bench/shopify.py --rounds 3
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -49,10 +52,14 @@ from bench.pipeline import (
 )
 from bench.shopify_bare import SECRET
 
+from ulak.db import side_path
+
 SAMPLE = Path(__file__).resolve().parent.parent / "tests/integrations/shopify/order.json"
 SENDERS = 8
 CAPACITY_CAP = 10.0
 ANSWER_CAP = 10.0
+# How long a round waits for the worker to catch up with the previous one's backlog.
+DRAIN_CAP = 180.0
 
 
 def webhooks(count: int, run: str) -> list[bytes]:
@@ -219,6 +226,38 @@ def connected_store(env: dict[str, str]) -> int:
     return store_id
 
 
+def backlog(database: Path) -> int:
+    """Work the worker has not done: webhooks' events not yet applied (in the inbox file
+    past the worker's cursor, or pending) and messages not yet sent."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as main:
+        cursor = main.execute("SELECT coalesce(max(seq), 0) FROM inbox_cursor").fetchone()[0]
+        pending = main.execute(
+            "SELECT (SELECT count(*) FROM events WHERE status = 'pending')"
+            " + (SELECT count(*) FROM messages WHERE status IN ('queued', 'sending'))"
+        ).fetchone()[0]
+    inbox = Path(side_path(str(database), "inbox"))
+    waiting = 0
+    if inbox.exists():
+        with (
+            contextlib.closing(sqlite3.connect(f"file:{inbox}?mode=ro", uri=True)) as side,
+            contextlib.suppress(sqlite3.OperationalError),  # no inbox table before an event
+        ):
+            waiting = side.execute(
+                "SELECT count(*) FROM inbox WHERE seq > ?", (cursor,)
+            ).fetchone()[0]
+    return int(pending) + int(waiting)
+
+
+async def drained(database: Path, cap: float) -> float:
+    """Seconds until the worker has caught up (at most `cap`), so a round starts quiet."""
+    start = time.monotonic()
+    while time.monotonic() - start < cap:
+        if await asyncio.to_thread(backlog, database) == 0:
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - start
+
+
 def ms(value: float) -> str:
     return f"{value * 1000:.1f} ms"
 
@@ -239,19 +278,22 @@ async def main(args: argparse.Namespace) -> None:
         baseline = Poster(bare.url, path, SENDERS)
         rows: list[tuple[float, float, float, float, float, int, int]] = []
         for round_ in range(args.rounds):
+            waited = await drained(workdir / "ulak.db", DRAIN_CAP)
             run = f"{round_}{uuid.uuid4().hex[:4]}"
-            bare_rate, bare_failed = await capacity(baseline, webhooks(3000, "b" + run))
-            ulak_rate, ulak_failed = await capacity(ulak, webhooks(3000, "c" + run))
-            await asyncio.sleep(2)  # let the worker take in the backlog's start
+            # The steady rate first, on a worker that has caught up: the capacity phases
+            # leave it a backlog of thousands of orders.
             steady = webhooks(int(args.rate * args.seconds), "r" + run)
             result = await at_rate(ulak, steady, args.rate)
             p50, p99 = percentile(result.acks, 50), percentile(result.acks, 99)
+            bare_rate, bare_failed = await capacity(baseline, webhooks(3000, "b" + run))
+            ulak_rate, ulak_failed = await capacity(ulak, webhooks(3000, "c" + run))
             print(
-                f"round {round_ + 1}: capacity bare {bare_rate:.0f}/s, ulak {ulak_rate:.0f}/s"
-                f" ({ulak_rate / bare_rate:.2f}x; failed {bare_failed}/{ulak_failed});"
+                f"round {round_ + 1} (worker caught up in {waited:.0f} s):"
                 f" at {args.rate:g}/s for {args.seconds:g} s: p50 {ms(p50)}, p99 {ms(p99)},"
                 f" failed {result.failed}, unanswered {result.unanswered},"
-                f" client lag max {ms(result.max_lag)}",
+                f" client lag max {ms(result.max_lag)};"
+                f" capacity bare {bare_rate:.0f}/s, ulak {ulak_rate:.0f}/s"
+                f" ({ulak_rate / bare_rate:.2f}x; failed {bare_failed}/{ulak_failed})",
                 flush=True,
             )
             rows.append(

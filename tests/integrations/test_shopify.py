@@ -577,3 +577,24 @@ async def test_a_shops_own_event_cannot_take_a_shopify_key(
     response = await client.post("/v1/events", json=event, headers=store.auth)
     assert response.status_code == 422
     assert "reserved" in response.json()["error"]["message"]
+
+
+async def test_text_past_ulaks_limits_is_cut_rather_than_losing_the_order(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    await connect(db, clock, store)
+    long = sample("order")
+    long["line_items"][1]["title"] = "Ç" * 600
+    long["customer"]["first_name"] = "A" * 300
+    response = await post(client, store, "orders/create", long)
+    assert response.json()["skipped"] == []
+    assert [e["type"] for e in response.json()["events"]] == [
+        "consent.updated",
+        "order.placed",
+        "order.paid",
+    ]
+    await workers.drain()
+    placed = next(d for _, t, d in await events(db) if t == "order.placed")
+    assert placed["items"][1]["title"] == "Ç" * 500
+    profile = (await client.get(f"/v1/customers/{CUSTOMER}", headers=store.auth)).json()
+    assert profile["customer"]["first_name"] == "A" * 200

@@ -96,6 +96,12 @@ def _at(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _cut(text: str | None, length: int) -> str | None:
+    # Past what ulak's contract holds (a title of 500 characters, a name of 200): cut,
+    # rather than lose the order or the customer for a long name.
+    return text[:length] if text else text
+
+
 def _digest(raw: dict[str, Any]) -> str:
     text = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -163,14 +169,14 @@ def _customer(
     """ulak's customer block: Shopify's customer id first (so every event of a customer
     shares a lane and applies in order), the order's or checkout's email and phone when
     the customer has none."""
-    values: dict[str, Any] = {"locale": locale}
+    values: dict[str, Any] = {"locale": _cut(locale, 16)}
     if shopify is not None:
         values |= {
             "id": str(shopify.id) if shopify.id is not None else None,
             "email": shopify.email,
             "phone": shopify.phone,
-            "first_name": shopify.first_name,
-            "last_name": shopify.last_name,
+            "first_name": _cut(shopify.first_name, 200),
+            "last_name": _cut(shopify.last_name, 200),
         }
     values["email"] = values.get("email") or email
     values["phone"] = values.get("phone") or phone
@@ -233,8 +239,8 @@ def _item(line: LineItem) -> dict[str, Any]:
         {
             "product_id": str(line.product_id) if line.product_id else None,
             "variant_id": str(line.variant_id) if line.variant_id else None,
-            "sku": line.sku,
-            "title": title,
+            "sku": _cut(line.sku, 200),
+            "title": _cut(title, 500),
             "quantity": line.quantity,
             "price": _presented(line.price, line.price_set),
         }
@@ -285,7 +291,7 @@ def order_events(order: Order, *, topic: str) -> Mapped:
         occurred_at=order.created_at,
         data={
             "order_id": order_id,
-            "number": order.name,
+            "number": _cut(order.name, 100),
             "items": [_item(line) for line in order.line_items],
             "subtotal": _presented(order.subtotal_price, order.subtotal_price_set),
             "discount": _presented(order.total_discounts, order.total_discounts_set),
@@ -332,7 +338,7 @@ def order_events(order: Order, *, topic: str) -> Mapped:
             about=f"order:{order_id}:cancelled",
             customer=customer,
             occurred_at=order.cancelled_at,
-            data={"order_id": order_id, "reason": order.cancel_reason},
+            data={"order_id": order_id, "reason": _cut(order.cancel_reason, 500)},
             once=True,
         )
     return mapped
@@ -356,8 +362,8 @@ def _fulfillment_events(
         data={
             "order_id": order_id,
             "shipment_id": str(fulfillment.id),
-            "carrier": fulfillment.tracking_company,
-            "tracking_number": fulfillment.tracking_number,
+            "carrier": _cut(fulfillment.tracking_company, 100),
+            "tracking_number": _cut(fulfillment.tracking_number, 200),
             # Only a web link reaches an email; another is left out, the number stays.
             "tracking_url": url if url and url.startswith(("https://", "http://")) else None,
             "items": [_item(line) for line in fulfillment.line_items],
@@ -465,21 +471,7 @@ def checkout_events(checkout: Checkout, *, topic: str) -> Mapped:
         occurred_at=checkout.updated_at or checkout.created_at,
         data={
             "cart_id": checkout.token,
-            "items": [
-                _clean(
-                    {
-                        "product_id": str(line.product_id) if line.product_id else None,
-                        "variant_id": str(line.variant_id) if line.variant_id else None,
-                        "sku": line.sku,
-                        "title": f"{line.title} - {line.variant_title}"
-                        if line.title and line.variant_title
-                        else line.title or "?",
-                        "quantity": line.quantity,
-                        "price": str(line.price),
-                    }
-                )
-                for line in checkout.line_items
-            ],
+            "items": [_item(line) for line in checkout.line_items],
             "total": str(checkout.total_price) if checkout.total_price is not None else None,
             "currency": checkout.presentment_currency or checkout.currency,
             "recovery_url": url if url and url.startswith(("https://", "http://")) else None,

@@ -163,16 +163,6 @@ class Order(Resource):
     refunds: list[Refund] = Field(default_factory=list)
 
 
-class CheckoutLineItem(Resource):
-    product_id: ShopifyId | None = None
-    variant_id: ShopifyId | None = None
-    sku: str | None = None
-    title: str | None = None
-    variant_title: str | None = None
-    quantity: int = 1
-    price: MoneyText
-
-
 class Checkout(Resource):
     token: str = Field(min_length=1, max_length=150)
     email: str | None = None
@@ -183,7 +173,7 @@ class Checkout(Resource):
     currency: str | None = None
     presentment_currency: str | None = None
     total_price: MoneyText | None = None
-    line_items: list[CheckoutLineItem] = Field(default_factory=list)
+    line_items: list[LineItem] = Field(default_factory=list)
     abandoned_checkout_url: str | None = None
     customer: Customer | None = None
     customer_locale: str | None = None
