@@ -44,6 +44,7 @@ from bench.pipeline import (
     HOST,
     ULAK,
     Running,
+    cpu_seconds,
     create_store,
     free_port,
     percentile,
@@ -58,8 +59,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "tests/integrations/shopify/or
 SENDERS = 8
 CAPACITY_CAP = 10.0
 ANSWER_CAP = 10.0
-# How long a round waits for the worker to catch up with the previous one's backlog.
-DRAIN_CAP = 180.0
 
 
 def webhooks(count: int, run: str) -> list[bytes]:
@@ -127,8 +126,9 @@ class Poster:
             writer.close()
 
 
-async def capacity(poster: Poster, bodies: list[bytes]) -> tuple[float, int]:
-    """Webhooks answered 200 per second by SENDERS senders, and the count of others."""
+async def capacity(poster: Poster, bodies: list[bytes]) -> tuple[float, int, int]:
+    """Webhooks answered 200 per second by SENDERS senders, the count of others, and of
+    those answered."""
     queue = iter(bodies)
     deadline = time.monotonic() + CAPACITY_CAP
     ok = failed = 0
@@ -150,7 +150,7 @@ async def capacity(poster: Poster, bodies: list[bytes]) -> tuple[float, int]:
 
     start = time.monotonic()
     await asyncio.gather(*(sender() for _ in range(SENDERS)))
-    return ok / (time.monotonic() - start), failed
+    return ok / (time.monotonic() - start), failed, ok
 
 
 @dataclass
@@ -258,6 +258,33 @@ async def drained(database: Path, cap: float) -> float:
     return time.monotonic() - start
 
 
+def own_cpu(pid: int) -> float:
+    """User + system CPU seconds of this one process (not its children): the API's, since
+    `ulak serve` serves in its own process and runs its worker in children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used during a phase: the API process, the rest of ulak's tree (the
+    worker and its helpers), and the bare endpoint."""
+
+    api: float = 0.0
+    worker: float = 0.0
+    bare: float = 0.0
+
+
+def cpu_now(server: Running, bare: Running) -> Cpu:
+    api = own_cpu(server.process.pid)
+    return Cpu(api, cpu_seconds(server.process.pid) - api, own_cpu(bare.process.pid))
+
+
+def cpu_since(before: Cpu, server: Running, bare: Running) -> Cpu:
+    now = cpu_now(server, bare)
+    return Cpu(now.api - before.api, now.worker - before.worker, now.bare - before.bare)
+
+
 def ms(value: float) -> str:
     return f"{value * 1000:.1f} ms"
 
@@ -278,15 +305,28 @@ async def main(args: argparse.Namespace) -> None:
         baseline = Poster(bare.url, path, SENDERS)
         rows: list[tuple[float, float, float, float, float, int, int]] = []
         for round_ in range(args.rounds):
-            waited = await drained(workdir / "ulak.db", DRAIN_CAP)
+            waited = await drained(workdir / "ulak.db", args.drain_cap)
             run = f"{round_}{uuid.uuid4().hex[:4]}"
             # The steady rate first, on a worker that has caught up: the capacity phases
             # leave it a backlog of thousands of orders.
             steady = webhooks(int(args.rate * args.seconds), "r" + run)
+            before = cpu_now(server, bare)
             result = await at_rate(ulak, steady, args.rate)
+            used = cpu_since(before, server, bare)
             p50, p99 = percentile(result.acks, 50), percentile(result.acks, 99)
-            bare_rate, bare_failed = await capacity(baseline, webhooks(3000, "b" + run))
-            ulak_rate, ulak_failed = await capacity(ulak, webhooks(3000, "c" + run))
+            before = cpu_now(server, bare)
+            bare_rate, bare_failed, bare_n = await capacity(baseline, webhooks(3000, "b" + run))
+            bare_cpu = cpu_since(before, server, bare).bare / max(bare_n, 1)
+            before = cpu_now(server, bare)
+            ulak_rate, ulak_failed, ulak_n = await capacity(ulak, webhooks(3000, "c" + run))
+            api_cpu = cpu_since(before, server, bare).api / max(ulak_n, 1)
+            print(
+                f"  CPU per webhook: API {ms(api_cpu)}, bare {ms(bare_cpu)}"
+                f" ({api_cpu / bare_cpu:.2f}x) at capacity; at {args.rate:g}/s the API used"
+                f" {used.api / args.seconds:.2f} of a core, the worker"
+                f" {used.worker / args.seconds:.2f}",
+                flush=True,
+            )
             print(
                 f"round {round_ + 1} (worker caught up in {waited:.0f} s):"
                 f" at {args.rate:g}/s for {args.seconds:g} s: p50 {ms(p50)}, p99 {ms(p99)},"
@@ -324,4 +364,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--drain-cap",
+        type=float,
+        default=180.0,
+        help="seconds a round waits at most for the worker to catch up with the last",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -598,3 +598,50 @@ async def test_text_past_ulaks_limits_is_cut_rather_than_losing_the_order(
     assert placed["items"][1]["title"] == "Ç" * 500
     profile = (await client.get(f"/v1/customers/{CUSTOMER}", headers=store.auth)).json()
     assert profile["customer"]["first_name"] == "A" * 200
+
+
+async def test_fulfillment_updates_follow_the_carrier_to_delivery(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    await connect(db, clock, store)
+    await post(client, store, "orders/create", sample("order"), webhook_id="wh-1")
+    await workers.drain()
+    shipped = await post(client, store, "fulfillments/create", sample("fulfillment"))
+    assert summary(shipped) == [("order.shipped", False, False)]
+    statuses = []
+    for n, status in enumerate(["label_printed", "attempted_delivery", "delivered", "delivered"]):
+        update = sample("fulfillment")
+        update["shipment_status"] = status
+        response = await post(client, store, "fulfillments/update", update, webhook_id=f"u{n}")
+        statuses.append(summary(response))
+    # The fulfillment restated: shipped already; each carrier status once.
+    assert statuses == [
+        [("order.shipped", True, False), ("shipment.updated", False, False)],
+        [("order.shipped", True, False), ("shipment.updated", False, False)],
+        [("order.shipped", True, False), ("shipment.updated", False, False)],
+        [("order.shipped", True, False), ("shipment.updated", True, False)],
+    ]
+    await workers.drain()
+    updates = [(k, d["status"]) for k, t, d in await events(db) if t == "shipment.updated"]
+    assert updates == [
+        (f"shopify:fulfillment:{FULFILLMENT}:info_received", "info_received"),
+        (f"shopify:fulfillment:{FULFILLMENT}:attempt_failed", "attempt_failed"),
+        (f"shopify:fulfillment:{FULFILLMENT}:delivered", "delivered"),
+    ]
+    shipped_event = next(d for _, t, d in await events(db) if t == "order.shipped")
+    assert shipped_event == {
+        "order_id": ORDER,
+        "shipment_id": FULFILLMENT,
+        "carrier": "Yurtiçi Kargo",
+        "tracking_number": "YK1234567890",
+        "tracking_url": sample("fulfillment")["tracking_url"],
+        "items": ORDER_PLACED_DATA["items"],
+    }
+    profile = (await client.get(f"/v1/customers/{CUSTOMER}", headers=store.auth)).json()
+    assert profile["orders"][0]["status"] == "delivered"
+    assert [m["Subject"] for m in await dev_inbox(db)] == [
+        "Siparişiniz alındı – #1001",
+        "Siparişiniz kargoya verildi – #1001",
+        "Siparişiniz teslim edilemedi – #1001",
+        "Siparişiniz teslim edildi – #1001",
+    ]
