@@ -36,6 +36,8 @@ from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.integrations.service import SecretCache
 from ulak.integrations.woocommerce import router as woocommerce_router
+from ulak.integrations.shopify import WEBHOOK_PATH as SHOPIFY_WEBHOOK_PATH
+from ulak.integrations.shopify import router as shopify_router
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.orders.pages import router as tracking_router
@@ -291,6 +293,7 @@ def create_app(
     app.include_router(returns_router)
     app.include_router(returns_page_router)
     app.include_router(surveys_router)
+    app.include_router(shopify_router)
     app.include_router(survey_pages_router)
     app.include_router(woocommerce_router)
     if not settings.smtp_url:
@@ -307,7 +310,11 @@ def create_app(
                 "127.0.0.1, or set ULAK_SMTP_URL to send real mail",
                 settings.host,
             )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, own_limits=[REVIEW_UPLOAD_PATH])
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        own_limits=[REVIEW_UPLOAD_PATH, SHOPIFY_WEBHOOK_PATH],
+    )
     return app
 
 

@@ -205,7 +205,20 @@ async def apply_order_placed(
         await session.flush()
         await session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
         await insert_rows(session, OrderItem, _items(order.id, data.items))
-        await _record_status(session, order, "placed", event_id=event_id, occurred_at=occurred_at)
+        # Restating an order is no change of status: one paid, shipped or cancelled stays
+        # so (a platform such as Shopify restates the whole order on every update, with
+        # the time it was placed). Its history gains "placed" once, when a status event
+        # came first and made the order.
+        placed = await session.scalar(
+            select(OrderStatusChange.id)
+            .where(OrderStatusChange.order_id == order.id, OrderStatusChange.status == "placed")
+            .limit(1)
+        )
+        if placed is None:
+            change = dict(
+                order_id=order.id, status="placed", occurred_at=occurred_at, event_id=event_id
+            )
+            await insert_rows(session, OrderStatusChange, [change])
     if data.cart_id:
         cart = (
             await session.execute(
@@ -468,6 +481,17 @@ async def find_cart(session: AsyncSession, *, store_id: int, cart_id: str) -> Ca
     return (
         await session.execute(
             select(Cart).where(Cart.store_id == store_id, Cart.cart_id == cart_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def customer_of_order(session: AsyncSession, *, store_id: int, order_id: str) -> int | None:
+    """The customer (row id) an order of the shop's belongs to; None for an order ulak
+    does not know (yet). For a platform's webhook about an order that names nobody (a
+    Shopify fulfillment or refund)."""
+    return (
+        await session.execute(
+            select(Order.customer_id).where(Order.store_id == store_id, Order.order_id == order_id)
         )
     ).scalar_one_or_none()
 
