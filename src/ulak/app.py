@@ -35,9 +35,9 @@ from ulak.errors import UlakError
 from ulak.events.api import router as events_router
 from ulak.events.inbox import Inbox
 from ulak.integrations.service import SecretCache
-from ulak.integrations.woocommerce import router as woocommerce_router
 from ulak.integrations.shopify import WEBHOOK_PATH as SHOPIFY_WEBHOOK_PATH
 from ulak.integrations.shopify import router as shopify_router
+from ulak.integrations.woocommerce import router as woocommerce_router
 from ulak.jobs import job_context
 from ulak.messages.pages import unsubscribe_router
 from ulak.orders.pages import router as tracking_router

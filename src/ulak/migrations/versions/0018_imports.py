@@ -1,7 +1,7 @@
 """imports: each `ulak import` run of a file and where it stopped
 
 Revision ID: 0018_imports
-Revises: 0017_integrations
+Revises: 0018_webhooks
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import ulak.db
 
 revision = "0018_imports"
-down_revision = "0017_integrations"
+down_revision = "0018_webhooks"
 branch_labels = None
 depends_on = None
 
