@@ -477,3 +477,38 @@ async def test_a_schema_behind_the_code_is_a_500_not_a_503(
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal", "message": "internal error"}}
     assert "Retry-After" not in response.headers
+
+
+async def test_a_nul_character_anywhere_is_a_422_naming_it_and_stores_nothing(
+    client: httpx.AsyncClient, store: StoreKey, db: Database
+) -> None:
+    # PostgreSQL's jsonb cannot hold U+0000: such an event was a 500 there.
+    event = order_placed("o-nul")
+    event["data"]["note"] = {"gift": ["wrap it", "a\u0000b"]}
+    event["data"]["items"][0]["title"] = "kupa\u0000"
+    batch = {"events": [event, order_placed("o-fine")]}
+    response = await client.post("/v1/events", json=batch, headers=store.auth)
+    assert response.status_code == 202
+    assert response.json()["rejected"] == [
+        {
+            "index": 0,
+            "errors": [
+                {
+                    "path": "events[0].data.items[0].title",
+                    "message": "must not contain a NUL character",
+                },
+                {
+                    "path": "events[0].data.note.gift[1]",
+                    "message": "must not contain a NUL character",
+                },
+            ],
+        }
+    ]
+    assert await stored_keys(db) == [(store.id, "evt-order-o-fine")]
+    single = await client.post("/v1/events", json=event, headers=store.auth)
+    assert single.status_code == 422
+    assert single.json()["error"]["details"] == [
+        {"path": "data.items[0].title", "message": "must not contain a NUL character"},
+        {"path": "data.note.gift[1]", "message": "must not contain a NUL character"},
+    ]
+    assert await stored_keys(db) == [(store.id, "evt-order-o-fine")]

@@ -401,6 +401,33 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def nul_problems(raw: Any, prefix: str = "") -> list[Problem]:
+    """Where a NUL character is, in any key or text of a parsed body: PostgreSQL's jsonb
+    and text cannot hold one, so such an event is refused on every database alike. Callers
+    walk a body only when its raw bytes hold the escape (`b"\\u0000"`, the only way JSON
+    carries one), so the usual event costs a byte search, not a walk."""
+    found: list[Problem] = []
+
+    def walk(value: Any, loc: tuple[int | str, ...]) -> None:
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(Problem(path=_path(prefix, loc) or "(body)", message=NUL_MESSAGE))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    found.append(Problem(path=_path(prefix, loc) or "(body)", message=NUL_MESSAGE))
+                walk(item, (*loc, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*loc, index))
+
+    walk(raw, ())
+    return sorted(found, key=lambda p: p.path)
+
+
+NUL_MESSAGE = "must not contain a NUL character"
+
+
 def problems_of(error: ValidationError, prefix: str = "") -> list[Problem]:
     return [
         Problem(path=_path(prefix, tuple(e["loc"])) or "(body)", message=e["msg"])

@@ -41,7 +41,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Validati
 
 from ulak.errors import Invalid, UlakError, Unauthorized
 from ulak.events.inbox import Inbox
-from ulak.events.schemas import Accepted, EventIn, Problem, problems_of, validate_event
+from ulak.events.schemas import (
+    Accepted,
+    EventIn,
+    Problem,
+    nul_problems,
+    problems_of,
+    validate_event,
+)
 from ulak.integrations.service import SecretCache, signature_ok
 
 PLATFORM = "woocommerce"
@@ -570,16 +577,6 @@ def translate(topic: str, body: Any) -> Translation:
     return product_translation(parsed)
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
 @router.post(
     "/v1/integrations/woocommerce/{store_id}",
     summary="A WooCommerce webhook (order, customer, product), signed with the store's secret",
@@ -608,7 +605,7 @@ async def woocommerce_webhook(
         parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise BadJson("the body is not valid JSON") from error
-    if b"\\u0000" in body and _holds_nul(parsed):
+    if b"\\u0000" in body and nul_problems(parsed):
         # PostgreSQL's text and JSON cannot hold one: a 422 here, not a 500 at the insert.
         raise Invalid("the body holds a NUL character (\\u0000), which no WooCommerce field has")
     translation = translate(topic, parsed)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 
 from ulak.errors import UlakError, Unauthorized
 from ulak.events.inbox import Conflicting, Inbox
-from ulak.events.schemas import EventIn, validate_event
+from ulak.events.schemas import EventIn, nul_problems, validate_event
 from ulak.segment.mapping import (
     KEY_PREFIX,
     MAX_BATCH_BYTES,
@@ -167,7 +167,7 @@ async def _accept(
                 own = message.get("context")
                 if own is None or isinstance(own, dict):
                     message = {**message, "context": {**shared, **(own or {})}}
-            if nul and _has_nul(message):
+            if nul and nul_problems(message):
                 raise Skip("the message holds a NUL character (\\u0000), which no field may")
             mapped = to_event(message, kind=kind)
         except Skip as error:
@@ -209,16 +209,6 @@ async def _accept(
     if not skipped:
         del result["skipped"]  # Segment's own answer, exactly
     return _answer(200, result)
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _shown(message_id: Any) -> str | None:
