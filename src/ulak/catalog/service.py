@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.models import BackInStockSubscription, Product, TagTip
 from ulak.clock import Clock
-from ulak.db import Note, notes
+from ulak.db import Note, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.events.schemas import BackInStockData, ProductData
 from ulak.orders.service import best_sellers, bought_with, products_bought
@@ -250,16 +250,24 @@ async def replenish_days(
     if not wanted:
         return {}
     rows = await session.execute(
-        select(Product.product_id, Product.replenish_days)
-        .where(
-            Product.store_id == store_id,
-            Product.product_id.in_(wanted),
-            Product.replenish_days.is_not(None),
-        )
-        .order_by(Product.variant_id.desc())
+        _REPLENISH_DAYS, {"store_id": store_id, "product_ids": sorted(wanted)}
     )
     # Ordered so that the product's own row ("" sorts last) is the one kept.
     return {product_id: days for product_id, days in rows.all() if days is not None}
+
+
+# Built once (read for every order applied): built for each order it cost 0.41 ms of CPU
+# against 0.15 ms prebuilt, on SQLite with two products (bench/RESULTS.md).
+_products = table_of(Product)
+_REPLENISH_DAYS = (
+    select(_products.c.product_id, _products.c.replenish_days)
+    .where(
+        _products.c.store_id == bindparam("store_id"),
+        _products.c.product_id.in_(bindparam("product_ids", expanding=True)),
+        _products.c.replenish_days.is_not(None),
+    )
+    .order_by(_products.c.variant_id.desc())
+)
 
 
 # ---------------------------------------------------------------------------------------------
