@@ -26,7 +26,7 @@ from ulak.coupons.schemas import (
     TemplateOut,
 )
 from ulak.customers.service import surviving_customer
-from ulak.db import INSERTED, attach, insert_rows, is_postgres, notes, table_of
+from ulak.db import INSERTED, attach_row, insert_rows, is_postgres, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.messages.formatting import Formatter
 from ulak.messages.service import first_message_after
@@ -295,7 +295,7 @@ async def issue_coupon(
         id_ = (await session.execute(_insert_new_code(session), values)).scalar_one_or_none()
         if id_ is not None:
             notes(session)(INSERTED).append((Coupon, id_))
-            return attach(session, Coupon(id=id_, **values))
+            return attach_row(session, Coupon, id_, values)
     raise RuntimeError(f"{MAX_TRIES} random codes in a row were taken: is the alphabet broken?")
 
 
