@@ -317,7 +317,13 @@ def _insert_new_code(session: AsyncSession) -> Any:
 
 async def coupon_of_enrollment(session: AsyncSession, *, enrollment_id: int) -> Coupon | None:
     """The coupon an enrollment was issued last, for its later messages."""
-    found = await session.execute(_ENROLLMENT_COUPON, {"enrollment_id": enrollment_id})
+    # Without autoflush: the step runner asks this at the start of an enrollment's run, and
+    # it flushed the previous enrollment's message and changes each time, where the batch
+    # is meant to flush once (see `messages.service.create_email`); a coupon is flushed as
+    # it is issued, so none is pending here. `bench/stages.py --profile steps`: this query
+    # was a quarter of the step runner's own time, most of it that flush.
+    with session.no_autoflush:
+        found = await session.execute(_ENROLLMENT_COUPON, {"enrollment_id": enrollment_id})
     return found.scalar_one_or_none()
 
 
