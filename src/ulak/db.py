@@ -453,6 +453,18 @@ def attach_row(session: AsyncSession, model: type[B], id_: int, values: dict[str
     return obj
 
 
+def new_object(model: type[B], values: dict[str, Any]) -> B:
+    """A new (transient) object of `model` with these column values, made without the
+    model's constructor: the values go straight into its state, where a flush reads them,
+    rather than through each attribute's instrumented setter. The step runner makes one
+    message per email: `Message(...)` (18 columns) was a tenth of its own CPU in the
+    profile (`bench/stages.py --profile steps`). Attributes set afterwards are tracked as
+    usual."""
+    obj: B = model.__mapper__.class_manager.new_instance()
+    instance_state(obj).dict.update(values)
+    return obj
+
+
 def table_of(model: type[Base]) -> Table:
     """A model's table, for Core statements that skip the ORM's unit of work."""
     table = model.__table__
