@@ -441,9 +441,9 @@ def attach(session: AsyncSession, obj: B) -> B:
 def attach_row(session: AsyncSession, model: type[B], id_: int, values: dict[str, Any]) -> B:
     """`attach` for an object made from the row's values without the model's constructor:
     the values go straight into its state, as loading a row puts them, rather than through
-    each attribute's instrumented setter and its events. 0.15 ms of CPU an enrollment by the
-    constructor and `attach`, 0.02 ms this way (20 columns; bench/RESULTS.md, "worker CPU
-    per order"). `values` must hold every column but the id, as for `attach`."""
+    each attribute's instrumented setter and its events. ~0.05 ms of CPU an enrollment by
+    the constructor and `attach`, ~0.02 ms this way (20 columns; `bench/statements.py`).
+    `values` must hold every column but the id, as for `attach`."""
     obj: B = model.__mapper__.class_manager.new_instance()
     state = instance_state(obj)
     state.dict.update(values)

@@ -249,8 +249,8 @@ async def order_placed(
         )
 
 
-# Built once: built for each order, this delete cost 0.35 ms more CPU than running it
-# prebuilt (0.45 ms against 0.10 ms on SQLite, bench/RESULTS.md "worker CPU per order").
+# Built once: built for each order, this delete cost 0.44 ms more CPU than running it
+# prebuilt (0.55 ms against 0.11 ms on SQLite, `bench/statements.py`).
 _timers = table_of(Timer)
 _DELETE_CARTS = delete(_timers).where(
     _timers.c.store_id == bindparam("store_id"),
