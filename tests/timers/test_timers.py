@@ -315,6 +315,30 @@ async def test_each_order_moves_the_lapse_date(
     assert await timers(db, store) == []
 
 
+async def test_a_product_update_between_two_orders_of_one_batch_counts_for_the_second(
+    client: httpx.AsyncClient, db: Database, workers: Workers, store: StoreKey
+) -> None:
+    # The applier remembers products' replenish days for its transaction: the update in
+    # the middle of the batch must be seen by the order after it.
+    product = {
+        "id": "p-1-update",
+        "type": "product.updated",
+        "data": {"product_id": "p-1", "title": "Kahve", "replenish_days": 15},
+    }
+    later = order_placed("2", customer_id="c-2", email="zeynep@example.com")
+    await post(client, store, order_placed("1"), product, later)
+    await workers.drain()
+    first = await customer_pk(db)
+    async with db.read() as session:
+        second = await session.scalar(select(Customer.id).where(Customer.external_id == "c-2"))
+    runs_out = datetime(2026, 12, 23, tzinfo=ZoneInfo("Europe/Istanbul"))
+    assert await timers(db, store) == [
+        ("replenishment.due", f"{second}:p-1", runs_out),
+        ("customer.lapsed", str(first), T0 + timedelta(days=90)),
+        ("customer.lapsed", str(second), T0 + timedelta(days=90)),
+    ]
+
+
 async def test_a_product_that_runs_out_sets_a_replenishment_timer(
     client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
 ) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulak.clock import Clock
 from ulak.customers.identity import normalize_email, normalize_phone
 from ulak.customers.models import Customer
-from ulak.db import Database, Note, attach, insert_returning_id, notes
+from ulak.db import Database, Note, attach_row, insert_returning_id, notes
 from ulak.errors import NotFound
 from ulak.policy.relays import is_relay
 
@@ -74,7 +74,7 @@ async def resolve_customer(
             "updated_at": now,
         }
         id_ = await insert_returning_id(session, Customer, values)
-        customer = attach(session, Customer(id=id_, **values))
+        customer = attach_row(session, Customer, id_, values)
         new_customers(session)[customer.id] = []
         return customer
 

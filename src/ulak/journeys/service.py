@@ -17,7 +17,7 @@ from ulak.clock import Clock
 from ulak.coupons.service import install_default_templates, missing_templates
 from ulak.customers.models import Customer
 from ulak.customers.service import new_customers
-from ulak.db import Note, attach, insert_returning_id, insert_rows, is_postgres, notes
+from ulak.db import Note, attach_row, insert_returning_id, insert_rows, is_postgres, notes
 from ulak.errors import Invalid, NotFound
 from ulak.events.models import Event
 from ulak.journeys.definition import (
@@ -562,7 +562,7 @@ async def _start_enrollments(
         }
         # Core, not the ORM's flush (see `attach`).
         id_ = await insert_returning_id(session, Enrollment, values)
-        enrollment = attach(session, Enrollment(id=id_, **values))
+        enrollment = attach_row(session, Enrollment, id_, values)
         if fresh is not None:
             fresh.append(enrollment)
         trace(session, enrollment, at=now, kind="enter", note=f"triggered by {event.type}")

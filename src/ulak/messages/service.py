@@ -40,7 +40,7 @@ from ulak.clock import Clock
 from ulak.consent.service import recipient_type_of, refusal
 from ulak.customers.models import Customer
 from ulak.customers.privacy import ERASED
-from ulak.db import Note, UTCDateTime, is_postgres, notes, table_of
+from ulak.db import Note, UTCDateTime, is_postgres, new_object, notes, table_of
 from ulak.errors import Invalid, NotFound
 from ulak.events.inbox import inserting_events_about
 from ulak.journeys.switch import DISABLED, sending_ranks
@@ -483,25 +483,28 @@ def _queued(
 ) -> Message:
     """A message due now, its content filled in by its render."""
     domain = store.sender_email.rpartition("@")[2] or "ulak.invalid"
-    return Message(
-        store_id=store.id,
-        customer_id=customer_id,
-        enrollment_id=enrollment_id,
-        step=step,
-        channel="email",
-        template=template,
-        locale=locale,
-        legal_class=legal_class,
-        to_address=to,
-        subject="",
-        preheader="",
-        html="",
-        text="",
-        message_id_header=f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
-        status="queued",
-        send_after=now,
-        attempts=0,
-        created_at=now,
+    return new_object(
+        Message,
+        {
+            "store_id": store.id,
+            "customer_id": customer_id,
+            "enrollment_id": enrollment_id,
+            "step": step,
+            "channel": "email",
+            "template": template,
+            "locale": locale,
+            "legal_class": legal_class,
+            "to_address": to,
+            "subject": "",
+            "preheader": "",
+            "html": "",
+            "text": "",
+            "message_id_header": f"<{secrets.token_hex(12)}.{store.id}@{domain}>",
+            "status": "queued",
+            "send_after": now,
+            "attempts": 0,
+            "created_at": now,
+        },
     )
 
 

@@ -52,7 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.service import product_views, replenish_days
@@ -215,12 +215,9 @@ async def order_placed(
     """An order ends the customer's abandoned carts, moves their lapse date (ending the
     wait of a sign-up who never bought) and sets a replenishment timer for each product
     that says how long it lasts, at the start of the day it runs out in `zone`."""
-    timers = table_of(Timer)
-    carts = timers.c.customer_id == customer_id
-    if cart_id:
-        carts = or_(carts, timers.c.subject == cart_id)
     await session.execute(
-        delete(timers).where(timers.c.store_id == store.id, timers.c.kind == CART_ABANDONED, carts)
+        _DELETE_CARTS_OR_CART if cart_id else _DELETE_CARTS,
+        {"store_id": store.id, "customer_id": customer_id, "cart_id": cart_id},
     )
     # The first order turns a sign-up's never-bought timer into their lapse timer (one row).
     await set_lapse(session, store=store, customer_id=customer_id)
@@ -250,6 +247,23 @@ async def order_placed(
                 "date": runs_out.isoformat(),
             },
         )
+
+
+# Built once: built for each order, this delete cost 0.44 ms more CPU than running it
+# prebuilt (0.55 ms against 0.11 ms on SQLite, `bench/statements.py`).
+_timers = table_of(Timer)
+_DELETE_CARTS = delete(_timers).where(
+    _timers.c.store_id == bindparam("store_id"),
+    _timers.c.kind == CART_ABANDONED,
+    _timers.c.customer_id == bindparam("customer_id"),
+)
+_DELETE_CARTS_OR_CART = delete(_timers).where(
+    _timers.c.store_id == bindparam("store_id"),
+    _timers.c.kind == CART_ABANDONED,
+    or_(
+        _timers.c.customer_id == bindparam("customer_id"), _timers.c.subject == bindparam("cart_id")
+    ),
+)
 
 
 async def signed_up(session: AsyncSession, *, store: Store, customer_id: int, at: datetime) -> None:
