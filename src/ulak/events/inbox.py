@@ -25,6 +25,7 @@ import logging
 import secrets
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -485,8 +486,16 @@ def _answers(
     idempotency keys): a shop that reuses an id for another event must hear of it."""
     first: dict[str, StoredBody] = {}
     answers: list[Accepted | Conflicting] = []
+    # A body is compared only for a key named twice in the request or stored before: the
+    # usual new key needs none, and its two JSON round trips were a tenth of accepting a
+    # Segment batch (cProfile).
+    named = Counter(row["key"] for row in rows)
     for (index, event), row in zip(submission.events, rows, strict=True):
-        key, body = row["key"], StoredBody.of(row)
+        key = row["key"]
+        if key in new and named[key] == 1:
+            answers.append(Accepted(index=index, key=key, duplicate=False))
+            continue
+        body = StoredBody.of(row)
         earlier = first.get(key) or (stored.get(key) if key not in new else None)
         if earlier is not None and not earlier.repeated_by(
             body, occurred_at_given=event.occurred_at is not None

@@ -12,14 +12,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     ValidationError,
     model_validator,
 )
 
 from ulak.catalog.schemas import BackInStockConfirmData
-from ulak.fields import WebUrl, ZoneName
+from ulak.fields import Email, WebUrl, ZoneName
 from ulak.preferences.schemas import PreferencesData, PrivacyRequestData
 from ulak.returns.schemas import ReturnRequestedData, ReturnUpdatedData
 from ulak.reviews.schemas import ReviewDueData, ReviewModeratedData, ReviewSubmittedData
@@ -70,7 +69,7 @@ class Loose(BaseModel):
 
 class CustomerIn(Loose):
     id: Id | None = None
-    email: Annotated[EmailStr, Field(max_length=320)] | None = None
+    email: Email | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
     first_name: Annotated[str, Field(max_length=200)] | None = None
     last_name: Annotated[str, Field(max_length=200)] | None = None

@@ -5,9 +5,9 @@ from datetime import datetime
 from typing import Annotated
 
 from babel import Locale, UnknownLocaleError
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ulak.fields import WebUrl, ZoneName
+from ulak.fields import Email, WebUrl, ZoneName
 from ulak.orders.reorder import check_pattern
 from ulak.policy.service import Hours
 
@@ -66,12 +66,12 @@ class StoreCreate(BaseModel):
     currency: Currency = "TRY"
     phone_region: Region = "TR"
     sender_name: SenderName | None = None
-    sender_email: EmailStr = "shop@example.com"
-    reply_to: EmailStr | None = None
+    sender_email: Email = "shop@example.com"
+    reply_to: Email | None = None
     logo_url: WebUrl | None = None
     brand_color: Color = "#1f6feb"
     postal_address: str | None = None
-    contact_email: EmailStr | None = None
+    contact_email: Email | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
     back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] = 3
@@ -118,12 +118,12 @@ class StoreUpdate(BaseModel):
     currency: Currency | None = None
     phone_region: Region | None = None
     sender_name: SenderName | None = None
-    sender_email: EmailStr | None = None
-    reply_to: EmailStr | None = None
+    sender_email: Email | None = None
+    reply_to: Email | None = None
     logo_url: WebUrl | None = None
     brand_color: Color | None = None
     postal_address: str | None = None
-    contact_email: EmailStr | None = None
+    contact_email: Email | None = None
     contact_phone: str | None = None
     website_url: WebUrl | None = None
     back_in_stock_factor: Annotated[int, Field(ge=1, le=100)] | None = None
