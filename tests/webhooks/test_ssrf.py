@@ -39,6 +39,12 @@ REFUSED = [
     ("https://[fe80::1]/", "a link-local address"),
     ("https://[fc00::1]/", "a private address"),
     ("https://[ff02::1]/", "a multicast address"),
+    # 6to4 and Teredo carry the IPv4 address a relay reaches; site-local is still routed.
+    ("https://[2002:7f00:1::]/", "a loopback address"),
+    ("https://[2002:a00:5::]/", "a private address"),
+    ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "a private address"),
+    ("https://[fec0::1]/", "a private address"),
+    ("https://192.0.0.8/", "a non-public address"),
     # 127.0.0.1 written as one decimal number, and in hexadecimal parts.
     ("https://2130706433/", "a loopback address"),
     ("https://0x7f.1/", "a loopback address"),

@@ -72,6 +72,7 @@ async def resolve_customer(
             "consent": {},
             "created_at": now,
             "updated_at": now,
+            "erased_at": None,
         }
         id_ = await insert_returning_id(session, Customer, values)
         customer = attach_row(session, Customer, id_, values)

@@ -62,9 +62,14 @@ async def post(client: httpx.AsyncClient, delivery: Claimed, clock: Clock) -> At
         return Attempted(delivery.id, delivery.attempt, clock.now(), status_code, error)
 
     try:
-        target = await net.check(delivery.url, development=delivery.development)
+        # The name's lookup counts against the attempt's time too: a slow resolver must not
+        # hold the batch past its lease, when another worker would send it again.
+        async with asyncio.timeout(DELIVERY_SECONDS):
+            target = await net.check(delivery.url, development=delivery.development)
     except net.Refused as refused:
         return outcome(error=refused.message)
+    except TimeoutError:
+        return outcome(error="the host's name was not resolved in time")
     body = body_of(delivery)
     headers = signing.headers(
         delivery.secret,

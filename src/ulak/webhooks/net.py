@@ -22,6 +22,9 @@ import httpx
 from ulak.errors import Invalid
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
+# IETF protocol assignments (192.0.0.0/24; Python counts some, such as 192.0.0.8, global).
+_PROTOCOL_ASSIGNMENTS = ipaddress.IPv4Network("192.0.0.0/24")
 
 
 class Refused(Invalid):
@@ -32,10 +35,14 @@ class Refused(Invalid):
 def refusal(address: Address) -> str | None:
     """Why ulak may not connect to this address outside development mode; None: it may."""
     if isinstance(address, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 reaches 127.0.0.1; 6to4 and Teredo are not global anyway.
-        mapped = address.ipv4_mapped
-        if mapped is not None:
-            address = mapped
+        # ::ffff:127.0.0.1 reaches 127.0.0.1; a 6to4 (2002::/16) or Teredo address carries
+        # the IPv4 one a relay would reach, judged as that; site-local fec0::/10 is
+        # deprecated but still routed on old networks, and Python counts it as global.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is not None:
+            address = embedded
+        elif address in _SITE_LOCAL:
+            return "a private address"
     if address.is_unspecified:
         return "an unspecified address"
     if address.is_loopback:
@@ -48,7 +55,9 @@ def refusal(address: Address) -> str | None:
         return "a private address"
     if address.is_reserved:
         return "a reserved address"
-    if not address.is_global:  # 100.64.0.0/10 (carrier-grade NAT) and the like
+    if not address.is_global or (
+        isinstance(address, ipaddress.IPv4Address) and address in _PROTOCOL_ASSIGNMENTS
+    ):  # 100.64.0.0/10 (carrier-grade NAT) and the like
         return "a non-public address"
     return None
 
