@@ -228,6 +228,23 @@ def test_money_rounds_float_residue_past_four_places_half_up() -> None:
     assert money(1.2345, "x") == "1.2345"  # four places are kept as given
 
 
+@pytest.mark.parametrize(
+    ("sent", "birthday"),
+    [
+        ("1990-05-14T21:00:00.000Z", "1990-05-15"),  # Istanbul's midnight (UTC+3)
+        ("1990-05-15T04:00:00.000Z", "1990-05-15"),  # New York's midnight (UTC-4)
+        ("1990-05-15T00:00:00.000+03:00", "1990-05-15"),
+        ("1990-05-15T00:00:00", "1990-05-15"),
+        ("1990-05-15", "1990-05-15"),
+    ],
+)
+def test_a_birthday_sent_as_a_date_and_time_is_the_day_of_the_nearest_midnight(
+    sent: str, birthday: str
+) -> None:
+    event = mapped({"userId": "c-1", "messageId": "m", "traits": {"birthday": sent}}, "identify")
+    assert event["customer"] == {"id": "c-1", "birthday": birthday}
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),

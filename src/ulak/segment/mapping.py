@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -249,8 +249,14 @@ def _birthday(value: Any) -> str | None:
     if text is None:
         return None
     try:
-        # An ISO date, or a date and time (analytics.js sends a Date as one): its date.
-        return date.fromisoformat(text[:10]).isoformat()
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        # A date and time: analytics.js sends a JS Date, the person's local midnight in
+        # UTC (Istanbul's 1990-05-15 is 1990-05-14T21:00:00.000Z, New York's is
+        # 1990-05-15T04:00:00.000Z). The nearest midnight is the day meant, for any zone
+        # within ±12 h; the time's own offset is kept, so a local midnight stays its day.
+        moment = datetime.fromisoformat(text)
+        return (moment + timedelta(hours=12)).date().isoformat()
     except ValueError as error:
         raise Skip(f"traits.birthday must be an ISO date, not {text[:40]!r}") from error
 
