@@ -689,3 +689,45 @@ def test_two_profiles_merged_after_both_were_welcomed_send_nothing_more() -> Non
     assert [(e.journey, e.status, e.reason) for e in timeline.endings] == [
         ("welcome", "exited", "customer merged: the merged profile went through it already")
     ]
+
+
+def test_a_cart_id_used_again_after_its_order_is_abandoned_again() -> None:
+    # Segment's default cart id is the person's own: each of their carts has the same id.
+    placed = PLACED.replace('"+0s"', '"+3h"').replace(
+        'order_id: "1001"', 'order_id: "1001"\n        cart_id: k1'
+    )
+    added = event(
+        "+3d",
+        "cart.updated",
+        "{cart_id: k1, change: add, items: [{title: Bakır çaydanlık, quantity: 1,"
+        " price: '750.00'}], recovery_url: 'https://dukkan.example/sepet/k1'}",
+        customer=CUSTOMER,
+    )
+    timeline = run(scenario(CART, placed, added, journeys="[abandoned-cart]", run_until="+2d"))
+    assert sent(timeline) == [
+        ("2026-03-02T10:00:00+03:00", "abandoned-cart", "abandoned_cart", TO),
+        # The second cart (its line put in 3 days after the order at 12:00, times being
+        # relative to the event before): reminded 1 h and 24 h after, as a cart of its own.
+        ("2026-03-05T13:00:00+03:00", "abandoned-cart", "abandoned_cart", TO),
+        ("2026-03-06T13:00:00+03:00", "abandoned-cart", "abandoned_cart", TO),
+    ]
+    first, second, third = timeline.messages
+    assert "- Seramik kupa × 2: 499,90 ₺" in first.text
+    for message in (second, third):
+        assert "- Bakır çaydanlık × 1: 750,00 ₺\nSepet toplamı: 750,00 ₺" in message.text
+        assert "Seramik kupa" not in message.text
+    assert [(e.journey, e.reason) for e in timeline.endings] == [
+        ("abandoned-cart", "exit_when: order.placed")
+    ]
+    # The second cart's last reminder is still to come (72 h of idleness), as for the first.
+    assert timeline.unfinished == [
+        Unfinished(
+            journey="abandoned-cart",
+            customer="c-1042",
+            next_run_at=datetime(2026, 3, 8, 9, 0, tzinfo=UTC),
+            waiting_for=None,
+            failure=None,
+        )
+    ]
+    assert timeline.unsent == []
+    assert timeline.failed_events == []

@@ -75,6 +75,37 @@ async def test_a_track_call_with_the_write_key_places_the_order(
     )
 
 
+async def test_float_arithmetic_in_the_amounts_still_places_the_order(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, workers: Workers
+) -> None:
+    # What a shop's JavaScript sends after `price * 100` and `a + b`: more than 4 places.
+    message = order_completed()
+    message["properties"]["total"] = 1.15 * 100
+    message["properties"]["tax"] = 0.1 + 0.2
+    message["properties"]["products"][0]["price"] = 0.07 * 100
+    assert json.dumps(message["properties"]) == json.dumps(
+        {
+            "order_id": "1001",
+            "total": 114.99999999999999,
+            "currency": "TRY",
+            "products": [
+                {"product_id": "p-1", "name": "Çay", "price": 7.000000000000001, "quantity": 2}
+            ],
+            "tax": 0.30000000000000004,
+        }
+    )
+    response = await client.post("/v1/track", json=message, headers=basic(store.key))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    await workers.drain()
+    assert await applied(db) == [("segment:m-1", "order.placed", None)]
+    async with db.read() as session:
+        (order,) = (await session.execute(select(Order))).scalars()
+        (event,) = (await session.execute(select(Event))).scalars()
+    assert (order.order_id, order.total, order.tax) == ("1001", Decimal("115"), Decimal("0.3"))
+    assert event.data["items"][0]["price"] == "7.0000"
+    assert (event.data["total"], event.data["tax"]) == ("115.0000", "0.3000")
+
+
 async def test_the_key_as_bearer_or_in_the_body_is_accepted_too(
     client: httpx.AsyncClient, store: StoreKey, db: Database
 ) -> None:

@@ -218,6 +218,33 @@ def test_money_keeps_the_number_the_sdk_was_given() -> None:
         money(True, "x")
 
 
+def test_money_rounds_float_residue_past_four_places_half_up() -> None:
+    assert money(0.1 + 0.2, "x") == "0.3000"  # 0.30000000000000004
+    assert money(1.15 * 100, "x") == "115.0000"  # 114.99999999999999
+    assert money(19.99 * 1.18, "x") == "23.5882"  # 23.588199999999997
+    assert money(1.00005, "x") == "1.0001"  # half up, not to even
+    assert money(0.00005, "x") == "0.0001"  # half up, not to even
+    assert money(1.23456, "x") == "1.2346"
+    assert money(1.2345, "x") == "1.2345"  # four places are kept as given
+
+
+@pytest.mark.parametrize(
+    ("sent", "birthday"),
+    [
+        ("1990-05-14T21:00:00.000Z", "1990-05-15"),  # Istanbul's midnight (UTC+3)
+        ("1990-05-15T04:00:00.000Z", "1990-05-15"),  # New York's midnight (UTC-4)
+        ("1990-05-15T00:00:00.000+03:00", "1990-05-15"),
+        ("1990-05-15T00:00:00", "1990-05-15"),
+        ("1990-05-15", "1990-05-15"),
+    ],
+)
+def test_a_birthday_sent_as_a_date_and_time_is_the_day_of_the_nearest_midnight(
+    sent: str, birthday: str
+) -> None:
+    event = mapped({"userId": "c-1", "messageId": "m", "traits": {"birthday": sent}}, "identify")
+    assert event["customer"] == {"id": "c-1", "birthday": birthday}
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),

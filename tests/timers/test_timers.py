@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from ulak.clock import FrozenClock
 from ulak.customers.models import Customer
 from ulak.db import Database
 from ulak.events.models import Event
+from ulak.orders.models import Cart
 from ulak.timers.service import fire_due, lapse_window, next_birthday, timers_of
 from ulak.worker import Workers
 
@@ -495,3 +497,57 @@ async def test_a_profile_the_api_would_refuse_now_does_not_stop_the_timers(
         ).one()
     # Named by its id instead, and applied.
     assert tuple(row) == ({}, me, "applied")
+
+
+async def test_a_cart_id_used_again_after_its_order_is_a_new_cart_abandoned_again(
+    client: httpx.AsyncClient, db: Database, clock: FrozenClock, workers: Workers, store: StoreKey
+) -> None:
+    # Segment's default cart id is the person's: the same id for each of their carts.
+    def added(at: datetime, title: str, price: str, *, key: str) -> dict[str, Any]:
+        event = cart("k1", at, key=key)
+        event["data"] = {"cart_id": "k1", "change": "add", "items": [
+            {"product_id": title, "title": title, "quantity": 1, "price": price}
+        ]}  # fmt: skip
+        return event
+
+    await post(client, store, added(T0, "Seramik kupa", "249.95", key="add-1"))
+    placed_at = T0 + timedelta(minutes=30)
+    clock.set(placed_at)
+    await post(client, store, order_placed("1", occurred_at=placed_at.isoformat(), cart_id="k1"))
+    # One put in before the order but come in after it is part of the bought cart.
+    await post(client, store, added(T0 + timedelta(minutes=10), "Kaşık", "20", key="late"))
+    await workers.drain()
+    me = await customer_pk(db)
+    assert await timers(db, store) == [("customer.lapsed", str(me), placed_at + timedelta(days=90))]
+
+    again = T0 + timedelta(days=3)
+    clock.set(again)
+    await post(client, store, added(again, "Bakır çaydanlık", "750.00", key="add-2"))
+    await workers.drain()
+    async with db.read() as session:
+        (k1,) = (await session.execute(select(Cart))).scalars()
+    assert (k1.status, k1.total, k1.recovery_url, k1.items) == ("open", Decimal("750.00"), None, [
+        {"product_id": "Bakır çaydanlık", "variant_id": None, "sku": None,
+         "title": "Bakır çaydanlık", "quantity": 1, "price": "750.00", "url": None,
+         "image_url": None}
+    ])  # fmt: skip
+    due = again + timedelta(hours=1)
+    assert await timers(db, store) == [
+        ("cart.abandoned", "k1", due),
+        ("customer.lapsed", str(me), placed_at + timedelta(days=90)),
+    ]
+    clock.set(due)
+    await workers.drain()
+    assert await derived(db) == [
+        (
+            f"derived:cart.abandoned:k1:{due.isoformat()}",
+            "cart.abandoned",
+            due,
+            {"cart_id": "k1", "idle_since": again.isoformat(), "idle_minutes": 60},
+        )
+    ]
+    async with db.read() as session:
+        found = await session.execute(
+            select(Event.status, Event.error).where(Event.type == "cart.abandoned")
+        )
+        assert found.one() == ("applied", None)

@@ -365,7 +365,12 @@ async def apply_event(
         )
     elif isinstance(data, CartData):
         cart = await apply_cart(
-            session, **common, data=data, checkout=event.type == "checkout.started", now=now
+            session,
+            **common,
+            data=data,
+            checkout=event.type == "checkout.started",
+            occurred_at=event.occurred_at,
+            now=now,
         )
         await timers.cart_changed(
             session,

@@ -45,6 +45,7 @@ from ulak.journeys.models import (
     ShippedJourney,
 )
 from ulak.messages.service import templates_reading
+from ulak.orders.service import orders_of_cart
 from ulak.stores.models import Store
 from ulak.timers.service import DateRule, date_rules_in_use, delete_date_rule, set_date_rule
 
@@ -494,6 +495,16 @@ def _holds(expression: str | None, scope: dict[str, Any]) -> bool:
         return False
 
 
+async def _cart_key(session: AsyncSession, event: Event, customer: Customer, cart_id: str) -> str:
+    """A cart's re-entry key: its id, and after each order placed from it the round (a shop,
+    or Segment by default, may use one cart id for all of a person's carts, and each new
+    cart may be abandoned again); cut to fit `reentry_key`'s 200 characters."""
+    ordered = await orders_of_cart(
+        session, store_id=event.store_id, customer_id=customer.id, cart_id=cart_id
+    )
+    return cart_id if not ordered else f"{cart_id[:180]}#{ordered + 1}"
+
+
 async def _start_enrollments(
     session: AsyncSession,
     *,
@@ -525,6 +536,8 @@ async def _start_enrollments(
             value = keys[REENTRY_FIELD[definition.reentry]]
             # An event without the id the rule needs enters once per event.
             reentry_key = str(value) if value else f"event:{event.id}"
+            if value and definition.reentry == "once_per_cart":
+                reentry_key = await _cart_key(session, event, customer, str(value))
         if fresh is not None:
             exists = any(e.journey_id == journey.id and e.reentry_key == reentry_key for e in fresh)
         else:

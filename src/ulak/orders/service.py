@@ -61,8 +61,13 @@ async def apply_cart(
     customer_id: int,
     data: CartData,
     checkout: bool,
+    occurred_at: datetime,
     now: datetime,
 ) -> Cart:
+    """A cart event that `occurred_at` applied to its cart. An ordered cart stays ordered
+    for an event from before its order (one that came in late); an event from after it
+    starts the cart afresh under the same id, emptied and open again: a shop (or Segment,
+    whose default cart id is the person's) may use one cart id for a person's every cart."""
     cart = (
         await session.execute(
             select(Cart).where(Cart.store_id == store_id, Cart.cart_id == data.cart_id)
@@ -71,6 +76,9 @@ async def apply_cart(
     if cart is None:
         cart = Cart(store_id=store_id, cart_id=data.cart_id)
         session.add(cart)
+    elif cart.status == "ordered" and occurred_at > await _ordered_at(session, cart):
+        cart.items, cart.total, cart.currency, cart.recovery_url = [], None, None, None
+        cart.status = "open"
     cart.customer_id = customer_id
     lines = [item.model_dump(mode="json") for item in data.items]
     if data.change == "replace":
@@ -91,6 +99,35 @@ async def apply_cart(
     cart.updated_at = now
     await session.flush()
     return cart
+
+
+async def _ordered_at(session: AsyncSession, cart: Cart) -> datetime:
+    """When an ordered cart was ordered: its latest order's moment, looked up among its
+    customer's orders (`ix_orders_customer`; a merge moves orders and carts together), else
+    when the order was applied (the cart's `updated_at`), which is no earlier."""
+    placed_at = await session.scalar(
+        select(func.max(Order.placed_at)).where(
+            Order.customer_id == cart.customer_id,
+            Order.store_id == cart.store_id,
+            Order.cart_id == cart.cart_id,
+        )
+    )
+    return cart.updated_at if placed_at is None else placed_at
+
+
+async def orders_of_cart(
+    session: AsyncSession, *, store_id: int, customer_id: int, cart_id: str
+) -> int:
+    """How many of the customer's orders were placed from the cart id: a cart id used again
+    after its order (`apply_cart`) names the next cart, which journeys enter anew."""
+    found = await session.scalar(
+        select(func.count()).where(
+            Order.customer_id == customer_id,
+            Order.store_id == store_id,
+            Order.cart_id == cart_id,
+        )
+    )
+    return found or 0
 
 
 def _line_key(line: dict[str, Any]) -> tuple[Any, ...]:

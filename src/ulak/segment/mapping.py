@@ -26,7 +26,8 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +38,9 @@ ANONYMOUS = "anonymous:"
 # Segment's own limits (HTTP Tracking API): 32 KB a message, 500 KB a batch.
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+
+# ulak's `Money` holds at most 4 decimal places (events.schemas).
+MONEY_PLACES = 4
 
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
@@ -74,13 +78,21 @@ def _object(value: Any, name: str) -> dict[str, Any]:
 def money(value: Any, name: str) -> str | None:
     """Segment's amounts are JSON numbers; ulak's are decimal strings. A float's shortest
     repr is the number the SDK was given (19.99 → "19.99"), never its binary neighbour.
+    A float with more than ulak's 4 decimal places is the residue of the shop's float
+    arithmetic (0.1 + 0.2 = 0.30000000000000004, 1.15 * 100 = 114.99999999999999), which
+    `Money` would refuse and so drop the whole order: rounded half up to 4 places.
     A string is passed on as it is: the event's validation reads it as a decimal, or says
     why not."""
     kind = type(value)
     if kind is float:
         if not math.isfinite(value):
             raise Skip(f"{name} must be a finite number")
-        return repr(value)
+        text = repr(value)
+        amount = Decimal(text)
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -MONEY_PLACES:
+            return str(amount.quantize(Decimal(1).scaleb(-MONEY_PLACES), ROUND_HALF_UP))
+        return text
     if kind is int or kind is str:
         return str(value) if value != "" else None
     if value is None:
@@ -237,8 +249,14 @@ def _birthday(value: Any) -> str | None:
     if text is None:
         return None
     try:
-        # An ISO date, or a date and time (analytics.js sends a Date as one): its date.
-        return date.fromisoformat(text[:10]).isoformat()
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        # A date and time: analytics.js sends a JS Date, the person's local midnight in
+        # UTC (Istanbul's 1990-05-15 is 1990-05-14T21:00:00.000Z, New York's is
+        # 1990-05-15T04:00:00.000Z). The nearest midnight is the day meant, for any zone
+        # within ±12 h; the time's own offset is kept, so a local midnight stays its day.
+        moment = datetime.fromisoformat(text)
+        return (moment + timedelta(hours=12)).date().isoformat()
     except ValueError as error:
         raise Skip(f"traits.birthday must be an ISO date, not {text[:40]!r}") from error
 
