@@ -196,7 +196,11 @@ async def test_a_wrong_signature_or_no_integration_is_401_and_stores_nothing(
     )
     other_store = await post(client, store.id + 1, "orders/create", payload)
     not_a_store = await post(client, "admin", "orders/create", payload)
-    for response in (not_connected, forged, unsigned, other_store, not_a_store):
+    # Digits str.isdigit() takes but int() refuses ("²", Arabic-Indic "١"): were a 500.
+    unicode_digits = [
+        await post(client, where, "orders/create", payload) for where in ("%C2%B2", "%D9%A1")
+    ]
+    for response in (not_connected, forged, unsigned, other_store, not_a_store, *unicode_digits):
         assert response.status_code == 401
         assert response.json()["error"]["message"] == "the webhook's signature does not match"
     # The body changed after Shopify signed it.
