@@ -4,6 +4,7 @@ history that starts no journey."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ from ulak.db import Database
 from ulak.errors import Invalid
 from ulak.events.models import Event
 from ulak.imports.models import ImportRun
+from ulak.imports.readers import Place, Read, read
 from ulak.imports.service import Bad, Observer, Summary, run_import
 from ulak.journeys.models import Enrollment
 from ulak.messages.models import Message
@@ -290,6 +293,22 @@ async def test_product_exports(
     assert bad == bad_rows
     assert await products_of(db, store) == expected
     assert summary.added == len(expected)
+
+
+@pytest.mark.parametrize("start", [1, 2, 3, 4])
+def test_a_resume_inside_a_shopify_product_reads_the_titles_of_a_whole_run(start: int) -> None:
+    # Shopify writes a product's title on its first row only; a resume starting after that
+    # row must still give its variants the title.
+    place = Place(zone=ZoneInfo("Europe/Istanbul"), phone_region="TR", currency="TRY")
+
+    def records(start: int) -> list[Read]:
+        raw = io.BufferedReader(io.BytesIO(SHOPIFY_PRODUCTS.encode()))
+        _, reads = read(raw, "products", place=place, columns=None, start=start)
+        return list(reads)
+
+    whole = records(0)
+    assert [r.end for r in whole] == [1, 2, 3, 4]
+    assert records(start) == whole[start:]
 
 
 WOO_ORDERS = (SAMPLES / "woocommerce_orders.csv").read_text(encoding="utf-8")

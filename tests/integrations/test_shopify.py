@@ -107,7 +107,9 @@ ORDER_PLACED_DATA = {
             "price": "750.00",
         },
     ],
-    "subtotal": "1124.91",
+    # Before discounts (Shopify's total_line_items_price; its subtotal_price, 1124.91, is
+    # after them): the confirmation prints Subtotal, -Discount, Shipping, Total.
+    "subtotal": "1249.90",
     "discount": "124.99",
     "shipping": "49.90",
     "tax": "187.47",
@@ -157,6 +159,11 @@ async def test_orders_create_becomes_the_order_its_payment_and_the_consent(
         },
     }
     assert stored[1][2] == ORDER_PLACED_DATA
+    # Prices include tax (taxes_included): subtotal - discount + shipping is the total.
+    placed = stored[1][2]
+    assert Decimal(placed["subtotal"]) - Decimal(placed["discount"]) + Decimal(
+        placed["shipping"]
+    ) == Decimal(placed["total"])
     assert stored[2][2] == {"order_id": ORDER, "amount": "1174.81"}
 
     profile = (await client.get(f"/v1/customers/{CUSTOMER}", headers=store.auth)).json()
@@ -189,7 +196,11 @@ async def test_a_wrong_signature_or_no_integration_is_401_and_stores_nothing(
     )
     other_store = await post(client, store.id + 1, "orders/create", payload)
     not_a_store = await post(client, "admin", "orders/create", payload)
-    for response in (not_connected, forged, unsigned, other_store, not_a_store):
+    # Digits str.isdigit() takes but int() refuses ("²", Arabic-Indic "١"): were a 500.
+    unicode_digits = [
+        await post(client, where, "orders/create", payload) for where in ("%C2%B2", "%D9%A1")
+    ]
+    for response in (not_connected, forged, unsigned, other_store, not_a_store, *unicode_digits):
         assert response.status_code == 401
         assert response.json()["error"]["message"] == "the webhook's signature does not match"
     # The body changed after Shopify signed it.
@@ -645,3 +656,29 @@ async def test_fulfillment_updates_follow_the_carrier_to_delivery(
         "Siparişiniz teslim edilemedi – #1001",
         "Siparişiniz teslim edildi – #1001",
     ]
+
+
+async def test_amounts_without_presentment_money_are_the_shops_money(
+    client: httpx.AsyncClient, store: StoreKey, db: Database, clock: FrozenClock, workers: Workers
+) -> None:
+    # Older API versions and some apps' orders carry only shop_money in a money set.
+    await connect(db, clock, store)
+    order = sample("order")
+    for name in (
+        "total_shipping_price_set",
+        "total_line_items_price_set",
+        "total_discounts_set",
+        "total_tax_set",
+        "total_price_set",
+    ):
+        del order[name]["presentment_money"]
+    for line in order["line_items"]:
+        del line["price_set"]["presentment_money"]
+    # The plain amounts differ from the sets' shop money, to show which one was read.
+    order["total_line_items_price"] = "1.00"
+    response = await post(client, store, "orders/create", order)
+    assert response.status_code == 200, response.text
+    await workers.drain()
+    stored = await events(db)
+    assert [t for _, t, _ in stored] == ["consent.updated", "order.placed", "order.paid"]
+    assert stored[1][2] == ORDER_PLACED_DATA

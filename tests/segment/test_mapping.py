@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -89,6 +90,31 @@ def test_order_completed_becomes_order_placed_with_decimal_money() -> None:
     valid, problems = validate_event(event, own_keys=KEY_PREFIX)
     assert problems == []
     assert valid is not None
+
+
+def test_order_completed_subtotal_is_before_the_discount() -> None:
+    # Segment's subtotal is after discounts and its total includes shipping and tax; ulak's
+    # subtotal is before discounts: Subtotal - Discount + Shipping + Tax = Total.
+    properties: dict[str, Any] = {
+        "order_id": "1002",
+        "subtotal": 900.5,
+        "discount": 100,
+        "shipping": 29.9,
+        "tax": 180.1,
+        "total": 1110.5,
+        "products": [{"product_id": "p-1", "price": 500.25, "quantity": 2}],
+    }
+    message = {"type": "track", "messageId": "m-9", "userId": "c-1", "event": "Order Completed"}
+    data = mapped({**message, "properties": properties})["data"]
+    assert (data["subtotal"], data["discount"]) == ("1000.5", "100")
+    assert Decimal(data["subtotal"]) - Decimal(data["discount"]) + Decimal(
+        data["shipping"]
+    ) + Decimal(data["tax"]) == Decimal(data["total"])
+    # Without a discount the subtotal is as given; without a subtotal there is none.
+    del properties["discount"]
+    assert mapped({**message, "properties": properties})["data"]["subtotal"] == "900.5"
+    del properties["subtotal"]
+    assert "subtotal" not in mapped({**message, "properties": properties})["data"]
 
 
 def test_identify_traits_become_the_profile_and_the_rest_attributes() -> None:

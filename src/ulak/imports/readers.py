@@ -186,7 +186,7 @@ def _csv(
     for row in rows:
         line = rows.line_num
         count += 1
-        if count <= start:
+        if count <= start and kind != "products":
             continue
         values = {field: row[index].strip() for field, index in where.items() if index < len(row)}
         if kind == "products":
@@ -197,6 +197,10 @@ def _csv(
                 title = (values.get("product_id", ""), values["title"])
             elif title[0] == values.get("product_id"):
                 values["title"] = title[1]
+            if count <= start:
+                # Read, not imported: a resume starting inside a product's rows still
+                # needs the title its first row gave.
+                continue
         if kind != "orders":
             yield _one(count, line, kind, values, preset, place)
             continue

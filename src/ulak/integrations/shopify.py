@@ -107,7 +107,8 @@ class WebhookResult(BaseModel):
 
 
 def _store_id(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    # isdigit() alone takes "²" and other Unicode digits int() refuses (it was a 500).
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 async def _body(request: Request) -> bytes:

@@ -226,8 +226,8 @@ def _consents(mapped: Mapped, shopify: Customer | None, customer: dict[str, Any]
 
 def _presented(plain: Decimal | None, money: MoneySet | None) -> str | None:
     """The amount the customer saw (Shopify's presentment money), else the shop's."""
-    if money is not None and money.presentment_money is not None:
-        return str(money.presentment_money.amount)
+    if money is not None:
+        return str((money.presentment_money or money.shop_money).amount)
     return str(plain) if plain is not None else None
 
 
@@ -293,7 +293,7 @@ def order_events(order: Order, *, topic: str) -> Mapped:
             "order_id": order_id,
             "number": _cut(order.name, 100),
             "items": [_item(line) for line in order.line_items],
-            "subtotal": _presented(order.subtotal_price, order.subtotal_price_set),
+            "subtotal": _presented(order.total_line_items_price, order.total_line_items_price_set),
             "discount": _presented(order.total_discounts, order.total_discounts_set),
             "shipping": _shipping(order),
             "tax": _presented(order.total_tax, order.total_tax_set),

@@ -140,8 +140,10 @@ class Order(Resource):
     financial_status: str | None = None
     currency: str | None = None
     presentment_currency: str | None = None
-    subtotal_price: MoneyText | None = None
-    subtotal_price_set: MoneySet | None = None
+    # subtotal_price is after discounts; ulak's subtotal is before them (the confirmation
+    # prints Subtotal, -Discount, Shipping, Total): total_line_items_price is that one.
+    total_line_items_price: MoneyText | None = None
+    total_line_items_price_set: MoneySet | None = None
     total_discounts: MoneyText | None = None
     total_discounts_set: MoneySet | None = None
     total_tax: MoneyText | None = None

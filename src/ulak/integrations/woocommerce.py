@@ -289,6 +289,22 @@ def _event(
     return event.model_copy(update={"id": KEY_PREFIX + key})
 
 
+def _accepted(customer: dict[str, Any], about: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The customer without an email or phone WooCommerce took but ulak refuses (an
+    admin-created order's address is not validated: `a..b@example.com`), and a note for
+    each left out; None when nothing else names them. A 422 would lose the whole resource
+    and push WooCommerce toward disabling the webhook for one address."""
+    _, problems = validate_event({"type": "customer.updated", "customer": customer, "data": {}})
+    refused = {p.path.removeprefix("customer."): p.message for p in problems}
+    if not problems or not refused.keys() <= {"email", "phone"}:
+        return customer, []  # valid, or refused for more than an address: _event says why
+    kept = {k: v for k, v in customer.items() if k not in refused}
+    notes = [f"{about}: the {name} is refused ({why}): left out" for name, why in refused.items()]
+    if not kept.keys() & {"id", "email", "phone"}:
+        return None, [*notes, f"{about} names no other customer ulak accepts: nothing stored"]
+    return kept, notes
+
+
 def _amount(value: Decimal) -> str:
     return str(value.quantize(CENT) if value == value.quantize(CENT) else value)
 
@@ -453,21 +469,26 @@ def order_translation(order: WooOrder) -> Translation:
     status = order.status.removeprefix("wc-")
     if status in NOT_PLACED:
         return Translation(notes=[NOT_PLACED[status]])
-    customer = _customer_of_order(order)
+    named, notes = _accepted(_customer_of_order(order), f"order {order.id}")
+    if named is None:
+        return Translation(notes=notes)
+    customer = named
     order_id = str(order.id)
     changed = order.date_modified_gmt or order.date_created_gmt
     if status == "cancelled":
         data = {"order_id": order_id}
         return Translation(
-            [_event(f"order:{order_id}:cancelled", "order.cancelled", changed, customer, data)]
+            [_event(f"order:{order_id}:cancelled", "order.cancelled", changed, customer, data)],
+            notes,
         )
     if status == "refunded":
         refunded = sum((-r.total for r in order.refunds), Decimal(0))
         data = {"order_id": order_id, "amount": _amount(abs(refunded) or order.total)}
         return Translation(
-            [_event(f"order:{order_id}:refunded", "order.refunded", changed, customer, data)]
+            [_event(f"order:{order_id}:refunded", "order.refunded", changed, customer, data)],
+            notes,
         )
-    out = Translation([_placed(order, customer)])
+    out = Translation([_placed(order, customer)], notes)
     if order.date_paid_gmt is not None and status in PAID_STATUSES:
         paid = {"order_id": order_id, "amount": _amount(order.total)}
         out.events.append(
@@ -503,17 +524,21 @@ def customer_translation(customer: WooCustomer, *, created: bool) -> Translation
         profile["first_name"] = first
     if last := (customer.last_name or customer.billing.last_name).strip():
         profile["last_name"] = last
+    # The id always names them: only the refused address is left out.
+    accepted, notes = _accepted(profile, f"customer {customer.id}")
+    assert accepted is not None
+    profile = accepted
     if created:
         key, type_, at = (
             f"customer:{customer.id}:created",
             "customer.created",
             customer.date_created_gmt,
         )
-        return Translation([_event(key, type_, at, profile, {})])
+        return Translation([_event(key, type_, at, profile, {})], notes)
     # Stamped on arrival: WooCommerce saves a customer (and sends this) for changes ulak
     # does not read, such as their last visit; the same profile again is the same event.
     key = f"customer:{customer.id}:updated"
-    return Translation([_event(key, "customer.updated", None, profile, {}, digest=True)])
+    return Translation([_event(key, "customer.updated", None, profile, {}, digest=True)], notes)
 
 
 def product_translation(product: WooProduct) -> Translation:

@@ -164,12 +164,28 @@ def _cart_id(properties: dict[str, Any], person: str) -> str:
     return _text(properties.get("cart_id"), "properties.cart_id") or f"segment-cart:{person}"
 
 
+def _subtotal(p: dict[str, Any]) -> str | None:
+    """Segment's `subtotal` is after discounts; ulak's is before them (the confirmation
+    prints Subtotal, -Discount, Shipping, Total), so the discount is added back."""
+    # Imported here, not at the top, so this change stays within the subtotal's lines.
+    from decimal import Decimal, InvalidOperation
+
+    subtotal = money(p.get("subtotal"), "properties.subtotal")
+    discount = money(p.get("discount"), "properties.discount")
+    if subtotal is None or discount is None:
+        return subtotal
+    try:
+        return str(Decimal(subtotal) + Decimal(discount))
+    except InvalidOperation:
+        return subtotal  # not a decimal: the event's validation says why
+
+
 def _order_placed(p: dict[str, Any], person: str) -> dict[str, Any]:
     coupon = _text(p.get("coupon"), "properties.coupon")
     return {
         "order_id": _text(p.get("order_id"), "properties.order_id"),
         "items": _items(p),
-        "subtotal": money(p.get("subtotal"), "properties.subtotal"),
+        "subtotal": _subtotal(p),
         "discount": money(p.get("discount"), "properties.discount"),
         "shipping": money(p.get("shipping"), "properties.shipping"),
         "tax": money(p.get("tax"), "properties.tax"),
