@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ulak.catalog.models import Product
-from ulak.db import is_postgres, table_of
+from ulak.db import insert_ignoring_conflicts, table_of
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,7 @@ async def import_products(
     if not products:
         return 0
     table = table_of(Product)
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table)
-    statement = statement.on_conflict_do_nothing(
-        index_elements=[table.c.store_id, table.c.product_id, table.c.variant_id]
-    ).returning(table.c.id)
+    statement = insert_ignoring_conflicts(session, table).returning(table.c.id)
     # One row per variant: a file naming one twice keeps its first row.
     rows = {
         (p.product_id, p.variant_id): {

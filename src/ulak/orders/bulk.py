@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ulak.db import insert_rows, is_postgres, table_of
+from ulak.db import insert_ignoring_conflicts, insert_rows, table_of
 from ulak.orders.models import Order, OrderItem, OrderStatusChange
 
 if TYPE_CHECKING:
@@ -63,17 +63,7 @@ async def import_orders(
     if not orders:
         return []
     table = table_of(Order)
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table)
-    statement = statement.on_conflict_do_nothing(
-        index_elements=[table.c.store_id, table.c.order_id]
-    ).returning(table.c.id, table.c.order_id)
+    statement = insert_ignoring_conflicts(session, table).returning(table.c.id, table.c.order_id)
     rows: dict[str, dict[str, Any]] = {}
     for order, customer_id in zip(orders, customer_ids, strict=True):
         # A file naming an order twice keeps its first.
